@@ -1,0 +1,3 @@
+from signaling.cli import main
+
+raise SystemExit(main())

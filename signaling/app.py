@@ -1,0 +1,90 @@
+"""The application factory: one aiohttp app with socket.io attached.
+
+Resources are opened in ``cleanup_ctx`` (closed only if they opened), in dependency order:
+store -> live state -> desk -> socket API.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import socketio
+from aiohttp import web
+
+from signaling import keys
+from signaling.desk import Desk
+from signaling.live import MemoryLiveState
+from signaling.rest import routes as rest_routes
+from signaling.settings import Settings, load_secret
+from signaling.sockets import SocketApi, SocketBroadcaster
+from signaling.store import FileStore, open_store
+from signaling.webfiles import security_headers, web_routes
+
+log = logging.getLogger("tandem")
+
+sio_key = web.AppKey("sio", socketio.AsyncServer)
+socket_api_key = web.AppKey("socket_api", SocketApi)
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(middlewares=[security_headers], client_max_size=1024**2)
+    app[keys.settings] = settings
+    app[keys.secret] = load_secret(settings.data_dir, settings.secret or None)
+    sio = socketio.AsyncServer(
+        async_mode="aiohttp",
+        # Origins are checked per role in the connect handler (site allowlists), so engine.io's
+        # own same-origin check is switched off rather than widened to '*'.
+        cors_allowed_origins=[],
+        max_http_buffer_size=settings.max_event_bytes,
+        ping_interval=20,
+        ping_timeout=20,
+        logger=False,
+        engineio_logger=False,
+    )
+    sio.attach(app)
+    app[sio_key] = sio
+    app.cleanup_ctx.append(_store_ctx)
+    app.cleanup_ctx.append(_desk_ctx)
+    app.on_shutdown.append(_announce_shutdown)
+    app.router.add_routes(rest_routes)
+    app.router.add_routes(web_routes(settings.web_dir / "dist"))
+    return app
+
+
+async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.settings]
+    store = await open_store(settings.database_url, settings.sqlite_path)
+    app[keys.store] = store
+    app[keys.files] = FileStore(settings.attachments_dir)
+    yield
+    await store.close()
+
+
+async def _desk_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.settings]
+    live = MemoryLiveState()
+    app[keys.live] = live
+    sio = app[sio_key]
+    desk = Desk(
+        store=app[keys.store],
+        live=live,
+        files=app[keys.files],
+        broadcaster=SocketBroadcaster(sio),
+        secret=app[keys.secret],
+        customer_token_ttl=settings.customer_token_ttl,
+    )
+    await desk.rebuild_live_state()
+    app[keys.desk] = desk
+    app[socket_api_key] = SocketApi(sio, desk, app[keys.store], settings, app[keys.secret])
+    yield
+    await live.close()
+
+
+async def _announce_shutdown(app: web.Application) -> None:
+    # Everything a session holds is in the store already; clients only need to know to
+    # reconnect (to this node when it is back, or to another one).
+    api = app.get(socket_api_key)
+    if api is not None:
+        await api.announce_restart()
+        log.info("told connected clients to reconnect")

@@ -1,0 +1,162 @@
+"""Passwords, signed tokens and customer identity verification.
+
+Tokens are ``v1.<payload>.<signature>``: base64url JSON claims and an HMAC-SHA256 over
+``v1.<payload>`` keyed with the server secret (the construction of a JWT with ``alg=HS256``,
+minus the header that lets a forger pick ``alg=none``).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+_TOKEN_PREFIX = "v1"
+
+# scrypt parameters (RFC 7914): N=2^15, r=8, p=1 costs ~32 MiB and tens of milliseconds,
+# the interactive-login setting recommended by the RFC's authors.
+_SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**15, 8, 1
+_SCRYPT_MAXMEM = 64 * 1024 * 1024
+
+Role = Literal["agent", "supervisor", "admin"]
+ROLES: tuple[Role, ...] = ("agent", "supervisor", "admin")
+
+
+class TokenError(Exception):
+    """A token that is malformed, forged, of the wrong kind or expired."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def hash_password(password: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(
+        password.encode(), salt=salt, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P, maxmem=_SCRYPT_MAXMEM
+    )
+    return f"scrypt${_SCRYPT_N}${_SCRYPT_R}${_SCRYPT_P}${_b64(salt)}${_b64(digest)}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    try:
+        scheme, n, r, p, salt, digest = stored.split("$")
+        if scheme != "scrypt":
+            return False
+        candidate = hashlib.scrypt(
+            password.encode(),
+            salt=_unb64(salt),
+            n=int(n),
+            r=int(r),
+            p=int(p),
+            maxmem=_SCRYPT_MAXMEM,
+        )
+    except ValueError:
+        return False
+    return hmac.compare_digest(candidate, _unb64(digest))
+
+
+@dataclass(frozen=True)
+class AgentClaims:
+    agent_id: str
+    role: Role
+    expires_at: float
+
+
+@dataclass(frozen=True)
+class CustomerClaims:
+    site_id: str
+    customer_id: str
+    ticket_id: str
+    expires_at: float
+
+
+def issue_agent_token(secret: str, agent_id: str, role: Role, ttl: int) -> tuple[str, float]:
+    exp = time.time() + ttl
+    return _sign(secret, {"typ": "agent", "sub": agent_id, "role": role, "exp": exp}), exp
+
+
+def issue_customer_token(
+    secret: str, site_id: str, customer_id: str, ticket_id: str, ttl: int
+) -> str:
+    claims = {"typ": "customer", "site": site_id, "sub": customer_id, "tkt": ticket_id}
+    return _sign(secret, {**claims, "exp": time.time() + ttl})
+
+
+def read_agent_token(secret: str, token: str) -> AgentClaims:
+    claims = _verify(secret, token, "agent")
+    role = claims.get("role")
+    if role not in ROLES or not isinstance(claims.get("sub"), str):
+        raise TokenError("malformed")
+    return AgentClaims(agent_id=claims["sub"], role=role, expires_at=float(claims["exp"]))
+
+
+def read_customer_token(secret: str, token: str, *, allow_expired: bool = False) -> CustomerClaims:
+    claims = _verify(secret, token, "customer", allow_expired=allow_expired)
+    fields = (claims.get("site"), claims.get("sub"), claims.get("tkt"))
+    if not all(isinstance(value, str) for value in fields):
+        raise TokenError("malformed")
+    return CustomerClaims(
+        site_id=claims["site"],
+        customer_id=claims["sub"],
+        ticket_id=claims["tkt"],
+        expires_at=float(claims["exp"]),
+    )
+
+
+def identity_signature(site_secret: str, user_id: str) -> str:
+    """What the host app's backend computes to vouch for a user id (identity validation)."""
+    return hmac.new(site_secret.encode(), user_id.encode(), hashlib.sha256).hexdigest()
+
+
+def identity_verified(site_secret: str, user_id: str, signature: str | None) -> bool:
+    if not signature:
+        return False
+    return hmac.compare_digest(identity_signature(site_secret, user_id), signature.lower())
+
+
+def new_id(prefix: str) -> str:
+    """An opaque id with 128 random bits (at least 122 are required of guessable ids)."""
+    return f"{prefix}_{secrets.token_urlsafe(16)}"
+
+
+def _sign(secret: str, claims: dict[str, object]) -> str:
+    body = _b64(json.dumps({**claims, "iat": int(time.time())}, separators=(",", ":")).encode())
+    signing_input = f"{_TOKEN_PREFIX}.{body}"
+    mac = hmac.new(secret.encode(), signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{_b64(mac)}"
+
+
+def _verify(secret: str, token: str, kind: str, *, allow_expired: bool = False) -> dict[str, Any]:
+    parts = token.split(".")
+    if len(parts) != 3 or parts[0] != _TOKEN_PREFIX:
+        raise TokenError("malformed")
+    expected = hmac.new(secret.encode(), f"{parts[0]}.{parts[1]}".encode(), hashlib.sha256)
+    try:
+        given = _unb64(parts[2])
+        claims = json.loads(_unb64(parts[1]))
+    except (ValueError, UnicodeDecodeError):
+        raise TokenError("malformed") from None
+    if not hmac.compare_digest(expected.digest(), given):
+        raise TokenError("bad_signature")
+    if not isinstance(claims, dict) or claims.get("typ") != kind:
+        raise TokenError("wrong_kind")
+    exp = claims.get("exp")
+    if not isinstance(exp, int | float):
+        raise TokenError("malformed")
+    if not allow_expired and exp < time.time():
+        raise TokenError("expired")
+    return claims
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))

@@ -1,0 +1,202 @@
+"""The ``tandem`` command: ``serve``, ``demo``, ``site add``, ``agent add``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from aiohttp import web
+
+from signaling.accounts import AccountError, add_agent, add_site, ensure_demo
+from signaling.app import create_app
+from signaling.settings import Settings, env
+from signaling.store import open_store
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(env("DATA_DIR") or "var"),
+        help="where SQLite, attachments and the secret live (TANDEM_DATA_DIR; default ./var)",
+    )
+    parser.add_argument(
+        "--database-url",
+        default=env("DATABASE_URL") or os.environ.get("DATABASE_URL"),
+        help="postgresql://... to use PostgreSQL (TANDEM_DATABASE_URL or DATABASE_URL)",
+    )
+
+
+def _server_flags(parser: argparse.ArgumentParser, port: int) -> None:
+    parser.add_argument("--host", default=env("HOST", "127.0.0.1"), help="TANDEM_HOST")
+    parser.add_argument("--port", type=int, default=int(env("PORT") or port), help="TANDEM_PORT")
+    parser.add_argument(
+        "--redis-url",
+        default=env("REDIS_URL") or os.environ.get("REDIS_URL"),
+        help="redis://... for live state shared by several nodes (TANDEM_REDIS_URL or REDIS_URL)",
+    )
+    parser.add_argument("--secret", default=env("SECRET"), help="token signing key (TANDEM_SECRET)")
+    parser.add_argument("--public-url", default=env("PUBLIC_URL"), help="TANDEM_PUBLIC_URL")
+    parser.add_argument(
+        "--stun-urls", default=env("STUN_URLS", ""), help="comma-separated (TANDEM_STUN_URLS)"
+    )
+    parser.add_argument(
+        "--turn-urls", default=env("TURN_URLS", ""), help="comma-separated (TANDEM_TURN_URLS)"
+    )
+    parser.add_argument("--turn-secret", default=env("TURN_SECRET"), help="TANDEM_TURN_SECRET")
+    parser.add_argument("--log-level", default=env("LOG_LEVEL", "INFO"), help="TANDEM_LOG_LEVEL")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tandem", description="Tandem support server")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the server")
+    _common(serve)
+    _server_flags(serve, 8080)
+
+    demo = commands.add_parser("demo", help="run the server with a demo site and agent")
+    demo.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(env("DATA_DIR") or "var/demo"),
+        help="TANDEM_DATA_DIR (default ./var/demo)",
+    )
+    demo.add_argument("--database-url", default=None, help=argparse.SUPPRESS)
+    _server_flags(demo, 8080)
+
+    site = commands.add_parser("site", help="manage sites").add_subparsers(
+        dest="action", required=True
+    )
+    site_add = site.add_parser("add", help="add a site; prints its public key and secret")
+    site_add.add_argument("name")
+    site_add.add_argument("--origin", action="append", required=True, help="repeatable")
+    _common(site_add)
+
+    agent = commands.add_parser("agent", help="manage agents").add_subparsers(
+        dest="action", required=True
+    )
+    agent_add = agent.add_parser("add", help="add an agent (password from --password or stdin)")
+    agent_add.add_argument("email")
+    agent_add.add_argument("--name", required=True)
+    agent_add.add_argument("--skills", default="", help="comma-separated")
+    agent_add.add_argument("--role", choices=["agent", "supervisor", "admin"], default="agent")
+    agent_add.add_argument("--password")
+    _common(agent_add)
+    return parser
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    def urls(value: str) -> tuple[str, ...]:
+        return tuple(u.strip() for u in value.split(",") if u.strip())
+
+    return Settings(
+        host=args.host,
+        port=args.port,
+        data_dir=args.data_dir,
+        database_url=args.database_url,
+        redis_url=args.redis_url,
+        secret=args.secret or "",
+        public_url=args.public_url,
+        stun_urls=urls(args.stun_urls),
+        turn_urls=urls(args.turn_urls),
+        turn_secret=args.turn_secret,
+        log_level=args.log_level,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            return _serve(settings_from(args))
+        if args.command == "demo":
+            return _demo(settings_from(args))
+        if args.command == "site":
+            return asyncio.run(_site_add(args))
+        return asyncio.run(_agent_add(args))
+    except AccountError as exc:
+        print(f"tandem: {exc}", file=sys.stderr)
+        return 2
+
+
+def _serve(settings: Settings, banner: str | None = None) -> int:
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    app = create_app(settings)
+
+    async def announce(_app: web.Application) -> None:
+        print(banner or f"Tandem listening on http://{settings.host}:{settings.port}", flush=True)
+
+    app.on_startup.append(announce)
+    web.run_app(app, host=settings.host, port=settings.port, print=None, shutdown_timeout=5)
+    return 0
+
+
+def _demo(settings: Settings) -> int:
+    base = settings.public_url or f"http://{settings.host}:{settings.port}"
+    login = asyncio.run(_ensure_demo(settings, base))
+    banner = "\n".join(
+        [
+            "",
+            "Tandem demo is running.",
+            f"  Demo shop (customer): {base}/demo/",
+            f"  Agent console:        {base}/console/",
+            f"  Agent login:          {login[0]}  /  {login[1]}",
+            f"  Supervisor login:     {login[2]}  /  {login[1]}",
+            "Open the shop in one window, the console in another, press Help in the shop.",
+            "Ctrl+C stops it.",
+            "",
+        ]
+    )
+    return _serve(settings, banner)
+
+
+async def _ensure_demo(settings: Settings, base: str) -> tuple[str, str, str]:
+    store = await open_store(settings.database_url, settings.sqlite_path)
+    try:
+        return await ensure_demo(store, settings.data_dir, base)
+    finally:
+        await store.close()
+
+
+async def _site_add(args: argparse.Namespace) -> int:
+    store = await open_store(args.database_url, args.data_dir / "tandem.sqlite3")
+    try:
+        site = await add_site(store, args.name, args.origin)
+    finally:
+        await store.close()
+    print(f"site:       {site.name}")
+    print(f"public key: {site.public_key}")
+    print(f"secret:     {site.secret}")
+    print(f"origins:    {', '.join(site.origins)}")
+    print(
+        f'embed:      <script async src="https://HOST/tandem.js" data-site="{site.public_key}">'
+        "</script>"
+    )
+    return 0
+
+
+async def _agent_add(args: argparse.Namespace) -> int:
+    password = args.password
+    if password is None:
+        password = (
+            getpass.getpass("password: ")
+            if sys.stdin.isatty()
+            else sys.stdin.readline().rstrip("\n")
+        )
+    skills = [s.strip() for s in args.skills.split(",") if s.strip()]
+    store = await open_store(args.database_url, args.data_dir / "tandem.sqlite3")
+    try:
+        agent = await add_agent(store, args.email, args.name, password, args.role, skills)
+    finally:
+        await store.close()
+    print(f"agent {agent.email} ({agent.role}) added as {agent.id}")
+    return 0

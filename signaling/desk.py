@@ -1,0 +1,542 @@
+"""The support desk: the lifecycle of a support session and its ticket.
+
+request help -> ticket created (with the context) and queued -> an agent accepts (first wins) ->
+chat both ways -> either side ends -> ticket closed with its transcript. Socket handlers and REST
+routes call this; it talks to the durable store, the shared live state and the broadcaster, and
+never to a socket directly, so any node can serve any step.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
+
+from signaling import auth
+from signaling.live import LiveState
+from signaling.protocol import (
+    AgentRef,
+    AttachmentAdded,
+    AttachmentInfo,
+    ChatMessage,
+    ChatTypingNotice,
+    ContextChanged,
+    ContextPatch,
+    CustomerRef,
+    ErrorCode,
+    HelpRequest,
+    Message,
+    QueueAdded,
+    QueueEntry,
+    QueuePosition,
+    QueueRemoved,
+    SessionAccepted,
+    SessionEnded,
+    SessionJoined,
+    SessionState,
+    StoredContext,
+    TicketSummary,
+    TicketTimeline,
+    TimelineEntry,
+    TranscriptMessage,
+)
+from signaling.store import (
+    AgentRecord,
+    AttachmentRecord,
+    FileStore,
+    MessageRecord,
+    Sender,
+    SiteRecord,
+    TicketRecord,
+    TicketStore,
+    TimelineRecord,
+)
+from signaling.useragent import parse_user_agent
+
+log = logging.getLogger("tandem.desk")
+
+EndedBy = Literal["customer", "agent", "system"]
+
+AGENTS_ROOM = "agents"
+"""Every connected agent socket: queue changes go here."""
+
+
+def agent_room(agent_id: str) -> str:
+    """Every socket of one agent (tabs, nodes): session events reach agents through this."""
+    return f"agent:{agent_id}"
+
+
+def customer_room(ticket_id: str) -> str:
+    """The customer's sockets of one session."""
+    return f"customer:{ticket_id}"
+
+
+class DeskError(Exception):
+    """A refused request; it changed nothing."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code: ErrorCode = code
+        self.message = message
+
+
+class Broadcaster(Protocol):
+    async def emit(self, event: Message, rooms: list[str], skip_sid: str | None = None) -> None:
+        """Send a server event to every socket in any of the rooms, on every node."""
+        ...
+
+
+@dataclass(frozen=True)
+class CustomerCaller:
+    """A customer socket: which site, and which session its token is scoped to (if any)."""
+
+    site: SiteRecord
+    customer_id: str | None = None
+    ticket_id: str | None = None
+    sid: str | None = None
+
+
+@dataclass(frozen=True)
+class AgentCaller:
+    agent: AgentRecord
+    sid: str | None = None
+
+    @property
+    def ref(self) -> dict[str, str]:
+        return {"id": self.agent.id, "name": self.agent.name}
+
+    @property
+    def oversees(self) -> bool:
+        """Supervisors and admins may read and join any session."""
+        return self.agent.role in ("supervisor", "admin")
+
+
+Caller = CustomerCaller | AgentCaller
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Desk:
+    def __init__(
+        self,
+        store: TicketStore,
+        live: LiveState,
+        files: FileStore,
+        broadcaster: Broadcaster,
+        secret: str,
+        customer_token_ttl: int,
+    ) -> None:
+        self.store = store
+        self.live = live
+        self.files = files
+        self.broadcaster = broadcaster
+        self._secret = secret
+        self._customer_token_ttl = customer_token_ttl
+
+    # ------------------------------------------------------------------ customer side
+
+    async def request_help(
+        self, caller: CustomerCaller, request: HelpRequest
+    ) -> tuple[SessionState, CustomerCaller]:
+        """Create the ticket at once, holding the context, and queue it.
+
+        A customer whose token names a session that is still open gets that session back
+        instead of a second ticket; one whose session is closed gets a new ticket linked to it.
+        """
+        previous: TicketRecord | None = None
+        customer_id = caller.customer_id
+        if caller.ticket_id:
+            previous = await self.store.ticket(caller.ticket_id)
+            if previous is not None and previous.status != "closed":
+                state = await self.session_state(previous, token=self._token_for(previous))
+                return state, caller
+        if request.previous_token and previous is None:
+            previous, customer_id = await self._previous_from_token(caller, request.previous_token)
+
+        site = caller.site
+        identity = request.identity
+        customer: dict[str, Any]
+        if identity is not None:
+            verified = auth.identity_verified(site.secret, identity.id, identity.signature)
+            customer = {
+                "id": identity.id,
+                "verified": verified,
+                "name": identity.name,
+                "email": identity.email,
+            }
+        else:
+            customer = {
+                "id": customer_id or auth.new_id("c"),
+                "verified": False,
+                "name": None,
+                "email": None,
+            }
+        now = time.time()
+        packet = request.context
+        context = StoredContext(
+            **packet.model_dump(), device=parse_user_agent(packet.user_agent)
+        ).wire()
+        ticket = TicketRecord(
+            id=auth.new_id("tk"),
+            site_id=site.id,
+            status="queued",
+            created_at=now,
+            closed_at=None,
+            customer=customer,
+            context=context,
+            agents=(),
+            previous_ticket_id=previous.id if previous else None,
+        )
+        await self.store.create_ticket(ticket)
+        await self._timeline(
+            ticket,
+            "ticket.created",
+            {
+                "url": packet.url,
+                "title": packet.title,
+                "previousTicketId": ticket.previous_ticket_id,
+            },
+        )
+        entry = self._queue_entry(ticket, site)
+        await self.live.enqueue(ticket.id, now, entry.wire())
+        await self.broadcaster.emit(QueueAdded(entry=entry), [AGENTS_ROOM])
+        token = self._token_for(ticket)
+        new_caller = CustomerCaller(
+            site=site, customer_id=customer["id"], ticket_id=ticket.id, sid=caller.sid
+        )
+        state = await self.session_state(ticket, token=token)
+        return state, new_caller
+
+    async def _previous_from_token(
+        self, caller: CustomerCaller, token: str
+    ) -> tuple[TicketRecord | None, str | None]:
+        try:
+            claims = auth.read_customer_token(self._secret, token, allow_expired=True)
+        except auth.TokenError as exc:
+            raise DeskError("unauthorized", f"previous token refused: {exc.reason}") from None
+        if claims.site_id != caller.site.id:
+            raise DeskError("forbidden", "previous token belongs to another site")
+        return await self.store.ticket(claims.ticket_id), claims.customer_id
+
+    def _token_for(self, ticket: TicketRecord) -> str:
+        return auth.issue_customer_token(
+            self._secret,
+            ticket.site_id,
+            str(ticket.customer["id"]),
+            ticket.id,
+            self._customer_token_ttl,
+        )
+
+    async def update_context(self, caller: CustomerCaller, patch: ContextPatch) -> StoredContext:
+        ticket = await self._ticket_for(caller, None)
+        if ticket.status == "closed":
+            raise DeskError("invalid_state", "the session has ended")
+        changes = patch.wire()
+        merged = StoredContext.model_validate({**ticket.context, **changes})
+        await self.store.set_context(ticket.id, merged.wire())
+        await self._timeline(ticket, "context.updated", changes)
+        await self.broadcaster.emit(
+            ContextChanged(ticket_id=ticket.id, context=merged), self._agent_rooms(ticket)
+        )
+        return merged
+
+    # ------------------------------------------------------------------ agent side
+
+    async def queue(self) -> list[QueueEntry]:
+        return [QueueEntry.model_validate(entry) for entry in await self.live.queue()]
+
+    async def accept(self, caller: AgentCaller, ticket_id: str) -> SessionState:
+        ticket = await self.store.ticket(ticket_id)
+        if ticket is None:
+            raise DeskError("not_found", "no such ticket")
+        if ticket.status == "closed":
+            raise DeskError("invalid_state", "the session has ended")
+        if not await self.store.claim_ticket(ticket_id, caller.ref):
+            raise DeskError("already_taken", "another agent accepted this session first")
+        await self.live.dequeue(ticket_id)
+        await self.live.join(ticket_id, caller.agent.id)
+        ticket = await self._must_ticket(ticket_id)
+        agent = AgentRef(id=caller.agent.id, name=caller.agent.name)
+        await self._timeline(ticket, "session.accepted", {"agent": agent.wire()})
+        await self.broadcaster.emit(
+            QueueRemoved(ticket_id=ticket_id, reason="accepted", agent=agent), [AGENTS_ROOM]
+        )
+        await self.broadcaster.emit(
+            SessionAccepted(ticket_id=ticket_id, agent=agent), self.rooms(ticket)
+        )
+        await self._announce_positions()
+        return await self.session_state(ticket)
+
+    async def join(self, caller: AgentCaller, ticket_id: str) -> SessionState:
+        if not caller.oversees:
+            raise DeskError("forbidden", "only supervisors and admins join sessions")
+        ticket = await self.store.ticket(ticket_id)
+        if ticket is None:
+            raise DeskError("not_found", "no such ticket")
+        if ticket.status != "active":
+            raise DeskError("invalid_state", f"the session is {ticket.status}")
+        await self.store.add_ticket_agent(ticket_id, caller.ref)
+        await self.live.join(ticket_id, caller.agent.id)
+        ticket = await self._must_ticket(ticket_id)
+        agent = AgentRef(id=caller.agent.id, name=caller.agent.name)
+        await self._timeline(ticket, "session.joined", {"agent": agent.wire()})
+        await self.broadcaster.emit(
+            SessionJoined(ticket_id=ticket_id, agent=agent), self.rooms(ticket)
+        )
+        return await self.session_state(ticket)
+
+    async def sessions(self, caller: AgentCaller) -> list[TicketSummary]:
+        """The agent's open sessions (what a reconnecting console restores)."""
+        summaries = []
+        for ticket_id in sorted(await self.live.sessions_of(caller.agent.id)):
+            ticket = await self.store.ticket(ticket_id)
+            if ticket is not None and ticket.status == "active":
+                summaries.append(await self.summary(ticket))
+        return summaries
+
+    # ------------------------------------------------------------------ both sides
+
+    async def resume(self, caller: Caller, ticket_id: str | None, after_id: int) -> SessionState:
+        ticket = await self._ticket_for(caller, ticket_id, read_only=True)
+        token = self._token_for(ticket) if isinstance(caller, CustomerCaller) else None
+        return await self.session_state(ticket, after_id=after_id, token=token)
+
+    async def chat(
+        self, caller: Caller, ticket_id: str | None, client_msg_id: str, text: str
+    ) -> tuple[TranscriptMessage, bool]:
+        ticket = await self._ticket_for(caller, ticket_id)
+        if ticket.status == "closed":
+            raise DeskError("invalid_state", "the session has ended")
+        if isinstance(caller, CustomerCaller):
+            sender: Sender = "customer"
+            author_id = str(ticket.customer["id"])
+            author = str(ticket.customer.get("name") or "Customer")
+        else:
+            sender, author_id, author = "agent", caller.agent.id, caller.agent.name
+        record, new = await self.store.add_message(
+            ticket.id, sender, author_id, author, text, client_msg_id, time.time()
+        )
+        message = transcript_message(record)
+        if new:
+            await self.broadcaster.emit(ChatMessage(message=message), self.rooms(ticket))
+        return message, new
+
+    async def typing(self, caller: Caller, ticket_id: str | None, typing: bool) -> None:
+        ticket = await self._ticket_for(caller, ticket_id)
+        if ticket.status == "closed":
+            return
+        if isinstance(caller, CustomerCaller):
+            notice = ChatTypingNotice(
+                ticket_id=ticket.id,
+                from_="customer",
+                name=str(ticket.customer.get("name") or "Customer"),
+                typing=typing,
+            )
+        else:
+            notice = ChatTypingNotice(
+                ticket_id=ticket.id, from_="agent", name=caller.agent.name, typing=typing
+            )
+        await self.broadcaster.emit(notice, self.rooms(ticket), skip_sid=caller.sid)
+
+    async def end(self, caller: Caller, ticket_id: str | None) -> None:
+        ticket = await self._ticket_for(caller, ticket_id)
+        by: EndedBy = "customer" if isinstance(caller, CustomerCaller) else "agent"
+        await self.close(ticket, by, {"by": by} | ({} if by == "customer" else caller_ref(caller)))
+
+    async def close(self, ticket: TicketRecord, by: EndedBy, data: dict[str, Any]) -> None:
+        now = time.time()
+        if not await self.store.close_ticket(ticket.id, now):
+            raise DeskError("invalid_state", "the session has ended already")
+        was_queued = await self.live.dequeue(ticket.id)
+        await self.live.drop_session(ticket.id)
+        await self._timeline(ticket, "session.ended", data)
+        if was_queued or ticket.status == "queued":
+            await self.broadcaster.emit(
+                QueueRemoved(ticket_id=ticket.id, reason="ended"), [AGENTS_ROOM]
+            )
+            await self._announce_positions()
+        await self.broadcaster.emit(
+            SessionEnded(ticket_id=ticket.id, by=by, at=iso(now)),
+            self.rooms(ticket),
+        )
+
+    # ------------------------------------------------------------------ attachments
+
+    async def file_attachment(
+        self,
+        ticket_id: str,
+        kind: str,
+        content_type: str,
+        data: bytes,
+        meta: dict[str, Any],
+    ) -> AttachmentInfo:
+        """Store bytes content-addressed, record them on the ticket, tell everyone in it."""
+        ticket = await self._must_ticket(ticket_id)
+        sha256, size = await self.files.put_bytes(data)
+        record = AttachmentRecord(
+            id=auth.new_id("at"),
+            ticket_id=ticket_id,
+            kind=kind,
+            content_type=content_type,
+            size=size,
+            sha256=sha256,
+            created_at=time.time(),
+            meta=meta,
+        )
+        await self.store.add_attachment(record)
+        info = attachment_info(record)
+        await self._timeline(
+            ticket,
+            "attachment.added",
+            {"attachmentId": record.id, "kind": kind, "contentType": content_type, "size": size},
+        )
+        await self.broadcaster.emit(
+            AttachmentAdded(ticket_id=ticket_id, attachment=info), self.rooms(ticket)
+        )
+        return info
+
+    # ------------------------------------------------------------------ views
+
+    async def session_state(
+        self, ticket: TicketRecord, after_id: int = 0, token: str | None = None
+    ) -> SessionState:
+        position = None
+        if ticket.status == "queued":
+            queued = await self.live.queued_ids()
+            position = queued.index(ticket.id) + 1 if ticket.id in queued else None
+        messages = [transcript_message(m) for m in await self.store.messages(ticket.id, after_id)]
+        return SessionState(
+            ticket=await self.summary(ticket), messages=messages, position=position, token=token
+        )
+
+    async def summary(self, ticket: TicketRecord) -> TicketSummary:
+        site = await self.store.site(ticket.site_id)
+        return ticket_summary(ticket, site.name if site else ticket.site_id)
+
+    def rooms(self, ticket: TicketRecord) -> list[str]:
+        """Every socket in a session: the customer's and each joined agent's."""
+        return [customer_room(ticket.id), *self._agent_rooms(ticket)]
+
+    def _agent_rooms(self, ticket: TicketRecord) -> list[str]:
+        return [agent_room(agent["id"]) for agent in ticket.agents]
+
+    # ------------------------------------------------------------------ start-up
+
+    async def rebuild_live_state(self) -> None:
+        """Refill live state from the store (a single node after a restart)."""
+        for ticket in reversed(await self.store.tickets(status="queued", limit=100_000)):
+            site = await self.store.site(ticket.site_id)
+            if site is not None:
+                entry = self._queue_entry(ticket, site)
+                await self.live.enqueue(ticket.id, ticket.created_at, entry.wire())
+        for ticket in await self.store.tickets(status="active", limit=100_000):
+            for agent in ticket.agents:
+                await self.live.join(ticket.id, agent["id"])
+
+    # ------------------------------------------------------------------ internals
+
+    async def _ticket_for(
+        self, caller: Caller, ticket_id: str | None, *, read_only: bool = False
+    ) -> TicketRecord:
+        """The ticket a caller may act on, or the reason they may not."""
+        if isinstance(caller, CustomerCaller):
+            if caller.ticket_id is None:
+                raise DeskError("unauthorized", "ask for help first (help.request)")
+            if ticket_id is not None and ticket_id != caller.ticket_id:
+                raise DeskError("forbidden", "not your session")
+            ticket = await self.store.ticket(caller.ticket_id)
+            if ticket is None or ticket.site_id != caller.site.id:
+                raise DeskError("not_found", "no such session")
+            return ticket
+        if ticket_id is None:
+            raise DeskError("malformed", "ticketId is required")
+        ticket = await self.store.ticket(ticket_id)
+        if ticket is None:
+            raise DeskError("not_found", "no such ticket")
+        member = any(agent["id"] == caller.agent.id for agent in ticket.agents)
+        if not member and not (read_only and caller.oversees):
+            raise DeskError("forbidden", "you are not in this session")
+        return ticket
+
+    async def _must_ticket(self, ticket_id: str) -> TicketRecord:
+        ticket = await self.store.ticket(ticket_id)
+        if ticket is None:
+            raise DeskError("not_found", "no such ticket")
+        return ticket
+
+    async def _timeline(self, ticket: TicketRecord, type: str, data: dict[str, Any]) -> None:
+        record = await self.store.add_timeline(ticket.id, type, data, time.time())
+        await self.broadcaster.emit(
+            TicketTimeline(ticket_id=ticket.id, entry=timeline_entry(record)),
+            self._agent_rooms(ticket),
+        )
+
+    def _queue_entry(self, ticket: TicketRecord, site: SiteRecord) -> QueueEntry:
+        return QueueEntry(
+            ticket_id=ticket.id,
+            site=site.name,
+            customer=CustomerRef.model_validate(ticket.customer),
+            context=StoredContext.model_validate(ticket.context),
+            created_at=iso(ticket.created_at),
+            previous_ticket_id=ticket.previous_ticket_id,
+        )
+
+    async def _announce_positions(self) -> None:
+        for index, ticket_id in enumerate(await self.live.queued_ids(), start=1):
+            await self.broadcaster.emit(
+                QueuePosition(ticket_id=ticket_id, position=index), [customer_room(ticket_id)]
+            )
+
+
+def caller_ref(caller: Caller) -> dict[str, Any]:
+    if isinstance(caller, AgentCaller):
+        return {"agent": caller.ref}
+    return {}
+
+
+def ticket_summary(ticket: TicketRecord, site_name: str) -> TicketSummary:
+    return TicketSummary(
+        id=ticket.id,
+        status=ticket.status,
+        site=site_name,
+        created_at=iso(ticket.created_at),
+        closed_at=iso(ticket.closed_at) if ticket.closed_at else None,
+        customer=CustomerRef.model_validate(ticket.customer),
+        context=StoredContext.model_validate(ticket.context),
+        agents=[AgentRef.model_validate(agent) for agent in ticket.agents],
+        previous_ticket_id=ticket.previous_ticket_id,
+    )
+
+
+def transcript_message(record: MessageRecord) -> TranscriptMessage:
+    return TranscriptMessage(
+        id=record.id,
+        ticket_id=record.ticket_id,
+        from_=record.sender,
+        author=record.author,
+        author_id=record.author_id,
+        text=record.text,
+        at=iso(record.at),
+        client_msg_id=record.client_msg_id,
+    )
+
+
+def timeline_entry(record: TimelineRecord) -> TimelineEntry:
+    return TimelineEntry(id=record.id, at=iso(record.at), type=record.type, data=record.data)
+
+
+def attachment_info(record: AttachmentRecord) -> AttachmentInfo:
+    return AttachmentInfo(
+        id=record.id,
+        kind=record.kind,
+        content_type=record.content_type,
+        size=record.size,
+        sha256=record.sha256,
+        url=f"/api/tickets/{record.ticket_id}/attachments/{record.id}",
+        created_at=iso(record.created_at),
+        meta=record.meta,
+    )

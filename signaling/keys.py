@@ -1,0 +1,17 @@
+"""Typed application state (aiohttp ``AppKey``): every resource the app holds."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from signaling.desk import Desk
+from signaling.live import LiveState
+from signaling.settings import Settings
+from signaling.store import FileStore, TicketStore
+
+settings = web.AppKey("settings", Settings)
+secret = web.AppKey("secret", str)
+store = web.AppKey("store", TicketStore)
+live = web.AppKey("live", LiveState)
+files = web.AppKey("files", FileStore)
+desk = web.AppKey("desk", Desk)

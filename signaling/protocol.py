@@ -1,0 +1,553 @@
+"""Every message that crosses Tandem's wire: socket.io payloads, acks and REST bodies.
+
+This module is the contract (``docs/protocol.md`` documents it for client writers). It imports
+nothing from Tandem, so every other module may import it.
+
+Rules, in the manner of rrweb's protocol (append-only within a major version):
+
+- a Socket.IO event's name equals its model's ``type`` (``domain.verb``);
+- within ``PROTOCOL_VERSION`` only new event types and new *optional* fields are added; nothing is
+  renamed, renumbered or reused; retired fields stay as deprecated optionals;
+- the wire is camelCase (``ticketId``); Python stays snake_case through ``alias_generator``;
+- unknown fields are ignored so an older server accepts a newer client's additions.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.alias_generators import to_camel
+
+PROTOCOL_VERSION = 1
+"""Sent by every client in the socket.io ``auth`` payload as ``v``."""
+MIN_PROTOCOL_VERSION = 1
+"""The oldest client protocol this server still accepts."""
+
+MAX_CHAT_TEXT = 10_000
+"""Characters in one chat message (Chatwoot's limit for web messages)."""
+MAX_APP_CONTEXT_BYTES = 8_192
+"""The host app's free-form context fields, serialized as JSON."""
+
+ShortText = Annotated[str, Field(max_length=200)]
+Url = Annotated[str, Field(max_length=2048)]
+Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-:.]+$")]
+
+
+class Message(BaseModel):
+    """Base of every wire message."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="ignore",
+        alias_generator=to_camel,
+        populate_by_name=True,
+        use_attribute_docstrings=True,
+        ser_json_inf_nan="null",
+    )
+
+    def wire(self) -> dict[str, Any]:
+        """The JSON-ready dict that goes on the wire (camelCase, no ``None`` noise)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+# --------------------------------------------------------------------------- handshake
+
+
+class ConnectAuth(Message):
+    """The socket.io ``auth`` payload of every connection."""
+
+    v: int
+    """Client protocol version (``PROTOCOL_VERSION``)."""
+    role: Literal["customer", "agent"]
+    site: Annotated[str, Field(max_length=128)] | None = None
+    """Customer sockets: the site's public key from the embed tag."""
+    token: Annotated[str, Field(max_length=4096)] | None = None
+    """Agents: the bearer token from ``POST /api/auth/login``. Customers: the resumable
+    session token from the ``help.request`` ack (absent before they ask for help)."""
+
+
+# --------------------------------------------------------------------------- shared values
+
+
+class Size(Message):
+    width: Annotated[int, Field(ge=0, le=100_000)]
+    height: Annotated[int, Field(ge=0, le=100_000)]
+
+
+class Geo(Message):
+    """Only present when the customer allowed the browser to share location."""
+
+    latitude: Annotated[float, Field(ge=-90, le=90)]
+    longitude: Annotated[float, Field(ge=-180, le=180)]
+    accuracy: Annotated[float, Field(ge=0, le=1e7)] | None = None
+    """Metres, as the Geolocation API reports it."""
+
+
+def _check_app_fields(value: dict[str, Any]) -> dict[str, Any]:
+    if len(json.dumps(value, separators=(",", ":"))) > MAX_APP_CONTEXT_BYTES:
+        raise ValueError(f"app context exceeds {MAX_APP_CONTEXT_BYTES} bytes of JSON")
+    return value
+
+
+class ContextPacket(Message):
+    """What the snippet knows about the customer's situation when they ask for help."""
+
+    url: Url
+    title: Annotated[str, Field(max_length=512)] = ""
+    referrer: Url = ""
+    user_agent: Annotated[str, Field(max_length=1024)] = ""
+    screen: Size | None = None
+    viewport: Size | None = None
+    language: Annotated[str, Field(max_length=35)] = ""
+    time_zone: Annotated[str, Field(max_length=64)] = ""
+    app: dict[str, Any] = Field(default_factory=dict)
+    """The host app's own fields (product on screen, cart, plan, order id): free-form JSON,
+    at most ``MAX_APP_CONTEXT_BYTES``."""
+    geo: Geo | None = None
+
+    _app = field_validator("app")(_check_app_fields)
+
+
+class ContextPatch(Message):
+    """A later change of context (the customer navigated, the page set new app fields)."""
+
+    url: Url | None = None
+    title: Annotated[str, Field(max_length=512)] | None = None
+    viewport: Size | None = None
+    app: dict[str, Any] | None = None
+    geo: Geo | None = None
+
+    @field_validator("app")
+    @classmethod
+    def _app_size(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if value is None else _check_app_fields(value)
+
+
+class Device(Message):
+    """Parsed from the user agent by the server."""
+
+    browser: str
+    browser_version: str
+    os: str
+    os_version: str
+    type: Literal["desktop", "mobile", "tablet", "bot", "unknown"]
+
+
+class StoredContext(ContextPacket):
+    """The context as the ticket holds it: the packet plus what the server derived."""
+
+    device: Device
+
+
+class CustomerIdentity(Message):
+    """``Tandem.identify()``: the host app's user, optionally signed by its backend."""
+
+    id: Annotated[str, Field(min_length=1, max_length=256)]
+    name: ShortText | None = None
+    email: Annotated[str, Field(max_length=320)] | None = None
+    signature: Annotated[str, Field(max_length=256)] | None = None
+    """Hex HMAC-SHA256 of ``id`` keyed with the site secret, computed by the host backend."""
+
+
+class CustomerRef(Message):
+    id: str
+    verified: bool
+    name: str | None = None
+    email: str | None = None
+
+
+class AgentRef(Message):
+    id: str
+    name: str
+
+
+class TranscriptMessage(Message):
+    """One line of chat as stored on the ticket."""
+
+    id: int
+    """Server-assigned, increasing: the order of the transcript."""
+    ticket_id: str
+    from_: Literal["customer", "agent", "system"] = Field(alias="from")
+    author: str
+    """Display name of the sender."""
+    author_id: str
+    text: str
+    at: str
+    """ISO 8601 UTC."""
+    client_msg_id: str | None = None
+
+
+class TimelineEntry(Message):
+    id: int
+    at: str
+    type: str
+    data: dict[str, Any]
+
+
+class AttachmentInfo(Message):
+    id: str
+    kind: str
+    """``screenshot``, ``photo``, ``clip``, ``upload``, ``recording``."""
+    content_type: str
+    size: int
+    sha256: str
+    url: str
+    created_at: str
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+
+TicketStatus = Literal["queued", "active", "closed"]
+
+
+class TicketSummary(Message):
+    id: str
+    status: TicketStatus
+    site: str
+    created_at: str
+    closed_at: str | None = None
+    customer: CustomerRef
+    context: StoredContext
+    agents: list[AgentRef] = Field(default_factory=list)
+    previous_ticket_id: str | None = None
+
+
+# --------------------------------------------------------------------------- client -> server
+
+
+class HelpRequest(Message):
+    """Customer asks for help: a ticket exists as soon as the ack arrives."""
+
+    type: Literal["help.request"] = "help.request"
+    context: ContextPacket
+    identity: CustomerIdentity | None = None
+    previous_token: Annotated[str, Field(max_length=4096)] | None = None
+    """The customer's token of an earlier, closed session (even an expired one): the new
+    ticket links that ticket. A socket that connected with such a token links it anyway."""
+
+
+class SessionResume(Message):
+    """Re-enter a session after a reload or reconnect; the ack carries the state."""
+
+    type: Literal["session.resume"] = "session.resume"
+    ticket_id: Id | None = None
+    """Agents name the ticket; customers may omit it (their token names it)."""
+    after_message_id: Annotated[int, Field(ge=0)] = 0
+    """Only transcript lines with a greater id are returned."""
+
+
+class ChatSend(Message):
+    type: Literal["chat.send"] = "chat.send"
+    ticket_id: Id | None = None
+    client_msg_id: Id
+    """Chosen by the client; a resend with the same id never duplicates the message."""
+    text: Annotated[str, Field(min_length=1, max_length=MAX_CHAT_TEXT)]
+
+    @field_validator("text")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("text is blank")
+        return value
+
+
+class ChatTyping(Message):
+    type: Literal["chat.typing"] = "chat.typing"
+    ticket_id: Id | None = None
+    typing: bool
+
+
+class ContextUpdate(Message):
+    type: Literal["context.update"] = "context.update"
+    context: ContextPatch
+
+
+class SessionEnd(Message):
+    type: Literal["session.end"] = "session.end"
+    ticket_id: Id | None = None
+
+
+class QueueList(Message):
+    type: Literal["queue.list"] = "queue.list"
+
+
+class SessionAccept(Message):
+    type: Literal["session.accept"] = "session.accept"
+    ticket_id: Id
+
+
+class SessionJoin(Message):
+    """A supervisor (or admin) joins a live session to observe or assist."""
+
+    type: Literal["session.join"] = "session.join"
+    ticket_id: Id
+
+
+class SessionList(Message):
+    """An agent's own open sessions, e.g. after reconnecting."""
+
+    type: Literal["session.list"] = "session.list"
+
+
+CLIENT_EVENTS: dict[str, type[Message]] = {
+    model.model_fields["type"].default: model
+    for model in (
+        HelpRequest,
+        SessionResume,
+        ChatSend,
+        ChatTyping,
+        ContextUpdate,
+        SessionEnd,
+        QueueList,
+        SessionAccept,
+        SessionJoin,
+        SessionList,
+    )
+}
+"""Socket.IO event name -> payload model, for every event a client may send."""
+
+
+# --------------------------------------------------------------------------- acks
+
+
+ErrorCode = Literal[
+    "malformed",
+    "unknown_event",
+    "unsupported_version",
+    "unauthorized",
+    "forbidden",
+    "not_found",
+    "already_taken",
+    "invalid_state",
+    "too_large",
+    "rate_limited",
+    "internal",
+]
+
+
+class ErrorBody(Message):
+    code: ErrorCode
+    message: str
+    details: list[dict[str, Any]] | None = None
+
+
+class ErrorAck(Message):
+    """The ack of every refused event; the refused event changed nothing."""
+
+    ok: Literal[False] = False
+    error: ErrorBody
+
+
+class SessionState(Message):
+    """The ack of ``help.request``, ``session.resume``, ``session.accept`` and ``session.join``."""
+
+    ok: Literal[True] = True
+    ticket: TicketSummary
+    messages: list[TranscriptMessage]
+    position: int | None = None
+    """1-based place in the queue while the ticket is queued."""
+    token: str | None = None
+    """Customers: the resumable token for this session (store it; reconnect with it)."""
+
+
+class ChatAck(Message):
+    ok: Literal[True] = True
+    message: TranscriptMessage
+    duplicate: bool = False
+    """True when this ``clientMsgId`` had already been accepted."""
+
+
+class QueueEntry(Message):
+    ticket_id: str
+    site: str
+    customer: CustomerRef
+    context: StoredContext
+    created_at: str
+    previous_ticket_id: str | None = None
+
+
+class QueueSnapshot(Message):
+    ok: Literal[True] = True
+    entries: list[QueueEntry]
+
+
+class SessionListAck(Message):
+    ok: Literal[True] = True
+    sessions: list[TicketSummary]
+
+
+class OkAck(Message):
+    ok: Literal[True] = True
+
+
+# --------------------------------------------------------------------------- server -> client
+
+
+class QueueAdded(Message):
+    type: Literal["queue.added"] = "queue.added"
+    entry: QueueEntry
+
+
+class QueueRemoved(Message):
+    type: Literal["queue.removed"] = "queue.removed"
+    ticket_id: str
+    reason: Literal["accepted", "ended"]
+    agent: AgentRef | None = None
+
+
+class QueuePosition(Message):
+    type: Literal["queue.position"] = "queue.position"
+    ticket_id: str
+    position: int
+
+
+class SessionAccepted(Message):
+    type: Literal["session.accepted"] = "session.accepted"
+    ticket_id: str
+    agent: AgentRef
+
+
+class SessionJoined(Message):
+    """Another agent (a supervisor, or a colleague receiving a transfer) joined the session."""
+
+    type: Literal["session.joined"] = "session.joined"
+    ticket_id: str
+    agent: AgentRef
+
+
+class AttachmentAdded(Message):
+    type: Literal["attachment.added"] = "attachment.added"
+    ticket_id: str
+    attachment: AttachmentInfo
+
+
+class ChatMessage(Message):
+    type: Literal["chat.message"] = "chat.message"
+    message: TranscriptMessage
+
+
+class ChatTypingNotice(Message):
+    type: Literal["chat.typing"] = "chat.typing"
+    ticket_id: str
+    from_: Literal["customer", "agent"] = Field(alias="from")
+    name: str
+    typing: bool
+
+
+class SessionEnded(Message):
+    type: Literal["session.ended"] = "session.ended"
+    ticket_id: str
+    by: Literal["customer", "agent", "system"]
+    at: str
+
+
+class TicketTimeline(Message):
+    """A new entry on a ticket's timeline (sent to the agents in the session)."""
+
+    type: Literal["ticket.timeline"] = "ticket.timeline"
+    ticket_id: str
+    entry: TimelineEntry
+
+
+class ContextChanged(Message):
+    type: Literal["context.changed"] = "context.changed"
+    ticket_id: str
+    context: StoredContext
+
+
+class ServerRestarting(Message):
+    """The node is shutting down: reconnect (with the same token) after the delay."""
+
+    type: Literal["server.restarting"] = "server.restarting"
+    reconnect_after_ms: int
+
+
+SERVER_EVENTS: tuple[type[Message], ...] = (
+    QueueAdded,
+    QueueRemoved,
+    QueuePosition,
+    SessionAccepted,
+    SessionJoined,
+    AttachmentAdded,
+    ChatMessage,
+    ChatTypingNotice,
+    SessionEnded,
+    TicketTimeline,
+    ContextChanged,
+    ServerRestarting,
+)
+
+
+# --------------------------------------------------------------------------- REST bodies
+
+
+class LoginRequest(Message):
+    email: Annotated[str, Field(min_length=3, max_length=320)]
+    password: Annotated[str, Field(min_length=1, max_length=1024)]
+
+
+class AgentProfile(Message):
+    id: str
+    name: str
+    email: str
+    role: Literal["agent", "supervisor", "admin"]
+    skills: list[str]
+
+
+class LoginResponse(Message):
+    token: str
+    expires_at: str
+    agent: AgentProfile
+
+
+class TranscriptLine(Message):
+    from_: Literal["customer", "agent", "system"] = Field(alias="from")
+    author: str
+    text: str
+    at: str
+
+
+class TicketDetail(Message):
+    id: str
+    status: TicketStatus
+    site: str
+    created_at: str
+    closed_at: str | None = None
+    customer: CustomerRef
+    context: StoredContext
+    agents: list[AgentRef]
+    previous_ticket_id: str | None = None
+    transcript: list[TranscriptLine]
+    attachments: list[AttachmentInfo]
+    timeline: list[TimelineEntry]
+
+
+class TicketListItem(Message):
+    id: str
+    status: TicketStatus
+    site: str
+    created_at: str
+    closed_at: str | None = None
+    customer: CustomerRef
+    title: str
+    """The page title (or URL) the customer asked for help from."""
+    url: str
+    message_count: int
+
+
+class TicketList(Message):
+    tickets: list[TicketListItem]
+
+
+class ApiError(Message):
+    error: ErrorBody
+
+
+REST_MODELS: tuple[type[Message], ...] = (
+    LoginRequest,
+    LoginResponse,
+    TicketDetail,
+    TicketList,
+    ApiError,
+)

@@ -1,0 +1,198 @@
+"""The REST API: login, tickets, attachments, the OpenAPI document and the health check."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from signaling import auth, keys
+from signaling.desk import AgentCaller, attachment_info, iso, ticket_summary, timeline_entry
+from signaling.openapi import openapi_document
+from signaling.protocol import (
+    AgentProfile,
+    ApiError,
+    ErrorBody,
+    ErrorCode,
+    LoginRequest,
+    LoginResponse,
+    TicketDetail,
+    TicketList,
+    TicketListItem,
+    TranscriptLine,
+)
+from signaling.ratelimit import TokenBucket
+from signaling.store import AgentRecord
+
+routes = web.RouteTableDef()
+
+_STATUS: dict[ErrorCode, int] = {
+    "malformed": 400,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "too_large": 413,
+    "rate_limited": 429,
+    "invalid_state": 409,
+    "already_taken": 409,
+}
+
+
+def api_error(code: ErrorCode, message: str) -> web.Response:
+    body = ApiError(error=ErrorBody(code=code, message=message)).wire()
+    return web.json_response(body, status=_STATUS.get(code, 500))
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_caller_key = web.RequestKey("caller", AgentCaller)
+
+
+def agent_only(handler: Handler) -> Handler:
+    """Require a valid agent bearer token; the caller is put on the request."""
+
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        header = request.headers.get("Authorization", "")
+        if not header.startswith("Bearer "):
+            return api_error("unauthorized", "missing bearer token")
+        try:
+            claims = auth.read_agent_token(request.app[keys.secret], header[7:].strip())
+        except auth.TokenError as exc:
+            return api_error("unauthorized", f"token refused: {exc.reason}")
+        agent = await request.app[keys.store].agent(claims.agent_id)
+        if agent is None:
+            return api_error("unauthorized", "no such agent")
+        request[_caller_key] = AgentCaller(agent=agent)
+        return await handler(request)
+
+    return wrapped
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok", "time": iso(time.time()), "version": "0.1.0"})
+
+
+# Failed logins per e-mail address: 5 at once, then one every 12 s.
+_login_buckets: dict[str, TokenBucket] = {}
+
+
+@routes.post("/api/auth/login")
+async def login(request: web.Request) -> web.Response:
+    try:
+        body = LoginRequest.model_validate(await request.json())
+    except (ValueError, ValidationError):
+        return api_error("malformed", "expected JSON {email, password}")
+    bucket = _login_buckets.setdefault(body.email.lower(), TokenBucket(rate=1 / 12, burst=5))
+    store = request.app[keys.store]
+    agent = await store.agent_by_email(body.email)
+    if agent is None or not auth.verify_password(body.password, agent.password_hash):
+        if not bucket.take():
+            return api_error("rate_limited", "too many failed logins; wait a minute")
+        return api_error("unauthorized", "wrong email or password")
+    return web.json_response(_login_response(request, agent))
+
+
+@routes.post("/api/auth/refresh")
+@agent_only
+async def refresh(request: web.Request) -> web.Response:
+    """A fresh token for a still-valid one (the console refreshes before expiry)."""
+    return web.json_response(_login_response(request, request[_caller_key].agent))
+
+
+def _profile(agent: AgentRecord) -> AgentProfile:
+    return AgentProfile(
+        id=agent.id, name=agent.name, email=agent.email, role=agent.role, skills=list(agent.skills)
+    )
+
+
+def _login_response(request: web.Request, agent: AgentRecord) -> dict[str, Any]:
+    settings = request.app[keys.settings]
+    token, exp = auth.issue_agent_token(
+        request.app[keys.secret], agent.id, agent.role, settings.agent_token_ttl
+    )
+    return LoginResponse(token=token, expires_at=iso(exp), agent=_profile(agent)).wire()
+
+
+@routes.get("/api/me")
+@agent_only
+async def me(request: web.Request) -> web.Response:
+    return web.json_response(_profile(request[_caller_key].agent).wire())
+
+
+@routes.get("/api/tickets")
+@agent_only
+async def list_tickets(request: web.Request) -> web.Response:
+    status = request.query.get("status")
+    if status not in (None, "queued", "active", "closed"):
+        return api_error("malformed", "status must be queued, active or closed")
+    try:
+        limit = min(max(int(request.query.get("limit", "100")), 1), 500)
+    except ValueError:
+        return api_error("malformed", "limit must be an integer")
+    store = request.app[keys.store]
+    tickets = await store.tickets(status=status, text=request.query.get("q") or None, limit=limit)
+    counts = await store.message_counts([t.id for t in tickets])
+    sites = {site.id: site.name for site in await store.sites()}
+    items = [
+        TicketListItem(
+            id=t.id,
+            status=t.status,
+            site=sites.get(t.site_id, t.site_id),
+            created_at=iso(t.created_at),
+            closed_at=iso(t.closed_at) if t.closed_at else None,
+            customer=ticket_summary(t, "").customer,
+            title=str(t.context.get("title") or t.context.get("url") or ""),
+            url=str(t.context.get("url") or ""),
+            message_count=counts.get(t.id, 0),
+        )
+        for t in tickets
+    ]
+    return web.json_response(TicketList(tickets=items).wire())
+
+
+@routes.get("/api/tickets/{ticket_id}")
+@agent_only
+async def get_ticket(request: web.Request) -> web.Response:
+    store = request.app[keys.store]
+    ticket = await store.ticket(request.match_info["ticket_id"])
+    if ticket is None:
+        return api_error("not_found", "no such ticket")
+    site = await store.site(ticket.site_id)
+    summary = ticket_summary(ticket, site.name if site else ticket.site_id)
+    detail = TicketDetail(
+        **summary.model_dump(),
+        transcript=[
+            TranscriptLine(from_=m.sender, author=m.author, text=m.text, at=iso(m.at))
+            for m in await store.messages(ticket.id)
+        ],
+        attachments=[attachment_info(a) for a in await store.attachments(ticket.id)],
+        timeline=[timeline_entry(t) for t in await store.timeline(ticket.id)],
+    )
+    return web.json_response(detail.wire())
+
+
+@routes.get("/api/tickets/{ticket_id}/attachments/{attachment_id}")
+@agent_only
+async def get_attachment(request: web.Request) -> web.StreamResponse:
+    store = request.app[keys.store]
+    record = await store.attachment(
+        request.match_info["ticket_id"], request.match_info["attachment_id"]
+    )
+    if record is None:
+        return api_error("not_found", "no such attachment")
+    path = request.app[keys.files].path(record.sha256)
+    if not path.exists():
+        return api_error("not_found", "attachment bytes are missing")
+    response = web.FileResponse(path)
+    response.content_type = record.content_type
+    response.headers["Content-Disposition"] = f'attachment; filename="{record.id}"'
+    response.headers["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@routes.get("/api/openapi.json")
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(openapi_document())

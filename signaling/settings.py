@@ -1,0 +1,62 @@
+"""Server settings: every flag of ``tandem serve`` is also a ``TANDEM_*`` environment variable."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = Path("var")
+    database_url: str | None = None
+    """``postgresql://...`` selects PostgreSQL; absent means SQLite in ``data_dir``."""
+    redis_url: str | None = None
+    """Absent means in-memory live state (a single node)."""
+    secret: str = ""
+    """Signs tokens. Nodes of one deployment share it; a single node keeps one in ``data_dir``."""
+    agent_token_ttl: int = 15 * 60
+    customer_token_ttl: int = 7 * 24 * 3600
+    public_url: str | None = None
+    """The URL customers' browsers reach this server at (for the embed tag shown by the CLI)."""
+    stun_urls: tuple[str, ...] = ()
+    turn_urls: tuple[str, ...] = ()
+    turn_secret: str | None = None
+    turn_ttl: int = 600
+    rate_per_second: float = 20.0
+    """Sustained socket events per second per socket; bursts of twice that are allowed."""
+    max_event_bytes: int = 1_000_000
+    """Largest socket.io message accepted (engine.io closes the socket past it)."""
+    shutdown_reconnect_ms: int = 1000
+    log_level: str = "INFO"
+    web_dir: Path = field(default_factory=lambda: Path(__file__).resolve().parent.parent / "web")
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "tandem.sqlite3"
+
+    @property
+    def attachments_dir(self) -> Path:
+        return self.data_dir / "attachments"
+
+
+def env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(f"TANDEM_{name}", default)
+
+
+def load_secret(data_dir: Path, configured: str | None) -> str:
+    """The configured secret, else one generated once and kept in the data dir."""
+    if configured:
+        return configured
+    path = data_dir / "secret.key"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(48)
+    path.touch(mode=0o600)
+    path.write_text(value)
+    return value

@@ -1,0 +1,305 @@
+"""The socket.io edge: authenticate the handshake, validate each event, call the desk, ack.
+
+Handlers are thin on purpose: everything that decides anything lives in ``desk.py``. Every event
+is answered with an ack, ``{"ok": true, ...}`` or ``{"ok": false, "error": {code, message}}``,
+and a refused event changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import socketio
+from pydantic import ValidationError
+
+from signaling import auth
+from signaling.desk import (
+    AGENTS_ROOM,
+    AgentCaller,
+    Caller,
+    CustomerCaller,
+    Desk,
+    DeskError,
+    agent_room,
+    customer_room,
+)
+from signaling.protocol import (
+    CLIENT_EVENTS,
+    MIN_PROTOCOL_VERSION,
+    PROTOCOL_VERSION,
+    ChatAck,
+    ChatSend,
+    ChatTyping,
+    ConnectAuth,
+    ContextUpdate,
+    ErrorAck,
+    ErrorBody,
+    ErrorCode,
+    HelpRequest,
+    Message,
+    OkAck,
+    QueueList,
+    QueueSnapshot,
+    ServerRestarting,
+    SessionAccept,
+    SessionEnd,
+    SessionJoin,
+    SessionList,
+    SessionListAck,
+    SessionResume,
+)
+from signaling.ratelimit import TokenBucket
+from signaling.settings import Settings
+from signaling.store import TicketStore
+
+log = logging.getLogger("tandem.sockets")
+
+MAX_EVENT_JSON = 64 * 1024
+"""Largest payload of an ordinary event (chat, context); bigger ones are refused."""
+
+
+def error_ack(code: ErrorCode, message: str, details: list[dict[str, Any]] | None = None) -> Any:
+    return ErrorAck(error=ErrorBody(code=code, message=message, details=details)).wire()
+
+
+@dataclass
+class Connection:
+    """What this node knows about one of its sockets (kept in the socket.io session)."""
+
+    caller: Caller
+    bucket: TokenBucket
+
+
+Handler = Callable[[str, Connection, Any], Awaitable[Message]]
+
+
+class SocketBroadcaster:
+    """``Broadcaster`` over socket.io rooms (through the client manager, so every node)."""
+
+    def __init__(self, sio: socketio.AsyncServer) -> None:
+        self._sio = sio
+
+    async def emit(self, event: Message, rooms: list[str], skip_sid: str | None = None) -> None:
+        name = type(event).model_fields["type"].default
+        await self._sio.emit(name, event.wire(), to=rooms, skip_sid=skip_sid)
+
+
+class SocketApi:
+    def __init__(
+        self,
+        sio: socketio.AsyncServer,
+        desk: Desk,
+        store: TicketStore,
+        settings: Settings,
+        secret: str,
+    ) -> None:
+        self.sio = sio
+        self.desk = desk
+        self.store = store
+        self.settings = settings
+        self.secret = secret
+        customer: dict[str, Handler] = {
+            "help.request": self.help_request,
+            "context.update": self.context_update,
+        }
+        both: dict[str, Handler] = {
+            "session.resume": self.session_resume,
+            "chat.send": self.chat_send,
+            "chat.typing": self.chat_typing,
+            "session.end": self.session_end,
+        }
+        agent: dict[str, Handler] = {
+            "queue.list": self.queue_list,
+            "session.accept": self.session_accept,
+            "session.join": self.session_join,
+            "session.list": self.session_list,
+        }
+        self.customer_handlers = customer | both
+        self.agent_handlers = agent | both
+        sio.on("connect", self.connect)
+        sio.on("disconnect", self.disconnect)
+        sio.on("*", self.dispatch)
+
+    # ------------------------------------------------------------------ handshake
+
+    async def connect(self, sid: str, environ: dict[str, Any], raw_auth: Any) -> None:
+        try:
+            hello = ConnectAuth.model_validate(raw_auth or {})
+        except ValidationError as exc:
+            raise _refuse("malformed", f"bad auth payload: {_first_error(exc)}") from None
+        if not MIN_PROTOCOL_VERSION <= hello.v <= PROTOCOL_VERSION:
+            raise _refuse(
+                "unsupported_version",
+                f"protocol v{hello.v} not supported (server speaks "
+                f"v{MIN_PROTOCOL_VERSION}..v{PROTOCOL_VERSION})",
+            )
+        origin = environ.get("HTTP_ORIGIN")
+        caller: Caller
+        if hello.role == "customer":
+            caller = await self._customer(sid, hello, origin)
+        else:
+            caller = await self._agent(sid, hello, origin, environ.get("HTTP_HOST"))
+        bucket = TokenBucket(self.settings.rate_per_second, self.settings.rate_per_second * 2)
+        await self.sio.save_session(sid, {"conn": Connection(caller=caller, bucket=bucket)})
+        if isinstance(caller, AgentCaller):
+            await self.sio.enter_room(sid, AGENTS_ROOM)
+            await self.sio.enter_room(sid, agent_room(caller.agent.id))
+            await self.desk.live.agent_online(caller.agent.id, sid)
+        elif caller.ticket_id:
+            await self.sio.enter_room(sid, customer_room(caller.ticket_id))
+
+    async def _customer(self, sid: str, hello: ConnectAuth, origin: str | None) -> CustomerCaller:
+        if not hello.site:
+            raise _refuse("unauthorized", "customer sockets must carry the site key")
+        site = await self.store.site_by_key(hello.site)
+        if site is None:
+            raise _refuse("unauthorized", "unknown site key")
+        if origin is None or _origin(origin) not in {_origin(o) for o in site.origins}:
+            raise _refuse("forbidden", f"origin {origin!r} is not allowed for this site")
+        if not hello.token:
+            return CustomerCaller(site=site, sid=sid)
+        try:
+            claims = auth.read_customer_token(self.secret, hello.token)
+        except auth.TokenError as exc:
+            raise _refuse("unauthorized", f"session token refused: {exc.reason}") from None
+        if claims.site_id != site.id:
+            raise _refuse("forbidden", "session token belongs to another site")
+        return CustomerCaller(
+            site=site, customer_id=claims.customer_id, ticket_id=claims.ticket_id, sid=sid
+        )
+
+    async def _agent(
+        self, sid: str, hello: ConnectAuth, origin: str | None, host: str | None
+    ) -> AgentCaller:
+        # Agent tokens are bearer tokens, not cookies, so a foreign page cannot ride on them;
+        # still, a browser socket must come from the console's own origin.
+        if origin is not None and urlsplit(origin).netloc != host:
+            raise _refuse("forbidden", "agent sockets are accepted from the console's origin only")
+        if not hello.token:
+            raise _refuse("unauthorized", "agent sockets must carry a token")
+        try:
+            claims = auth.read_agent_token(self.secret, hello.token)
+        except auth.TokenError as exc:
+            raise _refuse("unauthorized", f"token refused: {exc.reason}") from None
+        agent = await self.store.agent(claims.agent_id)
+        if agent is None:
+            raise _refuse("unauthorized", "no such agent")
+        return AgentCaller(agent=agent, sid=sid)
+
+    async def disconnect(self, sid: str, reason: Any = None) -> None:
+        session = await self.sio.get_session(sid)
+        conn: Connection | None = session.get("conn")
+        if conn is not None and isinstance(conn.caller, AgentCaller):
+            await self.desk.live.agent_offline(conn.caller.agent.id, sid)
+
+    # ------------------------------------------------------------------ dispatch
+
+    async def dispatch(self, event: str, sid: str, *args: Any) -> Any:
+        session = await self.sio.get_session(sid)
+        conn: Connection | None = session.get("conn")
+        if conn is None:
+            return error_ack("unauthorized", "not connected")
+        if not conn.bucket.take():
+            return error_ack("rate_limited", "too many events; slow down")
+        model = CLIENT_EVENTS.get(event)
+        handlers = (
+            self.agent_handlers if isinstance(conn.caller, AgentCaller) else self.customer_handlers
+        )
+        if model is None:
+            return error_ack("unknown_event", f"unknown event {event!r}")
+        handler = handlers.get(event)
+        if handler is None:
+            return error_ack("forbidden", f"{event} is not for this role")
+        payload = args[0] if args else {}
+        if len(json.dumps(payload, separators=(",", ":"))) > MAX_EVENT_JSON:
+            return error_ack("too_large", f"payload exceeds {MAX_EVENT_JSON} bytes")
+        try:
+            message = model.model_validate(payload)
+        except ValidationError as exc:
+            details = [
+                {"loc": ".".join(str(p) for p in e["loc"]), "msg": e["msg"]} for e in exc.errors()
+            ]
+            return error_ack("malformed", f"invalid {event}: {_first_error(exc)}", details)
+        try:
+            return (await handler(sid, conn, message)).wire()
+        except DeskError as exc:
+            return error_ack(exc.code, exc.message)
+        except Exception:
+            log.exception("event %s failed", event)
+            return error_ack("internal", "internal error; nothing was changed")
+
+    # ------------------------------------------------------------------ handlers
+
+    async def help_request(self, sid: str, conn: Connection, msg: HelpRequest) -> Message:
+        assert isinstance(conn.caller, CustomerCaller)
+        state, caller = await self.desk.request_help(conn.caller, msg)
+        if caller.ticket_id != conn.caller.ticket_id:
+            if conn.caller.ticket_id:
+                await self.sio.leave_room(sid, customer_room(conn.caller.ticket_id))
+            await self.sio.enter_room(sid, customer_room(caller.ticket_id or ""))
+            conn.caller = caller
+        return state
+
+    async def context_update(self, sid: str, conn: Connection, msg: ContextUpdate) -> Message:
+        assert isinstance(conn.caller, CustomerCaller)
+        await self.desk.update_context(conn.caller, msg.context)
+        return OkAck()
+
+    async def session_resume(self, sid: str, conn: Connection, msg: SessionResume) -> Message:
+        return await self.desk.resume(conn.caller, msg.ticket_id, msg.after_message_id)
+
+    async def chat_send(self, sid: str, conn: Connection, msg: ChatSend) -> Message:
+        message, new = await self.desk.chat(conn.caller, msg.ticket_id, msg.client_msg_id, msg.text)
+        return ChatAck(message=message, duplicate=not new)
+
+    async def chat_typing(self, sid: str, conn: Connection, msg: ChatTyping) -> Message:
+        await self.desk.typing(conn.caller, msg.ticket_id, msg.typing)
+        return OkAck()
+
+    async def session_end(self, sid: str, conn: Connection, msg: SessionEnd) -> Message:
+        await self.desk.end(conn.caller, msg.ticket_id)
+        return OkAck()
+
+    async def queue_list(self, sid: str, conn: Connection, msg: QueueList) -> Message:
+        return QueueSnapshot(entries=await self.desk.queue())
+
+    async def session_accept(self, sid: str, conn: Connection, msg: SessionAccept) -> Message:
+        assert isinstance(conn.caller, AgentCaller)
+        return await self.desk.accept(conn.caller, msg.ticket_id)
+
+    async def session_join(self, sid: str, conn: Connection, msg: SessionJoin) -> Message:
+        assert isinstance(conn.caller, AgentCaller)
+        return await self.desk.join(conn.caller, msg.ticket_id)
+
+    async def session_list(self, sid: str, conn: Connection, msg: SessionList) -> Message:
+        assert isinstance(conn.caller, AgentCaller)
+        return SessionListAck(sessions=await self.desk.sessions(conn.caller))
+
+    # ------------------------------------------------------------------ shutdown
+
+    async def announce_restart(self) -> None:
+        """Tell this node's sockets to reconnect (with the same token) shortly."""
+        notice = ServerRestarting(reconnect_after_ms=self.settings.shutdown_reconnect_ms).wire()
+        sids = [sid for sid, _ in self.sio.manager.get_participants("/", None)]
+        for sid in sids:
+            await self.sio.emit("server.restarting", notice, to=sid)
+
+
+def _refuse(code: ErrorCode, message: str) -> socketio.exceptions.ConnectionRefusedError:
+    return socketio.exceptions.ConnectionRefusedError(message, {"code": code})
+
+
+def _first_error(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    return f"{where}: {first['msg']}" if where else str(first["msg"])
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url.strip().lower())
+    return f"{parts.scheme}://{parts.netloc}"

@@ -1,0 +1,140 @@
+"""The storage interface and the records it returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+TicketStatus = Literal["queued", "active", "closed"]
+Sender = Literal["customer", "agent", "system"]
+
+
+class DuplicateError(Exception):
+    """A unique value (site key, agent email) is taken already."""
+
+
+@dataclass(frozen=True)
+class SiteRecord:
+    id: str
+    name: str
+    public_key: str
+    secret: str
+    origins: tuple[str, ...]
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AgentRecord:
+    id: str
+    email: str
+    name: str
+    password_hash: str
+    role: Literal["agent", "supervisor", "admin"]
+    skills: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TicketRecord:
+    id: str
+    site_id: str
+    status: TicketStatus
+    created_at: float
+    closed_at: float | None
+    customer: dict[str, Any]
+    """``{id, verified, name, email}``."""
+    context: dict[str, Any]
+    """The stored context packet (wire form, camelCase)."""
+    agents: tuple[dict[str, str], ...]
+    """``{id, name}`` of every agent who joined, in order."""
+    previous_ticket_id: str | None
+
+
+@dataclass(frozen=True)
+class MessageRecord:
+    id: int
+    ticket_id: str
+    sender: Sender
+    author_id: str
+    author: str
+    text: str
+    client_msg_id: str | None
+    at: float
+
+
+@dataclass(frozen=True)
+class TimelineRecord:
+    id: int
+    ticket_id: str
+    at: float
+    type: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AttachmentRecord:
+    id: str
+    ticket_id: str
+    kind: str
+    content_type: str
+    size: int
+    sha256: str
+    created_at: float
+    meta: dict[str, Any]
+
+
+class TicketStore(Protocol):
+    """Everything Tandem keeps durably. Every method is safe to call from several nodes."""
+
+    async def close(self) -> None: ...
+
+    # sites and agents
+    async def add_site(self, site: SiteRecord) -> None: ...
+    async def site_by_key(self, public_key: str) -> SiteRecord | None: ...
+    async def site(self, site_id: str) -> SiteRecord | None: ...
+    async def sites(self) -> list[SiteRecord]: ...
+    async def add_agent(self, agent: AgentRecord) -> None: ...
+    async def agent_by_email(self, email: str) -> AgentRecord | None: ...
+    async def agent(self, agent_id: str) -> AgentRecord | None: ...
+
+    # tickets
+    async def create_ticket(self, ticket: TicketRecord) -> None: ...
+    async def ticket(self, ticket_id: str) -> TicketRecord | None: ...
+    async def tickets(
+        self, *, status: str | None = None, text: str | None = None, limit: int = 100
+    ) -> list[TicketRecord]: ...
+    async def claim_ticket(self, ticket_id: str, agent: dict[str, str]) -> bool:
+        """Move a queued ticket to active with this agent. False if it was not queued: the
+        first claim wins, across nodes, because the condition is checked in one statement."""
+        ...
+
+    async def add_ticket_agent(self, ticket_id: str, agent: dict[str, str]) -> None: ...
+    async def close_ticket(self, ticket_id: str, at: float) -> bool:
+        """False if it was closed already."""
+        ...
+
+    async def set_context(self, ticket_id: str, context: dict[str, Any]) -> None: ...
+
+    # transcript, timeline, attachments
+    async def add_message(
+        self,
+        ticket_id: str,
+        sender: Sender,
+        author_id: str,
+        author: str,
+        text: str,
+        client_msg_id: str | None,
+        at: float,
+    ) -> tuple[MessageRecord, bool]:
+        """Append a message; returns it and whether it is new. A message with the same
+        ``(ticket, author_id, client_msg_id)`` is returned as it was first stored."""
+        ...
+
+    async def messages(self, ticket_id: str, after_id: int = 0) -> list[MessageRecord]: ...
+    async def message_counts(self, ticket_ids: list[str]) -> dict[str, int]: ...
+    async def add_timeline(
+        self, ticket_id: str, type: str, data: dict[str, Any], at: float
+    ) -> TimelineRecord: ...
+    async def timeline(self, ticket_id: str) -> list[TimelineRecord]: ...
+    async def add_attachment(self, attachment: AttachmentRecord) -> None: ...
+    async def attachments(self, ticket_id: str) -> list[AttachmentRecord]: ...
+    async def attachment(self, ticket_id: str, attachment_id: str) -> AttachmentRecord | None: ...

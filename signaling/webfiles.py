@@ -1,0 +1,102 @@
+"""Serving the built front end (``web/dist``) with the security headers each page needs.
+
+Console and dashboard pages get a Content-Security-Policy without ``unsafe-inline`` and
+``frame-ancestors 'none'``; every response gets ``nosniff``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from aiohttp import web
+
+_CONSOLE_CSP = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data: blob:",
+        "media-src 'self' blob:",
+        "font-src 'self' data:",
+        "connect-src 'self' ws: wss:",
+        "frame-src 'self' blob:",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
+# The demo shop stands in for a customer's site: it may load the snippet and talk to us.
+_DEMO_CSP = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data: blob:",
+        "media-src 'self' blob:",
+        "connect-src 'self' ws: wss:",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "frame-ancestors 'self'",
+    ]
+)
+
+_SPA_PREFIXES = ("/console", "/dashboard")
+
+
+def csp_for(path: str) -> str | None:
+    if path.startswith(_SPA_PREFIXES) or path == "/":
+        return _CONSOLE_CSP
+    if path.startswith("/demo"):
+        return _DEMO_CSP
+    return None
+
+
+@web.middleware
+async def security_headers(
+    request: web.Request,
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> web.StreamResponse:
+    response: web.StreamResponse
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        response = exc
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    if request.path.startswith("/api/"):
+        response.headers.setdefault("Cache-Control", "no-store")
+    policy = csp_for(request.path)
+    if policy is not None:
+        response.headers.setdefault("Content-Security-Policy", policy)
+    if isinstance(response, web.HTTPException) and response.status >= 400:
+        raise response
+    return response
+
+
+def web_routes(dist: Path) -> list[web.RouteDef]:
+    root = dist.resolve()
+
+    async def serve(request: web.Request) -> web.StreamResponse:
+        relative = request.match_info.get("path", "")
+        target = (root / relative).resolve()
+        if not target.is_relative_to(root):
+            raise web.HTTPNotFound()
+        if target.is_dir():
+            if not request.path.endswith("/"):
+                raise web.HTTPFound(request.path + "/")
+            target = target / "index.html"
+        if not target.is_file():
+            spa = next((p for p in _SPA_PREFIXES if request.path.startswith(p + "/")), None)
+            if spa is None:
+                raise web.HTTPNotFound(text="not found")
+            target = root / spa.strip("/") / "index.html"
+            if not target.is_file():
+                raise web.HTTPNotFound(text="the web front end is not built (npm run build)")
+        response = web.FileResponse(target)
+        if target.suffix == ".html":
+            response.headers["Cache-Control"] = "no-cache"
+        return response
+
+    return [web.get("/{path:.*}", serve)]
