@@ -156,10 +156,21 @@ class PostgresDriver:
         self._pool = pool
 
     @classmethod
-    async def open(cls, dsn: str) -> PostgresDriver:
+    async def open(cls, dsn: str, schema: str | None = None) -> PostgresDriver:
+        """``schema`` keeps the tables in their own PostgreSQL schema (tests use one each)."""
         import asyncpg
 
-        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=10)
+        settings = None
+        if schema is not None:
+            if not re.fullmatch(r"[a-z_][a-z0-9_]*", schema):
+                raise ValueError("schema must be a plain lower-case identifier")
+            conn = await asyncpg.connect(dsn)
+            try:
+                await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            finally:
+                await conn.close()
+            settings = {"search_path": schema}
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=10, server_settings=settings)
         return cls(pool)
 
     def _number(self, sql: str) -> str:
@@ -184,7 +195,7 @@ class PostgresDriver:
         async with self._pool.acquire() as conn:
             # Serialise schema creation across nodes starting at once.
             async with conn.transaction():
-                await conn.execute("SELECT pg_advisory_xact_lock(7361636b)")
+                await conn.execute("SELECT pg_advisory_xact_lock(736163)")
                 await conn.execute(sql)
 
     async def close(self) -> None:

@@ -1,0 +1,150 @@
+"""The same store tests against SQLite and PostgreSQL.
+
+PostgreSQL comes from ``DATABASE_URL`` or 127.0.0.1:5432/test; where none answers the PostgreSQL
+cases skip with the reason, except under ``TANDEM_REQUIRE_POSTGRES=1`` (``.ci/run``), where they
+fail instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from signaling.store import AttachmentRecord, SqlTicketStore, TicketRecord
+from signaling.store.sql import PostgresDriver, SqliteDriver
+
+PG_URL = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/test"
+
+
+async def _postgres(schema: str) -> PostgresDriver:
+    try:
+        return await asyncio.wait_for(PostgresDriver.open(PG_URL, schema=schema), 5)
+    except (OSError, TimeoutError, Exception) as exc:
+        reason = f"PostgreSQL not reachable at {PG_URL}: {exc!r}"
+        if os.environ.get("TANDEM_REQUIRE_POSTGRES") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlTicketStore]:
+    if request.param == "sqlite":
+        s = await SqlTicketStore.create(await SqliteDriver.open(tmp_path / "t.sqlite3"))
+        yield s
+        await s.close()
+        return
+    schema = f"t_{secrets.token_hex(6)}"
+    s = await SqlTicketStore.create(await _postgres(schema))
+    try:
+        yield s
+    finally:
+        await s._db.execute(f"DROP SCHEMA {schema} CASCADE")
+        await s.close()
+
+
+def ticket(ticket_id: str, status: str = "queued", **context: object) -> TicketRecord:
+    return TicketRecord(
+        id=ticket_id,
+        site_id="site_1",
+        status=status,  # type: ignore[arg-type]
+        created_at=time.time(),
+        closed_at=None,
+        customer={"id": "u-1", "verified": True, "name": "Dana Example", "email": "d@x.test"},
+        context={"url": "http://shop.test/p/1", "title": "Aurora Jacket", "app": context},
+        agents=(),
+        previous_ticket_id=None,
+    )
+
+
+async def test_sites_and_agents(store: SqlTicketStore) -> None:
+    from signaling.accounts import AccountError, add_agent, add_site
+
+    site = await add_site(store, "Shop", ["https://Shop.example.com/", "https://shop.example.com"])
+    assert site.origins == ("https://shop.example.com",)
+    assert await store.site_by_key(site.public_key) == site
+    agent = await add_agent(store, "Ann@Example.com", "Ann", "long enough pw", "supervisor", ["x"])
+    assert (await store.agent_by_email("ann@example.com")) == agent
+    with pytest.raises(AccountError):
+        await add_agent(store, "ann@example.com", "Ann 2", "long enough pw")
+    with pytest.raises(AccountError):
+        await add_site(store, "Bad", ["javascript:alert(1)"])
+
+
+async def test_ticket_claim_is_first_wins(store: SqlTicketStore) -> None:
+    await store.create_ticket(ticket("tk_1"))
+    results = await asyncio.gather(
+        *(store.claim_ticket("tk_1", {"id": f"ag_{i}", "name": f"A{i}"}) for i in range(8))
+    )
+    assert results.count(True) == 1
+    stored = await store.ticket("tk_1")
+    assert stored is not None and stored.status == "active" and len(stored.agents) == 1
+    await store.add_ticket_agent("tk_1", {"id": "sup", "name": "Sup"})
+    await store.add_ticket_agent("tk_1", {"id": "sup", "name": "Sup"})
+    assert [a["id"] for a in (await store.ticket("tk_1")).agents][1:] == ["sup"]  # type: ignore[union-attr]
+    assert await store.close_ticket("tk_1", time.time())
+    assert not await store.close_ticket("tk_1", time.time())
+    assert not await store.claim_ticket("tk_1", {"id": "late", "name": "Late"})
+
+
+async def test_messages_dedup_and_order(store: SqlTicketStore) -> None:
+    await store.create_ticket(ticket("tk_2"))
+    first, new = await store.add_message("tk_2", "customer", "u-1", "Dana", "hi", "c1", 1.0)
+    assert new
+    again, new = await store.add_message("tk_2", "customer", "u-1", "Dana", "changed?", "c1", 2.0)
+    assert not new and again == first and again.text == "hi"
+    # The same client id from another author is another message.
+    other, new = await store.add_message("tk_2", "agent", "ag_1", "Al", "hello", "c1", 3.0)
+    assert new and other.id > first.id
+    results = await asyncio.gather(
+        *(
+            store.add_message("tk_2", "customer", "u-1", "Dana", f"m{i}", f"k{i}", 4.0)
+            for i in range(20)
+        )
+    )
+    assert all(new for _, new in results)
+    texts = [m.text for m in await store.messages("tk_2")]
+    assert texts[:2] == ["hi", "hello"] and sorted(texts[2:]) == sorted(f"m{i}" for i in range(20))
+    assert [m.text for m in await store.messages("tk_2", after_id=other.id)] == texts[2:]
+    assert (await store.message_counts(["tk_2", "tk_none"])) == {"tk_2": 22}
+
+
+async def test_search_filters(store: SqlTicketStore) -> None:
+    await store.create_ticket(ticket("tk_a", product="Trail Runner 2"))
+    await store.create_ticket(ticket("tk_b", status="closed", product="Aurora"))
+    await store.add_message("tk_b", "customer", "u-1", "Dana", "zipper broke 100%", None, 1.0)
+    assert [t.id for t in await store.tickets(text="trail runner")] == ["tk_a"]
+    assert [t.id for t in await store.tickets(text="ZIPPER")] == ["tk_b"]
+    assert [t.id for t in await store.tickets(text="100%")] == ["tk_b"]
+    assert [t.id for t in await store.tickets(text="_")] == []
+    assert [t.id for t in await store.tickets(status="closed")] == ["tk_b"]
+    assert {t.id for t in await store.tickets(text="dana")} == {"tk_a", "tk_b"}
+    await store.set_context("tk_a", {"url": "http://shop.test/cart", "title": "Cart", "app": {}})
+    assert [t.id for t in await store.tickets(text="trail")] == []
+    assert [t.id for t in await store.tickets(text="tk_a")] == ["tk_a"]
+
+
+async def test_timeline_and_attachments(store: SqlTicketStore) -> None:
+    await store.create_ticket(ticket("tk_3"))
+    one = await store.add_timeline("tk_3", "ticket.created", {"url": "u"}, 1.0)
+    two = await store.add_timeline("tk_3", "session.ended", {"by": "agent"}, 2.0)
+    assert [t.id for t in await store.timeline("tk_3")] == [one.id, two.id]
+    record = AttachmentRecord(
+        id="at_1",
+        ticket_id="tk_3",
+        kind="screenshot",
+        content_type="image/png",
+        size=3,
+        sha256="a" * 64,
+        created_at=5.0,
+        meta={"width": 2},
+    )
+    await store.add_attachment(record)
+    assert await store.attachments("tk_3") == [record]
+    assert await store.attachment("tk_3", "at_1") == record
+    assert await store.attachment("tk_other", "at_1") is None

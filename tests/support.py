@@ -1,0 +1,184 @@
+"""Test support: the real Tandem server on loopback, and real socket.io clients for it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import socketio
+from aiohttp import web
+
+from signaling import keys
+from signaling.accounts import add_agent, add_site
+from signaling.app import create_app
+from signaling.settings import Settings
+from signaling.store import AgentRecord, SiteRecord
+
+PASSWORD = "correct horse battery"
+CONTEXT = {
+    "url": "http://shop.test/products/trail-runner-2?colour=blue",
+    "title": "Trail Runner 2 - Demo shop",
+    "referrer": "http://shop.test/",
+    "userAgent": (
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
+        "(KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1"
+    ),
+    "screen": {"width": 390, "height": 844},
+    "viewport": {"width": 390, "height": 664},
+    "language": "en-GB",
+    "timeZone": "Europe/London",
+    "app": {"product": {"id": "trail-runner-2", "name": "Trail Runner 2", "colour": "blue"}},
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Running:
+    """A started server with its site and staff."""
+
+    app: web.Application
+    runner: web.AppRunner
+    base_url: str
+    site: SiteRecord
+    other_site: SiteRecord
+    agents: dict[str, AgentRecord]
+    clients: list[Client] = field(default_factory=list)
+
+    @property
+    def origin(self) -> str:
+        return "http://shop.test"
+
+    async def token(self, who: str) -> str:
+        async with aiohttp.ClientSession() as http:
+            response = await http.post(
+                f"{self.base_url}/api/auth/login",
+                json={"email": self.agents[who].email, "password": PASSWORD},
+            )
+            assert response.status == 200, await response.text()
+            return str((await response.json())["token"])
+
+    async def agent(self, who: str = "alice") -> Client:
+        client = Client()
+        await client.connect(
+            self.base_url, {"v": 1, "role": "agent", "token": await self.token(who)}
+        )
+        self.clients.append(client)
+        return client
+
+    async def customer(
+        self, token: str | None = None, site: SiteRecord | None = None, origin: str | None = None
+    ) -> Client:
+        client = Client()
+        hello: dict[str, Any] = {"v": 1, "role": "customer", "site": (site or self.site).public_key}
+        if token:
+            hello["token"] = token
+        await client.connect(self.base_url, hello, origin=origin or self.origin)
+        self.clients.append(client)
+        return client
+
+    async def get(self, path: str, token: str | None) -> tuple[int, Any]:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        async with aiohttp.ClientSession() as http:
+            response = await http.get(f"{self.base_url}{path}", headers=headers)
+            if response.content_type == "application/json":
+                return response.status, await response.json()
+            return response.status, await response.read()
+
+
+class Client:
+    """A real socket.io client that records every event it receives."""
+
+    def __init__(self) -> None:
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self.events: defaultdict[str, list[Any]] = defaultdict(list)
+        self._changed = asyncio.Event()
+        self.sio.on("*", self._record)
+        self.sio.on("connect_error", self._refused)
+        self.refusal: Any = None
+
+    async def _refused(self, data: Any = None) -> None:
+        self.refusal = data
+
+    async def _record(self, event: str, data: Any = None) -> None:
+        self.events[event].append(data)
+        self._changed.set()
+
+    async def connect(self, url: str, auth: dict[str, Any], origin: str | None = None) -> None:
+        headers = {"Origin": origin} if origin else {}
+        await self.sio.connect(
+            url, auth=auth, headers=headers, transports=["websocket"], wait_timeout=5
+        )
+
+    async def call(self, event: str, data: Any = None, timeout: float = 10) -> Any:
+        return await self.sio.call(event, {} if data is None else data, timeout=timeout)
+
+    async def wait_for(
+        self,
+        event: str,
+        where: Callable[[Any], bool] = lambda _data: True,
+        timeout: float = 5,
+    ) -> Any:
+        """The first matching event received so far or within the timeout."""
+        async with asyncio.timeout(timeout):
+            while True:
+                for data in self.events[event]:
+                    if where(data):
+                        return data
+                self._changed.clear()
+                await self._changed.wait()
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.sio.disconnect()
+
+
+async def start_server(
+    data_dir: Path, **overrides: Any
+) -> tuple[web.Application, web.AppRunner, str]:
+    port = free_port()
+    settings = Settings(data_dir=data_dir, port=port, **overrides)
+    app = create_app(settings)
+    runner = web.AppRunner(app, shutdown_timeout=2)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return app, runner, f"http://127.0.0.1:{port}"
+
+
+async def provision(app: web.Application) -> tuple[SiteRecord, SiteRecord, dict[str, AgentRecord]]:
+    store = app[keys.store]
+    site = await add_site(store, "Shop", ["http://shop.test"])
+    other = await add_site(store, "Other shop", ["http://other.test"])
+    agents = {
+        "alice": await add_agent(
+            store, "alice@tandem.test", "Alice", PASSWORD, "agent", ["orders"]
+        ),
+        "bob": await add_agent(store, "bob@tandem.test", "Bob", PASSWORD, "agent"),
+        "sam": await add_agent(store, "sam@tandem.test", "Sam", PASSWORD, "supervisor"),
+    }
+    return site, other, agents
+
+
+@contextlib.asynccontextmanager
+async def running_server(data_dir: Path, **overrides: Any) -> AsyncIterator[Running]:
+    app, runner, base = await start_server(data_dir, **overrides)
+    site, other, agents = await provision(app)
+    running = Running(app, runner, base, site, other, agents)
+    try:
+        yield running
+    finally:
+        for client in running.clients:
+            await client.close()
+        await runner.cleanup()
