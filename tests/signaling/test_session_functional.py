@@ -159,7 +159,7 @@ async def test_two_agents_race_to_accept(server: Running) -> None:
 
 async def test_queue_positions_follow_the_queue(server: Running) -> None:
     alice = await server.agent("alice")
-    first, ack1 = await ask_for_help(server)
+    _first, ack1 = await ask_for_help(server)
     second, ack2 = await ask_for_help(server)
     assert (ack1["position"], ack2["position"]) == (1, 2)
     await alice.call("session.accept", {"ticketId": ack1["ticket"]["id"]})
@@ -205,7 +205,7 @@ async def test_context_updates_go_on_the_timeline(server: Running) -> None:
         "ticket.timeline", lambda e: e["entry"]["type"] == "context.updated"
     )
     assert entry["entry"]["data"]["url"] == "http://shop.test/cart"
-    status, ticket = await server.get(f"/api/tickets/{ticket_id}", await server.token("alice"))
+    _status, ticket = await server.get(f"/api/tickets/{ticket_id}", await server.token("alice"))
     assert ticket["context"]["title"] == "Cart"
 
 
