@@ -139,11 +139,15 @@ def _verify(secret: str, token: str, kind: str, *, allow_expired: bool = False) 
     expected = hmac.new(secret.encode(), f"{parts[0]}.{parts[1]}".encode(), hashlib.sha256)
     try:
         given = _unb64(parts[2])
+    except ValueError:
+        raise TokenError("malformed") from None
+    # Authenticate before parsing: unsigned bytes are never decoded.
+    if not hmac.compare_digest(expected.digest(), given):
+        raise TokenError("bad_signature")
+    try:
         claims = json.loads(_unb64(parts[1]))
     except (ValueError, UnicodeDecodeError):
         raise TokenError("malformed") from None
-    if not hmac.compare_digest(expected.digest(), given):
-        raise TokenError("bad_signature")
     if not isinstance(claims, dict) or claims.get("typ") != kind:
         raise TokenError("wrong_kind")
     exp = claims.get("exp")

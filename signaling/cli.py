@@ -51,6 +51,10 @@ def _server_flags(parser: argparse.ArgumentParser, port: int) -> None:
     )
     parser.add_argument("--turn-secret", default=env("TURN_SECRET"), help="TANDEM_TURN_SECRET")
     parser.add_argument("--log-level", default=env("LOG_LEVEL", "INFO"), help="TANDEM_LOG_LEVEL")
+    parser.add_argument(
+        "--web-dir", type=Path, default=Path(env("WEB_DIR") or Settings().web_dir),
+        help="the front-end project whose dist/ is served (TANDEM_WEB_DIR)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -108,6 +112,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         turn_urls=urls(args.turn_urls),
         turn_secret=args.turn_secret,
         log_level=args.log_level,
+        web_dir=args.web_dir,
     )
 
 

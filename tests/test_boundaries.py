@@ -1,0 +1,68 @@
+"""Dependencies point one way: ``media`` and ``cobrowse`` never import ``signaling`` (nor the web
+framework it is built on), and every module imports on its own (no import cycles)."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FORBIDDEN = {
+    "media": {"signaling", "cobrowse", "aiohttp", "socketio", "engineio"},
+    "cobrowse": {"signaling", "media", "aiohttp", "socketio", "engineio", "aiortc", "av"},
+}
+
+
+def modules(package: str) -> list[Path]:
+    return sorted((ROOT / package).rglob("*.py"))
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_leaf_packages_do_not_import_upwards(package: str) -> None:
+    offences = []
+    for path in modules(package):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            offences += [
+                f"{path.relative_to(ROOT)}:{node.lineno} imports {name}"
+                for name in names
+                if name.split(".")[0] in FORBIDDEN[package]
+            ]
+    assert offences == []
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        for package in ("signaling", "media", "cobrowse")
+        for path in modules(package)
+        if path.name != "__main__.py"
+    ],
+)
+def test_each_module_imports_alone(module: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", f"import {module}"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_protocol_is_a_leaf() -> None:
+    tree = ast.parse((ROOT / "signaling" / "protocol.py").read_text())
+    imported = {
+        node.module.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module
+    }
+    assert imported <= {"__future__", "json", "typing", "pydantic"}
+    assert importlib.import_module("signaling.protocol").PROTOCOL_VERSION == 1
