@@ -1,0 +1,80 @@
+"""The ``tandem`` command as a person runs it: add a site and an agent, serve, stop with SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+
+from tests.support import CONTEXT, Client, free_port
+
+
+def tandem(*args: str, data_dir: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "signaling", *args, "--data-dir", str(data_dir)],
+        input=stdin, capture_output=True, text=True, timeout=60,
+    )
+
+
+async def test_accounts_serve_and_sigterm(tmp_path: Path) -> None:
+    site = tandem("site", "add", "Shop", "--origin", "http://shop.test", data_dir=tmp_path)
+    assert site.returncode == 0, site.stderr
+    key = next(line.split()[-1] for line in site.stdout.splitlines() if line.startswith("public key"))
+    assert "secret:" in site.stdout and 'data-site="' in site.stdout
+    bad = tandem("site", "add", "Bad", "--origin", "ftp://x", data_dir=tmp_path)
+    assert bad.returncode == 2 and "origin must look like" in bad.stderr
+    agent = tandem("agent", "add", "ann@x.test", "--name", "Ann", "--role", "supervisor",
+                   data_dir=tmp_path, stdin="a long password\n")
+    assert agent.returncode == 0, agent.stderr
+    short = tandem("agent", "add", "bo@x.test", "--name", "Bo", data_dir=tmp_path, stdin="short\n")
+    assert short.returncode == 2 and "at least 8" in short.stderr
+
+    port = free_port()
+    env = {**os.environ, "TANDEM_PORT": str(port), "TANDEM_DATA_DIR": str(tmp_path)}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "signaling", "serve"], env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(100):
+                try:
+                    async with http.get(f"{base}/healthz") as response:
+                        assert (await response.json())["status"] == "ok"
+                        break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("server did not start")
+            login = await http.post(f"{base}/api/auth/login",
+                                    json={"email": "ann@x.test", "password": "a long password"})
+            assert login.status == 200
+        customer = Client()
+        await customer.connect(base, {"v": 1, "role": "customer", "site": key},
+                               origin="http://shop.test")
+        ack = await customer.call("help.request", {"context": CONTEXT})
+        assert ack["ok"]
+        server.send_signal(signal.SIGTERM)
+        notice = await customer.wait_for("server.restarting", timeout=10)
+        assert notice["reconnectAfterMs"] > 0
+        assert await asyncio.to_thread(server.wait, 15) == 0
+        await customer.close()
+    finally:
+        if server.poll() is None:
+            server.kill()
+        server.wait()
+
+    # The ticket outlived the process.
+    from signaling.store import open_store
+
+    store = await open_store(None, tmp_path / "tandem.sqlite3")
+    try:
+        assert (await store.ticket(ack["ticket"]["id"])) is not None
+    finally:
+        await store.close()
