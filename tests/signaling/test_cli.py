@@ -36,9 +36,9 @@ async def test_accounts_serve_and_sigterm(tmp_path: Path) -> None:
 
     port = free_port()
     env = {**os.environ, "TANDEM_PORT": str(port), "TANDEM_DATA_DIR": str(tmp_path)}
+    log = (tmp_path / "server.log").open("w")
     server = subprocess.Popen(
-        [sys.executable, "-m", "signaling", "serve"], env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [sys.executable, "-m", "signaling", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -69,6 +69,7 @@ async def test_accounts_serve_and_sigterm(tmp_path: Path) -> None:
         if server.poll() is None:
             server.kill()
         server.wait()
+        log.close()
 
     # The ticket outlived the process.
     from signaling.store import open_store
