@@ -1,0 +1,109 @@
+"""``CobrowseSession``: the one call path signaling needs per customer tab.
+
+``ingest(raw)`` runs, in order: validate (no side effects) -> rate limit ->
+sanitize (in place) -> recording append -> mirror append, and returns the events
+to relay to watching agents. A refused batch raises before anything is consumed
+or stored (except the rate-limit budget, which is only taken once validation
+passed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import NamedTuple
+
+from .control import AuditEntry, ControlAction, ControlGrant, ControlPolicy
+from .mirror import AppendResult, MirrorStore
+from .ratelimit import RateLimits, SessionRateLimiter
+from .recording import AsyncRecordingWriter
+from .sanitize import SanitizeReport, sanitize_batch
+from .types import Event
+from .validate import Limits, check_batch
+
+__all__ = ["CobrowseSession", "IngestResult"]
+
+
+class IngestResult(NamedTuple):
+    """Outcome of one accepted batch."""
+
+    events: list[Event]
+    """Sanitized events, to relay to agents (``cobrowse.events``)."""
+    nbytes: int
+    report: SanitizeReport
+    """What was removed (counts only; log/metric it, never the content)."""
+    mirror: AppendResult
+    """``mirror.request_snapshot`` -> emit ``cobrowse.snapshot_needed`` to the customer."""
+
+
+def _sanitize_and_size(events: list[Event]) -> tuple[SanitizeReport, list[int]]:
+    report = sanitize_batch(events)
+    sizes = [
+        len(json.dumps(ev, separators=(",", ":"), ensure_ascii=False).encode()) for ev in events
+    ]
+    return report, sizes
+
+
+class CobrowseSession:
+    """Per customer tab: ingestion pipeline, mirror access and remote control."""
+
+    def __init__(
+        self,
+        session_id: str,
+        store: MirrorStore,
+        *,
+        recording: AsyncRecordingWriter | None = None,
+        limits: Limits | None = None,
+        rate_limits: RateLimits | None = None,
+        control_policy: ControlPolicy | None = None,
+        offload_bytes: int = 64 * 1024,
+    ) -> None:
+        self.session_id = session_id
+        self.store = store
+        self.recording = recording
+        self.limits = limits or Limits()
+        self.rate = SessionRateLimiter(rate_limits)
+        self.control = ControlGrant(session_id, control_policy)
+        self.offload_bytes = offload_bytes
+        """Batches larger than this are validated/sanitized in a worker thread."""
+
+    async def ingest(self, raw: object) -> IngestResult:
+        """Accept one batch from the customer.
+
+        Raises:
+            CobrowseError: the batch was refused (see ``validate`` / ``ratelimit``).
+        """
+        hint = len(raw) if isinstance(raw, str | bytes | bytearray) else self.offload_bytes + 1
+        if hint > self.offload_bytes:
+            # A full snapshot can take a second of CPU: keep the event loop responsive.
+            batch = await asyncio.to_thread(check_batch, raw, self.limits)
+            self.rate.check(len(batch.events), batch.nbytes)
+            report, sizes = await asyncio.to_thread(_sanitize_and_size, batch.events)
+        else:
+            batch = check_batch(raw, self.limits)
+            self.rate.check(len(batch.events), batch.nbytes)
+            report, sizes = _sanitize_and_size(batch.events)
+        if self.recording is not None:
+            await self.recording.append(batch.events, batch.nbytes)
+        appended = await self.store.append(self.session_id, batch.events, sizes)
+        return IngestResult(batch.events, batch.nbytes, report, appended)
+
+    async def catch_up(self) -> list[Event]:
+        """Events a late-joining agent needs (``[]``: wait for the next snapshot)."""
+        return await self.store.catch_up(self.session_id)
+
+    async def authorize_action(
+        self, agent_id: str, action: object
+    ) -> tuple[ControlAction, list[AuditEntry]]:
+        """Validate an agent's control action against the grant and the mirror's masks."""
+        target = action.get("targetId") if isinstance(action, dict) else None
+        if not isinstance(target, int) or isinstance(target, bool):
+            target = -1  # validation inside authorize() refuses it
+        status = await self.store.target_status(self.session_id, target)
+        return self.control.authorize(agent_id, action, status)
+
+    async def close(self) -> None:
+        """Flush the recording and drop the mirror."""
+        if self.recording is not None:
+            await self.recording.aclose()
+        await self.store.clear(self.session_id)

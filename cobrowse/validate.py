@@ -1,0 +1,387 @@
+"""Schema and size validation of rrweb event batches from the customer's browser.
+
+Everything here is pure and synchronous. A batch is either accepted whole or
+refused whole with a :class:`~cobrowse.exceptions.CobrowseError`; refusing a
+batch has no side effects, so a malformed batch changes nothing.
+
+Error messages name the event index and the offending field, never page text or
+attribute values (privacy).
+
+Prefer passing the batch as the raw JSON text (``str``/``bytes``) the client sent:
+its size is then checked *before* it is parsed, and parsing depth is bounded here
+rather than inside the transport.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Final, NamedTuple
+
+from .exceptions import CobrowseError
+from .types import Event, EventType, IncrementalSource, NodeType
+
+__all__ = ["Batch", "Limits", "check_batch", "validate_batch"]
+
+KIB: Final = 1024
+MIB: Final = 1024 * KIB
+
+_DEFAULT_TYPES: Final = frozenset(
+    {
+        EventType.DOM_CONTENT_LOADED,
+        EventType.LOAD,
+        EventType.FULL_SNAPSHOT,
+        EventType.INCREMENTAL_SNAPSHOT,
+        EventType.META,
+        EventType.CUSTOM,
+        EventType.PLUGIN,
+    }
+)
+_EVENT_KEYS: Final = frozenset({"type", "data", "timestamp", "delay"})
+_NODE_TYPES: Final = frozenset(int(t) for t in NodeType)
+_SOURCES: Final = frozenset(int(s) for s in IncrementalSource)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Caps applied to every batch. Defaults suit one customer tab."""
+
+    max_events_per_batch: int = 2_000
+    """Events in one batch (rrweb emits a few per animation frame)."""
+    max_batch_bytes: int = 512 * KIB
+    """Encoded size (UTF-8 JSON) of a batch without a full snapshot."""
+    max_snapshot_batch_bytes: int = 8 * MIB
+    """Encoded size of a batch that carries a ``FullSnapshot`` (big pages are MBs)."""
+    max_node_depth: int = 400
+    """Nesting of serialized nodes. Each level is two JSON levels, and CPython's JSON
+    codec is recursive (default recursion limit 1,000), so this must stay well under 500."""
+    max_nodes: int = 100_000
+    """Serialized nodes in one batch (full snapshot plus mutation adds)."""
+    max_attr_value_len: int = 1 * MIB
+    """Characters in one attribute value (``_cssText`` and canvas data URLs are big)."""
+    max_string_len: int = 1 * MIB
+    """Characters in any other string (text nodes, CSS rules, hrefs...)."""
+    max_attrs_per_element: int = 512
+    max_name_len: int = 256
+    """Characters in a tag or attribute name."""
+    accepted_types: frozenset[int] = field(default=_DEFAULT_TYPES)
+    """Event types accepted; rrweb's ``Asset`` (7) is refused until sanitised."""
+
+    @property
+    def max_raw_bytes(self) -> int:
+        """Largest payload worth parsing at all."""
+        return max(self.max_batch_bytes, self.max_snapshot_batch_bytes)
+
+
+class Batch(NamedTuple):
+    """A validated batch."""
+
+    events: list[Event]
+    nbytes: int
+    """Encoded size in bytes (for rate limits and memory accounting)."""
+    has_full_snapshot: bool
+
+
+def validate_batch(raw: object, limits: Limits) -> list[Event]:
+    """Validate a batch of rrweb events and return the events.
+
+    Args:
+        raw: the JSON text the client sent (``str``/``bytes``), or the already
+            decoded list of event objects.
+        limits: caps to enforce.
+
+    Raises:
+        CobrowseError: ``malformed``, ``too_large``, ``too_many_events``,
+            ``too_deep``, ``too_many_nodes`` or ``bad_event``.
+    """
+    return check_batch(raw, limits).events
+
+
+def check_batch(raw: object, limits: Limits) -> Batch:
+    """Like :func:`validate_batch` but also returns the size and snapshot flag."""
+    if isinstance(raw, bytes | bytearray | memoryview):
+        data = bytes(raw)
+        if len(data) > limits.max_raw_bytes:
+            raise CobrowseError("too_large", f"batch of {len(data)} bytes")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise CobrowseError("malformed", "batch is not UTF-8") from None
+        events_obj = _loads(text)
+        nbytes = len(data)
+    elif isinstance(raw, str):
+        if len(raw) > limits.max_raw_bytes:  # chars <= bytes: a cheap early bound
+            raise CobrowseError("too_large", f"batch of {len(raw)}+ bytes")
+        events_obj = _loads(raw)
+        nbytes = len(raw.encode("utf-8"))
+    else:
+        events_obj = raw
+        nbytes = _encoded_size(raw)
+
+    if not isinstance(events_obj, list):
+        raise CobrowseError("malformed", "batch must be a JSON array of events")
+    if len(events_obj) > limits.max_events_per_batch:
+        raise CobrowseError("too_many_events", f"{len(events_obj)} events in one batch")
+
+    has_full = any(
+        isinstance(ev, dict) and ev.get("type") == EventType.FULL_SNAPSHOT for ev in events_obj
+    )
+    cap = limits.max_snapshot_batch_bytes if has_full else limits.max_batch_bytes
+    if nbytes > cap:
+        raise CobrowseError("too_large", f"batch of {nbytes} bytes (cap {cap})")
+
+    budget = _NodeBudget(limits.max_nodes)
+    for i, ev in enumerate(events_obj):
+        _check_event(ev, i, limits, budget)
+    return Batch(events=list(events_obj), nbytes=nbytes, has_full_snapshot=has_full)
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"non-finite number {name}")
+
+
+def _loads(text: str) -> object:
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise CobrowseError("too_deep", "batch JSON nests too deeply") from None
+    except ValueError:
+        raise CobrowseError("malformed", "batch is not valid JSON") from None
+
+
+def _encoded_size(obj: object) -> int:
+    try:
+        text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except RecursionError:
+        raise CobrowseError("too_deep", "batch nests too deeply") from None
+    except (TypeError, ValueError):
+        raise CobrowseError("malformed", "batch is not JSON-serialisable") from None
+    return len(text.encode("utf-8", errors="surrogatepass"))
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+class _NodeBudget:
+    __slots__ = ("left", "total")
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.left = total
+
+    def take(self, where: str) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise CobrowseError("too_many_nodes", f"more than {self.total} nodes ({where})")
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v: object) -> bool:
+    if isinstance(v, bool):
+        return False
+    if isinstance(v, int):
+        return True
+    return isinstance(v, float) and math.isfinite(v)
+
+
+def _bad(where: str, what: str) -> CobrowseError:
+    return CobrowseError("bad_event", f"{where}: {what}")
+
+
+def _check_str(v: object, where: str, cap: int, *, optional: bool = False) -> None:
+    if v is None and optional:
+        return
+    if not isinstance(v, str):
+        raise _bad(where, "expected a string")
+    if len(v) > cap:
+        raise CobrowseError("too_large", f"{where}: string of {len(v)} chars (cap {cap})")
+
+
+def _check_strings(obj: object, where: str, limits: Limits) -> None:
+    """Generic walk: every string under ``obj`` within the string cap, JSON types only."""
+    stack: list[tuple[object, int]] = [(obj, 0)]
+    max_depth = 2 * limits.max_node_depth + 16
+    while stack:
+        cur, depth = stack.pop()
+        if depth > max_depth:
+            raise CobrowseError("too_deep", f"{where}: nests too deeply")
+        if isinstance(cur, str):
+            if len(cur) > limits.max_string_len:
+                raise CobrowseError("too_large", f"{where}: string of {len(cur)} chars")
+        elif isinstance(cur, dict):
+            for k, v in cur.items():
+                if not isinstance(k, str):
+                    raise CobrowseError("malformed", f"{where}: non-string key")
+                if isinstance(v, dict | list | str):
+                    stack.append((v, depth + 1))
+                elif not (v is None or isinstance(v, bool) or _is_num(v)):
+                    raise CobrowseError("malformed", f"{where}: non-JSON value")
+        elif isinstance(cur, list):
+            for v in cur:
+                if isinstance(v, dict | list | str):
+                    stack.append((v, depth + 1))
+                elif not (v is None or isinstance(v, bool) or _is_num(v)):
+                    raise CobrowseError("malformed", f"{where}: non-JSON value")
+
+
+# --------------------------------------------------------------------------- events
+
+
+def _check_event(ev: object, i: int, limits: Limits, budget: _NodeBudget) -> None:
+    where = f"event[{i}]"
+    if not isinstance(ev, dict):
+        raise _bad(where, "not an object")
+    extra = set(ev) - _EVENT_KEYS
+    if extra:
+        raise _bad(where, "unknown top-level key")
+    etype = ev.get("type")
+    if not _is_int(etype):
+        raise _bad(where, "type must be an integer")
+    assert isinstance(etype, int)
+    if etype not in limits.accepted_types:
+        raise _bad(where, f"event type {etype} not accepted")
+    ts = ev.get("timestamp")
+    if not _is_num(ts) or ts < 0:  # type: ignore[operator]
+        raise _bad(where, "timestamp must be a finite non-negative number")
+    if "delay" in ev and not _is_num(ev["delay"]):
+        raise _bad(where, "delay must be a number")
+    data = ev.get("data")
+    if not isinstance(data, dict):
+        raise _bad(where, "data must be an object")
+
+    if etype == EventType.FULL_SNAPSHOT:
+        if "node" not in data:
+            raise _bad(where, "full snapshot without node")
+        _check_node_tree(data["node"], f"{where}.data.node", limits, budget)
+        off = data.get("initialOffset")
+        if off is not None and not (
+            isinstance(off, dict) and all(_is_num(off.get(k, 0)) for k in ("top", "left"))
+        ):
+            raise _bad(where, "initialOffset must be {top, left}")
+        rest = {k: v for k, v in data.items() if k != "node"}
+        _check_strings(rest, where, limits)
+    elif etype == EventType.META:
+        _check_str(data.get("href"), f"{where}.data.href", limits.max_string_len)
+        if not (_is_num(data.get("width")) and _is_num(data.get("height"))):
+            raise _bad(where, "meta width/height must be numbers")
+        _check_strings(data, where, limits)
+    elif etype == EventType.INCREMENTAL_SNAPSHOT:
+        source = data.get("source")
+        if not _is_int(source) or source not in _SOURCES:
+            raise _bad(where, "unknown incremental source")
+        if source == IncrementalSource.MUTATION:
+            _check_mutation(data, where, limits, budget)
+        else:
+            _check_strings(data, where, limits)
+    else:
+        _check_strings(data, where, limits)
+
+
+def _check_mutation(data: dict[str, Any], where: str, limits: Limits, budget: _NodeBudget) -> None:
+    for key in ("texts", "attributes", "removes", "adds"):
+        if not isinstance(data.get(key), list):
+            raise _bad(where, f"mutation.{key} must be a list")
+    for j, t in enumerate(data["texts"]):
+        w = f"{where}.texts[{j}]"
+        if not isinstance(t, dict) or not _is_int(t.get("id")):
+            raise _bad(w, "expected {id, value}")
+        _check_str(t.get("value"), w, limits.max_string_len, optional=True)
+    for j, a in enumerate(data["attributes"]):
+        w = f"{where}.attributes[{j}]"
+        if not isinstance(a, dict) or not _is_int(a.get("id")):
+            raise _bad(w, "expected {id, attributes}")
+        attrs = a.get("attributes")
+        if not isinstance(attrs, dict):
+            raise _bad(w, "attributes must be an object")
+        _check_attr_map(attrs, w, limits, allow_style_om=True)
+    for j, r in enumerate(data["removes"]):
+        w = f"{where}.removes[{j}]"
+        if not isinstance(r, dict) or not _is_int(r.get("id")) or not _is_int(r.get("parentId")):
+            raise _bad(w, "expected {parentId, id}")
+    for j, add in enumerate(data["adds"]):
+        w = f"{where}.adds[{j}]"
+        if not isinstance(add, dict) or not _is_int(add.get("parentId")):
+            raise _bad(w, "expected {parentId, nextId, node}")
+        nxt = add.get("nextId")
+        if nxt is not None and not _is_int(nxt):
+            raise _bad(w, "nextId must be an integer or null")
+        prev = add.get("previousId")
+        if prev is not None and not _is_int(prev):
+            raise _bad(w, "previousId must be an integer or null")
+        _check_node_tree(add.get("node"), f"{w}.node", limits, budget)
+    rest = {k: v for k, v in data.items() if k not in ("texts", "attributes", "removes", "adds")}
+    _check_strings(rest, where, limits)
+
+
+def _check_attr_map(
+    attrs: dict[str, Any], where: str, limits: Limits, *, allow_style_om: bool
+) -> None:
+    if len(attrs) > limits.max_attrs_per_element:
+        raise CobrowseError("too_large", f"{where}: {len(attrs)} attributes")
+    for name, value in attrs.items():
+        if not isinstance(name, str) or not name or len(name) > limits.max_name_len:
+            raise _bad(where, "bad attribute name")
+        if isinstance(value, str):
+            if len(value) > limits.max_attr_value_len:
+                raise CobrowseError("too_large", f"{where}: attribute value of {len(value)} chars")
+        elif value is None or isinstance(value, bool) or _is_num(value):
+            continue
+        elif allow_style_om and isinstance(value, dict):
+            # rrweb styleOMValue: {prop: value | [value, priority] | false}
+            for prop, pv in value.items():
+                _check_str(prop, where, limits.max_name_len)
+                if pv is False:
+                    continue
+                if isinstance(pv, list):
+                    if len(pv) > 2:
+                        raise _bad(where, "bad style value")
+                    for part in pv:
+                        _check_str(part, where, limits.max_attr_value_len)
+                else:
+                    _check_str(pv, where, limits.max_attr_value_len)
+        else:
+            raise _bad(where, "bad attribute value")
+
+
+def _check_node_tree(root: object, where: str, limits: Limits, budget: _NodeBudget) -> None:
+    stack: list[tuple[object, int]] = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limits.max_node_depth:
+            raise CobrowseError("too_deep", f"{where}: node depth over {limits.max_node_depth}")
+        if not isinstance(node, dict):
+            raise _bad(where, "node must be an object")
+        budget.take(where)
+        ntype = node.get("type")
+        if not _is_int(ntype) or ntype not in _NODE_TYPES:
+            raise _bad(where, "unknown node type")
+        if not _is_int(node.get("id")):
+            raise _bad(where, "node id must be an integer")
+        for flag in ("rootId",):
+            if flag in node and node[flag] is not None and not _is_int(node[flag]):
+                raise _bad(where, "rootId must be an integer")
+        if ntype in (NodeType.DOCUMENT, NodeType.ELEMENT):
+            children = node.get("childNodes")
+            if not isinstance(children, list):
+                raise _bad(where, "childNodes must be a list")
+            if ntype == NodeType.ELEMENT:
+                _check_str(node.get("tagName"), where, limits.max_name_len)
+                if not node["tagName"]:
+                    raise _bad(where, "empty tagName")
+                attrs = node.get("attributes")
+                if not isinstance(attrs, dict):
+                    raise _bad(where, "attributes must be an object")
+                _check_attr_map(attrs, where, limits, allow_style_om=False)
+            stack.extend((child, depth + 1) for child in children)
+        elif ntype == NodeType.DOCUMENT_TYPE:
+            for key in ("name", "publicId", "systemId"):
+                _check_str(node.get(key, ""), where, limits.max_name_len * 4)
+        else:
+            _check_str(node.get("textContent"), where, limits.max_string_len)

@@ -1,0 +1,168 @@
+"""Mirror compaction, catch-up, memory cap and mask index."""
+
+from __future__ import annotations
+
+import pytest
+from cobrowse_factories import FakeClock, add, el, full, meta, mouse_move, mutation, page, text
+
+from cobrowse import InMemoryMirrorStore, MirrorPolicy, MirrorState, MirrorStore, TargetStatus
+
+
+def _state(**kw: object) -> tuple[MirrorState, FakeClock]:
+    clock = FakeClock()
+    return MirrorState(MirrorPolicy(**kw), clock), clock  # type: ignore[arg-type]
+
+
+def test_catch_up_empty_until_snapshot() -> None:
+    st, _ = _state()
+    assert st.catch_up() == []
+    assert st.needs_snapshot()
+    res = st.append([mouse_move(), mouse_move()])
+    assert res.dropped == 2
+    assert res.needs_snapshot and res.request_snapshot
+    assert st.catch_up() == []
+
+
+def test_catch_up_is_meta_snapshot_and_exact_tail() -> None:
+    st, _ = _state(snapshot_after_events=10_000)
+    m1, s1 = meta(1), full(page(), 2)
+    st.append([m1, s1])
+    tail1 = [mouse_move(10 + i) for i in range(50)]
+    st.append(tail1)
+    assert st.catch_up() == [m1, s1, *tail1]
+    m2, s2 = meta(100), full(page(el("p")), 101)
+    tail2 = [mouse_move(200 + i) for i in range(7)]
+    st.append([mouse_move(99), m2, s2, *tail2[:3]])
+    st.append(tail2[3:])
+    out = st.catch_up()
+    assert out[0] is m2 and out[1] is s2
+    assert out[2:] == tail2
+
+
+def test_meta_and_snapshot_split_across_batches() -> None:
+    st, _ = _state()
+    m, s = meta(1), full(page(), 2)
+    st.append([m])
+    st.append([s, mouse_move(3)])
+    assert st.catch_up() == [m, s, mouse_move(3)]
+
+
+def test_snapshot_without_new_meta_keeps_previous_meta() -> None:
+    st, _ = _state()
+    m, s1, s2 = meta(1), full(page(), 2), full(page(el("b")), 5)
+    st.append([m, s1, mouse_move(3), s2])
+    assert st.catch_up() == [m, s2]
+
+
+def test_compaction_after_n_events() -> None:
+    st, _ = _state(snapshot_after_events=2000)
+    st.append([meta(), full(page())])
+    for i in range(1999):
+        res = st.append([mouse_move(i)])
+        assert not res.needs_snapshot
+    res = st.append([mouse_move(5000)])
+    assert res.needs_snapshot and res.request_snapshot
+    res = st.append([mouse_move(5001)])
+    assert res.needs_snapshot and not res.request_snapshot  # rate-limited re-request
+    new_snap = full(page(el("i")), 6000)
+    res = st.append([meta(5999), new_snap])
+    assert not res.needs_snapshot
+    assert st.tail_events == 0
+    assert st.catch_up()[1] is new_snap
+
+
+def test_compaction_after_time_and_bytes() -> None:
+    st, clock = _state(snapshot_after_seconds=60, snapshot_after_bytes=10_000)
+    st.append([meta(), full(page())])
+    clock.advance(120)
+    assert not st.needs_snapshot()  # no tail: the snapshot is still current
+    st.append([mouse_move()])
+    assert st.needs_snapshot()
+
+    st2, _ = _state(snapshot_after_bytes=2_000)
+    st2.append([meta(), full(page())])
+    res = st2.append([mutation(adds=[add(text("x" * 3_000))])])
+    assert res.needs_snapshot
+
+
+def test_snapshot_requests_are_rate_limited_in_time() -> None:
+    st, clock = _state(request_interval_seconds=5)
+    assert st.append([mouse_move()]).request_snapshot
+    assert not st.append([mouse_move()]).request_snapshot
+    clock.advance(5)
+    assert st.append([mouse_move()]).request_snapshot
+
+
+def test_hard_cap_resets_and_keeps_requesting() -> None:
+    st, clock = _state(max_tail_bytes=5_000, snapshot_after_bytes=1_000, request_interval_seconds=1)
+    st.append([meta(), full(page())])
+    big = mutation(adds=[add(text("x" * 2_000))])
+    st.append([big, big])
+    res = st.append([big])
+    assert res.reset and res.needs_snapshot
+    assert st.catch_up() == []
+    assert st.total_bytes == 0
+    clock.advance(2)
+    assert st.append([mouse_move()]).request_snapshot
+    s = full(page(), 9)
+    st.append([s])
+    assert st.catch_up()[-1] is s
+
+
+def test_memory_stays_bounded_under_a_storm() -> None:
+    st, _ = _state(max_tail_bytes=50_000)
+    st.append([meta(), full(page())])
+    for _ in range(2_000):
+        st.append([mutation(adds=[add(text("y" * 200))])])
+        assert st.tail_bytes <= 50_000
+
+
+def test_target_status_masks() -> None:
+    st, _ = _state()
+    pw = el("input", {"type": "password"})
+    card = el("input", {"name": "cc"})
+    masked_div = el("div", {"data-tandem-mask": ""}, [card])
+    blocked = el("div", {"class": "a rr-block", "rr_width": "10px", "rr_height": "5px"})
+    ok = el("button", {"class": "buy"}, [text("Buy")])
+    st.append([meta(), full(page(pw, masked_div, blocked, ok))])
+    assert st.target_status(ok["id"]) is TargetStatus.OK
+    assert st.target_status(5) is TargetStatus.OK  # <body>
+    assert st.target_status(pw["id"]) is TargetStatus.MASKED
+    assert st.target_status(card["id"]) is TargetStatus.MASKED  # via ancestor
+    assert st.target_status(blocked["id"]) is TargetStatus.MASKED
+    assert st.target_status(999_999) is TargetStatus.UNKNOWN
+    # Mutations: added subtrees, attribute marks (sticky), removals.
+    inner = el("input")
+    plain = el("span")
+    st.append([mutation(adds=[add(el("section", {"class": "rr-mask"}, [inner]), parent=ok["id"])])])
+    st.append([mutation(adds=[add(plain, parent=ok["id"])])])
+    assert st.target_status(plain["id"]) is TargetStatus.OK
+    assert st.target_status(inner["id"]) is TargetStatus.MASKED
+    st.append([mutation(attributes=[{"id": ok["id"], "attributes": {"data-tandem-block": ""}}])])
+    assert st.target_status(ok["id"]) is TargetStatus.MASKED
+    st.append([mutation(attributes=[{"id": ok["id"], "attributes": {"data-tandem-block": None}}])])
+    assert st.target_status(ok["id"]) is TargetStatus.MASKED  # sticky
+    st.append([mutation(removes=[{"parentId": 5, "id": ok["id"]}])])
+    assert st.target_status(ok["id"]) is TargetStatus.UNKNOWN
+    assert st.target_status(plain["id"]) is TargetStatus.UNKNOWN  # orphaned descendant
+    st.append([mutation(attributes=[{"id": 5, "attributes": {"type": "Password"}}])])
+    assert st.target_status(5) is TargetStatus.MASKED
+
+
+@pytest.mark.asyncio
+async def test_in_memory_store_protocol() -> None:
+    clock = FakeClock()
+    store: MirrorStore = InMemoryMirrorStore(MirrorPolicy(snapshot_after_events=3), clock)
+    assert await store.catch_up("s1") == []
+    assert await store.needs_snapshot("s1")
+    m, s = meta(), full(page(el("a", {"class": "rr-block"}, id=50)))
+    res = await store.append("s1", [m, s])
+    assert not res.needs_snapshot
+    assert await store.target_status("s1", 50) is TargetStatus.MASKED
+    assert await store.target_status("s2", 50) is TargetStatus.UNKNOWN
+    res = await store.append("s1", [mouse_move(), mouse_move(), mouse_move()])
+    assert res.needs_snapshot and res.request_snapshot
+    assert await store.catch_up("s1") == [m, s, mouse_move(), mouse_move(), mouse_move()]
+    assert await store.catch_up("s2") == []
+    await store.clear("s1")
+    assert await store.catch_up("s1") == []

@@ -1,0 +1,141 @@
+"""Recording round trip, appends, header checks, torn tails, async writer."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+from cobrowse_factories import FakeClock, full, meta, mouse_move, page
+
+from cobrowse import (
+    AsyncRecordingWriter,
+    RecordingFormatError,
+    RecordingReader,
+    RecordingWriter,
+    make_header,
+    read_recording,
+)
+
+REC = "rrweb@2.0.0-alpha.18"
+
+
+def _events(n: int, start: int = 0) -> list[dict[str, object]]:
+    return [mouse_move(start + i) for i in range(n)]
+
+
+def test_round_trip_with_appends_and_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "s.ndjson.gz"
+    first = [meta(), full(page())]
+    with RecordingWriter(path, REC, flush_bytes=1) as w:
+        w.append(first)
+        w.append(_events(3))
+    size_after_first = path.stat().st_size
+    prefix = path.read_bytes()
+    with RecordingWriter(path, REC) as w:  # reopen: append, never rewrite
+        w.append(_events(5, 100))
+    assert path.read_bytes()[:size_after_first] == prefix
+    header, events = read_recording(path)
+    assert header == {"format": "tandem-cobrowse", "v": 1, "recorder": REC}
+    assert events == [*first, *_events(3), *_events(5, 100)]
+
+
+def test_plain_gzip_reads_it_as_one_ndjson_stream(tmp_path: Path) -> None:
+    path = tmp_path / "s.gz"
+    with RecordingWriter(path, REC, flush_bytes=1) as w:
+        for i in range(4):
+            w.append(_events(2, i * 10))
+    with gzip.open(path, "rt") as f:
+        lines = [json.loads(line) for line in f]
+    assert lines[0]["format"] == "tandem-cobrowse"
+    assert len(lines) == 9
+
+
+def test_buffering_writes_members_only_on_threshold(tmp_path: Path) -> None:
+    path = tmp_path / "s.gz"
+    w = RecordingWriter(path, REC, flush_bytes=10_000)
+    size = path.stat().st_size
+    w.append(_events(3))
+    assert path.stat().st_size == size and w.buffered_bytes > 0
+    w.flush()
+    assert path.stat().st_size > size and w.buffered_bytes == 0
+    w.close()
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"format": "other", "v": 1, "recorder": REC},
+        {"format": "tandem-cobrowse", "v": 2, "recorder": REC},
+        {"format": "tandem-cobrowse", "v": True, "recorder": REC},
+        {"format": "tandem-cobrowse", "v": "1", "recorder": REC},
+        {"format": "tandem-cobrowse", "v": 1},
+        ["tandem-cobrowse", 1],
+    ],
+)
+def test_reader_rejects_unknown_header(tmp_path: Path, header: object) -> None:
+    path = tmp_path / "bad.gz"
+    path.write_bytes(gzip.compress(json.dumps(header).encode() + b"\n"))
+    with pytest.raises(RecordingFormatError):
+        RecordingReader(path)
+    with pytest.raises(RecordingFormatError):
+        RecordingWriter(path, REC)  # never appends to a file it cannot read
+
+
+def test_reader_rejects_garbage_and_empty(tmp_path: Path) -> None:
+    bad = tmp_path / "x"
+    bad.write_bytes(b"not gzip at all")
+    with pytest.raises(RecordingFormatError):
+        RecordingReader(bad)
+    empty = tmp_path / "e"
+    empty.write_bytes(gzip.compress(b""))
+    with pytest.raises(RecordingFormatError):
+        RecordingReader(empty)
+
+
+def test_writer_refuses_other_recorder(tmp_path: Path) -> None:
+    path = tmp_path / "s.gz"
+    RecordingWriter(path, REC).close()
+    with pytest.raises(RecordingFormatError):
+        RecordingWriter(path, "rrweb@2.0.0-alpha.19")
+    with pytest.raises(ValueError):
+        make_header("rrweb@1.1.3")
+    with pytest.raises(ValueError):
+        make_header("openreplay@1")
+
+
+def test_torn_tail_is_detected_and_repaired_on_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "s.gz"
+    with RecordingWriter(path, REC, flush_bytes=1) as w:
+        w.append(_events(2))
+        w.append(_events(2, 10))
+    data = path.read_bytes()
+    path.write_bytes(data[:-7])  # crash in the middle of the last member
+    reader = RecordingReader(path)
+    assert list(reader) == _events(2)
+    assert reader.truncated
+    with pytest.raises(RecordingFormatError):
+        list(RecordingReader(path, strict=True))
+    with RecordingWriter(path, REC) as w:
+        w.append(_events(1, 50))
+    reader = RecordingReader(path, strict=True)
+    assert list(reader) == [*_events(2), *_events(1, 50)]
+    assert not reader.truncated
+
+
+@pytest.mark.asyncio
+async def test_async_writer(tmp_path: Path) -> None:
+    path = tmp_path / "a.gz"
+    clock = FakeClock()
+    w = AsyncRecordingWriter(path, REC, flush_bytes=1_000_000, flush_interval=2.0, clock=clock)
+    await w.open()
+    await w.append([meta(), full(page())], nbytes=500)
+    assert list(RecordingReader(path)) == []  # buffered, not yet written
+    clock.advance(3)
+    await w.append(_events(2), nbytes=100)  # interval elapsed: flushed
+    assert len(list(RecordingReader(path))) == 4
+    await w.append(_events(1, 9), nbytes=10)
+    await w.aclose()
+    _, events = read_recording(path)
+    assert len(events) == 5

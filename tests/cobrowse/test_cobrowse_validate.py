@@ -1,0 +1,205 @@
+"""Batch validation: schema errors and every cap."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from cobrowse_factories import add, el, full, meta, mouse_move, mutation, page, text
+
+from cobrowse import CobrowseError, Limits, check_batch, validate_batch
+
+
+def _code(raw: object, limits: Limits | None = None) -> str:
+    with pytest.raises(CobrowseError) as info:
+        validate_batch(raw, limits or Limits())
+    return info.value.code
+
+
+def test_valid_batch_as_text_bytes_and_objects() -> None:
+    events = [meta(), full(page(el("p", {"class": "x"}, [text("hi")]))), mouse_move()]
+    raw = json.dumps(events)
+    assert validate_batch(raw, Limits()) == events
+    assert validate_batch(raw.encode(), Limits()) == events
+    batch = check_batch(events, Limits())
+    assert batch.events == events
+    assert batch.has_full_snapshot
+    assert batch.nbytes == len(json.dumps(events, separators=(",", ":")).encode())
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "not json",
+        b"\xff\xfe",
+        "{}",
+        '{"type": 2}',
+        "[1, 2]",
+        "[NaN]",
+        '[{"type":3,"data":{},"timestamp":Infinity}]',
+        object(),
+    ],
+)
+def test_malformed(raw: object) -> None:
+    assert _code(raw) in ("malformed", "bad_event")
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"type": 99, "data": {}, "timestamp": 1},
+        {"type": True, "data": {}, "timestamp": 1},
+        {"type": "2", "data": {}, "timestamp": 1},
+        {"type": 7, "data": {"url": "x", "payload": {}}, "timestamp": 1},  # Asset: not accepted
+        {"type": 3, "data": {}, "timestamp": "now"},
+        {"type": 3, "data": {}, "timestamp": -1},
+        {"type": 3, "data": [], "timestamp": 1},
+        {"type": 3, "data": {"source": 99}, "timestamp": 1},
+        {"type": 3, "data": {"source": 0, "texts": []}, "timestamp": 1},
+        {"type": 3, "data": {"source": 1}, "timestamp": 1, "extra": 1},
+        {"type": 2, "data": {}, "timestamp": 1},
+        {"type": 2, "data": {"node": {"type": 9, "id": 1}}, "timestamp": 1},
+        {"type": 2, "data": {"node": {"type": 0, "id": "1", "childNodes": []}}, "timestamp": 1},
+        {
+            "type": 2,
+            "data": {
+                "node": {"type": 2, "id": 1, "tagName": "", "attributes": {}, "childNodes": []}
+            },
+            "timestamp": 1,
+        },
+        {
+            "type": 2,
+            "data": {
+                "node": {
+                    "type": 2,
+                    "id": 1,
+                    "tagName": "a",
+                    "attributes": {"x": [1]},
+                    "childNodes": [],
+                }
+            },
+            "timestamp": 1,
+        },
+        {"type": 2, "data": {"node": {"type": 3, "id": 1, "textContent": 5}}, "timestamp": 1},
+        {"type": 4, "data": {"href": 1, "width": 1, "height": 1}, "timestamp": 1},
+        mutation(adds=[{"parentId": "5", "nextId": None, "node": text("x")}]),
+        mutation(removes=[{"id": 1}]),
+        mutation(attributes=[{"id": 1, "attributes": {"style": {"color": 5}}}]),
+    ],
+)
+def test_bad_event(event: dict[str, Any]) -> None:
+    assert _code([event]) == "bad_event"
+
+
+def test_too_many_events() -> None:
+    assert _code([mouse_move()] * 11, Limits(max_events_per_batch=10)) == "too_many_events"
+    validate_batch([mouse_move()] * 10, Limits(max_events_per_batch=10))
+
+
+def test_too_large_batch_bytes() -> None:
+    events = [mouse_move()] * 50
+    size = check_batch(events, Limits()).nbytes
+    assert _code(events, Limits(max_batch_bytes=size - 1)) == "too_large"
+    assert _code(json.dumps(events), Limits(max_batch_bytes=size - 1)) == "too_large"
+    validate_batch(events, Limits(max_batch_bytes=size))
+
+
+def test_snapshot_batches_get_the_bigger_cap() -> None:
+    events = [full(page(el("p", {}, [text("x" * 2000)])))]
+    limits = Limits(max_batch_bytes=1000, max_snapshot_batch_bytes=10_000)
+    validate_batch(events, limits)
+    assert _code([mutation(adds=[add(text("x" * 2000))])], limits) == "too_large"
+    assert _code(events, Limits(max_batch_bytes=1000, max_snapshot_batch_bytes=1000)) == "too_large"
+
+
+def test_raw_text_over_the_largest_cap_is_refused_before_parsing() -> None:
+    assert (
+        _code("[" + " " * 2000 + "]", Limits(max_batch_bytes=100, max_snapshot_batch_bytes=100))
+        == "too_large"
+    )
+
+
+def _deep(depth: int) -> dict[str, Any]:
+    node = el("div")
+    for _ in range(depth - 1):
+        node = el("div", {}, [node])
+    return node
+
+
+def test_node_depth_cap() -> None:
+    limits = Limits(max_node_depth=50)
+    validate_batch([full(_deep(50))], limits)
+    assert _code([full(_deep(51))], limits) == "too_deep"
+    assert _code([mutation(adds=[add(_deep(51))])], limits) == "too_deep"
+
+
+def test_default_depth_cap_and_json_recursion() -> None:
+    limits = Limits()
+    validate_batch(json.dumps([full(_deep(limits.max_node_depth))]), limits)
+    assert _code([full(_deep(limits.max_node_depth + 1))], limits) == "too_deep"
+    # Deeper than CPython's JSON recursion: refused as too_deep, not a crash.
+    raw = "[" * 5000 + "]" * 5000
+    assert _code(raw) == "too_deep"
+
+
+def test_generic_nesting_in_other_payloads_is_bounded() -> None:
+    payload: Any = 1
+    for _ in range(300):
+        payload = [payload]
+    ev = {"type": 5, "data": {"tag": "x", "payload": payload}, "timestamp": 1}
+    assert _code([ev], Limits(max_node_depth=100)) == "too_deep"
+
+
+def test_node_count_cap_per_batch() -> None:
+    limits = Limits(max_nodes=30)
+    body = [el("p") for _ in range(20)]
+    validate_batch([full(page(*body))], limits)  # 5 structural + 20
+    assert (
+        _code(
+            [full(page(*body)), mutation(adds=[add(el("p", {}, [el("b") for _ in range(9)]))])],
+            limits,
+        )
+        == "too_many_nodes"
+    )
+
+
+def test_attribute_value_and_string_caps() -> None:
+    limits = Limits(max_attr_value_len=100, max_string_len=100)
+    validate_batch([full(page(el("p", {"class": "x" * 100})))], limits)
+    assert _code([full(page(el("p", {"class": "x" * 101})))], limits) == "too_large"
+    assert _code([full(page(el("p", {}, [text("y" * 101)])))], limits) == "too_large"
+    assert _code([mutation(texts=[{"id": 1, "value": "y" * 101}])], limits) == "too_large"
+    assert (
+        _code(
+            [mutation(attributes=[{"id": 1, "attributes": {"style": {"color": "z" * 101}}}])],
+            limits,
+        )
+        == "too_large"
+    )
+    assert (
+        _code([{"type": 5, "data": {"tag": "t", "payload": "p" * 101}, "timestamp": 1}], limits)
+        == "too_large"
+    )
+
+
+def test_too_many_attributes() -> None:
+    attrs = {f"data-{i}": "1" for i in range(11)}
+    assert _code([full(page(el("p", attrs)))], Limits(max_attrs_per_element=10)) == "too_large"
+
+
+def test_malformed_batch_changes_nothing() -> None:
+    good = mouse_move()
+    events = [good, {"type": 99, "data": {}, "timestamp": 1}]
+    before = json.dumps(events)
+    _code(events)
+    assert json.dumps(events) == before
+
+
+def test_error_messages_never_echo_content() -> None:
+    secret = "4111111111111111"
+    with pytest.raises(CobrowseError) as info:
+        validate_batch(
+            [full(page(el("p", {"class": secret * 100})))], Limits(max_attr_value_len=10)
+        )
+    assert secret not in str(info.value)
