@@ -12,7 +12,9 @@ from collections.abc import AsyncIterator
 import socketio
 from aiohttp import web
 
+import cobrowse
 from signaling import keys
+from signaling.cobrowse_hub import CobrowseHub
 from signaling.desk import Desk
 from signaling.live import MemoryLiveState
 from signaling.rest import routes as rest_routes
@@ -25,6 +27,7 @@ log = logging.getLogger("tandem")
 
 sio_key = web.AppKey("sio", socketio.AsyncServer)
 socket_api_key = web.AppKey("socket_api", SocketApi)
+cobrowse_hub_key = web.AppKey("cobrowse_hub", CobrowseHub)
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -76,8 +79,11 @@ async def _desk_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     await desk.rebuild_live_state()
     app[keys.desk] = desk
-    app[socket_api_key] = SocketApi(sio, desk, app[keys.store], settings, app[keys.secret])
+    hub = CobrowseHub(desk, cobrowse.InMemoryMirrorStore(), settings.data_dir / "recordings")
+    app[cobrowse_hub_key] = hub
+    app[socket_api_key] = SocketApi(sio, desk, hub, app[keys.store], settings, app[keys.secret])
     yield
+    await hub.close()
     await live.close()
 
 

@@ -52,7 +52,9 @@ def _server_flags(parser: argparse.ArgumentParser, port: int) -> None:
     parser.add_argument("--turn-secret", default=env("TURN_SECRET"), help="TANDEM_TURN_SECRET")
     parser.add_argument("--log-level", default=env("LOG_LEVEL", "INFO"), help="TANDEM_LOG_LEVEL")
     parser.add_argument(
-        "--web-dir", type=Path, default=Path(env("WEB_DIR") or Settings().web_dir),
+        "--web-dir",
+        type=Path,
+        default=Path(env("WEB_DIR") or Settings().web_dir),
         help="the front-end project whose dist/ is served (TANDEM_WEB_DIR)",
     )
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from signaling import auth
@@ -136,6 +138,8 @@ class Desk:
         self.broadcaster = broadcaster
         self._secret = secret
         self._customer_token_ttl = customer_token_ttl
+        self.on_close: list[Callable[[str], Awaitable[None]]] = []
+        """Called with the ticket id when a session ends (co-browse, media clean-up)."""
 
     # ------------------------------------------------------------------ customer side
 
@@ -192,7 +196,7 @@ class Desk:
             previous_ticket_id=previous.id if previous else None,
         )
         await self.store.create_ticket(ticket)
-        await self._timeline(
+        await self.timeline(
             ticket,
             "ticket.created",
             {
@@ -232,15 +236,15 @@ class Desk:
         )
 
     async def update_context(self, caller: CustomerCaller, patch: ContextPatch) -> StoredContext:
-        ticket = await self._ticket_for(caller, None)
+        ticket = await self.ticket_for(caller, None)
         if ticket.status == "closed":
             raise DeskError("invalid_state", "the session has ended")
         changes = patch.wire()
         merged = StoredContext.model_validate({**ticket.context, **changes})
         await self.store.set_context(ticket.id, merged.wire())
-        await self._timeline(ticket, "context.updated", changes)
+        await self.timeline(ticket, "context.updated", changes)
         await self.broadcaster.emit(
-            ContextChanged(ticket_id=ticket.id, context=merged), self._agent_rooms(ticket)
+            ContextChanged(ticket_id=ticket.id, context=merged), self.agent_rooms(ticket)
         )
         return merged
 
@@ -261,7 +265,7 @@ class Desk:
         await self.live.join(ticket_id, caller.agent.id)
         ticket = await self._must_ticket(ticket_id)
         agent = AgentRef(id=caller.agent.id, name=caller.agent.name)
-        await self._timeline(ticket, "session.accepted", {"agent": agent.wire()})
+        await self.timeline(ticket, "session.accepted", {"agent": agent.wire()})
         await self.broadcaster.emit(
             QueueRemoved(ticket_id=ticket_id, reason="accepted", agent=agent), [AGENTS_ROOM]
         )
@@ -283,7 +287,7 @@ class Desk:
         await self.live.join(ticket_id, caller.agent.id)
         ticket = await self._must_ticket(ticket_id)
         agent = AgentRef(id=caller.agent.id, name=caller.agent.name)
-        await self._timeline(ticket, "session.joined", {"agent": agent.wire()})
+        await self.timeline(ticket, "session.joined", {"agent": agent.wire()})
         await self.broadcaster.emit(
             SessionJoined(ticket_id=ticket_id, agent=agent), self.rooms(ticket)
         )
@@ -301,14 +305,14 @@ class Desk:
     # ------------------------------------------------------------------ both sides
 
     async def resume(self, caller: Caller, ticket_id: str | None, after_id: int) -> SessionState:
-        ticket = await self._ticket_for(caller, ticket_id, read_only=True)
+        ticket = await self.ticket_for(caller, ticket_id, read_only=True)
         token = self._token_for(ticket) if isinstance(caller, CustomerCaller) else None
         return await self.session_state(ticket, after_id=after_id, token=token)
 
     async def chat(
         self, caller: Caller, ticket_id: str | None, client_msg_id: str, text: str
     ) -> tuple[TranscriptMessage, bool]:
-        ticket = await self._ticket_for(caller, ticket_id)
+        ticket = await self.ticket_for(caller, ticket_id)
         if ticket.status == "closed":
             raise DeskError("invalid_state", "the session has ended")
         if isinstance(caller, CustomerCaller):
@@ -326,7 +330,7 @@ class Desk:
         return message, new
 
     async def typing(self, caller: Caller, ticket_id: str | None, typing: bool) -> None:
-        ticket = await self._ticket_for(caller, ticket_id)
+        ticket = await self.ticket_for(caller, ticket_id)
         if ticket.status == "closed":
             return
         if isinstance(caller, CustomerCaller):
@@ -343,7 +347,7 @@ class Desk:
         await self.broadcaster.emit(notice, self.rooms(ticket), skip_sid=caller.sid)
 
     async def end(self, caller: Caller, ticket_id: str | None) -> None:
-        ticket = await self._ticket_for(caller, ticket_id)
+        ticket = await self.ticket_for(caller, ticket_id)
         by: EndedBy = "customer" if isinstance(caller, CustomerCaller) else "agent"
         await self.close(ticket, by, {"by": by} | ({} if by == "customer" else caller_ref(caller)))
 
@@ -351,9 +355,14 @@ class Desk:
         now = time.time()
         if not await self.store.close_ticket(ticket.id, now):
             raise DeskError("invalid_state", "the session has ended already")
+        for hook in self.on_close:
+            try:
+                await hook(ticket.id)
+            except Exception:
+                log.exception("close hook failed for %s", ticket.id)
         was_queued = await self.live.dequeue(ticket.id)
         await self.live.drop_session(ticket.id)
-        await self._timeline(ticket, "session.ended", data)
+        await self.timeline(ticket, "session.ended", data)
         if was_queued or ticket.status == "queued":
             await self.broadcaster.emit(
                 QueueRemoved(ticket_id=ticket.id, reason="ended"), [AGENTS_ROOM]
@@ -375,8 +384,26 @@ class Desk:
         meta: dict[str, Any],
     ) -> AttachmentInfo:
         """Store bytes content-addressed, record them on the ticket, tell everyone in it."""
-        ticket = await self._must_ticket(ticket_id)
         sha256, size = await self.files.put_bytes(data)
+        return await self._attach(ticket_id, kind, content_type, sha256, size, meta)
+
+    async def file_attachment_path(
+        self, ticket_id: str, kind: str, content_type: str, path: Path, meta: dict[str, Any]
+    ) -> AttachmentInfo:
+        """Like ``file_attachment`` for a finished file (moved into the store)."""
+        sha256, size = await self.files.put_file(path)
+        return await self._attach(ticket_id, kind, content_type, sha256, size, meta)
+
+    async def _attach(
+        self,
+        ticket_id: str,
+        kind: str,
+        content_type: str,
+        sha256: str,
+        size: int,
+        meta: dict[str, Any],
+    ) -> AttachmentInfo:
+        ticket = await self._must_ticket(ticket_id)
         record = AttachmentRecord(
             id=auth.new_id("at"),
             ticket_id=ticket_id,
@@ -389,7 +416,7 @@ class Desk:
         )
         await self.store.add_attachment(record)
         info = attachment_info(record)
-        await self._timeline(
+        await self.timeline(
             ticket,
             "attachment.added",
             {"attachmentId": record.id, "kind": kind, "contentType": content_type, "size": size},
@@ -419,9 +446,9 @@ class Desk:
 
     def rooms(self, ticket: TicketRecord) -> list[str]:
         """Every socket in a session: the customer's and each joined agent's."""
-        return [customer_room(ticket.id), *self._agent_rooms(ticket)]
+        return [customer_room(ticket.id), *self.agent_rooms(ticket)]
 
-    def _agent_rooms(self, ticket: TicketRecord) -> list[str]:
+    def agent_rooms(self, ticket: TicketRecord) -> list[str]:
         return [agent_room(agent["id"]) for agent in ticket.agents]
 
     # ------------------------------------------------------------------ start-up
@@ -439,7 +466,7 @@ class Desk:
 
     # ------------------------------------------------------------------ internals
 
-    async def _ticket_for(
+    async def ticket_for(
         self, caller: Caller, ticket_id: str | None, *, read_only: bool = False
     ) -> TicketRecord:
         """The ticket a caller may act on, or the reason they may not."""
@@ -468,11 +495,11 @@ class Desk:
             raise DeskError("not_found", "no such ticket")
         return ticket
 
-    async def _timeline(self, ticket: TicketRecord, type: str, data: dict[str, Any]) -> None:
+    async def timeline(self, ticket: TicketRecord, type: str, data: dict[str, Any]) -> None:
         record = await self.store.add_timeline(ticket.id, type, data, time.time())
         await self.broadcaster.emit(
             TicketTimeline(ticket_id=ticket.id, entry=timeline_entry(record)),
-            self._agent_rooms(ticket),
+            self.agent_rooms(ticket),
         )
 
     def _queue_entry(self, ticket: TicketRecord, site: SiteRecord) -> QueueEntry:

@@ -290,6 +290,91 @@ class SessionList(Message):
     type: Literal["session.list"] = "session.list"
 
 
+class CobrowseRequest(Message):
+    """An agent asks the customer to share their page."""
+
+    type: Literal["cobrowse.request"] = "cobrowse.request"
+    ticket_id: Id
+
+
+class CobrowseAccept(Message):
+    """The customer agreed: recording starts (also sent again after each page load)."""
+
+    type: Literal["cobrowse.accept"] = "cobrowse.accept"
+    v: Annotated[int, Field(ge=1)] = 1
+    """Co-browse stream version (``cobrowse.PROTOCOL_VERSION``)."""
+    recorder: Annotated[str, Field(max_length=64)]
+    """The recorder and its version, e.g. ``rrweb@2.0.0-alpha.20``."""
+
+
+class CobrowseDecline(Message):
+    type: Literal["cobrowse.decline"] = "cobrowse.decline"
+
+
+class CobrowseEvents(Message):
+    """A batch of rrweb events as one JSON string (split in parts when over ~900 KB)."""
+
+    type: Literal["cobrowse.events"] = "cobrowse.events"
+    data: Annotated[str, Field(max_length=1_000_000)]
+    batch_id: Id | None = None
+    """Names the batch while its parts arrive; required when ``parts > 1``."""
+    part: Annotated[int, Field(ge=0, le=15)] = 0
+    parts: Annotated[int, Field(ge=1, le=16)] = 1
+
+
+class CobrowseStop(Message):
+    """The customer stops sharing."""
+
+    type: Literal["cobrowse.stop"] = "cobrowse.stop"
+
+
+class CobrowseJoin(Message):
+    """An agent opens the co-browse view: the ack brings the current page."""
+
+    type: Literal["cobrowse.join"] = "cobrowse.join"
+    ticket_id: Id
+
+
+class CobrowsePointer(Message):
+    """The agent's pointer or a click-to-highlight, in the customer's page coordinates."""
+
+    type: Literal["cobrowse.pointer"] = "cobrowse.pointer"
+    ticket_id: Id
+    x: Annotated[float, Field(ge=0, le=1_000_000)]
+    y: Annotated[float, Field(ge=0, le=1_000_000)]
+    mode: Literal["move", "highlight", "hide"] = "move"
+
+
+class ControlRequest(Message):
+    type: Literal["control.request"] = "control.request"
+    ticket_id: Id
+
+
+class ControlGrantMsg(Message):
+    type: Literal["control.grant"] = "control.grant"
+
+
+class ControlDeny(Message):
+    type: Literal["control.deny"] = "control.deny"
+
+
+class ControlRevoke(Message):
+    """Either side ends remote control (the customer takes it back)."""
+
+    type: Literal["control.revoke"] = "control.revoke"
+    ticket_id: Id | None = None
+
+
+class ControlActionRequest(Message):
+    """An agent's click, scroll, typing or key press on the customer's page."""
+
+    type: Literal["control.action"] = "control.action"
+    ticket_id: Id
+    action: dict[str, Any]
+    """``{type: click|scroll|type|key, targetId, x?, y?, text?, key?, shift?}``; targetId is
+    the rrweb node id in the mirror."""
+
+
 CLIENT_EVENTS: dict[str, type[Message]] = {
     model.model_fields["type"].default: model
     for model in (
@@ -303,6 +388,18 @@ CLIENT_EVENTS: dict[str, type[Message]] = {
         SessionAccept,
         SessionJoin,
         SessionList,
+        CobrowseRequest,
+        CobrowseAccept,
+        CobrowseDecline,
+        CobrowseEvents,
+        CobrowseStop,
+        CobrowseJoin,
+        CobrowsePointer,
+        ControlRequest,
+        ControlGrantMsg,
+        ControlDeny,
+        ControlRevoke,
+        ControlActionRequest,
     )
 }
 """Socket.IO event name -> payload model, for every event a client may send."""
@@ -381,6 +478,17 @@ class OkAck(Message):
     ok: Literal[True] = True
 
 
+class CobrowseView(Message):
+    """The ack of ``cobrowse.join``: what a late joiner needs to render the page now."""
+
+    ok: Literal[True] = True
+    sharing: bool
+    events: list[dict[str, Any]]
+    """``[Meta, FullSnapshot, ...events since]``, or empty while a snapshot is awaited."""
+    control: str
+    """Remote-control state: none, requested, granted, denied, revoked, expired."""
+
+
 # --------------------------------------------------------------------------- server -> client
 
 
@@ -456,6 +564,67 @@ class ContextChanged(Message):
     context: StoredContext
 
 
+class CobrowseRequested(Message):
+    """To the customer: an agent asks to see the page."""
+
+    type: Literal["cobrowse.requested"] = "cobrowse.requested"
+    ticket_id: str
+    agent: AgentRef
+
+
+class CobrowseStateNotice(Message):
+    """To the session: sharing started, was declined or stopped."""
+
+    type: Literal["cobrowse.state"] = "cobrowse.state"
+    ticket_id: str
+    state: Literal["requested", "sharing", "declined", "stopped"]
+    by: Literal["customer", "agent", "system"]
+
+
+class CobrowseEventsOut(Message):
+    """To the agents: sanitized rrweb events, in order."""
+
+    type: Literal["cobrowse.events"] = "cobrowse.events"
+    ticket_id: str
+    events: list[dict[str, Any]]
+
+
+class CobrowseSnapshotNeeded(Message):
+    """To the customer: send a fresh full snapshot (``record.takeFullSnapshot()``)."""
+
+    type: Literal["cobrowse.snapshot_needed"] = "cobrowse.snapshot_needed"
+    ticket_id: str
+
+
+class CobrowsePointerOut(Message):
+    """To the customer: where the agent points, or a highlight ring."""
+
+    type: Literal["cobrowse.pointer"] = "cobrowse.pointer"
+    ticket_id: str
+    agent: AgentRef
+    x: float
+    y: float
+    mode: Literal["move", "highlight", "hide"]
+
+
+class ControlStateNotice(Message):
+    """To the session: the remote-control state changed."""
+
+    type: Literal["control.state"] = "control.state"
+    ticket_id: str
+    state: Literal["none", "requested", "granted", "denied", "revoked", "expired"]
+    agent: AgentRef | None = None
+    expires_at: str | None = None
+
+
+class ControlActionOut(Message):
+    """To the customer: perform this (validated) action; the snippet checks masks again."""
+
+    type: Literal["control.action"] = "control.action"
+    ticket_id: str
+    action: dict[str, Any]
+
+
 class ServerRestarting(Message):
     """The node is shutting down: reconnect (with the same token) after the delay."""
 
@@ -475,6 +644,13 @@ SERVER_EVENTS: tuple[type[Message], ...] = (
     SessionEnded,
     TicketTimeline,
     ContextChanged,
+    CobrowseRequested,
+    CobrowseStateNotice,
+    CobrowseEventsOut,
+    CobrowseSnapshotNeeded,
+    CobrowsePointerOut,
+    ControlStateNotice,
+    ControlActionOut,
     ServerRestarting,
 )
 

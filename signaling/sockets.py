@@ -18,6 +18,7 @@ import socketio
 from pydantic import ValidationError
 
 from signaling import auth
+from signaling.cobrowse_hub import CobrowseHub
 from signaling.desk import (
     AGENTS_ROOM,
     AgentCaller,
@@ -35,8 +36,20 @@ from signaling.protocol import (
     ChatAck,
     ChatSend,
     ChatTyping,
+    CobrowseAccept,
+    CobrowseDecline,
+    CobrowseEvents,
+    CobrowseJoin,
+    CobrowsePointer,
+    CobrowseRequest,
+    CobrowseStop,
     ConnectAuth,
     ContextUpdate,
+    ControlActionRequest,
+    ControlDeny,
+    ControlGrantMsg,
+    ControlRequest,
+    ControlRevoke,
     ErrorAck,
     ErrorBody,
     ErrorCode,
@@ -61,6 +74,10 @@ log = logging.getLogger("tandem.sockets")
 
 MAX_EVENT_JSON = 64 * 1024
 """Largest payload of an ordinary event (chat, context); bigger ones are refused."""
+_MAX_JSON = {"cobrowse.events": 1_001_000}
+"""Events allowed to be larger (co-browse batches have their own caps and rate limit)."""
+_COST = {"cobrowse.events": 0.0, "cobrowse.pointer": 0.25}
+"""Events that weigh less on the per-socket bucket than one ordinary event."""
 
 
 def error_ack(code: ErrorCode, message: str, details: list[dict[str, Any]] | None = None) -> Any:
@@ -94,30 +111,44 @@ class SocketApi:
         self,
         sio: socketio.AsyncServer,
         desk: Desk,
+        cobrowse: CobrowseHub,
         store: TicketStore,
         settings: Settings,
         secret: str,
     ) -> None:
         self.sio = sio
         self.desk = desk
+        self.cobrowse = cobrowse
         self.store = store
         self.settings = settings
         self.secret = secret
         customer: dict[str, Handler] = {
             "help.request": self.help_request,
             "context.update": self.context_update,
+            "cobrowse.accept": self.cobrowse_accept,
+            "cobrowse.decline": self.cobrowse_decline,
+            "cobrowse.events": self.cobrowse_events,
+            "cobrowse.stop": self.cobrowse_stop,
+            "control.grant": self.control_grant,
+            "control.deny": self.control_deny,
         }
         both: dict[str, Handler] = {
             "session.resume": self.session_resume,
             "chat.send": self.chat_send,
             "chat.typing": self.chat_typing,
             "session.end": self.session_end,
+            "control.revoke": self.control_revoke,
         }
         agent: dict[str, Handler] = {
             "queue.list": self.queue_list,
             "session.accept": self.session_accept,
             "session.join": self.session_join,
             "session.list": self.session_list,
+            "cobrowse.request": self.cobrowse_request,
+            "cobrowse.join": self.cobrowse_join,
+            "cobrowse.pointer": self.cobrowse_pointer,
+            "control.request": self.control_request,
+            "control.action": self.control_action,
         }
         self.customer_handlers = customer | both
         self.agent_handlers = agent | both
@@ -194,6 +225,7 @@ class SocketApi:
     async def disconnect(self, sid: str, reason: Any = None) -> None:
         session = await self.sio.get_session(sid)
         conn: Connection | None = session.get("conn")
+        self.cobrowse.forget_socket(sid)
         if conn is not None and isinstance(conn.caller, AgentCaller):
             await self.desk.live.agent_offline(conn.caller.agent.id, sid)
 
@@ -204,7 +236,7 @@ class SocketApi:
         conn: Connection | None = session.get("conn")
         if conn is None:
             return error_ack("unauthorized", "not connected")
-        if not conn.bucket.take():
+        if not conn.bucket.take(_COST.get(event, 1.0)):
             return error_ack("rate_limited", "too many events; slow down")
         model = CLIENT_EVENTS.get(event)
         handlers = (
@@ -216,8 +248,9 @@ class SocketApi:
         if handler is None:
             return error_ack("forbidden", f"{event} is not for this role")
         payload = args[0] if args else {}
-        if len(json.dumps(payload, separators=(",", ":"))) > MAX_EVENT_JSON:
-            return error_ack("too_large", f"payload exceeds {MAX_EVENT_JSON} bytes")
+        limit = _MAX_JSON.get(event, MAX_EVENT_JSON)
+        if len(json.dumps(payload, separators=(",", ":"))) > limit:
+            return error_ack("too_large", f"payload exceeds {limit} bytes")
         try:
             message = model.model_validate(payload)
         except ValidationError as exc:
@@ -279,6 +312,68 @@ class SocketApi:
     async def session_list(self, sid: str, conn: Connection, msg: SessionList) -> Message:
         assert isinstance(conn.caller, AgentCaller)
         return SessionListAck(sessions=await self.desk.sessions(conn.caller))
+
+    # ------------------------------------------------------------------ co-browse
+
+    async def cobrowse_request(self, sid: str, conn: Connection, msg: CobrowseRequest) -> Message:
+        assert isinstance(conn.caller, AgentCaller)
+        await self.cobrowse.request(conn.caller, msg.ticket_id)
+        return OkAck()
+
+    async def cobrowse_accept(self, sid: str, conn: Connection, msg: CobrowseAccept) -> Message:
+        assert isinstance(conn.caller, CustomerCaller)
+        await self.cobrowse.accept(conn.caller, msg.v, msg.recorder)
+        return OkAck()
+
+    async def cobrowse_decline(self, sid: str, conn: Connection, msg: CobrowseDecline) -> Message:
+        assert isinstance(conn.caller, CustomerCaller)
+        await self.cobrowse.decline(conn.caller)
+        return OkAck()
+
+    async def cobrowse_events(self, sid: str, conn: Connection, msg: CobrowseEvents) -> Message:
+        assert isinstance(conn.caller, CustomerCaller)
+        await self.cobrowse.ingest(conn.caller, sid, msg.data, msg.batch_id, msg.part, msg.parts)
+        return OkAck()
+
+    async def cobrowse_stop(self, sid: str, conn: Connection, msg: CobrowseStop) -> Message:
+        assert isinstance(conn.caller, CustomerCaller)
+        await self.cobrowse.stop_by_customer(conn.caller)
+        return OkAck()
+
+    async def cobrowse_join(self, sid: str, conn: Connection, msg: CobrowseJoin) -> Message:
+        assert isinstance(conn.caller, AgentCaller)
+        return await self.cobrowse.join(conn.caller, msg.ticket_id)
+
+    async def cobrowse_pointer(self, sid: str, conn: Connection, msg: CobrowsePointer) -> Message:
+        assert isinstance(conn.caller, AgentCaller)
+        await self.cobrowse.pointer(conn.caller, msg.ticket_id, msg.x, msg.y, msg.mode)
+        return OkAck()
+
+    async def control_request(self, sid: str, conn: Connection, msg: ControlRequest) -> Message:
+        assert isinstance(conn.caller, AgentCaller)
+        await self.cobrowse.control_request(conn.caller, msg.ticket_id)
+        return OkAck()
+
+    async def control_grant(self, sid: str, conn: Connection, msg: ControlGrantMsg) -> Message:
+        assert isinstance(conn.caller, CustomerCaller)
+        await self.cobrowse.control_grant(conn.caller, True)
+        return OkAck()
+
+    async def control_deny(self, sid: str, conn: Connection, msg: ControlDeny) -> Message:
+        assert isinstance(conn.caller, CustomerCaller)
+        await self.cobrowse.control_grant(conn.caller, False)
+        return OkAck()
+
+    async def control_revoke(self, sid: str, conn: Connection, msg: ControlRevoke) -> Message:
+        await self.cobrowse.control_revoke(conn.caller, msg.ticket_id)
+        return OkAck()
+
+    async def control_action(
+        self, sid: str, conn: Connection, msg: ControlActionRequest
+    ) -> Message:
+        assert isinstance(conn.caller, AgentCaller)
+        await self.cobrowse.control_action(conn.caller, msg.ticket_id, msg.action)
+        return OkAck()
 
     # ------------------------------------------------------------------ shutdown
 
