@@ -95,8 +95,12 @@ def web_routes(dist: Path) -> list[web.RouteDef]:
             if not target.is_file():
                 raise web.HTTPNotFound(text="the web front end is not built (npm run build)")
         response = web.FileResponse(target)
-        if target.suffix == ".html":
+        # The loader must always be fresh (it names the hashed chunks of the current build);
+        # the hashed chunks never change.
+        if target.suffix == ".html" or request.path == "/tandem.js":
             response.headers["Cache-Control"] = "no-cache"
+        elif request.path.startswith("/tandem/"):
+            response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
         return response
 
     return [web.get("/{path:.*}", serve)]

@@ -1,0 +1,307 @@
+// The console's live state: one socket.io connection, the queue and the agent's sessions.
+// Views read `store` and subscribe to changes with `on(type, fn)`:
+//   "status"   connection changed          "queue"   the queue changed
+//   "sessions" a session was added/removed  "session" detail = ticketId: something in it changed
+
+import { io } from "socket.io-client";
+import * as auth from "./auth.js";
+
+const ACK_TIMEOUT = 10_000;
+
+export const store = {
+  connected: false,
+  /** @type {Map<string, any>} ticketId -> QueueEntry */
+  queue: new Map(),
+  /** @type {Map<string, Session>} ticketId -> session */
+  sessions: new Map(),
+  /** The session on screen (its messages are not counted as unread). */
+  viewing: null,
+};
+
+const bus = new EventTarget();
+export function on(type, fn) {
+  const listener = (e) => fn(e.detail);
+  bus.addEventListener(type, listener);
+  return () => bus.removeEventListener(type, listener);
+}
+function fire(type, detail) {
+  bus.dispatchEvent(new CustomEvent(type, { detail }));
+}
+
+/**
+ * @typedef {object} Session
+ * @property {string} id
+ * @property {any} ticket TicketSummary
+ * @property {any[]} messages transcript, plus our own pending lines ({pending: true})
+ * @property {number} lastId
+ * @property {{name: string} | null} typing
+ * @property {Map<number, any>} timeline
+ * @property {Map<string, any>} attachments
+ * @property {number} unread
+ * @property {{by: string, at: string} | null} ended
+ * @property {string} draft
+ */
+function session(ticket) {
+  let s = store.sessions.get(ticket.id);
+  if (!s) {
+    s = {
+      id: ticket.id,
+      ticket,
+      messages: [],
+      lastId: 0,
+      typing: null,
+      timeline: new Map(),
+      attachments: new Map(),
+      unread: 0,
+      ended: null,
+      draft: "",
+      typingTimer: 0,
+    };
+    store.sessions.set(ticket.id, s);
+    fire("sessions");
+    loadDetails(s);
+  }
+  s.ticket = ticket;
+  if (ticket.status === "closed" && !s.ended) s.ended = { by: "", at: ticket.closedAt };
+  return s;
+}
+
+function addMessage(s, message, live) {
+  const i = s.messages.findIndex(
+    (m) => m.id === message.id || (message.clientMsgId && m.clientMsgId === message.clientMsgId),
+  );
+  if (i >= 0) {
+    if (!s.messages[i].pending) return;
+    s.messages[i] = message;
+  } else {
+    s.messages.push(message);
+    s.messages.sort((a, b) => (a.id || Infinity) - (b.id || Infinity));
+  }
+  s.lastId = Math.max(s.lastId, message.id);
+  if (live && message.from === "customer") {
+    s.typing = null;
+    if (store.viewing !== s.id || document.hidden) s.unread += 1;
+  }
+}
+
+async function loadDetails(s) {
+  try {
+    const detail = await auth.api(`/api/tickets/${encodeURIComponent(s.id)}`);
+    for (const entry of detail.timeline) s.timeline.set(entry.id, entry);
+    for (const att of detail.attachments) s.attachments.set(att.id, att);
+    fire("session", s.id);
+  } catch {
+    // shown without timeline; live events still arrive
+  }
+}
+
+let socket = null;
+
+function request(event, payload) {
+  return new Promise((resolve) => {
+    if (!socket || !socket.connected) {
+      return resolve({ ok: false, error: { code: "offline", message: "Not connected" } });
+    }
+    socket.timeout(ACK_TIMEOUT).emit(event, payload, (err, ack) => {
+      resolve(err ? { ok: false, error: { code: "timeout", message: "No answer from server" } } : ack);
+    });
+  });
+}
+
+export function connect() {
+  if (socket) return;
+  let refreshed = false;
+  socket = io({
+    transports: ["websocket"],
+    reconnectionDelay: 500,
+    reconnectionDelayMax: 8000,
+    auth: (cb) => cb({ v: 1, role: "agent", token: auth.token() }),
+  });
+  socket.on("connect", async () => {
+    refreshed = false;
+    store.connected = true;
+    fire("status");
+    const queue = await request("queue.list", {});
+    if (queue.ok) {
+      store.queue = new Map(queue.entries.map((e) => [e.ticketId, e]));
+      fire("queue");
+    }
+    const list = await request("session.list", {});
+    if (list.ok) for (const ticket of list.sessions) session(ticket);
+    // Every session we hold (restored or already open) catches up on what it missed.
+    await Promise.all([...store.sessions.values()].map((s) => (s.ended ? null : resume(s.id))));
+  });
+  socket.on("disconnect", () => {
+    store.connected = false;
+    fire("status");
+  });
+  socket.on("connect_error", async (err) => {
+    store.connected = false;
+    fire("status");
+    const code = err && err.data && err.data.code;
+    if (code === "unauthorized" && !refreshed) {
+      refreshed = true;
+      if (await auth.refresh()) socket.connect();
+    } else if (code) {
+      auth.logout(`The server refused the connection: ${err.message}`);
+    }
+  });
+  socket.on("server.restarting", ({ reconnectAfterMs }) => {
+    socket.disconnect();
+    setTimeout(() => socket && socket.connect(), (reconnectAfterMs || 1000) + Math.random() * 1000);
+  });
+  socket.on("queue.added", ({ entry }) => {
+    store.queue.set(entry.ticketId, entry);
+    fire("queue");
+  });
+  socket.on("queue.removed", ({ ticketId }) => {
+    if (store.queue.delete(ticketId)) fire("queue");
+  });
+  socket.on("session.joined", ({ ticketId, agent }) => {
+    const s = store.sessions.get(ticketId);
+    if (s && !s.ticket.agents.some((a) => a.id === agent.id)) {
+      s.ticket.agents.push(agent);
+      fire("session", ticketId);
+    }
+  });
+  socket.on("chat.message", ({ message }) => {
+    const s = store.sessions.get(message.ticketId);
+    if (!s) return;
+    addMessage(s, message, true);
+    fire("session", s.id);
+    fire("sessions");
+  });
+  socket.on("chat.typing", ({ ticketId, from, name, typing }) => {
+    const s = store.sessions.get(ticketId);
+    if (!s || from !== "customer") return;
+    clearTimeout(s.typingTimer);
+    s.typing = typing ? { name } : null;
+    if (typing) {
+      s.typingTimer = setTimeout(() => {
+        s.typing = null;
+        fire("session", ticketId);
+      }, 8000);
+    }
+    fire("session", ticketId);
+  });
+  socket.on("session.ended", ({ ticketId, by, at }) => {
+    const s = store.sessions.get(ticketId);
+    if (!s) return;
+    s.ended = { by, at };
+    s.typing = null;
+    s.ticket.status = "closed";
+    s.ticket.closedAt = at;
+    fire("session", ticketId);
+    fire("sessions");
+  });
+  socket.on("ticket.timeline", ({ ticketId, entry }) => {
+    const s = store.sessions.get(ticketId);
+    if (!s) return;
+    s.timeline.set(entry.id, entry);
+    fire("session", ticketId);
+  });
+  socket.on("context.changed", ({ ticketId, context }) => {
+    const s = store.sessions.get(ticketId);
+    if (!s) return;
+    s.ticket.context = context;
+    fire("session", ticketId);
+    fire("sessions");
+  });
+  socket.on("attachment.added", ({ ticketId, attachment }) => {
+    const s = store.sessions.get(ticketId);
+    if (!s) return;
+    s.attachments.set(attachment.id, attachment);
+    fire("session", ticketId);
+  });
+}
+
+export function disconnect() {
+  if (!socket) return;
+  socket.disconnect();
+  socket = null;
+  store.connected = false;
+  store.queue.clear();
+  store.sessions.clear();
+}
+
+async function resume(ticketId) {
+  const s = store.sessions.get(ticketId);
+  const ack = await request("session.resume", { ticketId, afterMessageId: s ? s.lastId : 0 });
+  if (!ack.ok) return ack;
+  const current = session(ack.ticket);
+  for (const message of ack.messages) addMessage(current, message, false);
+  for (const m of current.messages) if (m.pending && !m.failed) deliver(current, m);
+  fire("session", ticketId);
+  return ack;
+}
+
+export async function accept(ticketId) {
+  const ack = await request("session.accept", { ticketId });
+  if (!ack.ok) return ack;
+  store.queue.delete(ticketId);
+  fire("queue");
+  const s = session(ack.ticket);
+  for (const message of ack.messages) addMessage(s, message, false);
+  fire("session", ticketId);
+  return ack;
+}
+
+export function send(ticketId, text) {
+  const s = store.sessions.get(ticketId);
+  if (!s) return;
+  const me = auth.session().agent;
+  const line = {
+    pending: true,
+    clientMsgId: "a" + Date.now().toString(36) + Math.random().toString(36).slice(2, 10),
+    from: "agent",
+    author: me.name,
+    text,
+    at: new Date().toISOString(),
+  };
+  s.messages.push(line);
+  fire("session", ticketId);
+  deliver(s, line);
+}
+
+async function deliver(s, line) {
+  if (line.inflight) return;
+  line.inflight = true;
+  const ack = await request("chat.send", {
+    ticketId: s.id,
+    clientMsgId: line.clientMsgId,
+    text: line.text,
+  });
+  line.inflight = false;
+  if (ack.ok) addMessage(s, ack.message, false);
+  else if (!["offline", "timeout"].includes(ack.error.code)) line.failed = ack.error.message;
+  fire("session", s.id);
+}
+
+export function retry(ticketId, clientMsgId) {
+  const s = store.sessions.get(ticketId);
+  const line = s && s.messages.find((m) => m.clientMsgId === clientMsgId);
+  if (!line) return;
+  line.failed = false;
+  deliver(s, line);
+}
+
+export function typing(ticketId, value) {
+  request("chat.typing", { ticketId, typing: value });
+}
+
+export function end(ticketId) {
+  return request("session.end", { ticketId });
+}
+
+/** Drop an ended session from the sidebar. */
+export function dismiss(ticketId) {
+  if (store.sessions.delete(ticketId)) fire("sessions");
+}
+
+export function markRead(ticketId) {
+  const s = store.sessions.get(ticketId);
+  if (s && s.unread) {
+    s.unread = 0;
+    fire("sessions");
+  }
+}

@@ -1,0 +1,660 @@
+// The chat widget chunk: the panel's views and the customer's socket.io connection.
+// Loaded lazily by loader.js, which hands over the shadow root, the panel and its own state.
+//
+// Views: start -> (connecting) -> queued -> active -> ended; "resuming" when a stored token
+// brings back a session after a reload.
+
+import { io } from "socket.io-client";
+import { h, icon, ICONS } from "../shared/dom.js";
+import { contextPacket, contextPatch, askGeo } from "./context.js";
+import { adoptCss } from "./css.js";
+import css from "./widget.shadow.css";
+
+const ACK_TIMEOUT = 10000;
+const TYPING_EVERY = 2500; // ms between "typing: true" notices while the customer types
+const TYPING_IDLE = 3000; // ms without a keystroke before "typing: false"
+
+export function mount(host) {
+  return new Widget(host);
+}
+
+const newId = () =>
+  "c" + Date.now().toString(36) + Math.random().toString(36).slice(2, 10);
+
+const clock = (iso) =>
+  new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+
+const initials = (name) =>
+  String(name || "?")
+    .split(/\s+/)
+    .map((w) => w[0])
+    .slice(0, 2)
+    .join("")
+    .toUpperCase();
+
+class Widget {
+  constructor(host) {
+    this.host = host;
+    this.config = host.config;
+    adoptCss(host.root, css);
+    const saved = host.storage.get();
+    this.token = saved.token || null;
+    this.previousToken = saved.prev || null;
+    /** @type {Map<string, {clientMsgId: string, text: string, failed?: boolean, inflight?: boolean}>} */
+    this.pending = new Map((saved.pending || []).map((p) => [p.clientMsgId, { ...p }]));
+    this.view = this.token ? "resuming" : "start";
+    this.ticket = null;
+    this.agent = null;
+    this.position = null;
+    this.lastId = 0;
+    this.seen = new Set();
+    this.unread = 0;
+    this.online = true;
+    this.resumedOnce = false;
+    this.typingSentAt = 0;
+    this.typingTimer = 0;
+    this.theirTypingTimer = 0;
+    this.contextTimer = 0;
+    this.build();
+    this.update();
+    if (this.token) this.connect();
+  }
+
+  // ------------------------------------------------------------------ loader hooks
+
+  opened() {
+    this.unread = 0;
+    this.host.setUnread(0);
+    requestAnimationFrame(() => {
+      const target =
+        this.view === "start"
+          ? this.el.first
+          : this.view === "ended"
+            ? this.el.again
+            : this.el.input;
+      if (target && !target.disabled) target.focus();
+      this.scrollDown();
+    });
+  }
+
+  contextChanged() {
+    if (!this.ticket || this.ticket.status === "closed") return;
+    clearTimeout(this.contextTimer);
+    this.contextTimer = setTimeout(() => this.sendContext(), 300);
+  }
+
+  // ------------------------------------------------------------------ DOM
+
+  build() {
+    const el = (this.el = {});
+    el.avatar = h("div", { class: "avatar", "aria-hidden": "true" });
+    el.title = h("div", { class: "title", id: "tandem-title" });
+    el.subtitle = h("div", { class: "subtitle" });
+    el.end = h(
+      "button",
+      { type: "button", class: "text-btn", onClick: () => this.end() },
+      "End chat",
+    );
+    el.close = h(
+      "button",
+      {
+        type: "button",
+        class: "icon-btn",
+        "aria-label": "Close support chat",
+        onClick: () => {
+          this.host.close();
+          this.host.launcher.focus();
+        },
+      },
+      icon(ICONS.close),
+    );
+    const header = h(
+      "header",
+      { class: "head" },
+      el.avatar,
+      h("div", { class: "who" }, el.title, el.subtitle),
+      el.end,
+      el.close,
+    );
+
+    // Start screen
+    el.first = h("textarea", {
+      class: "field",
+      id: "tandem-first",
+      rows: 4,
+      maxlength: 10000,
+      placeholder: "Tell us what you need (optional)",
+      onKeydown: (e) => {
+        if (e.key === "Enter" && (e.metaKey || e.ctrlKey)) this.el.startForm.requestSubmit();
+      },
+    });
+    el.geo = h("input", { type: "checkbox", id: "tandem-geo" });
+    el.startBtn = h("button", { type: "submit", class: "primary" }, "Start conversation");
+    el.startError = h("p", { class: "error", role: "alert", hidden: true });
+    el.startForm = h(
+      "form",
+      {
+        class: "start",
+        onSubmit: (e) => {
+          e.preventDefault();
+          this.start();
+        },
+      },
+      h("h2", { class: "hello" }, "How can we help?"),
+      h(
+        "p",
+        { class: "muted" },
+        "Ask us anything. A person from our team will join you here, usually within a few minutes.",
+      ),
+      h("label", { class: "sr-only", for: "tandem-first" }, "Your question"),
+      el.first,
+      this.config.geo &&
+        h(
+          "label",
+          { class: "check" },
+          el.geo,
+          h("span", null, "Share my location with the support team"),
+        ),
+      el.startBtn,
+      el.startError,
+      h("p", { class: "fineprint" }, "The agent will see this page's address and your browser type."),
+    );
+
+    // Conversation
+    el.status = h("div", { class: "status", role: "status" });
+    el.log = h("ol", { class: "log", "aria-live": "polite", "aria-label": "Conversation" });
+    el.typing = h(
+      "div",
+      { class: "typing", hidden: true, "aria-live": "polite" },
+      h("span", { class: "dots", "aria-hidden": "true" }, h("i"), h("i"), h("i")),
+      h("span", { class: "typing-text" }),
+    );
+    el.scroller = h("div", { class: "scroller" }, el.log, el.typing);
+    el.input = h("textarea", {
+      class: "composer-input",
+      rows: 1,
+      maxlength: 10000,
+      placeholder: "Write a message…",
+      "aria-label": "Message",
+      onKeydown: (e) => {
+        if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+          e.preventDefault();
+          this.submitComposer();
+        }
+      },
+      onInput: () => {
+        this.autosize();
+        this.typing();
+      },
+    });
+    el.send = h(
+      "button",
+      { type: "submit", class: "send", "aria-label": "Send message" },
+      icon(ICONS.send),
+    );
+    el.composer = h(
+      "form",
+      {
+        class: "composer",
+        onSubmit: (e) => {
+          e.preventDefault();
+          this.submitComposer();
+        },
+      },
+      el.input,
+      el.send,
+    );
+    el.again = h(
+      "button",
+      { type: "button", class: "primary", onClick: () => this.startAgain() },
+      "Start a new conversation",
+    );
+    el.ended = h(
+      "div",
+      { class: "ended" },
+      h("p", { class: "ended-title" }, "Conversation ended"),
+      h("p", { class: "muted" }, "Thanks for reaching out. Need anything else?"),
+      el.again,
+    );
+    el.chat = h("div", { class: "chat" }, el.status, el.scroller, el.composer, el.ended);
+    el.notice = h("div", { class: "notice", role: "status", hidden: true });
+
+    this.host.panel.setAttribute("aria-labelledby", "tandem-title");
+    this.host.panel.replaceChildren(header, el.notice, el.startForm, el.chat);
+  }
+
+  update() {
+    const { el, view } = this;
+    const inChat = view === "queued" || view === "active" || view === "ended" || view === "resuming";
+    el.startForm.hidden = view !== "start" && view !== "connecting";
+    el.chat.hidden = !inChat;
+    el.composer.hidden = view === "ended";
+    el.ended.hidden = view !== "ended";
+    el.end.hidden = !(view === "queued" || view === "active");
+    el.startBtn.disabled = view === "connecting";
+    el.startBtn.textContent = view === "connecting" ? "Connecting…" : "Start conversation";
+    el.input.disabled = view === "resuming";
+    el.notice.hidden = this.online || view === "start";
+    el.notice.textContent = "Reconnecting…";
+
+    let title = this.config.title;
+    let subtitle = "We usually reply in a few minutes";
+    let status = "";
+    el.avatar.textContent = "";
+    el.avatar.classList.toggle("agent", false);
+    if (view === "resuming") subtitle = "Loading your conversation…";
+    if (view === "queued") {
+      title = "Waiting for an agent";
+      subtitle = "We'll be with you shortly";
+      status = this.position
+        ? `You're number ${this.position} in line. You can keep writing in the meantime.`
+        : "You're in line. You can keep writing in the meantime.";
+    }
+    if (view === "active" && this.agent) {
+      title = this.agent.name;
+      subtitle = "Support team · online";
+      el.avatar.textContent = initials(this.agent.name);
+      el.avatar.classList.add("agent");
+    }
+    if (view === "ended") {
+      title = this.agent ? this.agent.name : this.config.title;
+      subtitle = "Conversation ended";
+    }
+    el.title.textContent = title;
+    el.subtitle.textContent = subtitle;
+    el.status.textContent = status;
+    el.status.hidden = !status;
+    el.avatar.hidden = !el.avatar.textContent;
+  }
+
+  autosize() {
+    const input = this.el.input;
+    input.style.height = "auto";
+    input.style.height = Math.min(input.scrollHeight, 120) + "px";
+  }
+
+  scrollDown() {
+    const s = this.el.scroller;
+    s.scrollTop = s.scrollHeight;
+  }
+
+  line(msg) {
+    // One <li> per message, keyed by clientMsgId for our own (so the ack updates the pending
+    // line in place) and by server id otherwise.
+    const key = msg.clientMsgId || `m${msg.id}`;
+    let li = this.el.log.querySelector(`li[data-key="${CSS.escape(key)}"]`);
+    const mine = msg.from === "customer";
+    if (msg.from === "system") {
+      const sys = h("li", { class: "system", dataset: { key } }, msg.text);
+      li ? li.replaceWith(sys) : this.el.log.append(sys);
+      return;
+    }
+    const meta = msg.pending
+      ? msg.failed
+        ? h(
+            "button",
+            { type: "button", class: "retry", onClick: () => this.retry(msg.clientMsgId) },
+            "Not sent · Retry",
+          )
+        : "Sending…"
+      : mine
+        ? [icon(ICONS.check, "tick"), clock(msg.at)]
+        : `${msg.author} · ${clock(msg.at)}`;
+    const next = h(
+      "li",
+      {
+        class: `msg ${mine ? "mine" : "theirs"}${msg.pending ? " pending" : ""}`,
+        dataset: { key },
+      },
+      h("div", { class: "bubble" }, msg.text),
+      h("div", { class: "meta" }, meta),
+    );
+    li ? li.replaceWith(next) : this.el.log.append(next);
+  }
+
+  systemLine(key, text) {
+    this.line({ from: "system", clientMsgId: key, text });
+  }
+
+  // ------------------------------------------------------------------ socket
+
+  connect() {
+    if (!this.socket) {
+      this.socket = io(this.config.base, {
+        transports: ["websocket"],
+        autoConnect: false,
+        reconnectionDelay: 500,
+        reconnectionDelayMax: 8000,
+        auth: (cb) =>
+          cb({ v: 1, role: "customer", site: this.config.site, token: this.token || undefined }),
+      });
+      this.listen(this.socket);
+    }
+    if (!this.socket.connected) this.socket.connect();
+    return new Promise((resolve, reject) => {
+      if (this.socket.connected) return resolve();
+      const ok = () => {
+        this.socket.off("connect_error", bad);
+        resolve();
+      };
+      const bad = (err) => {
+        this.socket.off("connect", ok);
+        reject(err);
+      };
+      this.socket.once("connect", ok);
+      this.socket.once("connect_error", bad);
+    });
+  }
+
+  listen(socket) {
+    socket.on("connect", () => {
+      this.online = true;
+      this.update();
+      if (this.token) this.resume();
+      else this.flush();
+    });
+    socket.on("disconnect", (reason) => {
+      if (reason === "io client disconnect") return;
+      this.online = false;
+      this.update();
+    });
+    socket.on("connect_error", (err) => {
+      const code = err && err.data && err.data.code;
+      if (code === "unauthorized" && this.token) {
+        // The token expired or the server's secret changed: forget it, start afresh.
+        this.forget();
+        this.view = "start";
+        this.online = true;
+        this.update();
+        return;
+      }
+      if (code) {
+        this.online = true;
+        this.fail(
+          code === "forbidden"
+            ? "Support chat isn't available on this website."
+            : `Support chat is unavailable (${err.message}).`,
+        );
+        return;
+      }
+      this.online = false; // transport error: socket.io keeps retrying
+      this.update();
+    });
+    socket.on("server.restarting", ({ reconnectAfterMs }) => {
+      this.online = false;
+      this.update();
+      socket.disconnect();
+      const delay = (reconnectAfterMs || 1000) + Math.random() * 1000;
+      setTimeout(() => socket.connect(), delay);
+    });
+    socket.on("queue.position", (ev) => {
+      if (!this.ticket || ev.ticketId !== this.ticket.id) return;
+      this.position = ev.position;
+      this.update();
+    });
+    socket.on("session.accepted", (ev) => {
+      if (!this.ticket || ev.ticketId !== this.ticket.id) return;
+      this.agent = ev.agent;
+      this.ticket.status = "active";
+      this.view = "active";
+      this.systemLine(`joined-${ev.agent.id}`, `${ev.agent.name} joined the conversation`);
+      this.update();
+      this.scrollDown();
+      this.host.emit("accepted", { ticketId: ev.ticketId, agent: ev.agent });
+    });
+    socket.on("chat.message", ({ message }) => {
+      if (!this.ticket || message.ticketId !== this.ticket.id) return;
+      this.addMessage(message, true);
+    });
+    socket.on("chat.typing", (ev) => {
+      if (ev.from !== "agent") return;
+      this.showTyping(ev.typing ? ev.name : null);
+    });
+    socket.on("session.ended", (ev) => {
+      if (!this.ticket || ev.ticketId !== this.ticket.id) return;
+      this.ended(ev.by);
+      this.host.emit("ended", { ticketId: ev.ticketId, by: ev.by });
+    });
+  }
+
+  request(event, payload) {
+    return new Promise((resolve) => {
+      if (!this.socket || !this.socket.connected) {
+        return resolve({ ok: false, error: { code: "offline", message: "not connected" } });
+      }
+      this.socket.timeout(ACK_TIMEOUT).emit(event, payload, (err, ack) => {
+        resolve(err ? { ok: false, error: { code: "timeout", message: "no answer" } } : ack);
+      });
+    });
+  }
+
+  // ------------------------------------------------------------------ session
+
+  async start() {
+    const text = this.el.first.value.trim();
+    this.view = "connecting";
+    this.el.startError.hidden = true;
+    this.update();
+    const geo = this.config.geo && this.el.geo.checked ? await askGeo() : null;
+    try {
+      await this.connect();
+    } catch {
+      return this.startFailed("We couldn't connect. Check your connection and try again.");
+    }
+    const state = this.host.state;
+    const ack = await this.request("help.request", {
+      context: contextPacket(state.app, geo),
+      identity: state.identity || undefined,
+      previousToken: this.previousToken || undefined,
+    });
+    if (!ack.ok) return this.startFailed(ack.error.message);
+    this.el.log.replaceChildren();
+    this.seen.clear();
+    this.lastId = 0;
+    this.agent = null;
+    this.apply(ack);
+    this.resumedOnce = true;
+    this.el.first.value = "";
+    this.host.emit("ticket", { ticketId: ack.ticket.id, position: ack.position });
+    if (text) this.send(text);
+    if (this.host.isOpen()) this.el.input.focus();
+  }
+
+  startFailed(message) {
+    this.view = "start";
+    this.update();
+    this.el.startError.textContent = message;
+    this.el.startError.hidden = false;
+  }
+
+  startAgain() {
+    this.view = "start";
+    this.el.log.replaceChildren();
+    this.update();
+    this.el.first.focus();
+  }
+
+  async resume() {
+    const ack = await this.request("session.resume", { afterMessageId: this.lastId });
+    if (!ack.ok) {
+      if (["not_found", "unauthorized", "forbidden"].includes(ack.error.code)) {
+        this.forget();
+        this.view = "start";
+        this.update();
+      }
+      return;
+    }
+    this.apply(ack);
+    if (!this.resumedOnce && this.ticket.status !== "closed") this.sendContext(); // a new page
+    this.resumedOnce = true;
+    this.flush();
+  }
+
+  /** Take a SessionState ack (help.request / session.resume). */
+  apply(ack) {
+    this.ticket = ack.ticket;
+    this.position = ack.position || null;
+    if (ack.ticket.agents.length) this.agent = ack.ticket.agents[0];
+    if (ack.token) {
+      this.token = ack.token;
+      this.save();
+    }
+    for (const message of ack.messages) this.addMessage(message, false);
+    for (const p of this.pending.values()) this.line({ ...p, from: "customer", pending: true });
+    if (ack.ticket.status === "closed") return this.ended(null);
+    this.view = ack.ticket.status === "queued" ? "queued" : "active";
+    this.update();
+    this.scrollDown();
+  }
+
+  addMessage(message, live) {
+    if (this.seen.has(message.id)) return;
+    this.seen.add(message.id);
+    this.lastId = Math.max(this.lastId, message.id);
+    if (message.clientMsgId && this.pending.delete(message.clientMsgId)) this.save();
+    this.line(message);
+    if (message.from === "agent") {
+      this.showTyping(null);
+      if (live) {
+        this.host.emit("message", { ticketId: message.ticketId, message });
+        if (!this.host.isOpen()) this.host.setUnread(++this.unread);
+      }
+    }
+    this.scrollDown();
+  }
+
+  ended(by) {
+    this.view = "ended";
+    if (this.ticket) this.ticket.status = "closed";
+    this.previousToken = this.token || this.previousToken;
+    this.token = null;
+    this.pending.clear();
+    this.save();
+    this.showTyping(null);
+    if (by) {
+      const who = by === "customer" ? "You" : by === "agent" && this.agent ? this.agent.name : "Support";
+      this.systemLine("ended", `${who} ended the conversation`);
+    }
+    this.update();
+    this.scrollDown();
+    if (this.host.isOpen()) this.el.again.focus();
+  }
+
+  async end() {
+    const ack = await this.request("session.end", {});
+    if (!ack.ok && ack.error.code !== "invalid_state") {
+      this.flash(`Couldn't end the chat: ${ack.error.message}`);
+    }
+  }
+
+  forget() {
+    this.token = null;
+    this.ticket = null;
+    this.pending.clear();
+    this.save();
+  }
+
+  fail(message) {
+    this.view = "start";
+    this.update();
+    this.el.startError.textContent = message;
+    this.el.startError.hidden = false;
+    this.host.emit("error", { message });
+  }
+
+  flash(message) {
+    this.el.notice.textContent = message;
+    this.el.notice.hidden = false;
+    setTimeout(() => this.update(), 4000);
+  }
+
+  save() {
+    this.host.storage.set({
+      token: this.token || undefined,
+      prev: this.previousToken || undefined,
+      pending: this.pending.size
+        ? [...this.pending.values()].map(({ clientMsgId, text }) => ({ clientMsgId, text }))
+        : undefined,
+    });
+  }
+
+  sendContext() {
+    this.request("context.update", { context: contextPatch(this.host.state.app) });
+  }
+
+  // ------------------------------------------------------------------ chat
+
+  submitComposer() {
+    const text = this.el.input.value.trim();
+    if (!text || this.view === "ended") return;
+    this.el.input.value = "";
+    this.autosize();
+    this.send(text);
+    this.el.input.focus();
+  }
+
+  send(text) {
+    const p = { clientMsgId: newId(), text };
+    this.pending.set(p.clientMsgId, p);
+    this.save();
+    this.line({ ...p, from: "customer", pending: true });
+    this.scrollDown();
+    this.stopTyping();
+    this.deliver(p);
+  }
+
+  retry(clientMsgId) {
+    const p = this.pending.get(clientMsgId);
+    if (!p) return;
+    p.failed = false;
+    this.line({ ...p, from: "customer", pending: true });
+    this.deliver(p);
+  }
+
+  /** Send every message still waiting for its ack (after a reconnect or a reload). */
+  flush() {
+    for (const p of this.pending.values()) if (!p.failed) this.deliver(p);
+  }
+
+  async deliver(p) {
+    if (p.inflight || !this.ticket || !this.socket || !this.socket.connected) return;
+    p.inflight = true;
+    const ack = await this.request("chat.send", { clientMsgId: p.clientMsgId, text: p.text });
+    p.inflight = false;
+    if (ack.ok) return this.addMessage(ack.message, false);
+    const code = ack.error.code;
+    if (code === "timeout" || code === "offline") return; // resent on reconnect
+    if (code === "rate_limited") return void setTimeout(() => this.deliver(p), 1500);
+    p.failed = true;
+    this.line({ ...p, from: "customer", pending: true });
+  }
+
+  typing() {
+    if (!this.ticket || this.view === "ended") return;
+    const now = Date.now();
+    if (now - this.typingSentAt > TYPING_EVERY) {
+      this.typingSentAt = now;
+      this.request("chat.typing", { typing: true });
+    }
+    clearTimeout(this.typingTimer);
+    this.typingTimer = setTimeout(() => this.stopTyping(), TYPING_IDLE);
+  }
+
+  stopTyping() {
+    clearTimeout(this.typingTimer);
+    if (!this.typingSentAt) return;
+    this.typingSentAt = 0;
+    this.request("chat.typing", { typing: false });
+  }
+
+  showTyping(name) {
+    clearTimeout(this.theirTypingTimer);
+    this.el.typing.hidden = !name;
+    this.el.typing.querySelector(".typing-text").textContent = name ? `${name} is typing…` : "";
+    if (name) {
+      // A lost "typing: false" must not leave the dots up forever.
+      this.theirTypingTimer = setTimeout(() => this.showTyping(null), 8000);
+      this.scrollDown();
+    }
+  }
+}
