@@ -14,6 +14,7 @@ from aiohttp import web
 
 import cobrowse
 from signaling import keys
+from signaling.calls import CallHub
 from signaling.cobrowse_hub import CobrowseHub
 from signaling.desk import Desk
 from signaling.live import MemoryLiveState
@@ -81,8 +82,13 @@ async def _desk_ctx(app: web.Application) -> AsyncIterator[None]:
     app[keys.desk] = desk
     hub = CobrowseHub(desk, cobrowse.InMemoryMirrorStore(), settings.data_dir / "recordings")
     app[cobrowse_hub_key] = hub
-    app[socket_api_key] = SocketApi(sio, desk, hub, app[keys.store], settings, app[keys.secret])
+    calls = CallHub(desk, settings)
+    app[keys.calls] = calls
+    app[socket_api_key] = SocketApi(
+        sio, desk, hub, calls, app[keys.store], settings, app[keys.secret]
+    )
     yield
+    await calls.close()
     await hub.close()
     await live.close()
 

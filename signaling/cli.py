@@ -50,6 +50,11 @@ def _server_flags(parser: argparse.ArgumentParser, port: int) -> None:
         "--turn-urls", default=env("TURN_URLS", ""), help="comma-separated (TANDEM_TURN_URLS)"
     )
     parser.add_argument("--turn-secret", default=env("TURN_SECRET"), help="TANDEM_TURN_SECRET")
+    parser.add_argument(
+        "--media-hosts",
+        default=env("MEDIA_HOSTS", ""),
+        help="comma-separated addresses for media candidates, e.g. 127.0.0.1 (TANDEM_MEDIA_HOSTS)",
+    )
     parser.add_argument("--log-level", default=env("LOG_LEVEL", "INFO"), help="TANDEM_LOG_LEVEL")
     parser.add_argument(
         "--web-dir",
@@ -113,6 +118,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         stun_urls=urls(args.stun_urls),
         turn_urls=urls(args.turn_urls),
         turn_secret=args.turn_secret,
+        media_host_addresses=urls(args.media_hosts),
         log_level=args.log_level,
         web_dir=args.web_dir,
     )

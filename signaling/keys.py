@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from signaling.calls import CallHub
 from signaling.desk import Desk
 from signaling.live import LiveState
 from signaling.settings import Settings
@@ -15,3 +16,4 @@ store = web.AppKey("store", TicketStore)
 live = web.AppKey("live", LiveState)
 files = web.AppKey("files", FileStore)
 desk = web.AppKey("desk", Desk)
+calls = web.AppKey("calls", CallHub)

@@ -375,6 +375,87 @@ class ControlActionRequest(Message):
     the rrweb node id in the mirror."""
 
 
+class RtcJoin(Message):
+    """Before the first offer: the ack carries the ICE servers (TURN credentials minted now)."""
+
+    type: Literal["rtc.join"] = "rtc.join"
+    ticket_id: Id | None = None
+
+
+class RtcOffer(Message):
+    """A client's SDP offer (first, or a renegotiation); the ack carries the answer."""
+
+    type: Literal["rtc.offer"] = "rtc.offer"
+    ticket_id: Id | None = None
+    sdp: Annotated[str, Field(max_length=100_000)]
+    labels: dict[
+        Annotated[str, Field(max_length=128)], Literal["camera", "screen", "microphone"]
+    ] = Field(default_factory=dict)
+    """mid or track id -> what the track is."""
+
+
+class RtcAnswer(Message):
+    """A client's answer to a server offer (``rtc.offer`` from the server)."""
+
+    type: Literal["rtc.answer"] = "rtc.answer"
+    ticket_id: Id | None = None
+    sdp: Annotated[str, Field(max_length=100_000)]
+
+
+class RtcCandidate(Message):
+    """A trickled ICE candidate (``RTCIceCandidate.toJSON()``), or null at the end."""
+
+    type: Literal["rtc.candidate"] = "rtc.candidate"
+    ticket_id: Id | None = None
+    candidate: dict[str, Any] | None = None
+
+
+class RtcLeave(Message):
+    """Hang up: the participant's peer connection is closed."""
+
+    type: Literal["rtc.leave"] = "rtc.leave"
+    ticket_id: Id | None = None
+
+
+class TrackUpdate(Message):
+    """Mute/unmute or relabel one of your tracks."""
+
+    type: Literal["media.track.update"] = "media.track.update"
+    ticket_id: Id | None = None
+    ref: Annotated[str, Field(max_length=128)]
+    """Track id, mid, or the client's own track id."""
+    source: Literal["camera", "screen", "microphone"] | None = None
+    muted: bool | None = None
+
+
+class CaptureStill(Message):
+    """An agent captures the current frame of a video track onto the ticket."""
+
+    type: Literal["capture.still"] = "capture.still"
+    ticket_id: Id
+    track_id: Annotated[str, Field(max_length=128)]
+
+
+class ClipStart(Message):
+    type: Literal["capture.clip.start"] = "capture.clip.start"
+    ticket_id: Id
+    track_id: Annotated[str, Field(max_length=128)]
+
+
+class ClipStop(Message):
+    type: Literal["capture.clip.stop"] = "capture.clip.stop"
+    ticket_id: Id
+    clip_id: Annotated[str, Field(max_length=128)]
+
+
+class UploadRequest(Message):
+    """An agent asks the customer for a photo or video."""
+
+    type: Literal["upload.request"] = "upload.request"
+    ticket_id: Id
+    note: Annotated[str, Field(max_length=200)] = ""
+
+
 CLIENT_EVENTS: dict[str, type[Message]] = {
     model.model_fields["type"].default: model
     for model in (
@@ -400,6 +481,16 @@ CLIENT_EVENTS: dict[str, type[Message]] = {
         ControlDeny,
         ControlRevoke,
         ControlActionRequest,
+        RtcJoin,
+        RtcOffer,
+        RtcAnswer,
+        RtcCandidate,
+        RtcLeave,
+        TrackUpdate,
+        CaptureStill,
+        ClipStart,
+        ClipStop,
+        UploadRequest,
     )
 }
 """Socket.IO event name -> payload model, for every event a client may send."""
@@ -625,6 +716,60 @@ class ControlActionOut(Message):
     action: dict[str, Any]
 
 
+class IceServerInfo(Message):
+    urls: list[str]
+    username: str | None = None
+    credential: str | None = None
+
+
+class RtcJoined(Message):
+    ok: Literal[True] = True
+    ice_servers: list[IceServerInfo]
+    participant_id: str
+
+
+class RtcAnswerAck(Message):
+    ok: Literal[True] = True
+    sdp: str
+
+
+class ClipStarted(Message):
+    ok: Literal[True] = True
+    clip_id: str
+
+
+class AttachmentAck(Message):
+    ok: Literal[True] = True
+    attachment: AttachmentInfo
+
+
+class RtcOfferOut(Message):
+    """To one participant: the server offers (new tracks to receive); answer with
+    ``rtc.answer``. ``tracks`` says which track each m-line (mid) carries."""
+
+    type: Literal["rtc.offer"] = "rtc.offer"
+    ticket_id: str
+    sdp: str
+    tracks: list[dict[str, Any]]
+
+
+class MediaTracks(Message):
+    """To the session: every published track and its state (source, muted, active)."""
+
+    type: Literal["media.tracks"] = "media.tracks"
+    ticket_id: str
+    tracks: list[dict[str, Any]]
+
+
+class UploadRequested(Message):
+    """To the customer: the agent asks for a photo or video."""
+
+    type: Literal["upload.requested"] = "upload.requested"
+    ticket_id: str
+    agent: AgentRef
+    note: str = ""
+
+
 class ServerRestarting(Message):
     """The node is shutting down: reconnect (with the same token) after the delay."""
 
@@ -651,6 +796,9 @@ SERVER_EVENTS: tuple[type[Message], ...] = (
     CobrowsePointerOut,
     ControlStateNotice,
     ControlActionOut,
+    RtcOfferOut,
+    MediaTracks,
+    UploadRequested,
     ServerRestarting,
 )
 

@@ -9,8 +9,18 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
+import media
 from signaling import auth, keys
-from signaling.desk import AgentCaller, attachment_info, iso, ticket_summary, timeline_entry
+from signaling.calls import chunks_of
+from signaling.desk import (
+    AgentCaller,
+    CustomerCaller,
+    DeskError,
+    attachment_info,
+    iso,
+    ticket_summary,
+    timeline_entry,
+)
 from signaling.openapi import openapi_document
 from signaling.protocol import (
     AgentProfile,
@@ -191,6 +201,34 @@ async def get_attachment(request: web.Request) -> web.StreamResponse:
     response.headers["Content-Disposition"] = f'attachment; filename="{record.id}"'
     response.headers["Cache-Control"] = "private, max-age=3600"
     return response
+
+
+@routes.post("/api/uploads")
+async def upload(request: web.Request) -> web.Response:
+    """A customer's photo or video for their session: ``Authorization: Bearer <customer token>``,
+    the raw bytes as the body, their type as ``Content-Type``. Checked while it streams in."""
+    header = request.headers.get("Authorization", "")
+    if not header.startswith("Bearer "):
+        return api_error("unauthorized", "missing bearer token (the customer's session token)")
+    store = request.app[keys.store]
+    try:
+        claims = auth.read_customer_token(request.app[keys.secret], header[7:].strip())
+    except auth.TokenError as exc:
+        return api_error("unauthorized", f"token refused: {exc.reason}")
+    site = await store.site(claims.site_id)
+    if site is None:
+        return api_error("unauthorized", "unknown site")
+    caller = CustomerCaller(site=site, customer_id=claims.customer_id, ticket_id=claims.ticket_id)
+    declared = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    try:
+        info = await request.app[keys.calls].upload(caller, declared, chunks_of(request.content))
+    except DeskError as exc:
+        return api_error(exc.code, exc.message)
+    except media.UploadError as exc:
+        body = ApiError(error=ErrorBody(code="malformed", message=f"{exc.code}: {exc}")).wire()
+        body["error"]["reason"] = exc.code
+        return web.json_response(body, status=exc.http_status)
+    return web.json_response({"attachment": info.wire()}, status=201)
 
 
 @routes.get("/api/openapi.json")

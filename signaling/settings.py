@@ -27,6 +27,9 @@ class Settings:
     turn_urls: tuple[str, ...] = ()
     turn_secret: str | None = None
     turn_ttl: int = 600
+    """Seconds a minted TURN credential stays valid (the TURN REST scheme cannot revoke)."""
+    media_host_addresses: tuple[str, ...] = ()
+    """Addresses the server's peer connections gather candidates on; empty means all."""
     rate_per_second: float = 20.0
     """Sustained socket events per second per socket; bursts of twice that are allowed."""
     max_event_bytes: int = 1_000_000

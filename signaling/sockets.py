@@ -18,6 +18,7 @@ import socketio
 from pydantic import ValidationError
 
 from signaling import auth
+from signaling.calls import CallHub
 from signaling.cobrowse_hub import CobrowseHub
 from signaling.desk import (
     AGENTS_ROOM,
@@ -33,9 +34,14 @@ from signaling.protocol import (
     CLIENT_EVENTS,
     MIN_PROTOCOL_VERSION,
     PROTOCOL_VERSION,
+    AttachmentAck,
+    CaptureStill,
     ChatAck,
     ChatSend,
     ChatTyping,
+    ClipStart,
+    ClipStarted,
+    ClipStop,
     CobrowseAccept,
     CobrowseDecline,
     CobrowseEvents,
@@ -58,6 +64,13 @@ from signaling.protocol import (
     OkAck,
     QueueList,
     QueueSnapshot,
+    RtcAnswer,
+    RtcAnswerAck,
+    RtcCandidate,
+    RtcJoin,
+    RtcJoined,
+    RtcLeave,
+    RtcOffer,
     ServerRestarting,
     SessionAccept,
     SessionEnd,
@@ -65,6 +78,8 @@ from signaling.protocol import (
     SessionList,
     SessionListAck,
     SessionResume,
+    TrackUpdate,
+    UploadRequest,
 )
 from signaling.ratelimit import TokenBucket
 from signaling.settings import Settings
@@ -76,7 +91,7 @@ MAX_EVENT_JSON = 64 * 1024
 """Largest payload of an ordinary event (chat, context); bigger ones are refused."""
 _MAX_JSON = {"cobrowse.events": 1_001_000}
 """Events allowed to be larger (co-browse batches have their own caps and rate limit)."""
-_COST = {"cobrowse.events": 0.0, "cobrowse.pointer": 0.25}
+_COST = {"cobrowse.events": 0.0, "cobrowse.pointer": 0.25, "rtc.candidate": 0.25}
 """Events that weigh less on the per-socket bucket than one ordinary event."""
 
 
@@ -112,6 +127,7 @@ class SocketApi:
         sio: socketio.AsyncServer,
         desk: Desk,
         cobrowse: CobrowseHub,
+        calls: CallHub,
         store: TicketStore,
         settings: Settings,
         secret: str,
@@ -119,6 +135,7 @@ class SocketApi:
         self.sio = sio
         self.desk = desk
         self.cobrowse = cobrowse
+        self.calls = calls
         self.store = store
         self.settings = settings
         self.secret = secret
@@ -138,6 +155,12 @@ class SocketApi:
             "chat.typing": self.chat_typing,
             "session.end": self.session_end,
             "control.revoke": self.control_revoke,
+            "rtc.join": self.rtc_join,
+            "rtc.offer": self.rtc_offer,
+            "rtc.answer": self.rtc_answer,
+            "rtc.candidate": self.rtc_candidate,
+            "rtc.leave": self.rtc_leave,
+            "media.track.update": self.track_update,
         }
         agent: dict[str, Handler] = {
             "queue.list": self.queue_list,
@@ -149,6 +172,10 @@ class SocketApi:
             "cobrowse.pointer": self.cobrowse_pointer,
             "control.request": self.control_request,
             "control.action": self.control_action,
+            "capture.still": self.capture_still,
+            "capture.clip.start": self.clip_start,
+            "capture.clip.stop": self.clip_stop,
+            "upload.request": self.upload_request,
         }
         self.customer_handlers = customer | both
         self.agent_handlers = agent | both
@@ -373,6 +400,55 @@ class SocketApi:
     ) -> Message:
         assert isinstance(conn.caller, AgentCaller)
         await self.cobrowse.control_action(conn.caller, msg.ticket_id, msg.action)
+        return OkAck()
+
+    # ------------------------------------------------------------------ calls and captures
+
+    async def rtc_join(self, sid: str, conn: Connection, msg: RtcJoin) -> Message:
+        pid, servers = await self.calls.join(conn.caller, msg.ticket_id)
+        return RtcJoined(ice_servers=servers, participant_id=pid)
+
+    async def rtc_offer(self, sid: str, conn: Connection, msg: RtcOffer) -> Message:
+        answer = await self.calls.offer(conn.caller, msg.ticket_id, msg.sdp, msg.labels)
+        return RtcAnswerAck(sdp=answer)
+
+    async def rtc_answer(self, sid: str, conn: Connection, msg: RtcAnswer) -> Message:
+        await self.calls.answer(conn.caller, msg.ticket_id, msg.sdp)
+        return OkAck()
+
+    async def rtc_candidate(self, sid: str, conn: Connection, msg: RtcCandidate) -> Message:
+        await self.calls.candidate(conn.caller, msg.ticket_id, msg.candidate)
+        return OkAck()
+
+    async def rtc_leave(self, sid: str, conn: Connection, msg: RtcLeave) -> Message:
+        await self.calls.leave(conn.caller, msg.ticket_id)
+        return OkAck()
+
+    async def track_update(self, sid: str, conn: Connection, msg: TrackUpdate) -> Message:
+        await self.calls.update_track(conn.caller, msg.ticket_id, msg.ref, msg.source, msg.muted)
+        return OkAck()
+
+    async def capture_still(self, sid: str, conn: Connection, msg: CaptureStill) -> Message:
+        assert isinstance(conn.caller, AgentCaller)
+        return AttachmentAck(
+            attachment=await self.calls.still(conn.caller, msg.ticket_id, msg.track_id)
+        )
+
+    async def clip_start(self, sid: str, conn: Connection, msg: ClipStart) -> Message:
+        assert isinstance(conn.caller, AgentCaller)
+        return ClipStarted(
+            clip_id=await self.calls.clip_start(conn.caller, msg.ticket_id, msg.track_id)
+        )
+
+    async def clip_stop(self, sid: str, conn: Connection, msg: ClipStop) -> Message:
+        assert isinstance(conn.caller, AgentCaller)
+        return AttachmentAck(
+            attachment=await self.calls.clip_stop(conn.caller, msg.ticket_id, msg.clip_id)
+        )
+
+    async def upload_request(self, sid: str, conn: Connection, msg: UploadRequest) -> Message:
+        assert isinstance(conn.caller, AgentCaller)
+        await self.calls.request_upload(conn.caller, msg.ticket_id, msg.note)
         return OkAck()
 
     # ------------------------------------------------------------------ shutdown

@@ -1,0 +1,278 @@
+"""Calls in a support session: one ``media.MediaRoom`` per ticket, wired to sockets and tickets.
+
+Participants are ``customer`` and ``agent:<id>``; each holds one peer connection to this node.
+Offers, answers and candidates travel over the session's sockets; what the room sends on its own
+(server offers, track lists) goes to the participant's room. Captures and clips are filed on the
+ticket as attachments, like customer uploads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterable, Mapping
+from typing import Any
+
+import media
+from signaling.desk import AgentCaller, Caller, CustomerCaller, Desk, DeskError, customer_room
+from signaling.protocol import (
+    AgentRef,
+    AttachmentInfo,
+    IceServerInfo,
+    MediaTracks,
+    RtcOfferOut,
+    UploadRequested,
+)
+from signaling.settings import Settings
+from signaling.store import TicketRecord
+
+log = logging.getLogger("tandem.calls")
+
+MAX_IMAGE_UPLOAD = 20 * 1024 * 1024
+MAX_VIDEO_UPLOAD = 200 * 1024 * 1024
+
+
+def participant_id(caller: Caller) -> str:
+    return "customer" if isinstance(caller, CustomerCaller) else f"agent:{caller.agent.id}"
+
+
+def media_error(exc: media.MediaError) -> DeskError:
+    if isinstance(exc, media.UnknownTrack | media.UnknownParticipant):
+        return DeskError("not_found", f"{exc.code}: {exc}")
+    if isinstance(exc, media.OfferCollision):
+        return DeskError("invalid_state", f"glare: {exc}")
+    return DeskError(
+        "invalid_state" if isinstance(exc, media.CaptureError) else "malformed",
+        f"{exc.code}: {exc}",
+    )
+
+
+class CallHub:
+    def __init__(self, desk: Desk, settings: Settings) -> None:
+        self.desk = desk
+        self.settings = settings
+        self._rooms: dict[str, media.MediaRoom] = {}
+        self._lock = asyncio.Lock()
+        desk.on_close.append(self.on_ticket_closed)
+
+    # ------------------------------------------------------------------ signaling
+
+    async def join(self, caller: Caller, ticket_id: str | None) -> tuple[str, list[IceServerInfo]]:
+        ticket = await self._active(caller, ticket_id)
+        pid = participant_id(caller)
+        servers = media.ice_servers(
+            stun_urls=self.settings.stun_urls,
+            turn_urls=self.settings.turn_urls,
+            turn_secret=self.settings.turn_secret,
+            user=f"{ticket.id}:{pid}",
+            now=time.time(),
+            ttl_s=self.settings.turn_ttl,
+        )
+        return pid, [IceServerInfo.model_validate(s.to_json()) for s in servers]
+
+    async def offer(
+        self, caller: Caller, ticket_id: str | None, sdp: str, labels: Mapping[str, str]
+    ) -> str:
+        ticket = await self._active(caller, ticket_id)
+        room = await self._room(ticket)
+        role: media.Role = "customer" if isinstance(caller, CustomerCaller) else "agent"
+        try:
+            answer = await room.handle_offer(participant_id(caller), role, sdp, labels)
+        except media.MediaError as exc:
+            raise media_error(exc) from None
+        await self.desk.timeline(ticket, "call.joined", {"participant": participant_id(caller)})
+        return answer
+
+    async def answer(self, caller: Caller, ticket_id: str | None, sdp: str) -> None:
+        room = await self._existing(caller, ticket_id)
+        try:
+            await room.handle_answer(participant_id(caller), sdp)
+        except media.MediaError as exc:
+            raise media_error(exc) from None
+
+    async def candidate(
+        self, caller: Caller, ticket_id: str | None, candidate: dict[str, Any] | None
+    ) -> None:
+        room = await self._existing(caller, ticket_id)
+        try:
+            await room.add_ice_candidate(participant_id(caller), candidate)
+        except media.MediaError as exc:
+            raise media_error(exc) from None
+
+    async def update_track(
+        self,
+        caller: Caller,
+        ticket_id: str | None,
+        ref: str,
+        source: str | None,
+        muted: bool | None,
+    ) -> None:
+        room = await self._existing(caller, ticket_id)
+        info = room.update_track(participant_id(caller), ref, source=source, muted=muted)
+        if info is None:
+            raise DeskError("not_found", "no such track of yours")
+
+    async def leave(self, caller: Caller, ticket_id: str | None) -> None:
+        ticket = await self.desk.ticket_for(caller, ticket_id)
+        room = self._rooms.get(ticket.id)
+        if room is not None:
+            await room.remove_participant(participant_id(caller))
+            await self.desk.timeline(ticket, "call.left", {"participant": participant_id(caller)})
+
+    # ------------------------------------------------------------------ captures
+
+    async def still(self, caller: AgentCaller, ticket_id: str, track_id: str) -> AttachmentInfo:
+        ticket = await self._active(caller, ticket_id)
+        room = await self._existing(caller, ticket.id)
+        try:
+            still = await room.capture_still(track_id)
+        except media.MediaError as exc:
+            raise media_error(exc) from None
+        return await self.desk.file_attachment(
+            ticket.id,
+            "screenshot",
+            "image/png",
+            still.png,
+            {
+                "width": still.width,
+                "height": still.height,
+                "trackId": track_id,
+                "source": self._source(room, track_id),
+                "by": caller.agent.name,
+            },
+        )
+
+    async def clip_start(self, caller: AgentCaller, ticket_id: str, track_id: str) -> str:
+        room = await self._existing(caller, ticket_id)
+        try:
+            clip_id = await room.start_clip(track_id)
+        except media.MediaError as exc:
+            raise media_error(exc) from None
+        ticket = await self.desk.ticket_for(caller, ticket_id)
+        await self.desk.timeline(ticket, "clip.started", {"trackId": track_id, "clipId": clip_id})
+        return clip_id
+
+    async def clip_stop(self, caller: AgentCaller, ticket_id: str, clip_id: str) -> AttachmentInfo:
+        room = await self._existing(caller, ticket_id)
+        try:
+            clip = await room.stop_clip(clip_id)
+        except media.MediaError as exc:
+            raise media_error(exc) from None
+        meta: dict[str, Any] = {
+            "durationS": round(clip.duration_s, 3),
+            "frames": clip.frames,
+            "width": clip.width,
+            "height": clip.height,
+            "trackId": clip.track_id,
+            "by": caller.agent.name,
+        }
+        if clip.thumbnail_png:
+            thumb = await self.desk.file_attachment(
+                ticket_id, "thumbnail", "image/png", clip.thumbnail_png, {"of": clip_id}
+            )
+            meta["thumbnailId"] = thumb.id
+        return await self.desk.file_attachment_path(
+            ticket_id, "clip", clip.content_type, clip.path, meta
+        )
+
+    async def request_upload(self, caller: AgentCaller, ticket_id: str, note: str) -> None:
+        ticket = await self._active(caller, ticket_id)
+        agent = AgentRef(id=caller.agent.id, name=caller.agent.name)
+        await self.desk.timeline(ticket, "upload.requested", {"agent": agent.wire(), "note": note})
+        await self.desk.broadcaster.emit(
+            UploadRequested(ticket_id=ticket.id, agent=agent, note=note),
+            [customer_room(ticket.id)],
+        )
+
+    async def upload(
+        self, caller: CustomerCaller, declared_type: str, body: AsyncIterable[bytes]
+    ) -> AttachmentInfo:
+        """A customer's photo or video, validated while it streams in, filed on the ticket."""
+        ticket = await self.desk.ticket_for(caller, None)
+        if ticket.status == "closed":
+            raise DeskError("invalid_state", "the session has ended")
+        limit = MAX_VIDEO_UPLOAD if declared_type.startswith("video/") else MAX_IMAGE_UPLOAD
+        upload = await media.receive_upload(body, declared_type, limit, self.desk.files.temp_dir())
+        meta: dict[str, Any] = {
+            "width": upload.width,
+            "height": upload.height,
+            "originalSha256": upload.original_sha256,
+            "removed": list(upload.removed_metadata),
+        }
+        if upload.duration_s is not None:
+            meta["durationS"] = round(upload.duration_s, 3)
+        if upload.thumbnail_png and upload.content_type.startswith("video/"):
+            # A photo is its own preview; a video gets a still of its first frame.
+            thumb = await self.desk.file_attachment(
+                ticket.id, "thumbnail", "image/png", upload.thumbnail_png, {"of": upload.upload_id}
+            )
+            meta["thumbnailId"] = thumb.id
+        kind = "video" if upload.content_type.startswith("video/") else "photo"
+        return await self.desk.file_attachment_path(
+            ticket.id, kind, upload.content_type, upload.path, meta
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def on_ticket_closed(self, ticket_id: str) -> None:
+        room = self._rooms.pop(ticket_id, None)
+        if room is not None:
+            await room.close()
+
+    async def close(self) -> None:
+        for ticket_id in list(self._rooms):
+            await self.on_ticket_closed(ticket_id)
+
+    async def _room(self, ticket: TicketRecord) -> media.MediaRoom:
+        async with self._lock:
+            room = self._rooms.get(ticket.id)
+            if room is None:
+                hosts = list(self.settings.media_host_addresses) or None
+                room = media.MediaRoom(
+                    ticket.id,
+                    [],  # clients bring STUN/TURN; the server's own candidates are host ones
+                    lambda pid, msg: self._signal(ticket.id, pid, msg),
+                    host_addresses=hosts,
+                    clip_dir=self.desk.files.temp_dir(),
+                )
+                self._rooms[ticket.id] = room
+            return room
+
+    async def _existing(self, caller: Caller, ticket_id: str | None) -> media.MediaRoom:
+        ticket = await self.desk.ticket_for(caller, ticket_id)
+        room = self._rooms.get(ticket.id)
+        if room is None:
+            raise DeskError("invalid_state", "no call in this session yet (send rtc.offer)")
+        return room
+
+    async def _active(self, caller: Caller, ticket_id: str | None) -> TicketRecord:
+        ticket = await self.desk.ticket_for(caller, ticket_id)
+        if ticket.status != "active":
+            raise DeskError("invalid_state", "calls need an active session")
+        return ticket
+
+    async def _signal(self, ticket_id: str, pid: str, message: dict[str, Any]) -> None:
+        rooms = [customer_room(ticket_id)] if pid == "customer" else [f"agent:{pid[6:]}"]
+        kind = message.get("type")
+        if kind == "rtc.offer":
+            await self.desk.broadcaster.emit(
+                RtcOfferOut(ticket_id=ticket_id, sdp=message["sdp"], tracks=message["tracks"]),
+                rooms,
+            )
+        elif kind == "media.tracks":
+            await self.desk.broadcaster.emit(
+                MediaTracks(ticket_id=ticket_id, tracks=message["tracks"]), rooms
+            )
+        else:
+            log.warning("unexpected media signal %r", kind)
+
+    @staticmethod
+    def _source(room: media.MediaRoom, track_id: str) -> str | None:
+        return next((t.source for t in room.tracks() if t.track_id == track_id), None)
+
+
+async def chunks_of(stream: Any, size: int = 64 * 1024) -> AsyncIterable[bytes]:
+    """An aiohttp request body as chunks (never more than ``size`` bytes buffered)."""
+    async for chunk in stream.iter_chunked(size):
+        yield chunk
