@@ -15,16 +15,16 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "media"))
 
-from media_support import (  # noqa: E402
+from media_support import (
     Client as MediaClient,
 )
-from media_support import (  # noqa: E402
+from media_support import (
     CounterVideoTrack,
     decode_counter_image,
     wait_for,
 )
 
-from tests.support import CONTEXT, Client, Running, running_server  # noqa: E402
+from tests.support import CONTEXT, Client, Running, running_server
 
 
 class SocketRoom:
@@ -128,7 +128,7 @@ def png(width: int, height: int) -> bytes:
 
 
 async def test_uploads_are_checked_while_streaming(server: Running) -> None:
-    alice, customer, ticket_id, token = await session(server)
+    alice, _customer, ticket_id, token = await session(server)
     url = f"{server.base_url}/api/uploads"
 
     async def post(body: bytes, content_type: str, bearer: str | None = token) -> tuple[int, Any]:
