@@ -112,6 +112,31 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            "/api/uploads": {
+                "post": {
+                    "summary": "A customer's photo or video, filed on their session's ticket",
+                    "description": "Bearer: the customer's session token. Body: the raw bytes; "
+                    "Content-Type: image/png, image/jpeg, image/webp, video/mp4 or video/webm.",
+                    "security": bearer,
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            t: {"schema": {"type": "string", "format": "binary"}}
+                            for t in (
+                                "image/png",
+                                "image/jpeg",
+                                "image/webp",
+                                "video/mp4",
+                                "video/webm",
+                            )
+                        },
+                    },
+                    "responses": {
+                        "201": {"description": "the attachment"},
+                        **_errors(401, 409, 413, 415, 422),
+                    },
+                }
+            },
             "/api/tickets/{ticket_id}/attachments/{attachment_id}": {
                 "get": {
                     "summary": "An attachment's bytes",
