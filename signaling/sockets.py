@@ -117,6 +117,10 @@ class SocketBroadcaster:
         self._sio = sio
 
     async def emit(self, event: Message, rooms: list[str], skip_sid: str | None = None) -> None:
+        # python-socketio treats an empty recipient list as "everyone": a session with no
+        # agent yet must reach nobody, not every socket on the server.
+        if not rooms:
+            return
         name = type(event).model_fields["type"].default
         await self._sio.emit(name, event.wire(), to=rooms, skip_sid=skip_sid)
 

@@ -6,6 +6,7 @@ The statements are written once with ``?`` placeholders; the PostgreSQL driver n
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -112,6 +113,10 @@ class SqliteDriver:
 
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self._conn = conn
+        # One connection is one transaction: a statement and its commit must not interleave
+        # with another coroutine's (a commit while another statement is still being read
+        # fails with "SQL statements in progress").
+        self._lock = asyncio.Lock()
 
     @classmethod
     async def open(cls, path: Path) -> SqliteDriver:
@@ -126,23 +131,26 @@ class SqliteDriver:
         return cls(conn)
 
     async def execute(self, sql: str, *args: Any) -> int:
-        try:
-            cursor = await self._conn.execute(sql, args)
-        except aiosqlite.IntegrityError as exc:
-            raise UniqueViolation(str(exc)) from exc
-        await self._conn.commit()
-        return cursor.rowcount
+        async with self._lock:
+            try:
+                cursor = await self._conn.execute(sql, args)
+            except aiosqlite.IntegrityError as exc:
+                await self._conn.rollback()
+                raise UniqueViolation(str(exc)) from exc
+            await self._conn.commit()
+            return cursor.rowcount
 
     async def fetch(self, sql: str, *args: Any) -> Sequence[Row]:
-        async with self._conn.execute(sql, args) as cursor:
-            rows = await cursor.fetchall()
-        if sql.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE")):
-            await self._conn.commit()
+        async with self._lock:
+            rows = await self._conn.execute_fetchall(sql, args)
+            if sql.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE")):
+                await self._conn.commit()
         return [dict(row) for row in rows]
 
     async def script(self, sql: str) -> None:
-        await self._conn.executescript(sql)
-        await self._conn.commit()
+        async with self._lock:
+            await self._conn.executescript(sql)
+            await self._conn.commit()
 
     async def close(self) -> None:
         await self._conn.close()

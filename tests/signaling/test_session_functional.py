@@ -231,3 +231,21 @@ async def test_supervisor_joins_and_sees_chat(server: Running) -> None:
     await customer.call("chat.send", {"clientMsgId": "x", "text": "hi all"})
     await sam.wait_for("chat.message", lambda e: e["message"]["text"] == "hi all")
     await alice.wait_for("chat.message", lambda e: e["message"]["text"] == "hi all")
+
+
+async def test_customers_hear_nothing_of_other_sessions(server: Running) -> None:
+    """Regression: events of a session with no agent yet went to every socket."""
+    first, _ack1 = await ask_for_help(server)
+    second, ack2 = await ask_for_help(server)
+    await second.call("context.update", {"context": {"url": "http://shop.test/secret-page"}})
+    await second.call("chat.send", {"clientMsgId": "s1", "text": "my address is 1 Main St"})
+    alice = await server.agent("alice")
+    await alice.call("session.accept", {"ticketId": ack2["ticket"]["id"]})
+    await alice.call("chat.send", {"ticketId": ack2["ticket"]["id"], "clientMsgId": "a",
+                                   "text": "hello second"})
+    await second.wait_for("chat.message", lambda e: e["message"]["text"] == "hello second")
+    await asyncio.sleep(0.2)
+    seen = repr(dict(first.events))
+    assert ack2["ticket"]["id"] not in seen
+    assert "secret-page" not in seen and "Main St" not in seen
+    assert set(first.events) <= {"queue.position"}

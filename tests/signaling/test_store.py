@@ -148,3 +148,23 @@ async def test_timeline_and_attachments(store: SqlTicketStore) -> None:
     assert await store.attachments("tk_3") == [record]
     assert await store.attachment("tk_3", "at_1") == record
     assert await store.attachment("tk_other", "at_1") is None
+
+
+async def test_concurrent_writes_do_not_trip_each_other(store: SqlTicketStore) -> None:
+    """Many coroutines writing and reading back at once (regression: on one SQLite connection a
+    commit could land while another INSERT ... RETURNING was still being read)."""
+    for i in range(20):
+        await store.create_ticket(ticket(f"tk_c{i}"))
+
+    async def work(i: int) -> None:
+        tid = f"tk_c{i % 20}"
+        await store.add_message(tid, "customer", "u-1", "Dana", f"m{i}", f"k{i}", float(i))
+        await store.add_timeline(tid, "context.updated", {"i": i}, float(i))
+        await store.claim_ticket(tid, {"id": f"ag_{i}", "name": "A"})
+        await store.messages(tid)
+
+    await asyncio.gather(*(work(i) for i in range(300)))
+    counts = await store.message_counts([f"tk_c{i}" for i in range(20)])
+    assert sum(counts.values()) == 300
+    lengths = [len(await store.timeline(f"tk_c{i}")) for i in range(20)]
+    assert lengths == [15] * 20
