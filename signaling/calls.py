@@ -53,6 +53,8 @@ class CallHub:
         self.desk = desk
         self.settings = settings
         self._rooms: dict[str, media.MediaRoom] = {}
+        self._joined: set[tuple[str, str]] = set()
+        """(ticket, participant) pairs already in the call: renegotiations are not joins."""
         self._lock = asyncio.Lock()
         desk.on_close.append(self.on_ticket_closed)
 
@@ -81,7 +83,10 @@ class CallHub:
             answer = await room.handle_offer(participant_id(caller), role, sdp, labels)
         except media.MediaError as exc:
             raise media_error(exc) from None
-        await self.desk.timeline(ticket, "call.joined", {"participant": participant_id(caller)})
+        pid = participant_id(caller)
+        if (ticket.id, pid) not in self._joined:
+            self._joined.add((ticket.id, pid))
+            await self.desk.timeline(ticket, "call.joined", {"participant": pid})
         return answer
 
     async def answer(self, caller: Caller, ticket_id: str | None, sdp: str) -> None:
@@ -116,9 +121,11 @@ class CallHub:
     async def leave(self, caller: Caller, ticket_id: str | None) -> None:
         ticket = await self.desk.ticket_for(caller, ticket_id)
         room = self._rooms.get(ticket.id)
-        if room is not None:
-            await room.remove_participant(participant_id(caller))
-            await self.desk.timeline(ticket, "call.left", {"participant": participant_id(caller)})
+        pid = participant_id(caller)
+        if room is not None and (ticket.id, pid) in self._joined:
+            self._joined.discard((ticket.id, pid))
+            await room.remove_participant(pid)
+            await self.desk.timeline(ticket, "call.left", {"participant": pid})
 
     # ------------------------------------------------------------------ captures
 
@@ -217,6 +224,7 @@ class CallHub:
 
     async def on_ticket_closed(self, ticket_id: str) -> None:
         room = self._rooms.pop(ticket_id, None)
+        self._joined = {(t, p) for t, p in self._joined if t != ticket_id}
         if room is not None:
             await room.close()
 

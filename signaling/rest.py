@@ -208,8 +208,49 @@ async def get_attachment(request: web.Request) -> web.StreamResponse:
     return response
 
 
+_UPLOAD_CORS = {
+    "Access-Control-Allow-Methods": "POST",
+    "Access-Control-Allow-Headers": "Authorization, Content-Type",
+    "Access-Control-Max-Age": "600",
+    "Vary": "Origin",
+}
+
+
+async def _site_origin(request: web.Request, site_id: str | None = None) -> str | None:
+    """The request's Origin if it is on a site's list (that site's, when one is named)."""
+    origin = request.headers.get("Origin")
+    if not origin:
+        return None
+    normalized = origin.strip().lower().rstrip("/")
+    for site in await request.app[keys.store].sites():
+        if (site_id is None or site.id == site_id) and normalized in site.origins:
+            return origin
+    return None
+
+
+@routes.options("/api/uploads")
+async def upload_preflight(request: web.Request) -> web.Response:
+    """CORS preflight: the widget uploads from the customer's page, on the site's origin."""
+    origin = await _site_origin(request)
+    if origin is None:
+        return api_error("forbidden", "origin is not on any site's list")
+    return web.Response(status=204, headers={**_UPLOAD_CORS, "Access-Control-Allow-Origin": origin})
+
+
 @routes.post("/api/uploads")
 async def upload(request: web.Request) -> web.Response:
+    response = await _upload(request)
+    claims_site = request.get(_upload_site_key)
+    origin = await _site_origin(request, claims_site) if claims_site else None
+    if origin is not None:
+        response.headers.update({"Access-Control-Allow-Origin": origin, "Vary": "Origin"})
+    return response
+
+
+_upload_site_key = web.RequestKey("upload_site", str)
+
+
+async def _upload(request: web.Request) -> web.Response:
     """A customer's photo or video for their session: ``Authorization: Bearer <customer token>``,
     the raw bytes as the body, their type as ``Content-Type``. Checked while it streams in."""
     header = request.headers.get("Authorization", "")
@@ -223,6 +264,7 @@ async def upload(request: web.Request) -> web.Response:
     site = await store.site(claims.site_id)
     if site is None:
         return api_error("unauthorized", "unknown site")
+    request[_upload_site_key] = site.id
     caller = CustomerCaller(site=site, customer_id=claims.customer_id, ticket_id=claims.ticket_id)
     declared = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
     try:

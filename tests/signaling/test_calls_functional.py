@@ -161,3 +161,27 @@ async def test_uploads_are_checked_while_streaming(server: Running) -> None:
 
     _, ticket = await server.get(f"/api/tickets/{ticket_id}", await server.token("alice"))
     assert [a["kind"] for a in ticket["attachments"]] == ["photo"]
+
+
+async def test_uploads_from_the_site_origin_pass_cors(server: Running) -> None:
+    _alice, _customer, _ticket_id, token = await session(server)
+    url = f"{server.base_url}/api/uploads"
+    async with aiohttp.ClientSession() as http:
+        headers = {"Origin": "http://shop.test", "Access-Control-Request-Method": "POST",
+                   "Access-Control-Request-Headers": "authorization,content-type"}
+        async with http.options(url, headers=headers) as pre:
+            assert pre.status == 204
+            assert pre.headers["Access-Control-Allow-Origin"] == "http://shop.test"
+            assert "Authorization" in pre.headers["Access-Control-Allow-Headers"]
+        async with http.options(url, headers={**headers, "Origin": "http://evil.test"}) as bad:
+            assert bad.status == 403 and "Access-Control-Allow-Origin" not in bad.headers
+        async with http.post(url, data=png(10, 10), headers={
+            "Origin": "http://shop.test", "Authorization": f"Bearer {token}",
+            "Content-Type": "image/png"}) as done:
+            assert done.status == 201
+            assert done.headers["Access-Control-Allow-Origin"] == "http://shop.test"
+        # Another site's origin does not get to read the answer for this site's session.
+        async with http.post(url, data=png(10, 10), headers={
+            "Origin": "http://other.test", "Authorization": f"Bearer {token}",
+            "Content-Type": "image/png"}) as foreign:
+            assert "Access-Control-Allow-Origin" not in foreign.headers
