@@ -42,10 +42,37 @@ _DEMO_CSP = "; ".join(
     ]
 )
 
+# The co-browse replay page (ADR 0001): rrweb rebuilds the customer's page in an about:blank
+# iframe (sandbox="allow-same-origin", no scripts) that inherits this policy. Mirrored pages need
+# inline styles (<style> text and style attributes set through the DOM). Nothing in a mirrored
+# page can load anything over the network, not even from our own origin: images and fonts only
+# as data:/blob:, no stylesheet URLs (the page's own CSS is a constructed stylesheet in its
+# script), no connections, forms or navigation out; only our own pages may frame it.
+_REPLAY_CSP = "; ".join(
+    [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'unsafe-inline'",
+        "img-src data: blob:",
+        "font-src data:",
+        "media-src 'none'",
+        "frame-src 'self'",
+        "child-src 'self'",
+        "connect-src 'none'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'self'",
+    ]
+)
+REPLAY_PAGE = "/console/replay.html"
+
 _SPA_PREFIXES = ("/console", "/dashboard")
 
 
 def csp_for(path: str) -> str | None:
+    if path == REPLAY_PAGE:
+        return _REPLAY_CSP
     if path.startswith(_SPA_PREFIXES) or path == "/":
         return _CONSOLE_CSP
     if path.startswith("/demo"):

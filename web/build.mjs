@@ -29,6 +29,8 @@ const dev = process.argv.includes("--dev");
 /** Lazily loaded snippet chunks: name -> entry point. */
 const SNIPPET_CHUNKS = {
   widget: "src/snippet/widget.js",
+  cobrowse: "src/snippet/cobrowse/index.js", // rrweb's recorder + the sharing UI (after consent)
+  call: "src/snippet/call/index.js", // WebRTC calls, screen share and uploads (once in a session)
 };
 
 const common = {
@@ -61,6 +63,10 @@ function shadowCss() {
   };
 }
 
+/** The rrweb version bundled (the co-browse stream names its recorder, e.g. "rrweb@2.2.2"). */
+const rrwebVersion = async () =>
+  JSON.parse(await readFile(path.join(root, "node_modules/rrweb/package.json"), "utf8")).version;
+
 const hash = (text) => createHash("sha256").update(text).digest("hex").slice(0, 10);
 
 async function buildSnippet() {
@@ -72,6 +78,7 @@ async function buildSnippet() {
       format: "iife",
       globalName: `__tandem_${name}`,
       write: false,
+      define: { __RRWEB_VERSION__: JSON.stringify(await rrwebVersion()) },
     });
     const code = out.outputFiles[0].text;
     const file = `tandem/${name}-${hash(code)}.js`;
@@ -103,6 +110,19 @@ async function buildConsole() {
     ...common,
     entryPoints: { app: path.join(root, "src/console/console.css") },
     outdir: path.join(dist, "console"),
+  });
+}
+
+/** The co-browse replay page (console/replay.html): rrweb's Replayer in its own bundle, so the
+ * console never loads it and the page can have its own CSP (signaling/webfiles.py). */
+async function buildReplay() {
+  await esbuild.build({
+    ...common,
+    entryPoints: {
+      replay: path.join(root, "src/console/cobrowse/replay-page.js"),
+    },
+    outdir: path.join(dist, "console"),
+    format: "iife",
   });
 }
 
@@ -163,6 +183,7 @@ async function report(chunks) {
   const rows = [["tandem.js (loader, always loaded)", "tandem.js"]];
   for (const [name, file] of Object.entries(chunks)) rows.push([`${file} (lazy)`, file]);
   rows.push(["console/app.js", "console/app.js"], ["console/app.css", "console/app.css"]);
+  rows.push(["console/replay.js (co-browse replay page)", "console/replay.js"]);
   const lines = [];
   for (const [label, file] of rows) {
     const data = await readFile(path.join(finalDist, file));
@@ -177,6 +198,7 @@ await rm(dist, { recursive: true, force: true });
 await mkdir(dist, { recursive: true });
 const chunks = await buildSnippet();
 await buildConsole();
+await buildReplay();
 await buildDemo();
 await buildLanding();
 await copyPublic();

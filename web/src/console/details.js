@@ -2,6 +2,7 @@
 
 import { h, icon, ICONS } from "../shared/dom.js";
 import { blobUrl } from "./auth.js";
+import { describeCall, videoAttachment } from "./call/details.js";
 import {
   bytes,
   capitalize,
@@ -138,7 +139,7 @@ function describe(entry) {
     case "session.ended":
       return d.by === "agent" && d.agent ? `Ended by ${d.agent.name}` : `Ended by ${d.by || "system"}`;
     default:
-      return entry.type;
+      return describeCall(entry) || entry.type;
   }
 }
 
@@ -166,16 +167,18 @@ export function timeline(entries) {
 
 /** Image attachments are fetched with the bearer token and shown through blob: URLs. */
 export function attachments(list, blobs) {
-  const items = [...list].sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+  // Thumbnails are shown as their clip's or video's poster, not on their own.
+  const items = [...list].filter((a) => a.kind !== "thumbnail").sort((a, b) => a.createdAt.localeCompare(b.createdAt));
   return section(
     `Attachments${items.length ? ` · ${items.length}` : ""}`,
     items.length
-      ? h("ul", { class: "attachments" }, items.map((a) => attachment(a, blobs)))
+      ? h("ul", { class: "attachments" }, items.map((a) => attachment(a, blobs, list)))
       : h("p", { class: "empty-small" }, "No files yet."),
   );
 }
 
-function attachment(a, blobs) {
+function attachment(a, blobs, all) {
+  if (a.contentType.startsWith("video/")) return videoAttachment(a, blobs, all);
   const label = `${capitalize(a.kind)} · ${bytes(a.size)}`;
   if (a.contentType.startsWith("image/")) {
     const img = h("img", { alt: `${capitalize(a.kind)} from ${dateTime(a.createdAt)}`, class: "thumb", loading: "lazy" });
@@ -203,5 +206,18 @@ function attachment(a, blobs) {
     },
     "Download",
   );
-  return h("li", { class: "attachment file" }, icon(ICONS.paperclip, "icon sm"), h("span", { class: "att-meta" }, label, " · ", a.contentType), download);
+  // A co-browse recording plays in the sandboxed replay page (loaded only when asked for).
+  const replay =
+    a.kind === "recording"
+      ? h(
+          "button",
+          {
+            type: "button",
+            class: "btn small primary",
+            onClick: () => import("./cobrowse/player.js").then((m) => m.openRecording(a)),
+          },
+          "Replay",
+        )
+      : null;
+  return h("li", { class: "attachment file" }, icon(ICONS.paperclip, "icon sm"), h("span", { class: "att-meta" }, label, " · ", a.contentType), replay, download);
 }

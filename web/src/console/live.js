@@ -96,8 +96,21 @@ async function loadDetails(s) {
 }
 
 let socket = null;
+/** [event, fn] pairs registered with onServer(), attached to every socket this module opens. */
+const extraHandlers = [];
 
-function request(event, payload) {
+/** Listen to a server event (e.g. co-browse's) on the console's socket, now and after reconnects. */
+export function onServer(event, fn) {
+  const pair = [event, fn];
+  extraHandlers.push(pair);
+  if (socket) socket.on(event, fn);
+  return () => {
+    extraHandlers.splice(extraHandlers.indexOf(pair), 1);
+    if (socket) socket.off(event, fn);
+  };
+}
+
+export function request(event, payload) {
   return new Promise((resolve) => {
     if (!socket || !socket.connected) {
       return resolve({ ok: false, error: { code: "offline", message: "Not connected" } });
@@ -117,6 +130,7 @@ export function connect() {
     reconnectionDelayMax: 8000,
     auth: (cb) => cb({ v: 1, role: "agent", token: auth.token() }),
   });
+  for (const [event, fn] of extraHandlers) socket.on(event, fn);
   socket.on("connect", async () => {
     refreshed = false;
     store.connected = true;
@@ -240,6 +254,16 @@ export async function accept(ticketId) {
   if (!ack.ok) return ack;
   store.queue.delete(ticketId);
   fire("queue");
+  const s = session(ack.ticket);
+  for (const message of ack.messages) addMessage(s, message, false);
+  fire("session", ticketId);
+  return ack;
+}
+
+/** A supervisor or admin joins an active session; it then shows like an accepted one. */
+export async function join(ticketId) {
+  const ack = await request("session.join", { ticketId });
+  if (!ack.ok) return ack;
   const s = session(ack.ticket);
   for (const message of ack.messages) addMessage(s, message, false);
   fire("session", ticketId);

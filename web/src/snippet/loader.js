@@ -98,6 +98,7 @@ function start(script) {
             setUnread: ui.setUnread,
             close: api.close,
             isOpen: () => state.open,
+            loadChunk, // later chunks (co-browse) load on demand too
           });
           if (state.open) widget.opened();
           return widget;

@@ -7,6 +7,8 @@
 import { io } from "socket.io-client";
 import { h, icon, ICONS } from "../shared/dom.js";
 import { contextPacket, contextPatch, askGeo } from "./context.js";
+import { attachCobrowse } from "./cobrowse/bridge.js";
+import { attachCall } from "./call/bridge.js";
 import { adoptCss } from "./css.js";
 import css from "./widget.shadow.css";
 
@@ -265,6 +267,7 @@ class Widget {
     el.status.textContent = status;
     el.status.hidden = !status;
     el.avatar.hidden = !el.avatar.textContent;
+    if (this.calls) this.calls.viewChanged();
   }
 
   autosize() {
@@ -329,6 +332,8 @@ class Widget {
           cb({ v: 1, role: "customer", site: this.config.site, token: this.token || undefined }),
       });
       this.listen(this.socket);
+      attachCobrowse(this); // co-browse: its own lazily loaded chunk (./cobrowse/)
+      this.calls = attachCall(this); // calls and uploads: their own lazy chunk (./call/)
     }
     if (!this.socket.connected) this.socket.connect();
     return new Promise((resolve, reject) => {

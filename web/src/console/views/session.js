@@ -4,6 +4,8 @@ import { h, fill, icon, ICONS } from "../../shared/dom.js";
 import * as live from "../live.js";
 import { attachments, contextCards, customerCard, timeline, verifiedBadge } from "../details.js";
 import { clock, customerName, dateTime, deviceLine } from "../format.js";
+import { callPanel } from "../call/panel.js";
+import { mountCobrowse } from "../cobrowse/panel.js";
 
 const TYPING_EVERY = 2500;
 const TYPING_IDLE = 3000;
@@ -74,6 +76,7 @@ export function sessionView(root, ticketId, { navigate, toast }) {
   const composer = h("form", { class: "composer" }, input, sendBtn);
   const endedBar = h("div", { class: "ended-bar", role: "status" });
   const details = h("aside", { class: "details", "aria-label": "Context" });
+  let call = null; // calls, captures and "ask for photo" (../call/panel.js)
 
   root.append(
     h(
@@ -88,6 +91,7 @@ export function sessionView(root, ticketId, { navigate, toast }) {
           h("div", { class: "head-text" }, name, sub),
           h("div", { class: "actions" }, ticketLink, endBtn, closeBtn),
         ),
+        (call = callPanel(s, { toast })).el,
         scroller,
         endedBar,
         composer,
@@ -95,6 +99,15 @@ export function sessionView(root, ticketId, { navigate, toast }) {
       details,
     ),
   );
+
+  // Co-browse: a button in the header, the live view beside the chat (../cobrowse/panel.js).
+  const cobrowse = mountCobrowse({
+    ticketId,
+    actions: root.querySelector(".chat-col .actions"),
+    layout: root.querySelector(".session"),
+    toast,
+    ended: () => !!s.ended,
+  });
 
   let typingAt = 0;
   let typingTimer = 0;
@@ -202,6 +215,8 @@ export function sessionView(root, ticketId, { navigate, toast }) {
   });
   return () => {
     off();
+    call.destroy();
+    cobrowse.destroy();
     stopTyping();
     for (const p of blobs.values()) p.then((url) => URL.revokeObjectURL(url), () => {});
   };

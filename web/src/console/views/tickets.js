@@ -1,7 +1,7 @@
 // Ticket search and the ticket page (read-only: transcript, context, timeline, attachments).
 
 import { h, fill, icon, ICONS } from "../../shared/dom.js";
-import { api } from "../auth.js";
+import { api, session as signedIn } from "../auth.js";
 import * as live from "../live.js";
 import { attachments, contextCards, customerCard, timeline, verifiedBadge } from "../details.js";
 import { ago, capitalize, clock, customerName, dateTime, shortUrl } from "../format.js";
@@ -120,7 +120,15 @@ export function ticketsView(root) {
   return () => clearTimeout(debounce);
 }
 
-export function ticketView(root, ticketId) {
+async function joinSession(button, ticketId, navigate, toast) {
+  button.disabled = true;
+  const ack = await live.join(ticketId);
+  if (ack.ok) return navigate(`/console/sessions/${encodeURIComponent(ticketId)}`);
+  button.disabled = false;
+  toast(`Couldn't join: ${ack.error.message}`, "error");
+}
+
+export function ticketView(root, ticketId, { navigate, toast } = {}) {
   const blobs = new Map();
   let gone = false;
   root.append(h("div", { class: "page-body" }, h("p", { class: "muted" }, "Loading ticket…")));
@@ -170,6 +178,10 @@ export function ticketView(root, ticketId) {
               ? h("a", { class: "btn ghost", href: `/console/tickets/${encodeURIComponent(t.previousTicketId)}`, "data-link": "" }, "Previous ticket")
               : null,
             isMine ? h("a", { class: "btn primary", href: `/console/sessions/${encodeURIComponent(t.id)}`, "data-link": "" }, "Open session") : null,
+            // Supervisors and admins may join an active session (and watch its co-browse).
+            !isMine && t.status === "active" && ["supervisor", "admin"].includes(signedIn().agent.role)
+              ? h("button", { type: "button", class: "btn primary", onClick: (e) => joinSession(e.currentTarget, t.id, navigate, toast) }, "Join session")
+              : null,
           ),
         ),
         h(

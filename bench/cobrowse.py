@@ -1,0 +1,867 @@
+#!/usr/bin/env python
+"""Co-browse bench: one customer's rrweb stream through the real Tandem server to 1 and 4 agents,
+beside a bare websocket relay of the same bytes.
+
+For each rate (events/s) and agent count it starts a fresh Tandem server process (the real
+``create_app``, SQLite in a temp dir, 127.0.0.1) and runs:
+
+* **tandem**: a customer socket (python-socketio ``AsyncClient``) asks for help, agent 0 accepts,
+  agents 1..3 (supervisors) join, agent 0 sends ``cobrowse.request``, the customer accepts and
+  sends Meta + FullSnapshot, then streams ``cobrowse.events`` in 50 ms batches (what the snippet
+  does) for ``--seconds``. Every event's ``timestamp`` is the wall-clock time it was sent, so
+  each agent computes end-to-end latency (customer emit -> agent receives the sanitized event)
+  for every event it gets.
+* **ws relay (floor)**: an aiohttp server that forwards every text frame from the customer's
+  websocket to every agent's websocket; the same batches (the same ``data`` strings) go through
+  it, timed the same way. Tandem does far more per event (validate, sanitize, record, mirror,
+  socket.io framing): the floor shows what the transport alone costs.
+
+Columns: latency p50/p99 over every event each agent received; server CPU per 1,000 events
+(user+sys of the server process over the phase, divided by events sent); bytes on the wire (the
+socket.io / websocket payloads sent by the customer and received by all agents; framing headers
+not counted); lost (events sent but not received by an agent).
+
+Then, against one server: the full snapshot of a 10,000-node page (taken by rrweb itself in
+headless Chromium when Playwright and Chromium are there, else synthesized): its size, rrweb's
+time to take it, and the time through the server to an agent; and a late joiner after ten
+minutes of events (600 s x ``--late-rate`` events, sent as fast as the server takes them, the
+customer answering ``cobrowse.snapshot_needed`` like the snippet): the time for ``cobrowse.join``
+to answer with the current page and what it holds.
+
+The server runs with the socket and co-browse rate limits raised (a small launcher), because the
+default co-browse limit (500 events/s per session, bursts of 5,000) would refuse the 1,000 and
+5,000 events/s runs: that limit is a policy, not a capacity.
+
+Usage::
+
+    .venv/bin/python bench/cobrowse.py          # 100/1,000/5,000 ev/s x 1/4 agents, 8 s each
+    .venv/bin/python bench/cobrowse.py --quick  # 100/1,000 ev/s, 3 s, 2,000 nodes, 1 min late
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ctypes
+import json
+import math
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import socketio
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(REPO))
+
+HOST = "127.0.0.1"
+ORIGIN = "https://shop.bench.example"
+SITE_KEY = "pk_bench_cobrowse"
+PASSWORD = "bench-password-1"
+RECORDER = "rrweb@2.2.2"
+BATCH_SECONDS = 0.05
+PART_CHARS = 890_000
+RRWEB_UMD = REPO / "web" / "node_modules" / "rrweb" / "dist" / "rrweb.umd.min.cjs"
+CHROMIUM = os.environ.get("TANDEM_CHROMIUM", "/usr/bin/chromium")
+
+TANDEM_LAUNCHER = r"""
+import logging, sys, time
+from pathlib import Path
+from aiohttp import web
+import cobrowse.ratelimit as rl
+from signaling.app import create_app
+from signaling.settings import Settings
+
+data_dir, port = Path(sys.argv[1]), int(sys.argv[2])
+logging.basicConfig(level="WARNING", format="%(asctime)s %(levelname)s %(name)s %(message)s")
+_init = rl.SessionRateLimiter.__init__
+def _raised(self, limits=None, clock=time.monotonic):
+    _init(self, limits or rl.RateLimits(events_per_second=1e7, event_burst=1e7,
+                                        bytes_per_second=1e11, byte_burst=1e11), clock)
+rl.SessionRateLimiter.__init__ = _raised
+settings = Settings(host="127.0.0.1", port=port, data_dir=data_dir, rate_per_second=1e6,
+                    log_level="WARNING")
+web.run_app(create_app(settings), host="127.0.0.1", port=port, print=None, access_log=None,
+            shutdown_timeout=3, handle_signals=True)
+"""
+
+RELAY_LAUNCHER = r"""
+import sys
+from aiohttp import WSMsgType, web
+
+agents = set()
+
+async def customer(request):
+    sock = web.WebSocketResponse(max_msg_size=16 * 1024 * 1024)
+    await sock.prepare(request)
+    async for msg in sock:
+        if msg.type == WSMsgType.TEXT:
+            for agent in list(agents):
+                await agent.send_str(msg.data)
+    return sock
+
+async def agent(request):
+    sock = web.WebSocketResponse()
+    await sock.prepare(request)
+    agents.add(sock)
+    try:
+        async for _ in sock:
+            pass
+    finally:
+        agents.discard(sock)
+    return sock
+
+async def healthz(request):
+    return web.json_response({"status": "ok"})
+
+app = web.Application()
+app.router.add_get("/customer", customer)
+app.router.add_get("/agent", agent)
+app.router.add_get("/healthz", healthz)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None,
+            shutdown_timeout=1)
+"""
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+def ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} ms"
+
+
+def size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = raw[raw.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+
+
+def _die_with_parent() -> None:
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
+
+
+class Proc:
+    def __init__(self, argv: list[str], log: Path) -> None:
+        self.log = log.open("wb")
+        self.proc = subprocess.Popen(
+            argv, cwd=REPO, stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )  # fmt: skip
+
+    async def ready(self, url: str) -> None:
+        deadline = time.monotonic() + 30
+        async with aiohttp.ClientSession() as http:
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"server exited early; see {self.log.name}")
+                with contextlib.suppress(aiohttp.ClientError, OSError, asyncio.TimeoutError):
+                    async with http.get(url, timeout=aiohttp.ClientTimeout(total=2)) as res:
+                        if res.status == 200:
+                            return
+                await asyncio.sleep(0.1)
+        raise RuntimeError(f"{url} did not answer")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=8)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        self.log.close()
+
+
+# --------------------------------------------------------------------------- the event stream
+
+
+class Page:
+    """A synthetic page (rrweb's serialized node shapes) and realistic incremental events on it:
+    mouse moves, scrolls, clicks, typing, text and attribute mutations, added/removed nodes."""
+
+    def __init__(self, nodes: int, seed: int = 7) -> None:
+        self.rng = random.Random(seed)
+        self.next_id = 1
+        self.texts: list[int] = []
+        self.elements: list[int] = []
+        self.inputs: list[int] = []
+        self.added: list[int] = []
+        body_children = []
+        remaining = nodes
+        while remaining > 0:
+            section, used = self._section(min(remaining, 40))
+            body_children.append(section)
+            remaining -= used
+        self.root = {
+            "type": 0, "id": self._id(), "childNodes": [
+                {"type": 1, "name": "html", "publicId": "", "systemId": "", "id": self._id()},
+                {"type": 2, "tagName": "html", "attributes": {"lang": "en"}, "id": self._id(),
+                 "childNodes": [
+                     {"type": 2, "tagName": "head", "attributes": {}, "id": self._id(),
+                      "childNodes": [{"type": 2, "tagName": "style", "id": self._id(),
+                                      "attributes": {"_cssText": "body{font:14px sans-serif}"
+                                                     ".card{padding:8px;border:1px solid #ddd}"},
+                                      "childNodes": []}]},
+                     {"type": 2, "tagName": "body", "attributes": {}, "id": self._id(),
+                      "childNodes": body_children},
+                 ]},
+            ],
+        }  # fmt: skip
+
+    def _id(self) -> int:
+        self.next_id += 1
+        return self.next_id - 1
+
+    def _section(self, budget: int) -> tuple[dict[str, Any], int]:
+        sid = self._id()
+        kids: list[dict[str, Any]] = []
+        used = 1
+        while used + 2 <= budget:
+            kind = self.rng.random()
+            eid, tid = self._id(), self._id()
+            if kind < 0.15:
+                self.inputs.append(eid)
+                kids.append(
+                    {
+                        "type": 2,
+                        "tagName": "input",
+                        "id": eid,
+                        "childNodes": [],
+                        "attributes": {"type": "text", "name": f"f{eid}", "value": ""},
+                    }
+                )
+                used += 1
+                continue
+            tag = self.rng.choice(["p", "span", "a", "li", "h3", "button"])
+            attrs: dict[str, Any] = {"class": f"c{self.rng.randrange(30)}"}
+            if tag == "a":
+                attrs["href"] = f"https://shop.bench.example/p/{eid}"
+            text = " ".join(self.rng.choice(WORDS) for _ in range(self.rng.randrange(2, 9)))
+            kids.append(
+                {
+                    "type": 2,
+                    "tagName": tag,
+                    "attributes": attrs,
+                    "id": eid,
+                    "childNodes": [{"type": 3, "textContent": text, "id": tid}],
+                }
+            )
+            self.elements.append(eid)
+            self.texts.append(tid)
+            used += 2
+        return {
+            "type": 2,
+            "tagName": "div",
+            "attributes": {"class": "card"},
+            "id": sid,
+            "childNodes": kids,
+        }, used
+
+    def snapshot(self, ts: float) -> list[dict[str, Any]]:
+        return [
+            {"type": 4, "data": {"href": "https://shop.bench.example/", "width": 1280,
+                                 "height": 800}, "timestamp": ts},
+            {"type": 2, "data": {"node": self.root, "initialOffset": {"top": 0, "left": 0}},
+             "timestamp": ts},
+        ]  # fmt: skip
+
+    def event(self, ts: float) -> dict[str, Any]:
+        r = self.rng.random()
+        x, y = self.rng.randrange(1280), self.rng.randrange(800)
+        if r < 0.45:
+            data: dict[str, Any] = {
+                "source": 1,
+                "positions": [
+                    {"x": x, "y": y, "id": self.rng.choice(self.elements), "timeOffset": -20}
+                ],
+            }
+        elif r < 0.60:
+            data = {"source": 3, "id": 1, "x": 0, "y": self.rng.randrange(4000)}
+        elif r < 0.65:
+            data = {
+                "source": 2,
+                "type": 2,
+                "id": self.rng.choice(self.elements),
+                "x": x,
+                "y": y,
+                "pointerType": 0,
+            }
+        elif r < 0.78:
+            data = {
+                "source": 5,
+                "text": "*" * self.rng.randrange(1, 20),
+                "isChecked": False,
+                "id": self.rng.choice(self.inputs),
+            }
+        elif r < 0.90:
+            data = {
+                "source": 0,
+                "texts": [
+                    {
+                        "id": self.rng.choice(self.texts),
+                        "value": " ".join(self.rng.sample(WORDS, 4)),
+                    }
+                ],
+                "attributes": [],
+                "removes": [],
+                "adds": [],
+            }
+        elif r < 0.96:
+            data = {
+                "source": 0,
+                "texts": [],
+                "removes": [],
+                "adds": [],
+                "attributes": [
+                    {
+                        "id": self.rng.choice(self.elements),
+                        "attributes": {"class": f"c{self.rng.randrange(30)} active"},
+                    }
+                ],
+            }
+        else:
+            if self.added and self.rng.random() < 0.5:
+                gone = self.added.pop()
+                data = {
+                    "source": 0,
+                    "texts": [],
+                    "attributes": [],
+                    "adds": [],
+                    "removes": [
+                        {"parentId": self.root["childNodes"][1]["childNodes"][1]["id"], "id": gone}
+                    ],
+                }
+            else:
+                nid, tid = self._id(), self._id()
+                self.added.append(nid)
+                data = {
+                    "source": 0,
+                    "texts": [],
+                    "attributes": [],
+                    "removes": [],
+                    "adds": [
+                        {
+                            "parentId": self.root["childNodes"][1]["childNodes"][1]["id"],
+                            "nextId": None,
+                            "node": {
+                                "type": 2,
+                                "tagName": "div",
+                                "attributes": {"class": "toast"},
+                                "id": nid,
+                                "childNodes": [
+                                    {"type": 3, "textContent": "Added to cart", "id": tid}
+                                ],
+                            },
+                        }
+                    ],
+                }
+        return {"type": 3, "data": data, "timestamp": ts}
+
+
+WORDS = (
+    "trail runner jacket aurora waterproof breathable size guide returns shipping cart "
+    "checkout colour ember slate moss lightweight warranty repairs order total free"
+).split()
+
+
+def split_parts(data: str) -> list[str]:
+    """The snippet's split: parts whose JSON-escaped size stays under PART_CHARS."""
+    parts, i = [], 0
+    while i < len(data):
+        n = min(PART_CHARS, len(data) - i)
+        while True:
+            chunk = data[i : i + n]
+            esc = len(chunk) + chunk.count('"') + chunk.count("\\")
+            if esc <= PART_CHARS:
+                break
+            n = max(1, n * PART_CHARS // esc - 64)
+        parts.append(data[i : i + n])
+        i += n
+    return parts
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass
+class Run:
+    name: str
+    rate: int
+    agents: int
+    sent: int = 0
+    received: list[int] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)
+    cpu: float = 0.0
+    bytes_up: int = 0
+    bytes_down: int = 0
+    seconds: float = 0.0
+    errors: dict[str, int] = field(default_factory=dict)
+
+    def row(self) -> list[str]:
+        lost = sum(max(0, self.sent - r) for r in self.received)
+        per_k = self.cpu / self.sent * 1000 if self.sent else 0
+        return [
+            self.name, f"{self.rate:,}", str(self.agents), f"{self.sent:,}",
+            ms(percentile(self.latencies, 0.5)), ms(percentile(self.latencies, 0.99)),
+            f"{per_k * 1000:.1f} ms", size(self.bytes_up), size(self.bytes_down),
+            f"{lost:,}" + (f" ({', '.join(f'{k} {v}' for k, v in self.errors.items())})"
+                           if self.errors else ""),
+        ]  # fmt: skip
+
+
+def table(rows: list[list[str]], head: list[str]) -> str:
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |"  # noqa: E731
+    return "\n".join([line(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+                      *map(line, rows)])  # fmt: skip
+
+
+# --------------------------------------------------------------------------- tandem
+
+
+async def build_data(data_dir: Path) -> None:
+    from signaling import auth
+    from signaling.accounts import add_site
+    from signaling.store import AgentRecord, open_store
+
+    store = await open_store(None, data_dir / "tandem.sqlite3")
+    try:
+        await add_site(store, "Bench shop", [ORIGIN], public_key=SITE_KEY)
+        password_hash = auth.hash_password(PASSWORD)
+        for j in range(5):
+            await store.add_agent(
+                AgentRecord(
+                    id=auth.new_id("ag"), email=f"agent{j}@bench.tandem", name=f"Agent {j}",
+                    password_hash=password_hash, role="agent" if j == 0 else "supervisor",
+                    skills=(),
+                )
+            )  # fmt: skip
+    finally:
+        await store.close()
+
+
+class Tandem:
+    """A server process and its clients: one customer sharing, N agents watching."""
+
+    def __init__(self, template: Path, work: Path) -> None:
+        self.data = work / f"data-{time.monotonic_ns()}"
+        shutil.copytree(template, self.data)
+        self.port = free_port()
+        self.url = f"http://{HOST}:{self.port}"
+        self.proc = Proc(
+            [sys.executable, "-c", TANDEM_LAUNCHER, str(self.data), str(self.port)],
+            work / f"tandem-{self.port}.log",
+        )
+        self.customer = socketio.AsyncClient(reconnection=False)
+        self.agents: list[socketio.AsyncClient] = []
+        self.ticket = ""
+        self.page: Page | None = None
+
+    async def start(self, agents: int, page: Page) -> None:
+        await self.proc.ready(f"{self.url}/healthz")
+        self.page = page
+        await self.customer.connect(
+            self.url, headers={"Origin": ORIGIN}, transports=["websocket"],
+            auth={"v": 1, "role": "customer", "site": SITE_KEY},
+        )  # fmt: skip
+        ack = await self.customer.call(
+            "help.request",
+            {
+                "context": {
+                    "url": "https://shop.bench.example/",
+                    "title": "Bench",
+                    "userAgent": "bench",
+                }
+            },
+        )
+        self.ticket = ack["ticket"]["id"]
+        self.customer.on("cobrowse.snapshot_needed", self._snapshot_needed)
+        async with aiohttp.ClientSession() as http:
+            for j in range(agents):
+                body = {"email": f"agent{j}@bench.tandem", "password": PASSWORD}
+                async with http.post(f"{self.url}/api/auth/login", json=body) as res:
+                    token = (await res.json())["token"]
+                client = socketio.AsyncClient(reconnection=False)
+                await client.connect(
+                    self.url,
+                    transports=["websocket"],
+                    auth={"v": 1, "role": "agent", "token": token},
+                )
+                event = "session.accept" if j == 0 else "session.join"
+                assert (await client.call(event, {"ticketId": self.ticket}))["ok"]
+                self.agents.append(client)
+        assert (await self.agents[0].call("cobrowse.request", {"ticketId": self.ticket}))["ok"]
+        accept = await self.customer.call("cobrowse.accept", {"v": 1, "recorder": RECORDER})
+        assert accept["ok"], accept
+        self.snapshots_sent = 0
+
+    async def _snapshot_needed(self, _payload: Any) -> None:
+        if self.page is not None:
+            self.snapshots_sent += 1
+            await self.send(self.page.snapshot(time.time() * 1000))
+
+    async def send(self, events: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
+        data = json.dumps(events, separators=(",", ":"))
+        parts = split_parts(data)
+        nbytes, ack = 0, {}
+        batch = f"b{time.monotonic_ns()}"
+        for i, part in enumerate(parts):
+            payload: dict[str, Any] = {"data": part}
+            if len(parts) > 1:
+                payload |= {"batchId": batch, "part": i, "parts": len(parts)}
+            nbytes += len(json.dumps(payload, separators=(",", ":")))
+            ack = await self.customer.call("cobrowse.events", payload, timeout=60)
+        return nbytes, ack
+
+    async def stop(self) -> None:
+        for client in [self.customer, *self.agents]:
+            with contextlib.suppress(Exception):
+                await client.disconnect()
+        self.proc.stop()
+
+
+async def stream(run: Run, send: Any, page: Page, seconds: float) -> None:
+    """Send ``run.rate`` events/s in 50 ms batches for ``seconds``."""
+    per_batch = max(1, round(run.rate * BATCH_SECONDS))
+    start = time.monotonic()
+    k = 0
+    while time.monotonic() - start < seconds:
+        now_ms = time.time() * 1000
+        events = [page.event(now_ms) for _ in range(per_batch)]
+        run.sent += len(events)
+        await send(events)
+        k += 1
+        delay = start + k * BATCH_SECONDS - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+    run.seconds = time.monotonic() - start
+
+
+async def run_tandem(template: Path, work: Path, rate: int, agents: int, seconds: float) -> Run:
+    run = Run("tandem", rate, agents)
+    server = Tandem(template, work)
+    page = Page(300)
+    try:
+        await server.start(agents, page)
+        counts = [0] * agents
+        snapshot_ts = time.time() * 1000
+
+        def listen(j: int) -> None:
+            async def got(payload: dict[str, Any]) -> None:
+                run.bytes_down += len(json.dumps(payload, separators=(",", ":")))
+                now = time.time() * 1000
+                for e in payload["events"]:
+                    if e["type"] == 3:
+                        counts[j] += 1
+                        run.latencies.append(now - e["timestamp"])
+
+            server.agents[j].on("cobrowse.events", got)
+
+        for j in range(agents):
+            listen(j)
+        await server.send(page.snapshot(snapshot_ts))
+        await asyncio.sleep(0.5)
+        run.bytes_down = 0
+
+        async def send(events: list[dict[str, Any]]) -> None:
+            nbytes, ack = await server.send(events)
+            run.bytes_up += nbytes
+            if not ack.get("ok"):
+                code = ack.get("error", {}).get("code", "?")
+                run.errors[code] = run.errors.get(code, 0) + 1
+
+        cpu0 = cpu_seconds(server.proc.proc.pid)
+        await stream(run, send, page, seconds)
+        deadline = time.monotonic() + 10
+        while min(counts) < run.sent and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        run.cpu = cpu_seconds(server.proc.proc.pid) - cpu0
+        run.received = counts
+    finally:
+        await server.stop()
+    return run
+
+
+async def run_relay(work: Path, rate: int, agents: int, seconds: float) -> Run:
+    run = Run("ws relay", rate, agents)
+    port = free_port()
+    proc = Proc([sys.executable, "-c", RELAY_LAUNCHER, str(port)], work / f"relay-{port}.log")
+    page = Page(300)
+    counts = [0] * agents
+    try:
+        await proc.ready(f"http://{HOST}:{port}/healthz")
+        async with aiohttp.ClientSession() as http:
+            socks = [await http.ws_connect(f"http://{HOST}:{port}/agent") for _ in range(agents)]
+            customer = await http.ws_connect(f"http://{HOST}:{port}/customer")
+            await asyncio.sleep(0.2)
+
+            async def reader(j: int) -> None:
+                async for msg in socks[j]:
+                    run.bytes_down += len(msg.data)
+                    now = time.time() * 1000
+                    for e in json.loads(json.loads(msg.data)["data"]):
+                        counts[j] += 1
+                        run.latencies.append(now - e["timestamp"])
+
+            readers = [asyncio.ensure_future(reader(j)) for j in range(agents)]
+
+            async def send(events: list[dict[str, Any]]) -> None:
+                text = json.dumps(
+                    {"data": json.dumps(events, separators=(",", ":"))}, separators=(",", ":")
+                )
+                run.bytes_up += len(text)
+                await customer.send_str(text)
+
+            cpu0 = cpu_seconds(proc.proc.pid)
+            await stream(run, send, page, seconds)
+            deadline = time.monotonic() + 10
+            while min(counts) < run.sent and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            run.cpu = cpu_seconds(proc.proc.pid) - cpu0
+            run.received = counts
+            for task in readers:
+                task.cancel()
+            await asyncio.gather(*readers, return_exceptions=True)
+            for s in [customer, *socks]:
+                await s.close()
+    finally:
+        proc.stop()
+    return run
+
+
+# --------------------------------------------------------------------------- snapshot, late joiner
+
+
+async def browser_snapshot(nodes: int) -> tuple[list[dict[str, Any]], float, int] | None:
+    """rrweb's own Meta + FullSnapshot of a page of ``nodes`` DOM nodes, its time, node count."""
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError:
+        return None
+    if not await asyncio.to_thread(lambda: Path(CHROMIUM).exists() and RRWEB_UMD.exists()):
+        return None
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"]
+        )
+        try:
+            page = await browser.new_page(viewport={"width": 1280, "height": 800})
+            await page.set_content(
+                "<!doctype html><html><head><style>.card{padding:8px}"
+                "</style></head><body></body></html>"
+            )
+            await page.evaluate("""(nodes) => {
+                const words = 'trail runner jacket aurora waterproof size guide returns'.split(' ');
+                let made = 0, section = null;
+                while (made < nodes) {
+                    if (made % 40 === 0) { section = document.createElement('div');
+                        section.className = 'card'; document.body.append(section); made++; }
+                    const tag = ['p', 'span', 'a', 'li', 'button', 'input'][made % 6];
+                    const el = document.createElement(tag);
+                    if (tag === 'input') { el.name = 'f' + made; el.value = 'v' + made; made++; }
+                    else { el.className = 'c' + (made % 30);
+                        el.textContent = words.slice(0, 2 + made % 5).join(' '); made += 2; }
+                    section.append(el);
+                }
+            }""", nodes)  # fmt: skip
+            await page.add_script_tag(content=await asyncio.to_thread(RRWEB_UMD.read_text))
+            result = await page.evaluate("""() => new Promise((resolve) => {
+                const events = [];
+                const t0 = performance.now();
+                const stop = rrweb.record({
+                    emit(e) { events.push(e); if (e.type === 2) {
+                        const ms = performance.now() - t0; resolve([events, ms]);
+                        setTimeout(() => stop()); } },
+                    maskAllInputs: true, slimDOMOptions: { script: true, comment: true },
+                });
+            })""")  # fmt: skip
+            events, took = result
+            dom_nodes = await page.evaluate("""() => { let n = 0;
+                const w = document.createTreeWalker(document, NodeFilter.SHOW_ALL);
+                while (w.nextNode()) n++; return n + 1; }""")
+            return events, float(took), int(dom_nodes)
+        finally:
+            await browser.close()
+
+
+async def snapshot_and_late_join(template: Path, work: Path, nodes: int, minutes: float,
+                                 late_rate: int) -> list[str]:  # fmt: skip
+    lines: list[str] = []
+    taken = await browser_snapshot(nodes)
+    page = Page(nodes)
+    if taken is None:
+        events = page.snapshot(time.time() * 1000)
+        source = f"synthesized ({nodes:,} nodes; no Chromium/Playwright)"
+        record_ms = None
+    else:
+        events, record_ms, dom_nodes = taken
+        source = f"rrweb {RECORDER} in headless Chromium, {dom_nodes:,} DOM nodes"
+    for e in events:
+        e["timestamp"] = time.time() * 1000
+    text = json.dumps(events, separators=(",", ":"))
+
+    server = Tandem(template, work)
+    try:
+        await server.start(1, page)
+        got = asyncio.get_running_loop().create_future()
+
+        async def on_events(payload: dict[str, Any]) -> None:
+            if any(e["type"] == 2 for e in payload["events"]) and not got.done():
+                got.set_result(time.monotonic())
+
+        server.agents[0].on("cobrowse.events", on_events)
+        t0 = time.monotonic()
+        nbytes, ack = await server.send(events)
+        assert ack.get("ok"), ack
+        arrived = await asyncio.wait_for(got, 60)
+        parts = len(split_parts(text))
+        lines.append(f"Full snapshot: {source}")
+        lines.append(
+            f"  size {size(len(text))} JSON ({size(len(text.encode()))} UTF-8, {parts} part(s) "
+            f"on the wire, {size(nbytes)} socket.io payload)"
+            + (f"; rrweb took {record_ms:.0f} ms to take it" if record_ms is not None else "")
+        )
+        lines.append(f"  customer emit -> agent receives it through Tandem: "
+                     f"{(arrived - t0) * 1000:.0f} ms")  # fmt: skip
+
+        # Ten minutes of a busy page, as fast as the server takes it (timestamps spread over
+        # the ten minutes), then a late joiner.
+        server.page = page
+        total = int(minutes * 60 * late_rate)
+        base = time.time() * 1000 - minutes * 60_000
+        per_batch = 250
+        t1 = time.monotonic()
+        sent = 0
+        while sent < total:
+            n = min(per_batch, total - sent)
+            batch = [page.event(base + (sent + i) * 1000 / late_rate) for i in range(n)]
+            _, ack = await server.send(batch)
+            if not ack.get("ok"):
+                raise RuntimeError(f"batch refused: {ack}")
+            sent += n
+        feed = time.monotonic() - t1
+        await asyncio.sleep(0.5)
+        async with aiohttp.ClientSession() as http:
+            body = {"email": "agent4@bench.tandem", "password": PASSWORD}
+            async with http.post(f"{server.url}/api/auth/login", json=body) as res:
+                token = (await res.json())["token"]
+        late = socketio.AsyncClient(reconnection=False)
+        await late.connect(
+            server.url, transports=["websocket"], auth={"v": 1, "role": "agent", "token": token}
+        )
+        try:
+            assert (await late.call("session.join", {"ticketId": server.ticket}))["ok"]
+            t2 = time.monotonic()
+            view = await late.call("cobrowse.join", {"ticketId": server.ticket}, timeout=60)
+            joined = (time.monotonic() - t2) * 1000
+        finally:
+            await late.disconnect()
+        held = len(json.dumps(view["events"], separators=(",", ":")))
+        kinds = [e["type"] for e in view["events"]]
+        lines.append(
+            f"Late joiner after {minutes:g} min of events ({total:,} events at {late_rate}/s, "
+            f"fed in {feed:.1f} s; the customer answered {server.snapshots_sent} "
+            f"snapshot requests):"
+        )
+        lines.append(
+            f"  cobrowse.join answered in {joined:.0f} ms with the current page: "
+            f"{len(kinds):,} events ({kinds.count(2)} full snapshot + {len(kinds) - 2:,} since), "
+            f"{size(held)}"
+        )
+    finally:
+        await server.stop()
+    return lines
+
+
+# --------------------------------------------------------------------------- main
+
+
+async def main(args: argparse.Namespace) -> None:
+    work = Path(tempfile.mkdtemp(prefix="tandem-cobrowse-bench-"))
+    template = work / "template"
+    template.mkdir()
+    await build_data(template)
+    rates = [100, 1000] if args.quick else [100, 1000, 5000]
+    seconds = 3.0 if args.quick else args.seconds
+    rows = []
+    try:
+        for rate in rates:
+            for agents in (1, 4):
+                tandem = await run_tandem(template, work, rate, agents, seconds)
+                relay = await run_relay(work, rate, agents, seconds)
+                rows += [tandem.row(), relay.row()]
+                print(f"  done: {rate:,} ev/s x {agents} agent(s)", file=sys.stderr, flush=True)
+        head = ["path", "events/s", "agents", "sent", "latency p50", "latency p99",
+                "CPU per 1k events", "bytes up", "bytes down", "lost"]  # fmt: skip
+        print(
+            f"\nCo-browse stream, {seconds:g} s per run, 50 ms batches, one customer "
+            f"(CPU: the server process, user+sys):\n"
+        )
+        print(table(rows, head))
+        print()
+        nodes = 2_000 if args.quick else 10_000
+        minutes = 1.0 if args.quick else 10.0
+        for line in await snapshot_and_late_join(template, work, nodes, minutes, args.late_rate):
+            print(line)
+        load = (await asyncio.to_thread(Path("/proc/loadavg").read_text)).split()[:3]
+        print(f"\nmachine: {os.cpu_count()} CPUs, load average {' '.join(load)}")
+    finally:
+        if args.keep:
+            print(f"logs kept in {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="100/1,000 ev/s, 3 s, small page")
+    parser.add_argument("--seconds", type=float, default=8.0, help="length of each stream run")
+    parser.add_argument(
+        "--late-rate",
+        type=int,
+        default=100,
+        help="events/s of the ten minutes before the late joiner",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir and logs")
+    asyncio.run(main(parser.parse_args()))
