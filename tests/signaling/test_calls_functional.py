@@ -154,6 +154,10 @@ async def test_uploads_are_checked_while_streaming(server: Running) -> None:
         status, body = await post(data, declared)
         assert status == expected, (declared, body)
         assert body["error"]["message"]
+    # Over the 20 MiB image cap: refused while streaming, nothing filed.
+    oversized = png(8, 8) + b"\x00" * (21 * 1024 * 1024)
+    status, body = await post(oversized, "image/png")
+    assert status == 413 and body["error"]["reason"] == "too_large", body
     status, _ = await post(png(8, 8), "image/png", bearer=None)
     assert status == 401
     status, _ = await post(png(8, 8), "image/png", bearer=await server.token("alice"))
