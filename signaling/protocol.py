@@ -832,16 +832,9 @@ class TranscriptLine(Message):
     at: str
 
 
-class TicketDetail(Message):
-    id: str
-    status: TicketStatus
-    site: str
-    created_at: str
-    closed_at: str | None = None
-    customer: CustomerRef
-    context: StoredContext
-    agents: list[AgentRef]
-    previous_ticket_id: str | None = None
+class TicketDetail(TicketSummary):
+    """``GET /api/tickets/{id}``: the summary with everything the ticket holds."""
+
     transcript: list[TranscriptLine]
     attachments: list[AttachmentInfo]
     timeline: list[TimelineEntry]
