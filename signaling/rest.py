@@ -88,6 +88,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 # Failed logins per e-mail address: 5 at once, then one every 12 s.
 _login_buckets: dict[str, TokenBucket] = {}
+_MAX_LOGIN_BUCKETS = 10_000
 
 
 @routes.post("/api/auth/login")
@@ -96,6 +97,10 @@ async def login(request: web.Request) -> web.Response:
         body = LoginRequest.model_validate(await request.json())
     except (ValueError, ValidationError):
         return api_error("malformed", "expected JSON {email, password}")
+    if len(_login_buckets) >= _MAX_LOGIN_BUCKETS:
+        # A flood of made-up addresses must not grow memory: forget the oldest half.
+        for email in list(_login_buckets)[: _MAX_LOGIN_BUCKETS // 2]:
+            del _login_buckets[email]
     bucket = _login_buckets.setdefault(body.email.lower(), TokenBucket(rate=1 / 12, burst=5))
     store = request.app[keys.store]
     agent = await store.agent_by_email(body.email)
