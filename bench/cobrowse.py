@@ -43,19 +43,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ctypes
 import json
-import math
 import os
 import random
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,6 +60,14 @@ import socketio
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(REPO))
+
+from bench._common import (  # noqa: E402
+    ServerProcess,
+    free_port,
+    percentile,
+    proc_cpu_seconds,
+    stop_all_servers,
+)
 
 HOST = "127.0.0.1"
 ORIGIN = "https://shop.bench.example"
@@ -81,18 +83,13 @@ TANDEM_LAUNCHER = r"""
 import logging, sys, time
 from pathlib import Path
 from aiohttp import web
-import cobrowse.ratelimit as rl
 from signaling.app import create_app
 from signaling.settings import Settings
 
 data_dir, port = Path(sys.argv[1]), int(sys.argv[2])
 logging.basicConfig(level="WARNING", format="%(asctime)s %(levelname)s %(name)s %(message)s")
-_init = rl.SessionRateLimiter.__init__
-def _raised(self, limits=None, clock=time.monotonic):
-    _init(self, limits or rl.RateLimits(events_per_second=1e7, event_burst=1e7,
-                                        bytes_per_second=1e11, byte_burst=1e11), clock)
-rl.SessionRateLimiter.__init__ = _raised
 settings = Settings(host="127.0.0.1", port=port, data_dir=data_dir, rate_per_second=1e6,
+                    cobrowse_events_per_second=1e7, cobrowse_bytes_per_second=1e11,
                     log_level="WARNING")
 web.run_app(create_app(settings), host="127.0.0.1", port=port, print=None, access_log=None,
             shutdown_timeout=3, handle_signals=True)
@@ -139,13 +136,6 @@ web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log
 # --------------------------------------------------------------------------- helpers
 
 
-def percentile(values: Sequence[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
-
-
 def ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f} ms"
 
@@ -156,61 +146,6 @@ def size(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} GB"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-_CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0.0
-    fields = raw[raw.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
-
-
-def _die_with_parent() -> None:
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
-
-
-class Proc:
-    def __init__(self, argv: list[str], log: Path) -> None:
-        self.log = log.open("wb")
-        self.proc = subprocess.Popen(
-            argv, cwd=REPO, stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )  # fmt: skip
-
-    async def ready(self, url: str) -> None:
-        deadline = time.monotonic() + 30
-        async with aiohttp.ClientSession() as http:
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"server exited early; see {self.log.name}")
-                with contextlib.suppress(aiohttp.ClientError, OSError, asyncio.TimeoutError):
-                    async with http.get(url, timeout=aiohttp.ClientTimeout(total=2)) as res:
-                        if res.status == 200:
-                            return
-                await asyncio.sleep(0.1)
-        raise RuntimeError(f"{url} did not answer")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=8)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        self.log.close()
 
 
 # --------------------------------------------------------------------------- the event stream
@@ -487,11 +422,13 @@ class Tandem:
     def __init__(self, template: Path, work: Path) -> None:
         self.data = work / f"data-{time.monotonic_ns()}"
         shutil.copytree(template, self.data)
-        self.port = free_port()
+        self.port = free_port(HOST)
         self.url = f"http://{HOST}:{self.port}"
-        self.proc = Proc(
+        self.proc = ServerProcess(
+            "tandem",
             [sys.executable, "-c", TANDEM_LAUNCHER, str(self.data), str(self.port)],
             work / f"tandem-{self.port}.log",
+            REPO,
         )
         self.customer = socketio.AsyncClient(reconnection=False)
         self.agents: list[socketio.AsyncClient] = []
@@ -499,7 +436,7 @@ class Tandem:
         self.page: Page | None = None
 
     async def start(self, agents: int, page: Page) -> None:
-        await self.proc.ready(f"{self.url}/healthz")
+        await self.proc.wait_ready(f"{self.url}/healthz")
         self.page = page
         await self.customer.connect(
             self.url, headers={"Origin": ORIGIN}, transports=["websocket"],
@@ -611,12 +548,12 @@ async def run_tandem(template: Path, work: Path, rate: int, agents: int, seconds
                 code = ack.get("error", {}).get("code", "?")
                 run.errors[code] = run.errors.get(code, 0) + 1
 
-        cpu0 = cpu_seconds(server.proc.proc.pid)
+        cpu0 = proc_cpu_seconds(server.proc.pid)
         await stream(run, send, page, seconds)
         deadline = time.monotonic() + 10
         while min(counts) < run.sent and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-        run.cpu = cpu_seconds(server.proc.proc.pid) - cpu0
+        run.cpu = proc_cpu_seconds(server.proc.pid) - cpu0
         run.received = counts
     finally:
         await server.stop()
@@ -625,12 +562,15 @@ async def run_tandem(template: Path, work: Path, rate: int, agents: int, seconds
 
 async def run_relay(work: Path, rate: int, agents: int, seconds: float) -> Run:
     run = Run("ws relay", rate, agents)
-    port = free_port()
-    proc = Proc([sys.executable, "-c", RELAY_LAUNCHER, str(port)], work / f"relay-{port}.log")
+    port = free_port(HOST)
+    proc = ServerProcess(
+        "relay", [sys.executable, "-c", RELAY_LAUNCHER, str(port)], work / f"relay-{port}.log",
+        REPO,
+    )
     page = Page(300)
     counts = [0] * agents
     try:
-        await proc.ready(f"http://{HOST}:{port}/healthz")
+        await proc.wait_ready(f"http://{HOST}:{port}/healthz")
         async with aiohttp.ClientSession() as http:
             socks = [await http.ws_connect(f"http://{HOST}:{port}/agent") for _ in range(agents)]
             customer = await http.ws_connect(f"http://{HOST}:{port}/customer")
@@ -653,12 +593,12 @@ async def run_relay(work: Path, rate: int, agents: int, seconds: float) -> Run:
                 run.bytes_up += len(text)
                 await customer.send_str(text)
 
-            cpu0 = cpu_seconds(proc.proc.pid)
+            cpu0 = proc_cpu_seconds(proc.pid)
             await stream(run, send, page, seconds)
             deadline = time.monotonic() + 10
             while min(counts) < run.sent and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
-            run.cpu = cpu_seconds(proc.proc.pid) - cpu0
+            run.cpu = proc_cpu_seconds(proc.pid) - cpu0
             run.received = counts
             for task in readers:
                 task.cancel()
@@ -847,6 +787,7 @@ async def main(args: argparse.Namespace) -> None:
         load = (await asyncio.to_thread(Path("/proc/loadavg").read_text)).split()[:3]
         print(f"\nmachine: {os.cpu_count()} CPUs, load average {' '.join(load)}")
     finally:
+        stop_all_servers()
         if args.keep:
             print(f"logs kept in {work}")
         else:

@@ -47,15 +47,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ctypes
 import json
 import logging
 import math
 import os
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -72,6 +69,14 @@ REPO = Path(__file__).resolve().parent.parent
 # finds the server package.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(REPO))
+
+from bench._common import (  # noqa: E402
+    ServerProcess,
+    free_port,
+    percentile,
+    proc_cpu_seconds,
+    stop_all_servers,
+)
 
 HOST = "127.0.0.1"
 ORIGIN = "https://shop.bench.example"
@@ -92,7 +97,6 @@ ROUND_TIMEOUT = 30.0
 """Seconds for one chat (or echo) round trip."""
 PHASE_TIMEOUT = 180.0
 """Seconds for the whole chat (or echo) phase."""
-READY_TIMEOUT = 30.0
 """Seconds for a server process to answer its health check."""
 
 # The Tandem server as the bench runs it: the real app factory, with a socket rate limit high
@@ -167,14 +171,6 @@ web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log
 # --------------------------------------------------------------------------- small helpers
 
 
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """Nearest-rank percentile (q in 0..1) of the values, or None when there are none."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
-
-
 def ms(value: float | None) -> str:
     return "-" if value is None else f"{value * 1000:.1f} ms"
 
@@ -188,12 +184,6 @@ def chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
         yield items[start : start + size]
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
 def proc_status(pid: int) -> dict[str, int]:
     """VmRSS / VmHWM (KiB) of a process, empty once it is gone."""
     out: dict[str, int] = {}
@@ -203,19 +193,6 @@ def proc_status(pid: int) -> dict[str, int]:
             if key in ("VmRSS", "VmHWM"):
                 out[key] = int(rest.split()[0])
     return out
-
-
-_CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def proc_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds a process has used so far (0 once it is gone)."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0.0
-    fields = raw[raw.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
 
 
 def cpu_share(cpu_seconds: float, wall_seconds: float) -> str:
@@ -230,94 +207,6 @@ def loadavg() -> str:
         return " ".join(Path("/proc/loadavg").read_text().split()[:3])
     except OSError:
         return "?"
-
-
-def _die_with_parent() -> None:
-    """Child processes get SIGKILL if this bench dies, even by SIGKILL (Linux prctl)."""
-    with contextlib.suppress(Exception):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
-class ServerProcess:
-    """A server in its own process, its output in a log file; stopped for sure on exit."""
-
-    def __init__(self, name: str, argv: list[str], log_path: Path, cwd: Path) -> None:
-        self.name = name
-        self.log_path = log_path
-        self._log = log_path.open("wb")
-        self.proc = subprocess.Popen(
-            argv,
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        _LIVE_SERVERS.append(self)
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    async def wait_ready(self, url: str) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT
-        async with aiohttp.ClientSession() as http:
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"{self.name} exited early; see {self.log_path}")
-                with contextlib.suppress(aiohttp.ClientError, OSError, asyncio.TimeoutError):
-                    timeout = aiohttp.ClientTimeout(total=2)
-                    async with http.get(url, timeout=timeout) as response:
-                        if response.status == 200:
-                            return
-                await asyncio.sleep(0.1)
-        raise RuntimeError(f"{self.name} did not answer {url} within {READY_TIMEOUT:.0f} s")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=8)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        self._log.close()
-        if self in _LIVE_SERVERS:
-            _LIVE_SERVERS.remove(self)
-
-    def log_problems(self) -> tuple[int, dict[str, int]]:
-        """How many ERROR/CRITICAL records the log has, and its exceptions by final line."""
-        try:
-            lines = self.log_path.read_text(errors="replace").splitlines()
-        except OSError:
-            return 0, {}
-        records = sum(1 for ln in lines if " ERROR " in ln or " CRITICAL " in ln)
-        exceptions: dict[str, int] = {}
-        block: list[str] | None = None
-        for line in [*lines, "0000-end"]:
-            if line.startswith("Traceback"):
-                block = []
-            elif block is not None and line[:4].isdigit():
-                # A traceback ends at the next log record; its last unindented line is the error.
-                final = [ln for ln in block if ln and not ln[0].isspace()]
-                if final:
-                    key = final[-1][:200]
-                    exceptions[key] = exceptions.get(key, 0) + 1
-                block = None
-            elif block is not None:
-                block.append(line)
-        return records, exceptions
-
-
-_LIVE_SERVERS: list[ServerProcess] = []
-
-
-def _stop_all_servers() -> None:
-    for server in list(_LIVE_SERVERS):
-        with contextlib.suppress(Exception):
-            server.stop()
 
 
 async def gather_bounded(coros: Iterable[Awaitable[Any]], timeout: float, what: str) -> list[Any]:
@@ -705,7 +594,7 @@ async def run_tandem(
     result = Result("tandem", pairs)
     data_dir = work / f"tandem-{pairs}"
     shutil.copytree(template, data_dir)
-    port = free_port()
+    port = free_port(HOST)
     base = f"http://{HOST}:{port}"
     argv = [sys.executable, "-c", TANDEM_LAUNCHER, str(data_dir), str(port), str(rate)]
     if profile is not None:
@@ -876,7 +765,7 @@ def echo_payload() -> str:
 
 async def run_echo(pairs: int, rounds: int, batch: int, work: Path) -> Result:
     result = Result("ws echo (floor)", pairs)
-    port = free_port()
+    port = free_port(HOST)
     base = f"http://{HOST}:{port}"
     server = ServerProcess(
         f"echo server ({pairs})",
@@ -997,7 +886,7 @@ async def main_async(args: argparse.Namespace) -> int:
             print(f"... ws echo, {pairs} clients", file=sys.stderr, flush=True)
             results.append(await run_echo(pairs, args.rounds, args.batch, work))
     finally:
-        _stop_all_servers()
+        stop_all_servers()
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     print()
@@ -1062,7 +951,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     finally:
-        _stop_all_servers()
+        stop_all_servers()
 
 
 if __name__ == "__main__":

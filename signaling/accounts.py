@@ -24,11 +24,17 @@ class AccountError(Exception):
     pass
 
 
+def origin_of(url: str) -> str:
+    """``scheme://host[:port]`` in lower case: how origins are compared everywhere."""
+    parts = urlsplit(url.strip().lower())
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 def normalise_origin(url: str) -> str:
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
         raise AccountError(f"origin must look like https://shop.example.com, not {url!r}")
-    return f"{parts.scheme}://{parts.netloc}".lower()
+    return origin_of(url)
 
 
 async def add_site(

@@ -80,7 +80,14 @@ async def _desk_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     await desk.rebuild_live_state()
     app[keys.desk] = desk
-    hub = CobrowseHub(desk, cobrowse.InMemoryMirrorStore(), settings.data_dir / "recordings")
+    limits = cobrowse.RateLimits(
+        events_per_second=settings.cobrowse_events_per_second,
+        event_burst=settings.cobrowse_events_per_second * 10,
+        bytes_per_second=settings.cobrowse_bytes_per_second,
+    )
+    hub = CobrowseHub(
+        desk, cobrowse.InMemoryMirrorStore(), settings.data_dir / "recordings", limits
+    )
     app[cobrowse_hub_key] = hub
     calls = CallHub(desk, settings)
     app[keys.calls] = calls

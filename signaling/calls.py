@@ -15,7 +15,15 @@ from collections.abc import AsyncIterable, Mapping
 from typing import Any
 
 import media
-from signaling.desk import AgentCaller, Caller, CustomerCaller, Desk, DeskError, customer_room
+from signaling.desk import (
+    AgentCaller,
+    Caller,
+    CustomerCaller,
+    Desk,
+    DeskError,
+    agent_room,
+    customer_room,
+)
 from signaling.protocol import (
     AgentRef,
     AttachmentInfo,
@@ -261,7 +269,8 @@ class CallHub:
         return ticket
 
     async def _signal(self, ticket_id: str, pid: str, message: dict[str, Any]) -> None:
-        rooms = [customer_room(ticket_id)] if pid == "customer" else [f"agent:{pid[6:]}"]
+        agent_id = pid.removeprefix("agent:")
+        rooms = [customer_room(ticket_id)] if pid == "customer" else [agent_room(agent_id)]
         kind = message.get("type")
         if kind == "rtc.offer":
             await self.desk.broadcaster.emit(

@@ -51,6 +51,12 @@ def _server_flags(parser: argparse.ArgumentParser, port: int) -> None:
     )
     parser.add_argument("--turn-secret", default=env("TURN_SECRET"), help="TANDEM_TURN_SECRET")
     parser.add_argument(
+        "--cobrowse-events-per-second",
+        type=float,
+        default=float(env("COBROWSE_EVENTS_PER_SECOND") or 500),
+        help="sustained co-browse events/s per customer tab (TANDEM_COBROWSE_EVENTS_PER_SECOND)",
+    )
+    parser.add_argument(
         "--media-hosts",
         default=env("MEDIA_HOSTS", ""),
         help="comma-separated addresses for media candidates, e.g. 127.0.0.1 (TANDEM_MEDIA_HOSTS)",
@@ -119,6 +125,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         turn_urls=urls(args.turn_urls),
         turn_secret=args.turn_secret,
         media_host_addresses=urls(args.media_hosts),
+        cobrowse_events_per_second=args.cobrowse_events_per_second,
         log_level=args.log_level,
         web_dir=args.web_dir,
     )

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,10 +80,17 @@ class _Live:
 
 
 class CobrowseHub:
-    def __init__(self, desk: Desk, mirror: cobrowse.MirrorStore, work_dir: Path) -> None:
+    def __init__(
+        self,
+        desk: Desk,
+        mirror: cobrowse.MirrorStore,
+        work_dir: Path,
+        rate_limits: cobrowse.RateLimits | None = None,
+    ) -> None:
         self.desk = desk
         self.mirror = mirror
         self.work_dir = work_dir
+        self.rate_limits = rate_limits
         self._live: dict[str, _Live] = {}
         self._parts: dict[str, _Parts] = {}
         self._ticker: asyncio.Task[None] | None = None
@@ -111,7 +119,9 @@ class CobrowseHub:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         path = self.work_dir / f"{ticket.id}-{int(time.time() * 1000)}.tcb.gz"
         writer = cobrowse.AsyncRecordingWriter(path, recorder)
-        session = cobrowse.CobrowseSession(ticket.id, self.mirror, recording=writer)
+        session = cobrowse.CobrowseSession(
+            ticket.id, self.mirror, recording=writer, rate_limits=self.rate_limits
+        )
         self._live[ticket.id] = _Live(session=session, recording_path=path, recorder=recorder)
         await self.desk.timeline(ticket, "cobrowse.started", {"recorder": recorder})
         await self._announce(ticket, "sharing", "customer")
@@ -269,10 +279,11 @@ class CobrowseHub:
         ticket = await self._open_ticket(caller, ticket_id)
         live = self._require_live(ticket)
         if isinstance(caller, AgentCaller):
-            actor, role = caller.agent.id, "agent"
+            agent_id = caller.agent.id
+            await self._control(ticket, live, lambda g: g.revoke(agent_id, "agent"))
         else:
-            actor, role = str(ticket.customer["id"]), "customer"
-        await self._control(ticket, live, lambda g: g.revoke(actor, role))
+            customer_id = str(ticket.customer["id"])
+            await self._control(ticket, live, lambda g: g.revoke(customer_id, "customer"))
 
     async def control_action(
         self, caller: AgentCaller, ticket_id: str, action: dict[str, Any]
@@ -289,7 +300,12 @@ class CobrowseHub:
             ControlActionOut(ticket_id=ticket.id, action=dict(clean)), [customer_room(ticket.id)]
         )
 
-    async def _control(self, ticket: TicketRecord, live: _Live, step: Any) -> None:
+    async def _control(
+        self,
+        ticket: TicketRecord,
+        live: _Live,
+        step: Callable[[cobrowse.ControlGrant], list[dict[str, Any]]],
+    ) -> None:
         grant = live.session.control
         try:
             audit = step(grant)

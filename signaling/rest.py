@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 import media
 from signaling import auth, keys
+from signaling.accounts import origin_of
 from signaling.calls import chunks_of
 from signaling.desk import (
     AgentCaller,
@@ -226,9 +227,9 @@ async def _site_origin(request: web.Request, site_id: str | None = None) -> str 
     origin = request.headers.get("Origin")
     if not origin:
         return None
-    normalized = origin.strip().lower().rstrip("/")
+    wanted = origin_of(origin)
     for site in await request.app[keys.store].sites():
-        if (site_id is None or site.id == site_id) and normalized in site.origins:
+        if (site_id is None or site.id == site_id) and wanted in site.origins:
             return origin
     return None
 

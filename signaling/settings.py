@@ -32,6 +32,10 @@ class Settings:
     """Addresses the server's peer connections gather candidates on; empty means all."""
     rate_per_second: float = 20.0
     """Sustained socket events per second per socket; bursts of twice that are allowed."""
+    cobrowse_events_per_second: float = 500.0
+    """Sustained rrweb events per second from one customer tab (bursts of 10x)."""
+    cobrowse_bytes_per_second: float = 512 * 1024.0
+    """Sustained co-browse bytes per second from one customer tab (bursts of 16 MiB)."""
     max_event_bytes: int = 1_000_000
     """Largest socket.io message accepted (engine.io closes the socket past it)."""
     shutdown_reconnect_ms: int = 1000

@@ -18,6 +18,7 @@ import socketio
 from pydantic import ValidationError
 
 from signaling import auth
+from signaling.accounts import origin_of
 from signaling.calls import CallHub
 from signaling.cobrowse_hub import CobrowseHub
 from signaling.desk import (
@@ -221,7 +222,7 @@ class SocketApi:
         site = await self.store.site_by_key(hello.site)
         if site is None:
             raise _refuse("unauthorized", "unknown site key")
-        if origin is None or _origin(origin) not in {_origin(o) for o in site.origins}:
+        if origin is None or origin_of(origin) not in site.origins:
             raise _refuse("forbidden", f"origin {origin!r} is not allowed for this site")
         if not hello.token:
             return CustomerCaller(site=site, sid=sid)
@@ -473,8 +474,3 @@ def _first_error(exc: ValidationError) -> str:
     first = exc.errors()[0]
     where = ".".join(str(p) for p in first["loc"])
     return f"{where}: {first['msg']}" if where else str(first["msg"])
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url.strip().lower())
-    return f"{parts.scheme}://{parts.netloc}"

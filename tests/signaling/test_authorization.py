@@ -260,6 +260,6 @@ async def test_login_errors(server: Running) -> None:
         assert refresh.status == 200 and (await refresh.json())["agent"]["name"] == "Bob"
 
 
-async def test_token_expiry_is_enforced_at_its_second(server: Running) -> None:
+async def test_login_tokens_live_fifteen_minutes(server: Running) -> None:
     claims = auth.read_agent_token(secret(server), await server.token("alice"))
-    assert claims.expires_at - time.time() <= 15 * 60
+    assert 14 * 60 < claims.expires_at - time.time() <= 15 * 60

@@ -249,3 +249,22 @@ async def test_customers_hear_nothing_of_other_sessions(server: Running) -> None
     assert ack2["ticket"]["id"] not in seen
     assert "secret-page" not in seen and "Main St" not in seen
     assert set(first.events) <= {"queue.position"}
+
+
+async def test_many_customers_at_once(server: Running) -> None:
+    """Everything concurrent, as under load (regression: SQLite statements and commits of
+    different handlers interleaved on one connection, and a third of these requests failed)."""
+    customers = [await server.customer() for _ in range(30)]
+    acks = await asyncio.gather(
+        *(c.call("help.request", {"context": CONTEXT}) for c in customers)
+    )
+    assert [a["ok"] for a in acks] == [True] * 30, [a for a in acks if not a["ok"]][:1]
+    alice = await server.agent("alice")
+    accepted = await asyncio.gather(
+        *(alice.call("session.accept", {"ticketId": a["ticket"]["id"]}) for a in acks)
+    )
+    assert [a["ok"] for a in accepted] == [True] * 30, [a for a in accepted if not a["ok"]][:1]
+    sent = await asyncio.gather(
+        *(c.call("chat.send", {"clientMsgId": "m", "text": "hi"}) for c in customers)
+    )
+    assert [s["ok"] for s in sent] == [True] * 30

@@ -1,0 +1,139 @@
+"""What every bench script needs: servers in their own processes, CPU from /proc, percentiles.
+
+Imported as ``bench._common`` (the scripts put the repository on ``sys.path``; the bench folder
+itself is kept off it, since ``bench/signaling.py`` and ``bench/cobrowse.py`` would shadow the
+packages they measure).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import math
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import aiohttp
+
+READY_TIMEOUT = 30.0
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Nearest-rank percentile (q in 0..1) of the values, or None when there are none."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (0 once it is gone)."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = raw[raw.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+
+
+def die_with_parent() -> None:
+    """Child processes get SIGKILL if this bench dies, even by SIGKILL (Linux prctl)."""
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+class ServerProcess:
+    """A server in its own process, its output in a log file; stopped for sure on exit."""
+
+    def __init__(self, name: str, argv: list[str], log_path: Path, cwd: Path) -> None:
+        self.name = name
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        self.proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        LIVE_SERVERS.append(self)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    async def wait_ready(self, url: str) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT
+        async with aiohttp.ClientSession() as http:
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"{self.name} exited early; see {self.log_path}")
+                with contextlib.suppress(aiohttp.ClientError, OSError, asyncio.TimeoutError):
+                    timeout = aiohttp.ClientTimeout(total=2)
+                    async with http.get(url, timeout=timeout) as response:
+                        if response.status == 200:
+                            return
+                await asyncio.sleep(0.1)
+        raise RuntimeError(f"{self.name} did not answer {url} within {READY_TIMEOUT:.0f} s")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=8)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        self._log.close()
+        if self in LIVE_SERVERS:
+            LIVE_SERVERS.remove(self)
+
+    def log_problems(self) -> tuple[int, dict[str, int]]:
+        """How many ERROR/CRITICAL records the log has, and its exceptions by final line."""
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return 0, {}
+        records = sum(1 for ln in lines if " ERROR " in ln or " CRITICAL " in ln)
+        exceptions: dict[str, int] = {}
+        block: list[str] | None = None
+        for line in [*lines, "0000-end"]:
+            if line.startswith("Traceback"):
+                block = []
+            elif block is not None and line[:4].isdigit():
+                # A traceback ends at the next log record; its last unindented line is the error.
+                final = [ln for ln in block if ln and not ln[0].isspace()]
+                if final:
+                    key = final[-1][:200]
+                    exceptions[key] = exceptions.get(key, 0) + 1
+                block = None
+            elif block is not None:
+                block.append(line)
+        return records, exceptions
+
+
+LIVE_SERVERS: list[ServerProcess] = []
+
+
+def stop_all_servers() -> None:
+    for server in list(LIVE_SERVERS):
+        with contextlib.suppress(Exception):
+            server.stop()
