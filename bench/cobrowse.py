@@ -564,7 +564,9 @@ async def run_relay(work: Path, rate: int, agents: int, seconds: float) -> Run:
     run = Run("ws relay", rate, agents)
     port = free_port(HOST)
     proc = ServerProcess(
-        "relay", [sys.executable, "-c", RELAY_LAUNCHER, str(port)], work / f"relay-{port}.log",
+        "relay",
+        [sys.executable, "-c", RELAY_LAUNCHER, str(port)],
+        work / f"relay-{port}.log",
         REPO,
     )
     page = Page(300)

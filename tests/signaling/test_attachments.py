@@ -33,5 +33,6 @@ async def test_attachment_is_stored_announced_and_served(server: Running) -> Non
     assert status == 200 and body == data
     assert (await server.get(ticket["attachments"][0]["url"], None))[0] == 401
     other = await (await server.customer()).call("help.request", {"context": CONTEXT})
-    assert (await server.get(f"/api/tickets/{other['ticket']['id']}/attachments/{info.id}",
-                             token))[0] == 404
+    assert (await server.get(f"/api/tickets/{other['ticket']['id']}/attachments/{info.id}", token))[
+        0
+    ] == 404

@@ -109,13 +109,17 @@ async def test_camera_to_agent_and_capture_onto_the_ticket(call_server: Running)
         bob = await server.agent("bob")
         stranger = await bob.call("capture.still", {"ticketId": ticket_id, "trackId": track_id})
         assert stranger["error"]["code"] == "forbidden"
-        customer_try = await customer.call("capture.still", {"ticketId": ticket_id,
-                                                             "trackId": track_id})
+        customer_try = await customer.call(
+            "capture.still", {"ticketId": ticket_id, "trackId": track_id}
+        )
         assert customer_try["error"]["code"] == "forbidden"
 
         await alice.call("session.end", {"ticketId": ticket_id})
-        await wait_for(lambda: viewer.pc.connectionState in ("closed", "failed"), 10,
-                       "the call to close with the session")
+        await wait_for(
+            lambda: viewer.pc.connectionState in ("closed", "failed"),
+            10,
+            "the call to close with the session",
+        )
     finally:
         await publisher.close()
         await viewer.close()
@@ -135,8 +139,10 @@ async def test_uploads_are_checked_while_streaming(server: Running) -> None:
         headers = {"Content-Type": content_type}
         if bearer:
             headers["Authorization"] = f"Bearer {bearer}"
-        async with aiohttp.ClientSession() as http, http.post(url, data=body,
-                                                               headers=headers) as response:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(url, data=body, headers=headers) as response,
+        ):
             return response.status, await response.json()
 
     status, body = await post(png(64, 48), "image/png")
@@ -171,21 +177,36 @@ async def test_uploads_from_the_site_origin_pass_cors(server: Running) -> None:
     _alice, _customer, _ticket_id, token = await session(server)
     url = f"{server.base_url}/api/uploads"
     async with aiohttp.ClientSession() as http:
-        headers = {"Origin": "http://shop.test", "Access-Control-Request-Method": "POST",
-                   "Access-Control-Request-Headers": "authorization,content-type"}
+        headers = {
+            "Origin": "http://shop.test",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type",
+        }
         async with http.options(url, headers=headers) as pre:
             assert pre.status == 204
             assert pre.headers["Access-Control-Allow-Origin"] == "http://shop.test"
             assert "Authorization" in pre.headers["Access-Control-Allow-Headers"]
         async with http.options(url, headers={**headers, "Origin": "http://evil.test"}) as bad:
             assert bad.status == 403 and "Access-Control-Allow-Origin" not in bad.headers
-        async with http.post(url, data=png(10, 10), headers={
-            "Origin": "http://shop.test", "Authorization": f"Bearer {token}",
-            "Content-Type": "image/png"}) as done:
+        async with http.post(
+            url,
+            data=png(10, 10),
+            headers={
+                "Origin": "http://shop.test",
+                "Authorization": f"Bearer {token}",
+                "Content-Type": "image/png",
+            },
+        ) as done:
             assert done.status == 201
             assert done.headers["Access-Control-Allow-Origin"] == "http://shop.test"
         # Another site's origin does not get to read the answer for this site's session.
-        async with http.post(url, data=png(10, 10), headers={
-            "Origin": "http://other.test", "Authorization": f"Bearer {token}",
-            "Content-Type": "image/png"}) as foreign:
+        async with http.post(
+            url,
+            data=png(10, 10),
+            headers={
+                "Origin": "http://other.test",
+                "Authorization": f"Bearer {token}",
+                "Content-Type": "image/png",
+            },
+        ) as foreign:
             assert "Access-Control-Allow-Origin" not in foreign.headers

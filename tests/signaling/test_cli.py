@@ -14,22 +14,38 @@ import aiohttp
 from tests.support import CONTEXT, Client, free_port
 
 
-def tandem(*args: str, data_dir: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def tandem(
+    *args: str, data_dir: Path, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "signaling", *args, "--data-dir", str(data_dir)],
-        input=stdin, capture_output=True, text=True, timeout=60,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
 async def test_accounts_serve_and_sigterm(tmp_path: Path) -> None:
     site = tandem("site", "add", "Shop", "--origin", "http://shop.test", data_dir=tmp_path)
     assert site.returncode == 0, site.stderr
-    key = next(line.split()[-1] for line in site.stdout.splitlines() if line.startswith("public key"))
+    key = next(
+        line.split()[-1] for line in site.stdout.splitlines() if line.startswith("public key")
+    )
     assert "secret:" in site.stdout and 'data-site="' in site.stdout
     bad = tandem("site", "add", "Bad", "--origin", "ftp://x", data_dir=tmp_path)
     assert bad.returncode == 2 and "origin must look like" in bad.stderr
-    agent = tandem("agent", "add", "ann@x.test", "--name", "Ann", "--role", "supervisor",
-                   data_dir=tmp_path, stdin="a long password\n")
+    agent = tandem(
+        "agent",
+        "add",
+        "ann@x.test",
+        "--name",
+        "Ann",
+        "--role",
+        "supervisor",
+        data_dir=tmp_path,
+        stdin="a long password\n",
+    )
     assert agent.returncode == 0, agent.stderr
     short = tandem("agent", "add", "bo@x.test", "--name", "Bo", data_dir=tmp_path, stdin="short\n")
     assert short.returncode == 2 and "at least 8" in short.stderr
@@ -38,7 +54,10 @@ async def test_accounts_serve_and_sigterm(tmp_path: Path) -> None:
     env = {**os.environ, "TANDEM_PORT": str(port), "TANDEM_DATA_DIR": str(tmp_path)}
     log = (tmp_path / "server.log").open("w")
     server = subprocess.Popen(
-        [sys.executable, "-m", "signaling", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT,
+        [sys.executable, "-m", "signaling", "serve"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -52,12 +71,15 @@ async def test_accounts_serve_and_sigterm(tmp_path: Path) -> None:
                     await asyncio.sleep(0.1)
             else:
                 raise AssertionError("server did not start")
-            login = await http.post(f"{base}/api/auth/login",
-                                    json={"email": "ann@x.test", "password": "a long password"})
+            login = await http.post(
+                f"{base}/api/auth/login",
+                json={"email": "ann@x.test", "password": "a long password"},
+            )
             assert login.status == 200
         customer = Client()
-        await customer.connect(base, {"v": 1, "role": "customer", "site": key},
-                               origin="http://shop.test")
+        await customer.connect(
+            base, {"v": 1, "role": "customer", "site": key}, origin="http://shop.test"
+        )
         ack = await customer.call("help.request", {"context": CONTEXT})
         assert ack["ok"]
         server.send_signal(signal.SIGTERM)

@@ -17,31 +17,64 @@ RECORDER = "rrweb@2.0.0-alpha.20"
 def page(button_id: int = 10, secret_id: int = 12) -> dict[str, Any]:
     """An rrweb full snapshot: a button, a masked field, and a script that must not survive."""
     return {
-        "type": 0, "id": 1, "childNodes": [
-            {"type": 2, "tagName": "html", "attributes": {}, "id": 2, "childNodes": [
-                {"type": 2, "tagName": "body", "attributes": {}, "id": 3, "childNodes": [
-                    {"type": 2, "tagName": "button", "attributes": {"onclick": "steal()"},
-                     "id": button_id, "childNodes": [
-                         {"type": 3, "textContent": "Add to cart", "id": 11}]},
-                    {"type": 2, "tagName": "input",
-                     "attributes": {"type": "password", "value": "****"}, "id": secret_id,
-                     "childNodes": []},
-                    {"type": 2, "tagName": "script", "attributes": {}, "id": 13,
-                     "childNodes": [{"type": 3, "textContent": "alert(1)", "id": 14}]},
-                ]},
-            ]},
+        "type": 0,
+        "id": 1,
+        "childNodes": [
+            {
+                "type": 2,
+                "tagName": "html",
+                "attributes": {},
+                "id": 2,
+                "childNodes": [
+                    {
+                        "type": 2,
+                        "tagName": "body",
+                        "attributes": {},
+                        "id": 3,
+                        "childNodes": [
+                            {
+                                "type": 2,
+                                "tagName": "button",
+                                "attributes": {"onclick": "steal()"},
+                                "id": button_id,
+                                "childNodes": [{"type": 3, "textContent": "Add to cart", "id": 11}],
+                            },
+                            {
+                                "type": 2,
+                                "tagName": "input",
+                                "attributes": {"type": "password", "value": "****"},
+                                "id": secret_id,
+                                "childNodes": [],
+                            },
+                            {
+                                "type": 2,
+                                "tagName": "script",
+                                "attributes": {},
+                                "id": 13,
+                                "childNodes": [{"type": 3, "textContent": "alert(1)", "id": 14}],
+                            },
+                        ],
+                    },
+                ],
+            },
         ],
     }
 
 
 def meta(ts: int) -> dict[str, Any]:
-    return {"type": 4, "data": {"href": "http://shop.test/p/1", "width": 1280, "height": 800},
-            "timestamp": ts}
+    return {
+        "type": 4,
+        "data": {"href": "http://shop.test/p/1", "width": 1280, "height": 800},
+        "timestamp": ts,
+    }
 
 
 def snapshot(ts: int) -> dict[str, Any]:
-    return {"type": 2, "data": {"node": page(), "initialOffset": {"top": 0, "left": 0}},
-            "timestamp": ts}
+    return {
+        "type": 2,
+        "data": {"node": page(), "initialOffset": {"top": 0, "left": 0}},
+        "timestamp": ts,
+    }
 
 
 def scroll(ts: int, y: int) -> dict[str, Any]:
@@ -163,7 +196,9 @@ async def test_remote_control_needs_a_grant(server: Running) -> None:
 async def test_only_the_session_may_cobrowse(server: Running) -> None:
     alice, customer, ticket_id = await sharing_session(server)
     bob = await server.agent("bob")
-    assert (await bob.call("cobrowse.join", {"ticketId": ticket_id}))["error"]["code"] == "forbidden"
+    assert (await bob.call("cobrowse.join", {"ticketId": ticket_id}))["error"][
+        "code"
+    ] == "forbidden"
     assert (await bob.call("cobrowse.request", {"ticketId": ticket_id}))["error"]["code"] == (
         "forbidden"
     )

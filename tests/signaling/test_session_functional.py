@@ -241,8 +241,9 @@ async def test_customers_hear_nothing_of_other_sessions(server: Running) -> None
     await second.call("chat.send", {"clientMsgId": "s1", "text": "my address is 1 Main St"})
     alice = await server.agent("alice")
     await alice.call("session.accept", {"ticketId": ack2["ticket"]["id"]})
-    await alice.call("chat.send", {"ticketId": ack2["ticket"]["id"], "clientMsgId": "a",
-                                   "text": "hello second"})
+    await alice.call(
+        "chat.send", {"ticketId": ack2["ticket"]["id"], "clientMsgId": "a", "text": "hello second"}
+    )
     await second.wait_for("chat.message", lambda e: e["message"]["text"] == "hello second")
     await asyncio.sleep(0.2)
     seen = repr(dict(first.events))
@@ -255,9 +256,7 @@ async def test_many_customers_at_once(server: Running) -> None:
     """Everything concurrent, as under load (regression: SQLite statements and commits of
     different handlers interleaved on one connection, and a third of these requests failed)."""
     customers = [await server.customer() for _ in range(30)]
-    acks = await asyncio.gather(
-        *(c.call("help.request", {"context": CONTEXT}) for c in customers)
-    )
+    acks = await asyncio.gather(*(c.call("help.request", {"context": CONTEXT}) for c in customers))
     assert [a["ok"] for a in acks] == [True] * 30, [a for a in acks if not a["ok"]][:1]
     alice = await server.agent("alice")
     accepted = await asyncio.gather(

@@ -9,22 +9,40 @@ from signaling.ratelimit import TokenBucket
 from signaling.useragent import parse_user_agent
 
 UAS = [
-    ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-     "Chrome/131.0.0.0 Safari/537.36", ("Chrome", "131", "Windows", "10/11", "desktop")),
-    ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-     "Chrome/131.0.0.0 Safari/537.36 Edg/131.0.2903.86", ("Edge", "131", "Windows", "10/11",
-                                                         "desktop")),
-    ("Mozilla/5.0 (Macintosh; Intel Mac OS X 14_6) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-     "Version/18.1 Safari/605.1.15", ("Safari", "18", "macOS", "14.6", "desktop")),
-    ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
-     "Chrome/131.0.6778.81 Mobile Safari/537.36", ("Chrome", "131", "Android", "14", "mobile")),
-    ("Mozilla/5.0 (Linux; Android 13; SM-X700) AppleWebKit/537.36 (KHTML, like Gecko) "
-     "SamsungBrowser/26.0 Chrome/122.0.0.0 Safari/537.36",
-     ("Samsung Internet", "26", "Android", "13", "tablet")),
-    ("Mozilla/5.0 (iPad; CPU OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-     "Version/17.5 Mobile/15E148 Safari/604.1", ("Safari", "17", "iPadOS", "17.5", "tablet")),
-    ("Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
-     ("Firefox", "133", "Linux", "", "desktop")),
+    (
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/131.0.0.0 Safari/537.36",
+        ("Chrome", "131", "Windows", "10/11", "desktop"),
+    ),
+    (
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/131.0.0.0 Safari/537.36 Edg/131.0.2903.86",
+        ("Edge", "131", "Windows", "10/11", "desktop"),
+    ),
+    (
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_6) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+        "Version/18.1 Safari/605.1.15",
+        ("Safari", "18", "macOS", "14.6", "desktop"),
+    ),
+    (
+        "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/131.0.6778.81 Mobile Safari/537.36",
+        ("Chrome", "131", "Android", "14", "mobile"),
+    ),
+    (
+        "Mozilla/5.0 (Linux; Android 13; SM-X700) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "SamsungBrowser/26.0 Chrome/122.0.0.0 Safari/537.36",
+        ("Samsung Internet", "26", "Android", "13", "tablet"),
+    ),
+    (
+        "Mozilla/5.0 (iPad; CPU OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+        "Version/17.5 Mobile/15E148 Safari/604.1",
+        ("Safari", "17", "iPadOS", "17.5", "tablet"),
+    ),
+    (
+        "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
+        ("Firefox", "133", "Linux", "", "desktop"),
+    ),
     ("Googlebot/2.1 (+http://www.google.com/bot.html)", ("Unknown", "", "Unknown", "", "bot")),
     ("", ("Unknown", "", "Unknown", "", "unknown")),
 ]
