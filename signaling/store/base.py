@@ -45,7 +45,7 @@ class TicketRecord:
     context: dict[str, Any]
     """The stored context packet (wire form, camelCase)."""
     agents: tuple[dict[str, str], ...]
-    """``{id, name}`` of every agent who joined, in order."""
+    """``{id, name}`` of every agent who joined, in join order (the claiming agent first)."""
     previous_ticket_id: str | None
 
 
@@ -107,7 +107,11 @@ class TicketStore(Protocol):
         first claim wins, across nodes, because the condition is checked in one statement."""
         ...
 
-    async def add_ticket_agent(self, ticket_id: str, agent: dict[str, str]) -> None: ...
+    async def add_ticket_agent(self, ticket_id: str, agent: dict[str, str]) -> None:
+        """Add an agent to a ticket's agents, in one atomic statement: concurrent joins (from
+        any node) all land, a second join of the same agent changes nothing."""
+        ...
+
     async def close_ticket(self, ticket_id: str, at: float) -> bool:
         """False if it was closed already."""
         ...

@@ -7,9 +7,12 @@ The statements are written once with ``?`` placeholders; the PostgreSQL driver n
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, Protocol, cast
 
@@ -89,17 +92,46 @@ CREATE TABLE IF NOT EXISTS attachments (
     meta TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS attachments_by_ticket ON attachments (ticket_id, created_at);
+CREATE TABLE IF NOT EXISTS ticket_agents (
+    ticket_id TEXT NOT NULL,
+    agent_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    ordinal BIGINT NOT NULL,
+    joined_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (ticket_id, agent_id)
+);
+CREATE INDEX IF NOT EXISTS ticket_agents_in_order ON ticket_agents (ticket_id, ordinal);
+{ordinals}
+CREATE TABLE IF NOT EXISTS migrations (
+    name TEXT PRIMARY KEY,
+    at DOUBLE PRECISION NOT NULL
+);
 """
+# ``tickets.agents`` (a JSON list, read and written back whole) lost concurrent joins; the rows of
+# ``ticket_agents`` replaced it. The column stays, unused: the change only adds tables.
+_AGENTS_TO_ROWS = "ticket_agents from tickets.agents"
 
 
-class Driver(Protocol):
-    """The little a SQL store needs from a database client."""
+class Statements(Protocol):
+    """Runs statements: on its own (each one committed) or inside one transaction."""
 
     async def execute(self, sql: str, *args: Any) -> int:
         """Run a statement; the number of rows it changed."""
         ...
 
     async def fetch(self, sql: str, *args: Any) -> Sequence[Row]: ...
+
+
+class Driver(Statements, Protocol):
+    """The little a SQL store needs from a database client."""
+
+    next_ordinal: str
+    """An SQL expression for the next ``ticket_agents.ordinal``: increasing, never repeated."""
+
+    def transaction(self) -> AbstractAsyncContextManager[Statements]:
+        """Statements that commit together when the block ends, or not at all."""
+        ...
+
     async def script(self, sql: str) -> None: ...
     async def close(self) -> None: ...
 
@@ -110,6 +142,9 @@ class UniqueViolation(Exception):
 
 class SqliteDriver:
     serial = "INTEGER PRIMARY KEY AUTOINCREMENT"
+    ordinals = ""
+    # SQLite has one writer at a time (and this driver one connection), so MAX + 1 is unique.
+    next_ordinal = "(SELECT COALESCE(MAX(ordinal), 0) + 1 FROM ticket_agents)"
 
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self._conn = conn
@@ -147,6 +182,16 @@ class SqliteDriver:
                 await self._conn.commit()
         return [dict(row) for row in rows]
 
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Statements]:
+        async with self._lock:
+            try:
+                yield _SqliteTransaction(self._conn)
+            except BaseException:
+                await self._conn.rollback()
+                raise
+            await self._conn.commit()
+
     async def script(self, sql: str) -> None:
         async with self._lock:
             await self._conn.executescript(sql)
@@ -156,8 +201,27 @@ class SqliteDriver:
         await self._conn.close()
 
 
+class _SqliteTransaction:
+    """Statements on the driver's connection while it holds the lock; committed by it."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        try:
+            cursor = await self._conn.execute(sql, args)
+        except aiosqlite.IntegrityError as exc:
+            raise UniqueViolation(str(exc)) from exc
+        return cursor.rowcount
+
+    async def fetch(self, sql: str, *args: Any) -> Sequence[Row]:
+        return [dict(row) for row in await self._conn.execute_fetchall(sql, args)]
+
+
 class PostgresDriver:
     serial = "BIGSERIAL PRIMARY KEY"
+    ordinals = "CREATE SEQUENCE IF NOT EXISTS ticket_agent_ordinals;"
+    next_ordinal = "nextval('ticket_agent_ordinals')"
     _placeholder = re.compile(r"\?")
 
     def __init__(self, pool: Any) -> None:
@@ -199,6 +263,11 @@ class PostgresDriver:
         rows = await self._pool.fetch(self._number(sql), *args)
         return [dict(row) for row in rows]
 
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Statements]:
+        async with self._pool.acquire() as conn, conn.transaction():
+            yield _PostgresTransaction(conn, self._number)
+
     async def script(self, sql: str) -> None:
         async with self._pool.acquire() as conn:
             # Serialise schema creation across nodes starting at once.
@@ -208,6 +277,25 @@ class PostgresDriver:
 
     async def close(self) -> None:
         await self._pool.close()
+
+
+class _PostgresTransaction:
+    def __init__(self, conn: Any, number: Callable[[str], str]) -> None:
+        self._conn = conn
+        self._number = number
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        import asyncpg
+
+        try:
+            status: str = await self._conn.execute(self._number(sql), *args)
+        except asyncpg.UniqueViolationError as exc:
+            raise UniqueViolation(str(exc)) from exc
+        tail = status.rsplit(" ", 1)[-1]
+        return int(tail) if tail.isdigit() else 0
+
+    async def fetch(self, sql: str, *args: Any) -> Sequence[Row]:
+        return [dict(row) for row in await self._conn.fetch(self._number(sql), *args)]
 
 
 def _like(text: str) -> str:
@@ -235,8 +323,45 @@ class SqlTicketStore:
 
     @classmethod
     async def create(cls, driver: SqliteDriver | PostgresDriver) -> SqlTicketStore:
-        await driver.script(_SCHEMA.replace("{serial}", driver.serial))
-        return cls(driver)
+        schema = _SCHEMA.replace("{serial}", driver.serial).replace("{ordinals}", driver.ordinals)
+        await driver.script(schema)
+        store = cls(driver)
+        await store._migrate_agent_lists()
+        return store
+
+    async def _migrate_agent_lists(self) -> None:
+        """Copy each ticket's JSON list of agents into ``ticket_agents``, once per database.
+
+        Nodes opening the same database at once may both copy: the rows are keyed, so the
+        second copy inserts nothing."""
+        done = await self._db.fetch("SELECT 1 FROM migrations WHERE name = ?", _AGENTS_TO_ROWS)
+        if done:
+            return
+        async with self._db.transaction() as tx:
+            rows = await tx.fetch(
+                "SELECT id, agents, created_at FROM tickets WHERE agents <> '[]'"
+                " ORDER BY created_at"
+            )
+            for row in rows:
+                for agent in json.loads(row["agents"]):
+                    await tx.execute(
+                        self._insert_agent, row["id"], agent["id"], agent["name"], row["created_at"]
+                    )
+            await tx.execute(
+                "INSERT INTO migrations (name, at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                _AGENTS_TO_ROWS,
+                time.time(),
+            )
+
+    @property
+    def _insert_agent(self) -> str:
+        """One agent joins one ticket: (ticket_id, agent_id, name, joined_at). A second join is
+        a no-op, decided by the primary key in the same statement, so concurrent joins (on any
+        node) all land; the ordinal records the order they landed in."""
+        return (
+            "INSERT INTO ticket_agents (ticket_id, agent_id, name, ordinal, joined_at)"
+            f" VALUES (?, ?, ?, {self._db.next_ordinal}, ?) ON CONFLICT DO NOTHING"
+        )
 
     async def close(self) -> None:
         await self._db.close()
@@ -295,24 +420,35 @@ class SqlTicketStore:
     # ------------------------------------------------------------------ tickets
 
     async def create_ticket(self, ticket: TicketRecord) -> None:
-        await self._db.execute(
-            "INSERT INTO tickets (id, site_id, status, created_at, closed_at, customer, context,"
-            " agents, previous_ticket_id, search) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            ticket.id,
-            ticket.site_id,
-            ticket.status,
-            ticket.created_at,
-            ticket.closed_at,
-            json.dumps(ticket.customer),
-            json.dumps(ticket.context),
-            json.dumps(list(ticket.agents)),
-            ticket.previous_ticket_id,
-            _search_text(ticket.customer, ticket.context),
-        )
+        async with self._db.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO tickets (id, site_id, status, created_at, closed_at, customer,"
+                " context, previous_ticket_id, search) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                ticket.id,
+                ticket.site_id,
+                ticket.status,
+                ticket.created_at,
+                ticket.closed_at,
+                json.dumps(ticket.customer),
+                json.dumps(ticket.context),
+                ticket.previous_ticket_id,
+                _search_text(ticket.customer, ticket.context),
+            )
+            for agent in ticket.agents:
+                await tx.execute(
+                    self._insert_agent, ticket.id, agent["id"], agent["name"], ticket.created_at
+                )
 
     async def ticket(self, ticket_id: str) -> TicketRecord | None:
         rows = await self._db.fetch("SELECT * FROM tickets WHERE id = ?", ticket_id)
-        return _ticket(rows[0]) if rows else None
+        if not rows:
+            return None
+        agents = await self._db.fetch(
+            "SELECT ticket_id, agent_id, name FROM ticket_agents WHERE ticket_id = ?"
+            " ORDER BY ordinal",
+            ticket_id,
+        )
+        return _ticket(rows[0], _agents_by_ticket(agents))
 
     async def tickets(
         self, *, status: str | None = None, text: str | None = None, limit: int = 100
@@ -329,28 +465,45 @@ class SqlTicketStore:
                 " WHERE lower(text) LIKE ? ESCAPE '\\'))"
             )
             args.extend([pattern, text, pattern])
-        sql = "SELECT * FROM tickets"
+        chosen = "SELECT * FROM tickets"
         if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY created_at DESC LIMIT ?"
+            chosen += " WHERE " + " AND ".join(where)
+        chosen += " ORDER BY created_at DESC LIMIT ?"
         args.append(limit)
-        return [_ticket(row) for row in await self._db.fetch(sql, *args)]
+        rows = await self._db.fetch(chosen, *args)
+        if not rows:
+            return []
+        # The agents of exactly those tickets, in one statement whatever their number.
+        agents = await self._db.fetch(
+            "SELECT ticket_id, agent_id, name FROM ticket_agents WHERE ticket_id IN"
+            f" (SELECT id FROM ({chosen}) AS chosen) ORDER BY ordinal",
+            *args,
+        )
+        by_ticket = _agents_by_ticket(agents)
+        return [_ticket(row, by_ticket) for row in rows]
 
     async def claim_ticket(self, ticket_id: str, agent: dict[str, str]) -> bool:
-        changed = await self._db.execute(
-            "UPDATE tickets SET status = 'active', agents = ? WHERE id = ? AND status = 'queued'",
-            json.dumps([agent]),
-            ticket_id,
-        )
-        return changed == 1
+        async with self._db.transaction() as tx:
+            changed = await tx.execute(
+                "UPDATE tickets SET status = 'active' WHERE id = ? AND status = 'queued'",
+                ticket_id,
+            )
+            if changed != 1:
+                return False
+            await tx.execute(self._insert_agent, ticket_id, agent["id"], agent["name"], time.time())
+        return True
 
     async def add_ticket_agent(self, ticket_id: str, agent: dict[str, str]) -> None:
-        ticket = await self.ticket(ticket_id)
-        if ticket is None or any(a["id"] == agent["id"] for a in ticket.agents):
-            return
+        # One statement: the row goes in unless this agent is there already or the ticket is
+        # not (no read-then-write for a concurrent join to slip between).
         await self._db.execute(
-            "UPDATE tickets SET agents = ? WHERE id = ?",
-            json.dumps([*ticket.agents, agent]),
+            "INSERT INTO ticket_agents (ticket_id, agent_id, name, ordinal, joined_at)"
+            f" SELECT ?, ?, ?, {self._db.next_ordinal}, ? WHERE EXISTS"
+            " (SELECT 1 FROM tickets WHERE id = ?) ON CONFLICT DO NOTHING",
+            ticket_id,
+            agent["id"],
+            agent["name"],
+            time.time(),
             ticket_id,
         )
 
@@ -508,7 +661,17 @@ def _agent(row: Row) -> AgentRecord:
     )
 
 
-def _ticket(row: Row) -> TicketRecord:
+def _agents_by_ticket(rows: Sequence[Row]) -> dict[str, list[dict[str, str]]]:
+    """``ticket_agents`` rows (already in join order) grouped by ticket."""
+    grouped: dict[str, list[dict[str, str]]] = {}
+    for row in rows:
+        grouped.setdefault(row["ticket_id"], []).append(
+            {"id": row["agent_id"], "name": row["name"]}
+        )
+    return grouped
+
+
+def _ticket(row: Row, agents: Mapping[str, list[dict[str, str]]]) -> TicketRecord:
     return TicketRecord(
         id=row["id"],
         site_id=row["site_id"],
@@ -517,7 +680,7 @@ def _ticket(row: Row) -> TicketRecord:
         closed_at=None if row["closed_at"] is None else float(row["closed_at"]),
         customer=json.loads(row["customer"]),
         context=json.loads(row["context"]),
-        agents=tuple(json.loads(row["agents"])),
+        agents=tuple(agents.get(row["id"], ())),
         previous_ticket_id=row["previous_ticket_id"],
     )
 
