@@ -17,6 +17,7 @@ from signaling import keys
 from signaling.calls import CallHub
 from signaling.cobrowse_hub import CobrowseHub
 from signaling.desk import Desk
+from signaling.http_errors import api_errors
 from signaling.live import MemoryLiveState
 from signaling.rest import routes as rest_routes
 from signaling.settings import Settings, load_secret
@@ -32,7 +33,7 @@ cobrowse_hub_key = web.AppKey("cobrowse_hub", CobrowseHub)
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[security_headers], client_max_size=1024**2)
+    app = web.Application(middlewares=[security_headers, api_errors], client_max_size=1024**2)
     app[keys.settings] = settings
     app[keys.secret] = load_secret(settings.data_dir, settings.secret or None)
     sio = socketio.AsyncServer(
@@ -41,6 +42,9 @@ def create_app(settings: Settings) -> web.Application:
         # own same-origin check is switched off rather than widened to '*'.
         cors_allowed_origins=[],
         max_http_buffer_size=settings.max_event_bytes,
+        # The protocol is websocket only (docs/protocol.md): long-polling would need sticky
+        # sessions across nodes and is one more surface to attack, so it is not served at all.
+        transports=["websocket"],
         ping_interval=20,
         ping_timeout=20,
         logger=False,

@@ -143,16 +143,27 @@ async def me(request: web.Request) -> web.Response:
     return web.json_response(_profile(request[_caller_key].agent).wire())
 
 
+MAX_TICKET_LIST = 500
+"""The most tickets one ``GET /api/tickets`` returns (the OpenAPI ``limit`` maximum)."""
+
+
+def _ticket_limit(raw: str) -> int | None:
+    """``limit`` as documented (digits only, 1..500); anything else is refused, not clamped."""
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 3:
+        return None
+    value = int(raw)
+    return value if 1 <= value <= MAX_TICKET_LIST else None
+
+
 @routes.get("/api/tickets")
 @agent_only
 async def list_tickets(request: web.Request) -> web.Response:
     status = request.query.get("status")
     if status not in (None, "queued", "active", "closed"):
         return api_error("malformed", "status must be queued, active or closed")
-    try:
-        limit = min(max(int(request.query.get("limit", "100")), 1), 500)
-    except ValueError:
-        return api_error("malformed", "limit must be an integer")
+    limit = _ticket_limit(request.query.get("limit", "100"))
+    if limit is None:
+        return api_error("malformed", f"limit must be an integer from 1 to {MAX_TICKET_LIST}")
     store = request.app[keys.store]
     tickets = await store.tickets(status=status, text=request.query.get("q") or None, limit=limit)
     counts = await store.message_counts([t.id for t in tickets])
