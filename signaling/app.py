@@ -19,9 +19,11 @@ from signaling.cobrowse_hub import CobrowseHub
 from signaling.desk import Desk
 from signaling.http_errors import api_errors
 from signaling.live import MemoryLiveState
+from signaling.login_throttle import Allowance, LoginThrottle
 from signaling.rest import routes as rest_routes
 from signaling.settings import Settings, load_secret
-from signaling.sockets import SocketApi, SocketBroadcaster
+from signaling.sockets import SocketApi, SocketBroadcaster, max_frame_bytes
+from signaling.socketserver import FrameLimits, GuardedServer
 from signaling.store import FileStore, open_store
 from signaling.webfiles import security_headers, web_routes
 
@@ -36,7 +38,16 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[security_headers, api_errors], client_max_size=1024**2)
     app[keys.settings] = settings
     app[keys.secret] = load_secret(settings.data_dir, settings.secret or None)
-    sio = socketio.AsyncServer(
+    app[keys.login_throttle] = LoginThrottle(
+        Allowance(settings.login_account_burst, settings.login_account_interval),
+        Allowance(settings.login_address_burst, settings.login_address_interval),
+    )
+    sio = GuardedServer(
+        FrameLimits(
+            bytes_per_second=settings.socket_bytes_per_second,
+            burst_bytes=max(settings.socket_burst_bytes, settings.max_event_bytes * 2),
+            max_event_bytes=max_frame_bytes,
+        ),
         async_mode="aiohttp",
         # Origins are checked per role in the connect handler (site allowlists), so engine.io's
         # own same-origin check is switched off rather than widened to '*'.

@@ -8,6 +8,7 @@ minus the header that lets a forger pick ``alg=none``).
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -41,6 +42,13 @@ def hash_password(password: str) -> str:
         password.encode(), salt=salt, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P, maxmem=_SCRYPT_MAXMEM
     )
     return f"scrypt${_SCRYPT_N}${_SCRYPT_R}${_SCRYPT_P}${_b64(salt)}${_b64(digest)}"
+
+
+@functools.cache
+def unknown_account_hash() -> str:
+    """A hash to check passwords of unknown accounts against, so that they cost the same scrypt
+    time as known ones and the answer's timing does not tell which accounts exist."""
+    return hash_password(secrets.token_urlsafe(16))
 
 
 def verify_password(password: str, stored: str) -> bool:
@@ -117,7 +125,9 @@ def identity_signature(site_secret: str, user_id: str) -> str:
 def identity_verified(site_secret: str, user_id: str, signature: str | None) -> bool:
     if not signature:
         return False
-    return hmac.compare_digest(identity_signature(site_secret, user_id), signature.lower())
+    # Compared as bytes: compare_digest refuses non-ASCII str, and a signature is hex anyway.
+    expected = identity_signature(site_secret, user_id).encode()
+    return hmac.compare_digest(expected, signature.lower().encode())
 
 
 def new_id(prefix: str) -> str:

@@ -7,6 +7,7 @@ from aiohttp import web
 from signaling.calls import CallHub
 from signaling.desk import Desk
 from signaling.live import LiveState
+from signaling.login_throttle import LoginThrottle
 from signaling.settings import Settings
 from signaling.store import FileStore, TicketStore
 
@@ -17,3 +18,4 @@ live = web.AppKey("live", LiveState)
 files = web.AppKey("files", FileStore)
 desk = web.AppKey("desk", Desk)
 calls = web.AppKey("calls", CallHub)
+login_throttle = web.AppKey("login_throttle", LoginThrottle)

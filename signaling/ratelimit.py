@@ -24,3 +24,11 @@ class TokenBucket:
             return False
         self._tokens -= cost
         return True
+
+    def take_up_to(self, cost: float) -> None:
+        """Charge ``cost`` whatever is left: the bucket may go into debt, at most one burst
+        deep, so wasted work delays the sender's next requests."""
+        now = self._clock()
+        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        self._tokens = max(-self.burst, self._tokens - cost)

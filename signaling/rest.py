@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -14,6 +15,7 @@ import media
 from signaling import auth, keys
 from signaling.accounts import origin_of
 from signaling.calls import chunks_of
+from signaling.clientaddr import client_address
 from signaling.desk import (
     AgentCaller,
     CustomerCaller,
@@ -36,7 +38,6 @@ from signaling.protocol import (
     TicketListItem,
     TranscriptLine,
 )
-from signaling.ratelimit import TokenBucket
 from signaling.store import AgentRecord
 
 routes = web.RouteTableDef()
@@ -87,9 +88,11 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "time": iso(time.time()), "version": "0.1.0"})
 
 
-# Failed logins per e-mail address: 5 at once, then one every 12 s.
-_login_buckets: dict[str, TokenBucket] = {}
-_MAX_LOGIN_BUCKETS = 10_000
+def request_address(request: web.Request) -> str:
+    settings = request.app[keys.settings]
+    return client_address(
+        request.remote, request.headers.get("X-Forwarded-For"), settings.trusted_proxies
+    )
 
 
 @routes.post("/api/auth/login")
@@ -98,21 +101,24 @@ async def login(request: web.Request) -> web.Response:
         body = LoginRequest.model_validate(await request.json())
     except (ValueError, ValidationError):
         return api_error("malformed", "expected JSON {email, password}")
-    if len(_login_buckets) >= _MAX_LOGIN_BUCKETS:
-        # A flood of made-up addresses must not grow memory: forget the oldest half.
-        for email in list(_login_buckets)[: _MAX_LOGIN_BUCKETS // 2]:
-            del _login_buckets[email]
-    bucket = _login_buckets.setdefault(body.email.lower(), TokenBucket(rate=1 / 12, burst=5))
+    throttle = request.app[keys.login_throttle]
+    address = request_address(request)
+    # The attempt is reserved before the password is looked at: once the account's or the
+    # address's allowance is spent, even the right password gets 429 until it refills.
+    wait = throttle.reserve(body.email, address)
+    if wait is not None:
+        response = api_error("rate_limited", "too many failed logins; wait and try again")
+        response.headers["Retry-After"] = str(max(1, math.ceil(wait)))
+        return response
     store = request.app[keys.store]
     agent = await store.agent_by_email(body.email)
-    # scrypt takes ~100 ms of CPU by design: never on the event loop.
-    valid = agent is not None and await asyncio.to_thread(
-        auth.verify_password, body.password, agent.password_hash
-    )
+    # scrypt takes ~100 ms of CPU by design: never on the event loop. Unknown accounts are
+    # checked against a stand-in hash so that both answers take the same time.
+    stored = agent.password_hash if agent is not None else auth.unknown_account_hash()
+    valid = await asyncio.to_thread(auth.verify_password, body.password, stored)
     if agent is None or not valid:
-        if not bucket.take():
-            return api_error("rate_limited", "too many failed logins; wait a minute")
         return api_error("unauthorized", "wrong email or password")
+    throttle.succeeded(body.email, address)
     return web.json_response(_login_response(request, agent))
 
 

@@ -36,8 +36,22 @@ class Settings:
     """Sustained rrweb events per second from one customer tab (bursts of 10x)."""
     cobrowse_bytes_per_second: float = 512 * 1024.0
     """Sustained co-browse bytes per second from one customer tab (bursts of 16 MiB)."""
+    socket_bytes_per_second: float = 1024 * 1024.0
+    """Sustained bytes per second one socket may send, checked before a frame is decoded."""
+    socket_burst_bytes: float = 4 * 1024 * 1024.0
+    """Bytes one socket may send at once (at least two of the largest frames)."""
     max_event_bytes: int = 1_000_000
     """Largest socket.io message accepted (engine.io closes the socket past it)."""
+    trusted_proxies: tuple[str, ...] = ()
+    """Addresses of reverse proxies whose ``X-Forwarded-For`` names the client."""
+    login_account_burst: float = 5
+    """Failed logins allowed at once for one account..."""
+    login_account_interval: float = 12.0
+    """...then one more every this many seconds."""
+    login_address_burst: float = 20
+    """Failed logins allowed at once from one client address (any accounts)..."""
+    login_address_interval: float = 3.0
+    """...then one more every this many seconds."""
     shutdown_reconnect_ms: int = 1000
     log_level: str = "INFO"
     web_dir: Path = field(default_factory=lambda: Path(__file__).resolve().parent.parent / "web")

@@ -7,7 +7,6 @@ and a refused event changes nothing.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -57,8 +56,6 @@ from signaling.protocol import (
     ControlGrantMsg,
     ControlRequest,
     ControlRevoke,
-    ErrorAck,
-    ErrorBody,
     ErrorCode,
     HelpRequest,
     Message,
@@ -84,20 +81,24 @@ from signaling.protocol import (
 )
 from signaling.ratelimit import TokenBucket
 from signaling.settings import Settings
+from signaling.socketserver import GuardedServer, error_ack
 from signaling.store import TicketStore
 
 log = logging.getLogger("tandem.sockets")
 
 MAX_EVENT_JSON = 64 * 1024
-"""Largest payload of an ordinary event (chat, context); bigger ones are refused."""
+"""Largest frame of an ordinary event (chat, context); bigger ones are refused unread."""
 _MAX_JSON = {"cobrowse.events": 1_001_000}
 """Events allowed to be larger (co-browse batches have their own caps and rate limit)."""
-_COST = {"cobrowse.events": 0.0, "cobrowse.pointer": 0.25, "rtc.candidate": 0.25}
+_COST = {"cobrowse.events": 0.25, "cobrowse.pointer": 0.25, "rtc.candidate": 0.25}
 """Events that weigh less on the per-socket bucket than one ordinary event."""
+MAX_NESTING = 32
+"""Deepest JSON nesting of an event payload (co-browse batches travel as one string)."""
 
 
-def error_ack(code: ErrorCode, message: str, details: list[dict[str, Any]] | None = None) -> Any:
-    return ErrorAck(error=ErrorBody(code=code, message=message, details=details)).wire()
+def max_frame_bytes(event: str) -> int:
+    """The largest socket.io frame accepted for an event, checked before it is decoded."""
+    return _MAX_JSON.get(event, MAX_EVENT_JSON)
 
 
 @dataclass
@@ -129,7 +130,7 @@ class SocketBroadcaster:
 class SocketApi:
     def __init__(
         self,
-        sio: socketio.AsyncServer,
+        sio: GuardedServer,
         desk: Desk,
         cobrowse: CobrowseHub,
         calls: CallHub,
@@ -280,9 +281,8 @@ class SocketApi:
         if handler is None:
             return error_ack("forbidden", f"{event} is not for this role")
         payload = args[0] if args else {}
-        limit = _MAX_JSON.get(event, MAX_EVENT_JSON)
-        if len(json.dumps(payload, separators=(",", ":"))) > limit:
-            return error_ack("too_large", f"payload exceeds {limit} bytes")
+        if nesting_exceeds(payload, MAX_NESTING):
+            return error_ack("malformed", f"payload nests deeper than {MAX_NESTING} levels")
         try:
             message = model.model_validate(payload)
         except ValidationError as exc:
@@ -364,7 +364,15 @@ class SocketApi:
 
     async def cobrowse_events(self, sid: str, conn: Connection, msg: CobrowseEvents) -> Message:
         assert isinstance(conn.caller, CustomerCaller)
-        await self.cobrowse.ingest(conn.caller, sid, msg.data, msg.batch_id, msg.part, msg.parts)
+        try:
+            await self.cobrowse.ingest(
+                conn.caller, sid, msg.data, msg.batch_id, msg.part, msg.parts
+            )
+        except DeskError:
+            # A refused batch was read and parsed for nothing: it costs the sender ten times
+            # its size, so a stream of invalid batches is throttled at the frame, unread.
+            self.sio.penalize(sid, 10 * len(msg.data))
+            raise
         return OkAck()
 
     async def cobrowse_stop(self, sid: str, conn: Connection, msg: CobrowseStop) -> Message:
@@ -468,6 +476,23 @@ class SocketApi:
 
 def _refuse(code: ErrorCode, message: str) -> socketio.exceptions.ConnectionRefusedError:
     return socketio.exceptions.ConnectionRefusedError(message, {"code": code})
+
+
+def nesting_exceeds(value: Any, limit: int) -> bool:
+    """Whether JSON ``value`` nests deeper than ``limit`` (iterative: no recursion to exhaust)."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth >= limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def _first_error(exc: ValidationError) -> str:
