@@ -1,0 +1,235 @@
+#!/usr/bin/env python
+"""The bench's floor: a minimal python-socketio server speaking Tandem's protocol subset.
+
+What the bench's clients use, and nothing else: the handshake (``auth`` with ``role``),
+``help.request``, ``session.accept``, ``chat.send``, each answered with an ack shaped like
+Tandem's, and the server events ``queue.added``, ``queue.removed``, ``session.accepted`` and
+``chat.message``. Same python-socketio and aiohttp as Tandem, same server options; no
+storage, no validation beyond what routing needs, no authentication (an agent's token is
+``bench-agent-<j>``).
+
+Queue events go only where they are needed: a ticket's ``queue.added`` / ``queue.removed`` to
+the one agent the bench assigned the customer to (``context.app.agent``), and no
+``queue.position`` at all after the ``help.request`` ack. That is the floor Tandem is compared
+with: what pairing costs when every event has a recipient that needs it.
+
+Every session is a room holding the customer's socket and the accepting agent's socket;
+``chat.message`` goes to that room, the sender included (as Tandem sends it to "the session").
+
+Usage: ``python bench/floors/minimal_sio.py PORT [--uvloop] [--orjson]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import socketio
+from aiohttp import web
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from bench import _accel  # noqa: E402
+
+
+@dataclass
+class Ticket:
+    id: str
+    customer_sid: str
+    created_at: str
+    context: dict[str, Any]
+    agent_room: str | None
+    """Where its queue events go: the room of the agent the bench assigned (None: all agents)."""
+    agent: dict[str, str] | None = None
+
+
+@dataclass
+class Socket:
+    role: str
+    agent_id: str = ""
+    ticket_id: str | None = None
+
+
+def iso_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+
+
+def error(code: str, message: str) -> dict[str, Any]:
+    return {"ok": False, "error": {"code": code, "message": message}}
+
+
+def build(sio: socketio.AsyncServer) -> None:
+    tickets: dict[str, Ticket] = {}
+    sockets: dict[str, Socket] = {}
+    queued: dict[str, None] = {}
+    """Queued ticket ids, oldest first (an insertion-ordered set)."""
+    ticket_ids = itertools.count(1)
+    message_ids = itertools.count(1)
+
+    def summary(ticket: Ticket) -> dict[str, Any]:
+        return {
+            "id": ticket.id,
+            "status": "queued" if ticket.agent is None else "active",
+            "site": "bench",
+            "createdAt": ticket.created_at,
+            "customer": {"id": f"c_{ticket.id}", "verified": False},
+            "context": ticket.context,
+            "agents": [ticket.agent] if ticket.agent else [],
+        }
+
+    @sio.event
+    async def connect(sid: str, environ: dict[str, Any], auth: Any) -> None:
+        hello = auth if isinstance(auth, dict) else {}
+        role = hello.get("role")
+        if role == "agent":
+            token = str(hello.get("token", ""))
+            if not token.startswith("bench-agent-"):
+                raise socketio.exceptions.ConnectionRefusedError(
+                    "token refused", {"code": "unauthorized"}
+                )
+            agent_id = token.removeprefix("bench-")
+            sockets[sid] = Socket("agent", agent_id=agent_id)
+            await sio.enter_room(sid, "agents")
+            await sio.enter_room(sid, agent_id)
+        elif role == "customer":
+            sockets[sid] = Socket("customer")
+        else:
+            raise socketio.exceptions.ConnectionRefusedError("bad role", {"code": "malformed"})
+
+    @sio.event
+    async def disconnect(sid: str, reason: Any = None) -> None:
+        sockets.pop(sid, None)
+
+    @sio.on("help.request")
+    async def help_request(sid: str, data: Any) -> dict[str, Any]:
+        sock = sockets.get(sid)
+        if sock is None or sock.role != "customer":
+            return error("forbidden", "help.request is for customers")
+        context = data.get("context") if isinstance(data, dict) else None
+        if not isinstance(context, dict):
+            return error("malformed", "help.request needs a context")
+        app = context.get("app")
+        assigned = app.get("agent") if isinstance(app, dict) else None
+        ticket = Ticket(
+            id=f"tk_{next(ticket_ids)}",
+            customer_sid=sid,
+            created_at=iso_now(),
+            context=context,
+            agent_room=f"agent-{assigned}" if isinstance(assigned, int) else None,
+        )
+        tickets[ticket.id] = ticket
+        sock.ticket_id = ticket.id
+        await sio.enter_room(sid, ticket.id)
+        queued[ticket.id] = None
+        entry = {
+            "ticketId": ticket.id,
+            "site": "bench",
+            "customer": {"id": f"c_{ticket.id}", "verified": False},
+            "context": context,
+            "createdAt": ticket.created_at,
+        }
+        await sio.emit(
+            "queue.added",
+            {"type": "queue.added", "entry": entry},
+            to=ticket.agent_room or "agents",
+        )
+        return {
+            "ok": True,
+            "ticket": summary(ticket),
+            "messages": [],
+            "position": len(queued),
+            "token": f"bench-customer-{ticket.id}",
+        }
+
+    @sio.on("session.accept")
+    async def session_accept(sid: str, data: Any) -> dict[str, Any]:
+        sock = sockets.get(sid)
+        if sock is None or sock.role != "agent":
+            return error("forbidden", "session.accept is for agents")
+        ticket = tickets.get(str(data.get("ticketId"))) if isinstance(data, dict) else None
+        if ticket is None:
+            return error("not_found", "no such ticket")
+        if ticket.agent is not None:
+            return error("already_taken", "another agent accepted this session first")
+        ticket.agent = {"id": sock.agent_id, "name": sock.agent_id}
+        queued.pop(ticket.id, None)
+        await sio.enter_room(sid, ticket.id)
+        await sio.emit(
+            "queue.removed",
+            {"type": "queue.removed", "ticketId": ticket.id, "reason": "accepted"},
+            to=ticket.agent_room or "agents",
+        )
+        await sio.emit(
+            "session.accepted",
+            {"type": "session.accepted", "ticketId": ticket.id, "agent": ticket.agent},
+            to=ticket.id,
+        )
+        return {"ok": True, "ticket": summary(ticket), "messages": []}
+
+    @sio.on("chat.send")
+    async def chat_send(sid: str, data: Any) -> dict[str, Any]:
+        sock = sockets.get(sid)
+        if sock is None or not isinstance(data, dict):
+            return error("malformed", "chat.send needs a payload")
+        if sock.role == "customer":
+            ticket = tickets.get(sock.ticket_id or "")
+        else:
+            ticket = tickets.get(str(data.get("ticketId")))
+            if ticket is not None and (ticket.agent or {}).get("id") != sock.agent_id:
+                return error("forbidden", "not your session")
+        if ticket is None:
+            return error("not_found", "no such ticket")
+        message = {
+            "id": next(message_ids),
+            "ticketId": ticket.id,
+            "from": sock.role,
+            "author": sock.agent_id or "Customer",
+            "authorId": sock.agent_id or f"c_{ticket.id}",
+            "text": str(data.get("text", "")),
+            "at": iso_now(),
+            "clientMsgId": data.get("clientMsgId"),
+        }
+        await sio.emit("chat.message", {"type": "chat.message", "message": message}, to=ticket.id)
+        return {"ok": True, "message": message, "duplicate": False}
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("port", type=int)
+    parser.add_argument("--uvloop", action="store_true")
+    parser.add_argument("--orjson", action="store_true")
+    args = parser.parse_args()
+    applied = _accel.apply(args.uvloop, args.orjson)
+    if applied:
+        print("minimal_sio with " + ", ".join(applied), flush=True)
+    # The options Tandem's create_app gives its server, so the framework costs the same.
+    sio = socketio.AsyncServer(
+        async_mode="aiohttp",
+        cors_allowed_origins=[],
+        max_http_buffer_size=1_000_000,
+        ping_interval=20,
+        ping_timeout=20,
+        logger=False,
+        engineio_logger=False,
+    )
+    app = web.Application()
+    sio.attach(app)
+    build(sio)
+    app.router.add_get("/healthz", healthz)
+    web.run_app(
+        app, host="127.0.0.1", port=args.port, print=None, access_log=None, shutdown_timeout=1
+    )
+
+
+if __name__ == "__main__":
+    main()
