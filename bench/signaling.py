@@ -124,14 +124,14 @@ FULL = {
     "waiting_agents": 10,
 }
 QUICK = {
-    "pairs": 40,
-    "agents": 4,
-    "rounds": 3,
-    "open_rates": "20",
-    "open_seconds": 3.0,
+    "pairs": 100,
+    "agents": 5,
+    "rounds": 5,
+    "open_rates": "50",
+    "open_seconds": 4.0,
     "drain": 3.0,
-    "levels": "10,50,200",
-    "accepts": 6,
+    "levels": "10,100,400",
+    "accepts": 8,
     "waiting_agents": 4,
 }
 
@@ -583,11 +583,14 @@ def run_waiting(bench: Bench, cfg: Config, rows: list[Row], tokens: list[str]) -
         bench.fill_row(row, m, accepted, "pairs/s", dropped + fill_dropped)
         latencies = m.values("latencies")
         row.p50, row.p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
-        per_accept = {k: f"{v / max(accepted, 1):,.0f}" for k, v in m.events.most_common(4)}
+        per_accept = ", ".join(
+            f"{name} {count / max(accepted, 1):,.1f}" for name, count in m.events.most_common(4)
+        )
         row.notes.insert(
             0,
             f"queue {waiting + accepted} -> {waiting}; {accepted} accepted by "
-            f"{min(procs, cfg.accepts)} agents at a time; events per accept: {per_accept}; "
+            f"{min(procs, cfg.accepts)} agents at a time; events received per accept: "
+            f"{per_accept}; "
             f"filling: {add} connects in {connect.seconds:.1f} s "
             f"({connect.server_cpu * 1000 / max(add, 1):.1f} ms server CPU each), "
             f"{queued} help.requests in {fill.seconds:.1f} s "

@@ -1,9 +1,10 @@
 #!/usr/bin/env python
 """Tandem as the bench runs it: the real ``create_app``, SQLite in a data dir, 127.0.0.1.
 
-The only difference from ``tandem serve`` is the socket rate limit, a ``Settings`` field
-(``rate_per_second``) the CLI does not expose: one agent socket serving 20 sessions sends far
-more than the default 20 events/s. Nothing of the server is patched.
+The only difference from ``tandem serve`` is the per-socket limits, ``Settings`` fields the CLI
+does not expose (``rate_per_second``, and ``socket_bytes_per_second`` / ``socket_burst_bytes``
+where this version has them): one agent socket serving 20 sessions sends far more than the
+default 20 events/s. Nothing of the server is patched.
 
 ``--uvloop`` / ``--orjson`` switch the process's event loop and socket.io's JSON module (see
 ``bench/_accel.py``); ``--profile PATH`` runs the server under cProfile (slow).
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import dataclasses
 import logging
 import signal
 import sys
@@ -60,12 +62,20 @@ def main() -> None:
     applied = _accel.apply(args.uvloop, args.orjson)
     if applied:
         print("tandem with " + ", ".join(applied), flush=True)
+    # The per-socket limits, lifted (those this version of Settings has): the bench's agents
+    # each carry many sessions. Login throttles are left alone (the bench's logins succeed).
+    lifted = {
+        "rate_per_second": args.rate,
+        "socket_bytes_per_second": args.rate * 1024,
+        "socket_burst_bytes": args.rate * 4096,
+    }
+    known = {f.name for f in dataclasses.fields(Settings)}
     settings = Settings(
         host="127.0.0.1",
         port=args.port,
         data_dir=args.data_dir,
-        rate_per_second=args.rate,
         log_level="WARNING",
+        **{name: value for name, value in lifted.items() if name in known},
     )
 
     def serve() -> None:
