@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from signaling import auth
+from signaling import access, auth
 from signaling.live import LiveState
 from signaling.protocol import (
     AgentRef,
@@ -112,7 +112,7 @@ class AgentCaller:
     @property
     def oversees(self) -> bool:
         """Supervisors and admins may read and join any session."""
-        return self.agent.role in ("supervisor", "admin")
+        return access.oversees(self.agent)
 
 
 Caller = CustomerCaller | AgentCaller
@@ -484,8 +484,8 @@ class Desk:
         ticket = await self.store.ticket(ticket_id)
         if ticket is None:
             raise DeskError("not_found", "no such ticket")
-        member = any(agent["id"] == caller.agent.id for agent in ticket.agents)
-        if not member and not (read_only and caller.oversees):
+        allowed = access.may_read if read_only else access.may_act
+        if not allowed(caller.agent, ticket):
             raise DeskError("forbidden", "you are not in this session")
         return ticket
 

@@ -108,7 +108,7 @@ def openapi_document() -> dict[str, Any]:
                     "parameters": [ticket_id],
                     "responses": {
                         "200": {"description": "ticket", **_json("TicketDetail")},
-                        **_errors(401, 404),
+                        **_errors(401, 403, 404),
                     },
                 }
             },
@@ -152,7 +152,7 @@ def openapi_document() -> dict[str, Any]:
                     ],
                     "responses": {
                         "200": {"description": "the bytes, with their content type"},
-                        **_errors(401, 404),
+                        **_errors(401, 403, 404),
                     },
                 }
             },

@@ -12,7 +12,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 import media
-from signaling import auth, keys
+from signaling import access, auth, keys
 from signaling.accounts import origin_of
 from signaling.calls import chunks_of
 from signaling.clientaddr import client_address
@@ -38,7 +38,7 @@ from signaling.protocol import (
     TicketListItem,
     TranscriptLine,
 )
-from signaling.store import AgentRecord
+from signaling.store import AgentRecord, TicketRecord
 
 routes = web.RouteTableDef()
 
@@ -171,7 +171,14 @@ async def list_tickets(request: web.Request) -> web.Response:
     if limit is None:
         return api_error("malformed", f"limit must be an integer from 1 to {MAX_TICKET_LIST}")
     store = request.app[keys.store]
-    tickets = await store.tickets(status=status, text=request.query.get("q") or None, limit=limit)
+    agent = request[_caller_key].agent
+    tickets = await store.tickets(
+        status=status,
+        text=request.query.get("q") or None,
+        limit=limit,
+        # access.may_read: plain agents list the tickets they joined; overseers list all.
+        member_id=None if access.oversees(agent) else agent.id,
+    )
     counts = await store.message_counts([t.id for t in tickets])
     sites = {site.id: site.name for site in await store.sites()}
     items = [
@@ -191,13 +198,24 @@ async def list_tickets(request: web.Request) -> web.Response:
     return web.json_response(TicketList(tickets=items).wire())
 
 
+async def _readable_ticket(request: web.Request, ticket_id: str) -> TicketRecord | web.Response:
+    """The ticket if the caller may read it (the socket's ``access.may_read``), else the
+    error to answer with."""
+    ticket = await request.app[keys.store].ticket(ticket_id)
+    if ticket is None:
+        return api_error("not_found", "no such ticket")
+    if not access.may_read(request[_caller_key].agent, ticket):
+        return api_error("forbidden", "you are not in this session")
+    return ticket
+
+
 @routes.get("/api/tickets/{ticket_id}")
 @agent_only
 async def get_ticket(request: web.Request) -> web.Response:
     store = request.app[keys.store]
-    ticket = await store.ticket(request.match_info["ticket_id"])
-    if ticket is None:
-        return api_error("not_found", "no such ticket")
+    ticket = await _readable_ticket(request, request.match_info["ticket_id"])
+    if isinstance(ticket, web.Response):
+        return ticket
     site = await store.site(ticket.site_id)
     summary = ticket_summary(ticket, site.name if site else ticket.site_id)
     detail = TicketDetail(
@@ -216,9 +234,10 @@ async def get_ticket(request: web.Request) -> web.Response:
 @agent_only
 async def get_attachment(request: web.Request) -> web.StreamResponse:
     store = request.app[keys.store]
-    record = await store.attachment(
-        request.match_info["ticket_id"], request.match_info["attachment_id"]
-    )
+    ticket = await _readable_ticket(request, request.match_info["ticket_id"])
+    if isinstance(ticket, web.Response):
+        return ticket
+    record = await store.attachment(ticket.id, request.match_info["attachment_id"])
     if record is None:
         return api_error("not_found", "no such attachment")
     path = request.app[keys.files].path(record.sha256)

@@ -100,8 +100,16 @@ class TicketStore(Protocol):
     async def create_ticket(self, ticket: TicketRecord) -> None: ...
     async def ticket(self, ticket_id: str) -> TicketRecord | None: ...
     async def tickets(
-        self, *, status: str | None = None, text: str | None = None, limit: int = 100
-    ) -> list[TicketRecord]: ...
+        self,
+        *,
+        status: str | None = None,
+        text: str | None = None,
+        limit: int = 100,
+        member_id: str | None = None,
+    ) -> list[TicketRecord]:
+        """Newest first; with ``member_id``, only tickets that agent has joined."""
+        ...
+
     async def claim_ticket(self, ticket_id: str, agent: dict[str, str]) -> bool:
         """Move a queued ticket to active with this agent. False if it was not queued: the
         first claim wins, across nodes, because the condition is checked in one statement."""

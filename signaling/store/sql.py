@@ -451,10 +451,18 @@ class SqlTicketStore:
         return _ticket(rows[0], _agents_by_ticket(agents))
 
     async def tickets(
-        self, *, status: str | None = None, text: str | None = None, limit: int = 100
+        self,
+        *,
+        status: str | None = None,
+        text: str | None = None,
+        limit: int = 100,
+        member_id: str | None = None,
     ) -> list[TicketRecord]:
         where: list[str] = []
         args: list[Any] = []
+        if member_id is not None:
+            where.append("id IN (SELECT ticket_id FROM ticket_agents WHERE agent_id = ?)")
+            args.append(member_id)
         if status:
             where.append("status = ?")
             args.append(status)
