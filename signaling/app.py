@@ -18,7 +18,7 @@ from signaling.calls import CallHub
 from signaling.cobrowse_hub import CobrowseHub
 from signaling.desk import Desk
 from signaling.http_errors import api_errors
-from signaling.live import MemoryLiveState
+from signaling.live import MemoryLiveState, OpenTicketLimits
 from signaling.login_throttle import Allowance, LoginThrottle
 from signaling.rest import routes as rest_routes
 from signaling.settings import Settings, load_secret
@@ -35,6 +35,9 @@ cobrowse_hub_key = web.AppKey("cobrowse_hub", CobrowseHub)
 
 
 def create_app(settings: Settings) -> web.Application:
+    refusals = settings.refusals()
+    if refusals:
+        raise ValueError("; ".join(refusals))
     app = web.Application(middlewares=[security_headers, api_errors], client_max_size=1024**2)
     app[keys.settings] = settings
     app[keys.secret] = load_secret(settings.data_dir, settings.secret or None)
@@ -92,6 +95,10 @@ async def _desk_ctx(app: web.Application) -> AsyncIterator[None]:
         broadcaster=SocketBroadcaster(sio),
         secret=app[keys.secret],
         customer_token_ttl=settings.customer_token_ttl,
+        ticket_limits=OpenTicketLimits(
+            per_address=settings.max_open_tickets_per_address,
+            per_customer=settings.max_open_tickets_per_customer,
+        ),
     )
     await desk.rebuild_live_state()
     app[keys.desk] = desk

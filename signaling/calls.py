@@ -39,6 +39,10 @@ log = logging.getLogger("tandem.calls")
 
 MAX_IMAGE_UPLOAD = 20 * 1024 * 1024
 MAX_VIDEO_UPLOAD = 200 * 1024 * 1024
+MAX_UPLOADS_IN_FLIGHT = 2
+"""Uploads arriving at once for one ticket (each may use the rest of the byte quota)."""
+UPLOAD_KINDS = frozenset({"photo", "video"})
+"""Attachment kinds that customers upload (and that the per-ticket quotas count)."""
 
 
 def participant_id(caller: Caller) -> str:
@@ -207,8 +211,42 @@ class CallHub:
         ticket = await self.desk.ticket_for(caller, None)
         if ticket.status == "closed":
             raise DeskError("invalid_state", "the session has ended")
-        limit = MAX_VIDEO_UPLOAD if declared_type.startswith("video/") else MAX_IMAGE_UPLOAD
-        upload = await media.receive_upload(body, declared_type, limit, self.desk.files.temp_dir())
+        live = self.desk.live
+        if not await live.begin_upload(ticket.id, MAX_UPLOADS_IN_FLIGHT):
+            raise DeskError("rate_limited", "another upload is still arriving; try again after it")
+        try:
+            limit = await self._upload_allowance(ticket, declared_type)
+            upload = await media.receive_upload(
+                body, declared_type, limit, self.desk.files.temp_dir()
+            )
+            return await self._file_upload(ticket, upload)
+        finally:
+            await live.end_upload(ticket.id)
+
+    async def _upload_allowance(self, ticket: TicketRecord, declared_type: str) -> int:
+        """Bytes this upload may have, after the per-ticket quotas (docs/security.md): a few
+        files while the ticket waits for an agent, more once one has joined."""
+        settings = self.settings
+        uploads = [
+            a for a in await self.desk.store.attachments(ticket.id) if a.kind in UPLOAD_KINDS
+        ]
+        count_limit = (
+            settings.max_uploads_while_queued
+            if ticket.status == "queued"
+            else settings.max_uploads_per_ticket
+        )
+        if len(uploads) >= count_limit:
+            when = "before an agent joins" if ticket.status == "queued" else "on this ticket"
+            raise DeskError("rate_limited", f"at most {count_limit} uploads {when}")
+        left = settings.max_upload_bytes_per_ticket - sum(a.size for a in uploads)
+        if left <= 0:
+            raise DeskError("too_large", "this ticket's upload quota is used up")
+        cap = MAX_VIDEO_UPLOAD if declared_type.startswith("video/") else MAX_IMAGE_UPLOAD
+        return min(cap, left)
+
+    async def _file_upload(
+        self, ticket: TicketRecord, upload: media.ValidatedUpload
+    ) -> AttachmentInfo:
         meta: dict[str, Any] = {
             "width": upload.width,
             "height": upload.height,

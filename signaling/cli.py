@@ -68,6 +68,45 @@ def _server_flags(parser: argparse.ArgumentParser, port: int) -> None:
         default=Path(env("WEB_DIR") or Settings().web_dir),
         help="the front-end project whose dist/ is served (TANDEM_WEB_DIR)",
     )
+    _limit_flags(parser)
+
+
+LIMITS: dict[str, str] = {
+    "rate_per_second": "socket events per second per socket, bursts of twice that",
+    "socket_bytes_per_second": "bytes per second one socket may send",
+    "socket_burst_bytes": "bytes one socket may send at once",
+    "max_customer_sockets_per_address": "customer sockets open at once from one address",
+    "max_open_tickets_per_address": "open tickets created from one client address",
+    "max_open_tickets_per_customer": "open tickets of one customer",
+    "max_uploads_per_ticket": "customer uploads on one ticket",
+    "max_upload_bytes_per_ticket": "bytes of customer uploads on one ticket",
+    "max_uploads_while_queued": "customer uploads before an agent has joined",
+    "login_account_burst": "failed logins at once for one account",
+    "login_account_interval": "seconds for one more failed login of an account",
+    "login_address_burst": "failed logins at once from one address",
+    "login_address_interval": "seconds for one more failed login from an address",
+    "agent_session_max_age": "seconds an agent stays signed in before logging in again",
+}
+"""Limits of ``Settings``, each a ``--flag`` and a ``TANDEM_*`` variable (docs/security.md)."""
+
+
+def _limit_flags(parser: argparse.ArgumentParser) -> None:
+    defaults = Settings()
+    for name, text in LIMITS.items():
+        kind = type(getattr(defaults, name))
+        variable = name.upper()
+        parser.add_argument(
+            "--" + name.replace("_", "-"),
+            type=kind,
+            default=kind(env(variable) or getattr(defaults, name)),
+            help=f"{text} (TANDEM_{variable}; default {getattr(defaults, name)})",
+        )
+    parser.add_argument(
+        "--trusted-proxies",
+        default=env("TRUSTED_PROXIES", ""),
+        help="comma-separated proxy addresses whose X-Forwarded-For is believed "
+        "(TANDEM_TRUSTED_PROXIES)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -128,6 +167,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         cobrowse_events_per_second=args.cobrowse_events_per_second,
         log_level=args.log_level,
         web_dir=args.web_dir,
+        trusted_proxies=urls(args.trusted_proxies),
+        **{name: getattr(args, name) for name in LIMITS},
     )
 
 
@@ -147,6 +188,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve(settings: Settings, banner: str | None = None) -> int:
+    refusals = settings.refusals()
+    if refusals:
+        for refusal in refusals:
+            print(f"tandem: {refusal}", file=sys.stderr)
+        return 2
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from signaling import access, auth
-from signaling.live import LiveState
+from signaling.live import LiveState, OpenTicketLimits
 from signaling.protocol import (
     AgentRef,
     AttachmentAdded,
@@ -61,6 +61,8 @@ log = logging.getLogger("tandem.desk")
 
 EndedBy = Literal["customer", "agent", "system"]
 
+DEFAULT_TICKET_LIMITS = OpenTicketLimits(per_address=20, per_customer=3)
+
 AGENTS_ROOM = "agents"
 """Every connected agent socket: queue changes go here."""
 
@@ -98,6 +100,8 @@ class CustomerCaller:
     customer_id: str | None = None
     ticket_id: str | None = None
     sid: str | None = None
+    address: str = "unknown"
+    """The client's address (``clientaddr``), which open-ticket limits count against."""
 
 
 @dataclass(frozen=True)
@@ -131,7 +135,9 @@ class Desk:
         broadcaster: Broadcaster,
         secret: str,
         customer_token_ttl: int,
+        ticket_limits: OpenTicketLimits = DEFAULT_TICKET_LIMITS,
     ) -> None:
+        self.ticket_limits = ticket_limits
         self.store = store
         self.live = live
         self.files = files
@@ -179,13 +185,38 @@ class Desk:
                 "name": None,
                 "email": None,
             }
+        ticket_id = auth.new_id("tk")
+        refused = await self.live.hold_ticket(
+            ticket_id, caller.address, str(customer["id"]), self.ticket_limits
+        )
+        if refused is not None:
+            who = "your network" if refused == "address" else "you"
+            raise DeskError(
+                "rate_limited",
+                f"too many open conversations from {who}; finish one or wait for an agent",
+            )
+        try:
+            return await self._open_ticket(caller, request, ticket_id, customer, previous)
+        except BaseException:
+            await self.live.release_ticket(ticket_id)
+            raise
+
+    async def _open_ticket(
+        self,
+        caller: CustomerCaller,
+        request: HelpRequest,
+        ticket_id: str,
+        customer: dict[str, Any],
+        previous: TicketRecord | None,
+    ) -> tuple[SessionState, CustomerCaller]:
+        site = caller.site
         now = time.time()
         packet = request.context
         context = StoredContext(
             **packet.model_dump(), device=parse_user_agent(packet.user_agent)
         ).wire()
         ticket = TicketRecord(
-            id=auth.new_id("tk"),
+            id=ticket_id,
             site_id=site.id,
             status="queued",
             created_at=now,
@@ -210,7 +241,11 @@ class Desk:
         await self.broadcaster.emit(QueueAdded(entry=entry), [AGENTS_ROOM])
         token = self._token_for(ticket)
         new_caller = CustomerCaller(
-            site=site, customer_id=customer["id"], ticket_id=ticket.id, sid=caller.sid
+            site=site,
+            customer_id=customer["id"],
+            ticket_id=ticket.id,
+            sid=caller.sid,
+            address=caller.address,
         )
         state = await self.session_state(ticket, token=token)
         return state, new_caller

@@ -9,6 +9,7 @@ Handlers never keep such state in their own dicts.
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 
@@ -44,7 +45,36 @@ class LiveState(Protocol):
         ...
 
     async def online_agents(self) -> set[str]: ...
+
+    async def add_customer_socket(self, address: str, sid: str, limit: int) -> bool:
+        """Count a customer socket against its client address; False (and nothing counted)
+        when the address already has ``limit`` sockets."""
+        ...
+
+    async def drop_customer_socket(self, address: str, sid: str) -> None: ...
+
+    async def hold_ticket(
+        self, ticket_id: str, address: str, customer_id: str | None, limits: OpenTicketLimits
+    ) -> str | None:
+        """Count a new open ticket against its address and customer before it is created;
+        None if held, else which limit refused it (and nothing is counted). Released when
+        the session is dropped, or by ``release_ticket`` if creating it failed."""
+        ...
+
+    async def release_ticket(self, ticket_id: str) -> None: ...
+
+    async def begin_upload(self, ticket_id: str, limit: int) -> bool:
+        """Count an upload arriving for a ticket; False (nothing counted) at ``limit``."""
+        ...
+
+    async def end_upload(self, ticket_id: str) -> None: ...
     async def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class OpenTicketLimits:
+    per_address: int
+    per_customer: int
 
 
 class MemoryLiveState:
@@ -55,6 +85,11 @@ class MemoryLiveState:
         self._members: defaultdict[str, set[str]] = defaultdict(set)
         self._sessions: defaultdict[str, set[str]] = defaultdict(set)
         self._sockets: defaultdict[str, set[str]] = defaultdict(set)
+        self._customer_sockets: defaultdict[str, set[str]] = defaultdict(set)
+        self._tickets_by_address: defaultdict[str, set[str]] = defaultdict(set)
+        self._tickets_by_customer: defaultdict[str, set[str]] = defaultdict(set)
+        self._ticket_holders: dict[str, tuple[str, str | None]] = {}
+        self._uploads: dict[str, int] = {}
 
     async def enqueue(self, ticket_id: str, created_at: float, entry: dict[str, Any]) -> None:
         self._queue[ticket_id] = (created_at, entry)
@@ -86,6 +121,7 @@ class MemoryLiveState:
         self._queue.pop(ticket_id, None)
         for agent_id in self._members.pop(ticket_id, set()):
             self._sessions[agent_id].discard(ticket_id)
+        await self.release_ticket(ticket_id)
 
     async def agent_online(self, agent_id: str, sid: str) -> None:
         self._sockets[agent_id].add(sid)
@@ -101,5 +137,63 @@ class MemoryLiveState:
     async def online_agents(self) -> set[str]:
         return set(self._sockets)
 
+    async def add_customer_socket(self, address: str, sid: str, limit: int) -> bool:
+        sockets = self._customer_sockets[address]
+        if len(sockets) >= limit:
+            if not sockets:
+                del self._customer_sockets[address]
+            return False
+        sockets.add(sid)
+        return True
+
+    async def drop_customer_socket(self, address: str, sid: str) -> None:
+        _discard(self._customer_sockets, address, sid)
+
+    async def hold_ticket(
+        self, ticket_id: str, address: str, customer_id: str | None, limits: OpenTicketLimits
+    ) -> str | None:
+        if len(self._tickets_by_address.get(address, ())) >= limits.per_address:
+            return "address"
+        if customer_id and len(self._tickets_by_customer.get(customer_id, ())) >= (
+            limits.per_customer
+        ):
+            return "customer"
+        self._tickets_by_address[address].add(ticket_id)
+        if customer_id:
+            self._tickets_by_customer[customer_id].add(ticket_id)
+        self._ticket_holders[ticket_id] = (address, customer_id)
+        return None
+
+    async def begin_upload(self, ticket_id: str, limit: int) -> bool:
+        arriving = self._uploads.get(ticket_id, 0)
+        if arriving >= limit:
+            return False
+        self._uploads[ticket_id] = arriving + 1
+        return True
+
+    async def end_upload(self, ticket_id: str) -> None:
+        arriving = self._uploads.pop(ticket_id, 1) - 1
+        if arriving > 0:
+            self._uploads[ticket_id] = arriving
+
+    async def release_ticket(self, ticket_id: str) -> None:
+        holder = self._ticket_holders.pop(ticket_id, None)
+        if holder is None:
+            return
+        address, customer_id = holder
+        _discard(self._tickets_by_address, address, ticket_id)
+        if customer_id:
+            _discard(self._tickets_by_customer, customer_id, ticket_id)
+
     async def close(self) -> None:
         return None
+
+
+def _discard(index: defaultdict[str, set[str]], key: str, member: str) -> None:
+    """Remove a member, and the key with its last member (the index stays bounded)."""
+    members = index.get(key)
+    if members is None:
+        return
+    members.discard(member)
+    if not members:
+        del index[key]

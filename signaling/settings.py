@@ -52,9 +52,35 @@ class Settings:
     """Failed logins allowed at once from one client address (any accounts)..."""
     login_address_interval: float = 3.0
     """...then one more every this many seconds."""
+    max_customer_sockets_per_address: int = 50
+    """Customer sockets open at once from one client address (an office behind one NAT
+    shares an address: raise it for a site whose customers sit behind one)."""
+    max_open_tickets_per_address: int = 20
+    """Open (queued or active) tickets created from one client address."""
+    max_open_tickets_per_customer: int = 3
+    """Open tickets of one customer id (an identified user, or one returning visitor)."""
+    max_uploads_per_ticket: int = 20
+    """Photos and videos a customer may upload onto one ticket."""
+    max_upload_bytes_per_ticket: int = 400 * 1024 * 1024
+    """Bytes of customer uploads on one ticket."""
+    max_uploads_while_queued: int = 3
+    """Uploads a customer may send before an agent has joined (a photo of the problem)."""
+    agent_session_max_age: int = 12 * 3600
+    """Seconds from login after which refreshing is refused and the agent logs in again."""
     shutdown_reconnect_ms: int = 1000
     log_level: str = "INFO"
     web_dir: Path = field(default_factory=lambda: Path(__file__).resolve().parent.parent / "web")
+
+    def refusals(self) -> list[str]:
+        """Settings given that this build does not implement: refused at start-up, never
+        silently ignored."""
+        refused = []
+        if self.redis_url:
+            refused.append(
+                "REDIS_URL is set, but several nodes sharing live state over Redis are not "
+                "implemented yet; unset REDIS_URL and TANDEM_REDIS_URL to run one node"
+            )
+        return refused
 
     @property
     def sqlite_path(self) -> Path:

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from signaling import auth
 from signaling.accounts import origin_of
 from signaling.calls import CallHub
+from signaling.clientaddr import client_address
 from signaling.cobrowse_hub import CobrowseHub
 from signaling.desk import (
     AGENTS_ROOM,
@@ -205,7 +206,19 @@ class SocketApi:
         origin = environ.get("HTTP_ORIGIN")
         caller: Caller
         if hello.role == "customer":
-            caller = await self._customer(sid, hello, origin)
+            request = environ.get("aiohttp.request")
+            address = client_address(
+                request.remote if request is not None else None,
+                environ.get("HTTP_X_FORWARDED_FOR"),
+                self.settings.trusted_proxies,
+            )
+            caller = await self._customer(sid, hello, origin, address)
+            # Counted last, once everything else has passed: a refused handshake holds nothing.
+            limit = self.settings.max_customer_sockets_per_address
+            if not await self.desk.live.add_customer_socket(address, sid, limit):
+                raise _refuse(
+                    "rate_limited", f"too many connections from your address (limit {limit})"
+                )
         else:
             caller = await self._agent(sid, hello, origin, environ.get("HTTP_HOST"))
         bucket = TokenBucket(self.settings.rate_per_second, self.settings.rate_per_second * 2)
@@ -217,7 +230,9 @@ class SocketApi:
         elif caller.ticket_id:
             await self.sio.enter_room(sid, customer_room(caller.ticket_id))
 
-    async def _customer(self, sid: str, hello: ConnectAuth, origin: str | None) -> CustomerCaller:
+    async def _customer(
+        self, sid: str, hello: ConnectAuth, origin: str | None, address: str
+    ) -> CustomerCaller:
         if not hello.site:
             raise _refuse("unauthorized", "customer sockets must carry the site key")
         site = await self.store.site_by_key(hello.site)
@@ -226,7 +241,7 @@ class SocketApi:
         if origin is None or origin_of(origin) not in site.origins:
             raise _refuse("forbidden", f"origin {origin!r} is not allowed for this site")
         if not hello.token:
-            return CustomerCaller(site=site, sid=sid)
+            return CustomerCaller(site=site, sid=sid, address=address)
         try:
             claims = auth.read_customer_token(self.secret, hello.token)
         except auth.TokenError as exc:
@@ -234,7 +249,11 @@ class SocketApi:
         if claims.site_id != site.id:
             raise _refuse("forbidden", "session token belongs to another site")
         return CustomerCaller(
-            site=site, customer_id=claims.customer_id, ticket_id=claims.ticket_id, sid=sid
+            site=site,
+            customer_id=claims.customer_id,
+            ticket_id=claims.ticket_id,
+            sid=sid,
+            address=address,
         )
 
     async def _agent(
@@ -261,6 +280,8 @@ class SocketApi:
         self.cobrowse.forget_socket(sid)
         if conn is not None and isinstance(conn.caller, AgentCaller):
             await self.desk.live.agent_offline(conn.caller.agent.id, sid)
+        elif conn is not None and isinstance(conn.caller, CustomerCaller):
+            await self.desk.live.drop_customer_socket(conn.caller.address, sid)
 
     # ------------------------------------------------------------------ dispatch
 

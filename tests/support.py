@@ -149,6 +149,10 @@ async def start_server(
     data_dir: Path, **overrides: Any
 ) -> tuple[web.Application, web.AppRunner, str]:
     port = free_port()
+    # Every test client connects from 127.0.0.1: the per-address limits would count a whole
+    # test's customers as one client. Tests of those limits set them explicitly.
+    overrides.setdefault("max_customer_sockets_per_address", 10_000)
+    overrides.setdefault("max_open_tickets_per_address", 10_000)
     settings = Settings(data_dir=data_dir, port=port, **overrides)
     app = create_app(settings)
     runner = web.AppRunner(app, shutdown_timeout=2)
