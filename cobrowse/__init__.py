@@ -5,6 +5,14 @@ tickets, rate limits, and remote-control consent. No I/O framework: this package
 never imports ``signaling``, aiohttp or socketio.
 """
 
+from .assets import (
+    AssetKind,
+    AssetRewriter,
+    resolve_url,
+    split_fragment,
+    svg_data_url_ok,
+    svg_document_ok,
+)
 from .control import (
     AuditEntry,
     ControlAction,
@@ -34,6 +42,7 @@ from .recording import (
 )
 from .sanitize import (
     BLOCKED_URL,
+    SanitizeContext,
     SanitizeReport,
     sanitize_batch,
     sanitize_css,
@@ -57,6 +66,8 @@ __all__ = [
     "BLOCKED_URL",
     "PROTOCOL_VERSION",
     "AppendResult",
+    "AssetKind",
+    "AssetRewriter",
     "AsyncRecordingWriter",
     "AuditEntry",
     "Batch",
@@ -82,6 +93,7 @@ __all__ = [
     "RecordingFormatError",
     "RecordingReader",
     "RecordingWriter",
+    "SanitizeContext",
     "SanitizeReport",
     "SessionRateLimiter",
     "StreamHello",
@@ -91,11 +103,15 @@ __all__ = [
     "make_header",
     "parse_recorder",
     "read_recording",
+    "resolve_url",
     "sanitize_batch",
     "sanitize_css",
     "sanitize_event",
     "sanitize_node",
     "sanitize_url",
+    "split_fragment",
+    "svg_data_url_ok",
+    "svg_document_ok",
     "validate_batch",
     "validate_control_action",
     "verify_audit_chain",

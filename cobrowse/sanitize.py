@@ -18,7 +18,15 @@ Contract:
   neutralised node still apply: a ``<script>`` becomes an empty ``<noscript>``,
   an ``<object>`` becomes a ``<div>`` placeholder box, and so on.
 * Benign content is left byte-for-byte intact: text, classes, ids, inline styles
-  without URLs, ``http(s)`` links and image URLs (the CSP decides whether they load).
+  without URLs, ``http(s)`` links and, without an asset rewriter, image URLs.
+* With a :class:`SanitizeContext` that carries an :class:`~cobrowse.assets.AssetRewriter`,
+  every resource URL (``img``/``srcset``/``poster``/``background``, SVG ``image``/``use``,
+  ``<link rel=stylesheet>``, CSS ``url()``, ``@import``, ``image-set()``, font sources) is
+  rewritten to Tandem's asset route or blocked: nothing in the mirror names another host.
+  Media sources (``<video src>``, ``<audio>``, ``<track>``) are blocked.
+* The context also remembers, per session, which node ids are ``<style>`` elements, their text
+  children and frames, so that ``<style>`` text split over several text nodes is sanitized as
+  one whole and cannot be joined into a beacon, and a later ``src`` on a frame is dropped.
 * Nothing here logs. Reports contain counts only, never text or attribute values.
 * ``sanitize(sanitize(x)) == sanitize(x)``.
 """
@@ -33,10 +41,12 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import unquote
 
+from .assets import AssetKind, AssetRewriter, resolve_url, split_fragment, svg_data_url_ok
 from .types import Event, EventType, IncrementalSource, NodeType
 
 __all__ = [
     "BLOCKED_URL",
+    "SanitizeContext",
     "SanitizeReport",
     "sanitize_batch",
     "sanitize_css",
@@ -68,6 +78,8 @@ R_ATTR_NAME: Final = "bad_attr_name"
 R_TAG: Final = "bad_tag"
 R_CANVAS: Final = "canvas_src"
 R_DATAURL: Final = "bad_data_url"
+R_NESTED_DOC: Final = "nested_document"
+R_MEDIA: Final = "media_url"
 
 
 @dataclass(slots=True)
@@ -94,6 +106,48 @@ class SanitizeReport:
         return dict(self.counts)
 
 
+_TRACKED_TAGS: Final = frozenset(
+    {
+        "style", "iframe", "frame", "link", "img", "input", "source", "video", "audio",
+        "track", "image", "use", "feimage", "object", "embed", "applet", "portal",
+        "fencedframe",
+    }
+)  # fmt: skip
+"""Elements whose later attribute and text mutations the context must recognise."""
+
+
+@dataclass(slots=True)
+class SanitizeContext:
+    """What sanitizing one customer tab's stream needs to remember between batches.
+
+    Holds the asset rewriter (``None``: resource URLs stay as they are, for the CSP to refuse),
+    the page's address (from ``Meta`` events) to resolve relative URLs against, and which node
+    ids are elements whose mutations need their tag (``<style>``, frames, images, plugins).
+    Not thread-safe: one batch at a time per context.
+    """
+
+    assets: AssetRewriter | None = None
+    base_url: str | None = None
+    tags: dict[int, str] = field(default_factory=dict)
+    """id -> local tag name, for :data:`_TRACKED_TAGS` only."""
+    style_text_ids: set[int] = field(default_factory=set)
+    """Text nodes known to be children of a ``<style>``."""
+    seen_snapshot: bool = False
+    """A full snapshot was seen: an element not in ``tags`` is an ordinary one."""
+
+    def reset(self) -> None:
+        """Forget the node ids (a new full snapshot describes the whole page again)."""
+        self.tags.clear()
+        self.style_text_ids.clear()
+        self.seen_snapshot = True
+
+    def is_style(self, node_id: object) -> bool | None:
+        """Whether ``node_id`` is a ``<style>``; ``None`` if unknown (no snapshot seen)."""
+        if isinstance(node_id, int) and self.tags.get(node_id) == "style":
+            return True
+        return False if self.seen_snapshot else None
+
+
 # ============================================================================ URLs
 
 _SAFE_SCHEMES: Final = frozenset({"http", "https", "mailto", "tel", "sms"})
@@ -105,6 +159,7 @@ _SCHEME = re.compile(r"([a-z][a-z0-9+.\-]*):")
 _DATA_IMAGE = re.compile(
     r"data:image/(?:png|gif|jpe?g|webp|avif|bmp|x-icon|vnd\.microsoft\.icon)[;,]", re.I
 )
+_DATA_SVG = re.compile(r"\s*data:image/svg\+xml[;,]", re.I)
 _DATA_FONT = re.compile(
     r"data:(?:font/[a-z0-9.+\-]+|application/(?:x-)?font-[a-z0-9.+\-]+)[;,]", re.I
 )
@@ -156,11 +211,64 @@ def sanitize_url(
     return BLOCKED_URL
 
 
+_MEDIA: Final = "media"
+"""A resource the mirror cannot have (audio/video sources): blocked when assets are on."""
+
+
+def _own_asset(value: str, ctx: SanitizeContext) -> bool:
+    return ctx.assets is not None and ctx.assets.is_asset_url(value.strip())
+
+
+def _resource_url(
+    value: str, kind: AssetKind | str, ctx: SanitizeContext, report: SanitizeReport
+) -> str:
+    """A URL the mirror would load: kept if inert or inline, rewritten to the asset route
+    (when the context has a rewriter), else blocked."""
+    if kind == AssetKind.IMAGE and _DATA_SVG.match(value):
+        if svg_data_url_ok(value):
+            return value
+        report.add(R_DATAURL)
+        return BLOCKED_URL
+    if not _url_ok(value, allow_data_image=True):
+        report.add(R_URL)
+        return BLOCKED_URL
+    if ctx.assets is None:
+        return value
+    stripped = value.strip()
+    if not stripped or stripped in _SAFE_ABOUT or _DATA_IMAGE.match(stripped):
+        return value
+    if stripped.startswith("#") and kind != _MEDIA:
+        return value  # same-document reference (<use href="#icon">): no request
+    if _own_asset(stripped, ctx):
+        return value
+    if kind == _MEDIA:
+        report.add(R_MEDIA)
+        return BLOCKED_URL
+    assert isinstance(kind, AssetKind)
+    rewritten = _rewrite(stripped, kind, ctx)
+    if rewritten is None:
+        report.add(R_URL)
+        return BLOCKED_URL
+    return rewritten
+
+
+def _rewrite(value: str, kind: AssetKind, ctx: SanitizeContext) -> str | None:
+    assert ctx.assets is not None
+    absolute = resolve_url(value, ctx.base_url)
+    if absolute is None:
+        return None
+    url, frag = split_fragment(absolute)
+    out = ctx.assets.asset_url(url, kind)
+    if out is None:
+        return None
+    return f"{out}#{frag}" if frag else out
+
+
 _SRCSET_URL = re.compile(r"[^\s]+")
 
 
-def _sanitize_srcset(value: str, report: SanitizeReport) -> str:
-    """Sanitise each candidate URL of a ``srcset`` (data URLs contain commas)."""
+def _sanitize_srcset(value: str, ctx: SanitizeContext, report: SanitizeReport) -> str:
+    """Sanitise (and rewrite) each candidate URL of a ``srcset`` (data URLs contain commas)."""
     out: list[str] = []
     pos = 0
     n = len(value)
@@ -191,11 +299,12 @@ def _sanitize_srcset(value: str, report: SanitizeReport) -> str:
                 pos += 1
             descriptor = value[start:pos].strip()
             pos += 1
-        if _url_ok(url, allow_data_image=True):
-            out.append(f"{url} {descriptor}".strip())
-        else:
+        new = _resource_url(url, AssetKind.IMAGE, ctx, report)
+        if new == BLOCKED_URL:
             changed = True
-            report.add(R_URL)
+            continue
+        changed = changed or new != url
+        out.append(f"{new} {descriptor}".strip())
     return ", ".join(out) if changed else value
 
 
@@ -214,6 +323,25 @@ _CSS_RISKY = re.compile(
     r"(?:url|src|image-set|image|cross-fade|element|expression|attr)\(|@import(?![\w\-])",
     re.I,
 )
+_CSS_PROPERTY = re.compile(r"\s*(-{0,2}[a-z_][a-z0-9_\-]*)\s*:", re.I)
+_CSS_IMAGE_PROPERTIES: Final = frozenset(
+    {
+        "background", "background-image", "list-style", "list-style-image", "mask",
+        "mask-image", "-webkit-mask", "-webkit-mask-image", "-webkit-mask-box-image",
+        "mask-border", "mask-border-source", "border-image", "border-image-source",
+        "-webkit-border-image", "content", "cursor",
+    }
+)  # fmt: skip
+"""Where an inline SVG is only ever drawn as an image (custom properties too, see below)."""
+_CSS_STRING = re.compile(r"\"(?:[^\"\\\n]|\\.)*\"?|'(?:[^'\\\n]|\\.)*'?", re.S)
+
+
+@dataclass(slots=True)
+class _Css:
+    """How CSS URLs are treated: the session's context and the property of an attribute."""
+
+    ctx: SanitizeContext
+    default_property: str | None = None
 
 
 def _css_unescape(m: re.Match[str]) -> str:
@@ -264,19 +392,156 @@ def _css_scan_end(text: str, pos: int, *, stop_at_semicolon: bool) -> int:
     return n
 
 
-def _css_url_arg_ok(arg: str) -> bool:
-    arg = arg.strip().strip("\"'").strip()
-    if not arg:
+def _css_property_at(text: str, pos: int, default: str | None) -> str | None:
+    """The declaration's property name that the value at ``pos`` belongs to."""
+    start = max(text.rfind(";", 0, pos), text.rfind("{", 0, pos), text.rfind("}", 0, pos)) + 1
+    m = _CSS_PROPERTY.match(text, start, pos)
+    return m.group(1).lower() if m else default
+
+
+def _image_property(prop: str | None) -> bool:
+    return prop is not None and (prop in _CSS_IMAGE_PROPERTIES or prop.startswith("--"))
+
+
+def _unquote_arg(arg: str) -> str:
+    return arg.strip().strip("\"'").strip()
+
+
+_BAD_UNQUOTED_URL = re.compile(r"[\s\"'(\\]")
+
+
+def _url_arg_value(arg: str) -> str | None:
+    """The URL a ``url()`` argument names, or ``None`` if a browser would not read it as one
+    whole URL (a string with more after it, or an unquoted URL with quotes, spaces,
+    parentheses or escapes: a "bad url" the browser ends early, letting what follows be CSS)."""
+    arg = arg.strip()
+    if arg[:1] in ("'", '"'):
+        m = _CSS_STRING.fullmatch(arg)
+        if m is None or len(arg) < 2 or arg[-1] != arg[0]:
+            return None
+        return arg[1:-1].strip()
+    if _BAD_UNQUOTED_URL.search(arg):
+        return None
+    return arg
+
+
+def _css_url_arg_ok(arg: str, env: _Css | None, prop: str | None) -> bool:
+    value = _url_arg_value(arg)
+    if value is None:
+        return False
+    if not value:
         return True  # url() / url(""): an invalid image, never a request
-    if arg.startswith("#") and "(" not in arg and "\\" not in arg:
+    if value.startswith("#") and "(" not in value and "\\" not in value:
         return True  # local fragment reference (SVG gradients, filters): no fetch
-    return bool(_DATA_IMAGE.match(arg) or _DATA_FONT.match(arg))
+    if _DATA_IMAGE.match(value) or _DATA_FONT.match(value):
+        return True
+    if env is None:
+        return False
+    if _DATA_SVG.match(value):
+        return _image_property(prop) and svg_data_url_ok(value)
+    return _own_asset(value, env.ctx)
 
 
-def _css_rewrite_once(text: str, report: SanitizeReport) -> str:
+def _css_quoted_asset(url: str) -> str:
+    return f'url("{url}")'
+
+
+def _css_url_replacement(arg: str, env: _Css | None, kind: AssetKind) -> str | None:
+    """The ``url("...")`` on Tandem's origin for a CSS URL argument, if there is one."""
+    if env is None or env.ctx.assets is None:
+        return None
+    value = _url_arg_value(arg)
+    if not value or not _url_ok(value, allow_data_image=False):
+        return None
+    rewritten = _rewrite(value, kind, env.ctx)
+    return _css_quoted_asset(rewritten) if rewritten is not None else None
+
+
+def _import_target(text: str, pos: int) -> tuple[str, int] | None:
+    """The URL of the ``@import`` whose prelude starts at ``pos`` and where it ends."""
+    i = pos
+    n = len(text)
+    while i < n and text[i] in " \t\r\n\f":
+        i += 1
+    if i < n and text[i] in "\"'":
+        m = _CSS_STRING.match(text, i)
+        assert m is not None
+        return m.group(0), m.end()
+    if text[i : i + 4].lower() == "url(":
+        end = _css_scan_end(text, i + 4, stop_at_semicolon=False)
+        return text[i + 4 : end - 1 if text[end - 1 : end] == ")" else end], end
+    return None
+
+
+def _image_set_clean(inner: str, env: _Css | None) -> bool:
+    """``image-set()`` options name their image with ``url()`` (checked on its own) only."""
+    if env is None or env.ctx.assets is None:
+        return False
+    depth = 0
+    at_option_start = True
+    i = 0
+    while i < len(inner):
+        c = inner[i]
+        if c in "\"'":
+            if at_option_start:
+                return False  # a bare string is a URL here
+            m = _CSS_STRING.match(inner, i)
+            assert m is not None
+            i = m.end()
+            continue
+        if c == "(":
+            depth += 1
+        elif c == ")":
+            depth = max(0, depth - 1)
+        elif c == "," and depth == 0:
+            at_option_start = True
+            i += 1
+            continue
+        if not c.isspace():
+            at_option_start = False
+        i += 1
+    return True
+
+
+def _rewrite_image_set(inner: str, env: _Css, report: SanitizeReport) -> str:
+    """Each option's bare string URL becomes ``url(...)`` on Tandem's origin (or ``url()``)."""
+    out: list[str] = []
+    depth = 0
+    at_option_start = True
+    i = 0
+    while i < len(inner):
+        c = inner[i]
+        if c in "\"'":
+            m = _CSS_STRING.match(inner, i)
+            assert m is not None
+            if at_option_start and depth == 0:
+                new = _css_url_replacement(m.group(0), env, AssetKind.IMAGE)
+                if new is None:
+                    report.add(R_CSS_URL)
+                out.append(new or "url()")
+                at_option_start = False
+            else:
+                out.append(m.group(0))
+            i = m.end()
+            continue
+        if c == "(":
+            depth += 1
+        elif c == ")":
+            depth = max(0, depth - 1)
+        if c == "," and depth == 0:
+            at_option_start = True
+        elif not c.isspace():
+            at_option_start = False
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
+def _css_rewrite_once(text: str, report: SanitizeReport, env: _Css | None) -> str:
     out: list[str] = []
     pos = 0
     n = len(text)
+    assets_on = env is not None and env.ctx.assets is not None
     while pos < n:
         mi = _CSS_IMPORT.search(text, pos)
         mf = _CSS_FUNC.search(text, pos)
@@ -288,72 +553,188 @@ def _css_rewrite_once(text: str, report: SanitizeReport) -> str:
         if mi is None and mf is None:
             break
         if mi is not None and (mf is None or mi.start() <= mf.start()):
-            end = _css_scan_end(text, mi.end(), stop_at_semicolon=True)
+            target = _import_target(text, mi.end()) if assets_on else None
             out.append(text[pos : mi.start()])
+            if target is not None:
+                arg, arg_end = target
+                if _css_url_arg_ok(arg, env, None) and _unquote_arg(arg):
+                    out.append(text[mi.start() : arg_end])  # already ours
+                    pos = arg_end
+                    continue
+                new = _css_url_replacement(arg, env, AssetKind.STYLE)
+                if new is not None:
+                    out.append(f"@import {new}")
+                    pos = arg_end  # the rest of the prelude is scanned like any CSS
+                    continue
+            end = _css_scan_end(text, mi.end(), stop_at_semicolon=True)
             report.add(R_CSS_IMPORT)
             pos = end
             continue
         assert mf is not None
         name = mf.group(2).lower()
         end = _css_scan_end(text, mf.end(), stop_at_semicolon=False)
+        closed = text[end - 1 : end] == ")"
+        inner = text[mf.end() : end - 1 if closed else end]
         out.append(text[pos : mf.start()])
         call = text[mf.start() : end]
         if name in _CSS_URL_FUNCS:
-            inner = text[mf.end() : end - 1 if text[end - 1 : end] == ")" else end]
-            if _css_url_arg_ok(inner):
-                out.append(call)
+            prop = _css_property_at(text, mf.start(), env.default_property if env else None)
+            if _css_url_arg_ok(inner, env, prop):
+                out.append(call if closed else call + ")")
             else:
-                out.append("url()")
-                report.add(R_CSS_URL)
+                kind = AssetKind.IMAGE if _image_property(prop) else AssetKind.RESOURCE
+                new = _css_url_replacement(inner, env, kind)
+                if new is None:
+                    report.add(R_CSS_URL)
+                out.append(new or "url()")
+            pos = end
+        elif name == "image-set" and assets_on:
+            assert env is not None
+            if not _image_set_clean(inner, env):
+                inner = _rewrite_image_set(inner, env, report)
+            # The options' own url()s, like any other.
+            out.append(f"{mf.group(0)}{_css_rewrite_once(inner, report, env)})")
+            pos = end
         elif name in _CSS_NONE_FUNCS:
             out.append("none")
             report.add(R_CSS_FUNC)
+            pos = end
         else:
             out.append('""')
             report.add(R_CSS_FUNC)
-        pos = end
+            pos = end
     out.append(text[pos:])
     return "".join(out)
 
 
-def _css_is_clean(text: str) -> bool:
-    for m in _CSS_RISKY.finditer(text):
+def _css_is_clean(text: str, env: _Css | None) -> bool:
+    assets_on = env is not None and env.ctx.assets is not None
+    pos = 0
+    while (m := _CSS_RISKY.search(text, pos)) is not None:
         frag = m.group(0).lower()
         if frag.startswith("@"):
-            return False
+            target = _import_target(text, m.end()) if assets_on else None
+            if target is None or not _unquote_arg(target[0]):
+                return False
+            if not _css_url_arg_ok(target[0], env, None):
+                return False
+            pos = target[1]
+            continue
         end = _css_scan_end(text, m.end(), stop_at_semicolon=False)
-        inner = text[m.end() : end - 1 if text[end - 1 : end] == ")" else end]
-        if not (frag.endswith(("url(", "src(")) and _css_url_arg_ok(inner)):
+        if text[end - 1 : end] != ")":
+            return False  # unclosed: a later fragment could finish it
+        inner = text[m.end() : end - 1]
+        if frag.endswith(("url(", "src(")):
+            prop = _css_property_at(text, m.start(), env.default_property if env else None)
+            if not _css_url_arg_ok(inner, env, prop):
+                return False
+            pos = end  # its argument is one URL, whatever it spells
+        elif frag.endswith("image-set("):
+            if not _image_set_clean(inner, env):
+                return False
+            pos = m.end()  # its options' url()s are checked next
+        else:
             return False
     return True
 
 
-def sanitize_css(text: str, report: SanitizeReport | None = None) -> str:
-    """Neutralise network and exfiltration constructs in CSS text.
-
-    ``url()``/``src()`` become ``url()`` (an invalid image, no request) unless they
-    point at a fragment (``#id``) or an inline raster image or font; ``@import``
-    rules are removed; ``image-set()``, ``image()``, ``cross-fade()``, ``element()``
-    and ``expression()`` become ``none``; ``attr()`` becomes ``""``. Comments and
-    escapes are resolved first so ``u\\72l(`` or ``@\\69mport`` cannot hide.
-    CSS without such constructs is returned unchanged.
-    """
-    rep = report if report is not None else SanitizeReport()
+def _css_sanitize(text: str, rep: SanitizeReport, env: _Css | None) -> str:
     if not _CSS_QUICK.search(text):
         return text
     canon = _css_canonical(text)
-    if _css_is_clean(canon):
+    if _css_is_clean(canon, env):
         return text
     out = canon
     for _ in range(4):
-        new = _css_rewrite_once(out, rep)
+        new = _css_rewrite_once(out, rep, env)
         if new == out:
             break
         out = new
-    if not _css_is_clean(out):  # pathological input: give up on the whole text
+    if not _css_is_clean(out, env):  # pathological input: give up on the whole text
         rep.add(R_CSS_DROPPED)
         return ""
     return out
+
+
+def sanitize_css(
+    text: str,
+    report: SanitizeReport | None = None,
+    *,
+    context: SanitizeContext | None = None,
+    property: str | None = None,
+) -> str:
+    """Neutralise network and exfiltration constructs in CSS text.
+
+    Without an asset rewriter in ``context``: ``url()``/``src()`` become ``url()`` (an invalid
+    image, no request) unless they point at a fragment (``#id``) or an inline raster image or
+    font; ``@import`` rules are removed; ``image-set()``, ``image()``, ``cross-fade()``,
+    ``element()`` and ``expression()`` become ``none``; ``attr()`` becomes ``""``.
+
+    With one, ``url()``, ``@import`` and ``image-set()`` URLs are rewritten to Tandem's asset
+    route instead, and an inline SVG image is kept where a property only draws it
+    (``property`` names the property when ``text`` is a bare value, e.g. an SVG ``mask``
+    attribute). Comments and escapes are resolved first so ``u\\72l(`` or ``@\\69mport``
+    cannot hide. CSS without such constructs is returned unchanged.
+    """
+    rep = report if report is not None else SanitizeReport()
+    env = _Css(context, property) if context is not None else None
+    return _css_sanitize(text, rep, env)
+
+
+_CSS_JOIN_SAFE_END: Final = frozenset(" \t\n\r\f;{}()[],:\"'*>~=|^$%&?")
+
+
+def _css_join_safe(text: str) -> str:
+    """Close whatever ``text`` leaves open (comment, string, escape, parentheses, a name) so
+    that text after it, in a sibling text node of the same ``<style>``, starts afresh."""
+    n = len(text)
+    i = 0
+    in_comment = False
+    quote = ""
+    depth = 0
+    comment_closed_at = -1
+    while i < n:
+        c = text[i]
+        if in_comment:
+            if c == "*" and text.startswith("/", i + 1):
+                in_comment = False
+                comment_closed_at = i + 2
+                i += 2
+                continue
+        elif quote:
+            if c == "\\":
+                i += 2
+                continue
+            if c == quote or c == "\n":
+                quote = ""
+        elif c == "\\":
+            i += 2
+            continue
+        elif c == "/" and text.startswith("*", i + 1):
+            in_comment = True
+            i += 2
+            continue
+        elif c in "\"'":
+            quote = c
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth = max(0, depth - 1)
+        i += 1
+    if not (in_comment or quote or depth or i > n):
+        if not text or text[-1] in _CSS_JOIN_SAFE_END or comment_closed_at == n:
+            return text  # already ends between tokens
+    out = text[:-1] if i > n else text  # a lone backslash at the end
+    if in_comment:
+        out += "*/"
+    if quote:
+        out += quote
+    return out + ")" * depth + "/**/"
+
+
+def _style_text(text: str, rep: SanitizeReport, ctx: SanitizeContext) -> str:
+    """One ``<style>`` text node's CSS: sanitized, and closed so no neighbour can join it."""
+    return _css_join_safe(_css_sanitize(text, rep, _Css(ctx)))
 
 
 # ============================================================================ DOM
@@ -401,6 +782,8 @@ _PLUGIN_TAGS: Final = frozenset({"object", "embed", "applet", "portal", "fencedf
 _ANIMATE_TAGS: Final = frozenset(
     {"animate", "set", "animatemotion", "animatetransform", "animatecolor"}
 )
+_MEDIA_TAGS: Final = frozenset({"video", "audio", "track", "source"})
+_SVG_IMAGE_TAGS: Final = frozenset({"image", "use", "feimage"})
 NESTED_FRAME_SANDBOX: Final = "allow-same-origin"
 """``sandbox`` forced onto nested frames: scripts stay off even if the outer
 sandbox were misconfigured; same-origin keeps the replayer able to fill them."""
@@ -412,11 +795,31 @@ def _norm_name(name: str) -> tuple[str, str]:
     return lower, lower.rsplit(":", 1)[-1]
 
 
+def _resource_kind(tag: str | None, local: str) -> AssetKind | str | None:
+    """What the mirror would load an attribute as (``None``: it loads nothing)."""
+    if local in ("poster", "background", "lowsrc", "dynsrc"):
+        return AssetKind.IMAGE
+    if local == "src":
+        if tag in _MEDIA_TAGS:
+            return _MEDIA
+        return AssetKind.IMAGE  # img, input type=image, or an element we do not know
+    if local == "href":
+        if tag in _SVG_IMAGE_TAGS:
+            return AssetKind.IMAGE
+        if tag == "link":
+            return AssetKind.STYLE
+    return None
+
+
 def _sanitize_attr(
-    name: str, value: Any, tag: str | None, report: SanitizeReport
+    name: str,
+    value: Any,
+    tag: str | None,
+    report: SanitizeReport,
+    ctx: SanitizeContext,
 ) -> tuple[bool, Any]:
     """Decide one attribute. Returns ``(keep, new_value)``. ``tag`` is ``None`` when the
-    element is unknown (attribute mutations)."""
+    element is unknown (attribute mutations on an element the context does not track)."""
     if not _ATTR_NAME_RE.fullmatch(name):
         report.add(R_ATTR_NAME)
         return False, None
@@ -439,11 +842,18 @@ def _sanitize_attr(
     if lower == "allow" and (tag is None or tag in _FRAME_TAGS):
         report.add(R_IFRAME)
         return False, None
+    if local == "src" and (tag in _FRAME_TAGS or (tag is None and not ctx.seen_snapshot)):
+        # A frame's document is never loaded by the mirror (it arrives as events, if at all).
+        report.add(R_IFRAME)
+        return False, None
+    if tag in _PLUGIN_TAGS and (local in _URL_ATTRS or local in ("code", "srcset")):
+        report.add(R_EMBED)
+        return False, None
     if isinstance(value, dict):  # styleOMValue from an attribute mutation
         if lower != "style":
             report.add(R_ATTR_NAME)
             return False, None
-        return True, _sanitize_style_om(value, report)
+        return True, _sanitize_style_om(value, report, ctx)
     if not isinstance(value, str):
         return True, value
     if lower == "rr_dataurl":
@@ -452,11 +862,15 @@ def _sanitize_attr(
         report.add(R_DATAURL)
         return False, None
     if lower in ("srcset", "imagesrcset"):
-        return True, _sanitize_srcset(value, report)
+        return True, _sanitize_srcset(value, ctx, report)
     if lower in _URL_ATTRS or local in _URL_ATTRS:
-        return True, sanitize_url(value, report)
+        kind = _resource_kind(tag, local)
+        if kind is None:
+            return True, sanitize_url(value, report)
+        return True, _resource_url(value, kind, ctx, report)
     if lower in _CSS_ATTRS:
-        return True, sanitize_css(value, report)
+        prop = None if lower in ("style", "_csstext") else lower
+        return True, _css_sanitize(value, report, _Css(ctx, prop))
     if lower == "http-equiv":
         if value.strip().lower() in _HTTP_EQUIV_OK:
             return True, value
@@ -482,21 +896,26 @@ def _sanitize_attr(
     return True, value
 
 
-def _sanitize_style_om(value: dict[str, Any], report: SanitizeReport) -> dict[str, Any]:
+def _sanitize_style_om(
+    value: dict[str, Any], report: SanitizeReport, ctx: SanitizeContext
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for prop, pv in value.items():
+        env = _Css(ctx, str(prop).lower())
         if isinstance(pv, str):
-            out[prop] = sanitize_css(pv, report)
+            out[prop] = _css_sanitize(pv, report, env)
         elif isinstance(pv, list):
-            out[prop] = [sanitize_css(p, report) if isinstance(p, str) else p for p in pv]
+            out[prop] = [_css_sanitize(p, report, env) if isinstance(p, str) else p for p in pv]
         else:
             out[prop] = pv
     return out
 
 
-def _sanitize_attr_map(attrs: dict[str, Any], tag: str | None, report: SanitizeReport) -> None:
+def _sanitize_attr_map(
+    attrs: dict[str, Any], tag: str | None, report: SanitizeReport, ctx: SanitizeContext
+) -> None:
     for name in list(attrs):
-        keep, new = _sanitize_attr(name, attrs[name], tag, report)
+        keep, new = _sanitize_attr(name, attrs[name], tag, report, ctx)
         if not keep:
             del attrs[name]
         elif new is not attrs[name]:
@@ -530,7 +949,7 @@ def _placeholder(node: dict[str, Any], local: str, report: SanitizeReport) -> No
     node.pop("isCustom", None)
 
 
-def _sanitize_element(node: dict[str, Any], report: SanitizeReport) -> str:
+def _sanitize_element(node: dict[str, Any], report: SanitizeReport, ctx: SanitizeContext) -> str:
     """Sanitise one element in place (not its children). Returns its local tag name."""
     raw_tag = node.get("tagName")
     tag = raw_tag.lower() if isinstance(raw_tag, str) else ""
@@ -539,6 +958,12 @@ def _sanitize_element(node: dict[str, Any], report: SanitizeReport) -> str:
         tag = "div"
     node["tagName"] = tag
     local = tag.rsplit(":", 1)[-1]
+    node_id = node.get("id")
+    if isinstance(node_id, int):
+        if local in _TRACKED_TAGS:
+            ctx.tags[node_id] = local
+        else:
+            ctx.tags.pop(node_id, None)
     if local == "script":
         _neutralise_script(node, report)
         return "noscript"
@@ -568,8 +993,30 @@ def _sanitize_element(node: dict[str, Any], report: SanitizeReport) -> str:
                 report.add(R_LINK)
             for k in dropped:
                 del attrs[k]
-    _sanitize_attr_map(attrs, local, report)
+    _sanitize_attr_map(attrs, local, report, ctx)
     return local
+
+
+def _join_style_children(children: list[Any], report: SanitizeReport, ctx: SanitizeContext) -> None:
+    """A ``<style>``'s text is what its text children say together: sanitize the whole and
+    put it in the first text child, leaving the others empty (their ids stay)."""
+    texts = [c for c in children if isinstance(c, dict) and c.get("type") == NodeType.TEXT]
+    for t in texts:
+        if isinstance(t.get("id"), int):
+            ctx.style_text_ids.add(t["id"])
+    parts = [t.get("textContent") for t in texts]
+    if not texts or not all(isinstance(p, str) for p in parts):
+        for t in texts:
+            if not isinstance(t.get("textContent"), str):
+                t["textContent"] = ""
+        return
+    whole = "".join(str(p) for p in parts)
+    clean = _style_text(whole, report, ctx)
+    if len(texts) == 1 and clean == whole:
+        return
+    texts[0]["textContent"] = clean
+    for t in texts[1:]:
+        t["textContent"] = ""
 
 
 def sanitize_node(
@@ -577,57 +1024,88 @@ def sanitize_node(
     report: SanitizeReport | None = None,
     *,
     parent_is_style: bool | None = False,
+    context: SanitizeContext | None = None,
 ) -> SanitizeReport:
     """Sanitise a serialized node and its subtree **in place**.
 
     ``parent_is_style`` says whether ``root``'s parent is a ``<style>`` element;
     ``None`` means unknown (a mutation add whose parent is elsewhere), in which
-    case a root text node is treated as possibly CSS.
+    case a root text node is treated as possibly CSS. A ``Document`` node below the root
+    is removed: only an iframe's document added by a mutation may be one, and rebuilding a
+    document inside an element throws, blanking the whole mirror.
     """
     rep = report if report is not None else SanitizeReport()
+    ctx = context if context is not None else SanitizeContext()
     stack: list[tuple[dict[str, Any], bool | None]] = [(root, parent_is_style)]
     while stack:
         node, in_style = stack.pop()
         ntype = node.get("type")
-        if ntype == NodeType.ELEMENT:
-            local = _sanitize_element(node, rep)
+        if ntype in (NodeType.ELEMENT, NodeType.DOCUMENT):
+            local = _sanitize_element(node, rep, ctx) if ntype == NodeType.ELEMENT else ""
             children = node.get("childNodes")
             if isinstance(children, list):
-                child_style = local == "style"
-                stack.extend((c, child_style) for c in children if isinstance(c, dict))
-        elif ntype == NodeType.DOCUMENT:
-            children = node.get("childNodes")
-            if isinstance(children, list):
+                kept = [c for c in children if not (isinstance(c, dict) and c.get("type") == 0)]
+                if len(kept) != len(children):
+                    rep.add(R_NESTED_DOC, len(children) - len(kept))
+                    children[:] = kept
+                if local == "style":
+                    _join_style_children(children, rep, ctx)  # its text, as one whole
+                    stack.extend(
+                        (c, False)
+                        for c in children
+                        if isinstance(c, dict) and c.get("type") != NodeType.TEXT
+                    )
+                    continue
                 stack.extend((c, False) for c in children if isinstance(c, dict))
         elif ntype == NodeType.TEXT:
             text = node.get("textContent")
-            if isinstance(text, str) and (in_style is not False or node.get("isStyle")):
-                node["textContent"] = sanitize_css(text, rep)
+            if not isinstance(text, str):
+                continue
+            if in_style:
+                if isinstance(node.get("id"), int):
+                    ctx.style_text_ids.add(node["id"])
+                node["textContent"] = _style_text(text, rep, ctx)
+            elif in_style is None or node.get("isStyle"):
+                node["textContent"] = _css_sanitize(text, rep, _Css(ctx))
     return rep
 
 
 # ============================================================================ events
 
 
-def _sanitize_mutation(data: dict[str, Any], rep: SanitizeReport) -> None:
-    for add in data.get("adds") or ():
-        if isinstance(add, dict) and isinstance(add.get("node"), dict):
-            sanitize_node(add["node"], rep, parent_is_style=None)
+def _sanitize_mutation(data: dict[str, Any], rep: SanitizeReport, ctx: SanitizeContext) -> None:
+    adds = [a for a in data.get("adds") or () if isinstance(a, dict)]
+    added = [a for a in adds if isinstance(a.get("node"), dict)]
+    # Elements first, so a text node added into a <style> of the same batch finds it.
+    for add in added:
+        if add["node"].get("type") != NodeType.TEXT:
+            sanitize_node(add["node"], rep, parent_is_style=None, context=ctx)
+    for add in added:
+        node = add["node"]
+        if node.get("type") == NodeType.TEXT:
+            in_style = ctx.is_style(add.get("parentId"))
+            sanitize_node(node, rep, parent_is_style=in_style, context=ctx)
     for change in data.get("attributes") or ():
         if isinstance(change, dict) and isinstance(change.get("attributes"), dict):
-            _sanitize_attr_map(change["attributes"], None, rep)
+            node_id = change.get("id")
+            tag = ctx.tags.get(node_id) if isinstance(node_id, int) else None
+            _sanitize_attr_map(change["attributes"], tag, rep, ctx)
     for t in data.get("texts") or ():
-        # The parent of a text mutation is unknown here; it may be a <style>.
-        if isinstance(t, dict) and isinstance(t.get("value"), str):
-            t["value"] = sanitize_css(t["value"], rep)
+        if not isinstance(t, dict) or not isinstance(t.get("value"), str):
+            continue
+        if t.get("id") in ctx.style_text_ids:
+            t["value"] = _style_text(t["value"], rep, ctx)
+        elif not ctx.seen_snapshot:
+            # The parent of a text mutation is unknown here; it may be a <style>.
+            t["value"] = _css_sanitize(t["value"], rep, _Css(ctx))
 
 
-def _sanitize_rules(rules: object, rep: SanitizeReport) -> None:
+def _sanitize_rules(rules: object, rep: SanitizeReport, ctx: SanitizeContext) -> None:
     if not isinstance(rules, list):
         return
     for r in rules:
         if isinstance(r, dict) and isinstance(r.get("rule"), str):
-            r["rule"] = sanitize_css(r["rule"], rep)
+            r["rule"] = _css_sanitize(r["rule"], rep, _Css(ctx))
 
 
 def _sanitize_canvas_args(obj: object, rep: SanitizeReport) -> None:
@@ -644,49 +1122,64 @@ def _sanitize_canvas_args(obj: object, rep: SanitizeReport) -> None:
             stack.extend(v for v in cur if isinstance(v, dict | list))
 
 
-def sanitize_event(event: Event, report: SanitizeReport | None = None) -> SanitizeReport:
-    """Sanitise one validated event **in place**."""
+def sanitize_event(
+    event: Event, report: SanitizeReport | None = None, *, context: SanitizeContext | None = None
+) -> SanitizeReport:
+    """Sanitise one validated event **in place** (``context``: the session's, see
+    :class:`SanitizeContext`; without one, a fresh one that knows nothing)."""
     rep = report if report is not None else SanitizeReport()
+    ctx = context if context is not None else SanitizeContext()
     etype = event.get("type")
     data = event.get("data")
     if not isinstance(data, dict):
         return rep
     if etype == EventType.FULL_SNAPSHOT:
         if isinstance(data.get("node"), dict):
-            sanitize_node(data["node"], rep)
+            ctx.reset()
+            sanitize_node(data["node"], rep, context=ctx)
     elif etype == EventType.META:
         if isinstance(data.get("href"), str):
             data["href"] = sanitize_url(data["href"], rep, allow_data_image=False)
+            ctx.base_url = resolve_url(data["href"], None)
     elif etype == EventType.INCREMENTAL_SNAPSHOT:
         source = data.get("source")
         if source == IncrementalSource.MUTATION:
-            _sanitize_mutation(data, rep)
+            _sanitize_mutation(data, rep, ctx)
         elif source == IncrementalSource.STYLE_SHEET_RULE:
-            _sanitize_rules(data.get("adds"), rep)
+            _sanitize_rules(data.get("adds"), rep, ctx)
             for key in ("replace", "replaceSync"):
                 if isinstance(data.get(key), str):
-                    data[key] = sanitize_css(data[key], rep)
+                    data[key] = _css_sanitize(data[key], rep, _Css(ctx))
         elif source == IncrementalSource.ADOPTED_STYLE_SHEET:
             for style in data.get("styles") or ():
                 if isinstance(style, dict):
-                    _sanitize_rules(style.get("rules"), rep)
+                    _sanitize_rules(style.get("rules"), rep, ctx)
         elif source == IncrementalSource.STYLE_DECLARATION:
             s = data.get("set")
             if isinstance(s, dict) and isinstance(s.get("value"), str):
-                s["value"] = sanitize_css(s["value"], rep)
+                prop = s.get("property")
+                env = _Css(ctx, prop.lower() if isinstance(prop, str) else None)
+                s["value"] = _css_sanitize(s["value"], rep, env)
         elif source == IncrementalSource.FONT:
             # A non-buffer fontSource is CSS `src` text: FontFace would fetch it.
             if not data.get("buffer") and isinstance(data.get("fontSource"), str):
-                data["fontSource"] = sanitize_css(data["fontSource"], rep)
+                data["fontSource"] = _css_sanitize(data["fontSource"], rep, _Css(ctx, "src"))
         elif source == IncrementalSource.CANVAS_MUTATION:
             _sanitize_canvas_args(data.get("commands"), rep)
             _sanitize_canvas_args(data.get("args"), rep)
     return rep
 
 
-def sanitize_batch(events: list[Event], report: SanitizeReport | None = None) -> SanitizeReport:
-    """Sanitise a validated batch **in place**; returns the counts of removals."""
+def sanitize_batch(
+    events: list[Event],
+    report: SanitizeReport | None = None,
+    *,
+    context: SanitizeContext | None = None,
+) -> SanitizeReport:
+    """Sanitise a validated batch **in place**; returns the counts of removals. Pass the
+    session's :class:`SanitizeContext` so that batches are judged with what came before."""
     rep = report if report is not None else SanitizeReport()
+    ctx = context if context is not None else SanitizeContext()
     for ev in events:
-        sanitize_event(ev, rep)
+        sanitize_event(ev, rep, context=ctx)
     return rep

@@ -13,11 +13,12 @@ import asyncio
 import json
 from typing import NamedTuple
 
+from .assets import AssetRewriter
 from .control import AuditEntry, ControlAction, ControlGrant, ControlPolicy
 from .mirror import AppendResult, MirrorStore
 from .ratelimit import RateLimits, SessionRateLimiter
 from .recording import AsyncRecordingWriter
-from .sanitize import SanitizeReport, sanitize_batch
+from .sanitize import SanitizeContext, SanitizeReport, sanitize_batch
 from .types import Event
 from .validate import Limits, check_batch
 
@@ -36,8 +37,10 @@ class IngestResult(NamedTuple):
     """``mirror.request_snapshot`` -> emit ``cobrowse.snapshot_needed`` to the customer."""
 
 
-def _sanitize_and_size(events: list[Event]) -> tuple[SanitizeReport, list[int]]:
-    report = sanitize_batch(events)
+def _sanitize_and_size(
+    events: list[Event], context: SanitizeContext
+) -> tuple[SanitizeReport, list[int]]:
+    report = sanitize_batch(events, context=context)
     sizes = [
         len(json.dumps(ev, separators=(",", ":"), ensure_ascii=False).encode()) for ev in events
     ]
@@ -57,6 +60,7 @@ class CobrowseSession:
         rate_limits: RateLimits | None = None,
         control_policy: ControlPolicy | None = None,
         offload_bytes: int = 64 * 1024,
+        assets: AssetRewriter | None = None,
     ) -> None:
         self.session_id = session_id
         self.store = store
@@ -66,6 +70,8 @@ class CobrowseSession:
         self.control = ControlGrant(session_id, control_policy)
         self.offload_bytes = offload_bytes
         """Batches larger than this are validated/sanitized in a worker thread."""
+        self.sanitize_context = SanitizeContext(assets=assets)
+        """What sanitizing remembers between batches; ``assets`` rewrites resource URLs."""
 
     async def ingest(self, raw: object) -> IngestResult:
         """Accept one batch from the customer.
@@ -78,11 +84,13 @@ class CobrowseSession:
             # A full snapshot can take a second of CPU: keep the event loop responsive.
             batch = await asyncio.to_thread(check_batch, raw, self.limits)
             self.rate.check(len(batch.events), batch.nbytes)
-            report, sizes = await asyncio.to_thread(_sanitize_and_size, batch.events)
+            report, sizes = await asyncio.to_thread(
+                _sanitize_and_size, batch.events, self.sanitize_context
+            )
         else:
             batch = check_batch(raw, self.limits)
             self.rate.check(len(batch.events), batch.nbytes)
-            report, sizes = _sanitize_and_size(batch.events)
+            report, sizes = _sanitize_and_size(batch.events, self.sanitize_context)
         if self.recording is not None:
             await self.recording.append(batch.events, batch.nbytes)
         appended = await self.store.append(self.session_id, batch.events, sizes)
