@@ -115,9 +115,9 @@ class Config:
 FULL = {
     "pairs": 1000,
     "agents": 50,
-    "rounds": 5,
+    "rounds": 10,
     "open_rates": "200",
-    "open_seconds": 20.0,
+    "open_seconds": 30.0,
     "drain": 10.0,
     "levels": "10,500,5000",
     "accepts": 20,

@@ -1,10 +1,12 @@
 #!/usr/bin/env python
 """Tandem as the bench runs it: the real ``create_app``, SQLite in a data dir, 127.0.0.1.
 
-The only difference from ``tandem serve`` is the per-socket limits, ``Settings`` fields the CLI
-does not expose (``rate_per_second``, and ``socket_bytes_per_second`` / ``socket_burst_bytes``
-where this version has them): one agent socket serving 20 sessions sends far more than the
-default 20 events/s. Nothing of the server is patched.
+The only difference from ``tandem serve`` is some limits, lifted through ``Settings`` fields
+(those this version has): per socket (``rate_per_second``, ``socket_bytes_per_second``,
+``socket_burst_bytes``: one agent socket serving 20 sessions sends far more than the default 20
+events/s) and per address (``max_customer_sockets_per_address``,
+``max_open_tickets_per_address``: every bench customer comes from 127.0.0.1). Nothing of the
+server is patched.
 
 ``--uvloop`` / ``--orjson`` switch the process's event loop and socket.io's JSON module (see
 ``bench/_accel.py``); ``--profile PATH`` runs the server under cProfile (slow).
@@ -62,12 +64,15 @@ def main() -> None:
     applied = _accel.apply(args.uvloop, args.orjson)
     if applied:
         print("tandem with " + ", ".join(applied), flush=True)
-    # The per-socket limits, lifted (those this version of Settings has): the bench's agents
-    # each carry many sessions. Login throttles are left alone (the bench's logins succeed).
-    lifted = {
+    # Limits lifted (those this version of Settings has): the bench's agents each carry many
+    # sessions, and all its customers come from one address (127.0.0.1). Login throttles are
+    # left alone (the bench's logins succeed).
+    lifted: dict[str, float | int] = {
         "rate_per_second": args.rate,
         "socket_bytes_per_second": args.rate * 1024,
         "socket_burst_bytes": args.rate * 4096,
+        "max_customer_sockets_per_address": 10_000_000,
+        "max_open_tickets_per_address": 10_000_000,
     }
     known = {f.name for f in dataclasses.fields(Settings)}
     settings = Settings(
@@ -77,6 +82,7 @@ def main() -> None:
         log_level="WARNING",
         **{name: value for name, value in lifted.items() if name in known},
     )
+    print("limits lifted: " + ", ".join(n for n in lifted if n in known), flush=True)
 
     def serve() -> None:
         app = create_app(settings)
