@@ -49,6 +49,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import multiprocessing
 import os
 import shutil
@@ -107,6 +108,8 @@ class Config:
     groups: tuple[str, ...]
     accel: tuple[str, ...]
     timeout_scale: float
+    budget: float
+    """Seconds after which no further server is started (phases have their own limits)."""
     quick: bool
     keep: bool
     profile_server: Path | None
@@ -389,6 +392,17 @@ class Bench:
         )
 
 
+def quantiles(latencies: list[float], lost: int) -> tuple[float | None, float | None]:
+    """p50 and p99, counting what never completed as slower than everything (shown as
+    ``lost``): percentiles of the survivors alone would flatter a server that drops."""
+    values = latencies + [math.inf] * max(0, lost)
+    return percentile(values, 0.5), percentile(values, 0.99)
+
+
+def accepted_asked(m: Measured) -> int:
+    return m.total("accepted") + m.total("refused") + m.total("unanswered")
+
+
 def top(events: Counter[str], n: int = 5) -> str:
     return ", ".join(f"{name} {count}" for name, count in events.most_common(n)) or "none"
 
@@ -464,7 +478,7 @@ def run_sessions(bench: Bench, cfg: Config, rows: list[Row], tokens: list[str]) 
         dropped = m.total("dropped") + m.total("refused") + m.total("unanswered")
         bench.fill_row(row, m, paired, "pairs/s", dropped + (n - paired))
         latencies = m.values("latencies")
-        row.p50, row.p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
+        row.p50, row.p99 = quantiles(latencies, n - len(latencies))
         row.notes.insert(0, f"{paired}/{n} paired by {agents} agents")
         if paired == 0:
             return skip(rows_left, "nobody paired")
@@ -476,7 +490,7 @@ def run_sessions(bench: Bench, cfg: Config, rows: list[Row], tokens: list[str]) 
     )
     rtts = m.values("latencies")
     bench.fill_row(row, m, len(rtts), "rt/s", m.total("expected") - len(rtts))
-    row.p50, row.p99 = percentile(rtts, 0.5), percentile(rtts, 0.99)
+    row.p50, row.p99 = quantiles(rtts, m.total("expected") - len(rtts))
 
     for rate in cfg.open_rates:
         row = next_row()
@@ -503,7 +517,7 @@ def run_sessions(bench: Bench, cfg: Config, rows: list[Row], tokens: list[str]) 
         # Achieved: answered round trips over the time from the first scheduled message to
         # the last reply (the phase itself also holds the start delay and the drain).
         row.rate = len(latencies) / max(cfg.open_seconds, last - start_at)
-        row.p50, row.p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
+        row.p50, row.p99 = quantiles(latencies, m.total("dropped"))
         late99 = percentile(lateness, 0.99) or 0.0
         row.notes.insert(
             0,
@@ -582,7 +596,7 @@ def run_waiting(bench: Bench, cfg: Config, rows: list[Row], tokens: list[str]) -
         dropped = m.total("dropped") + m.total("refused") + m.total("unanswered")
         bench.fill_row(row, m, accepted, "pairs/s", dropped + fill_dropped)
         latencies = m.values("latencies")
-        row.p50, row.p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
+        row.p50, row.p99 = quantiles(latencies, accepted_asked(m) - len(latencies))
         per_accept = ", ".join(
             f"{name} {count / max(accepted, 1):,.1f}" for name, count in m.events.most_common(4)
         )
@@ -622,7 +636,11 @@ def run_group(
         tokens: list[str] = []
         need = cfg.agents if name == "sessions" else cfg.waiting_agents
         if spec.kind == "tandem":
-            tokens = [login(base, j) for j in range(need)]
+            login_deadline = time.monotonic() + 60 * cfg.timeout_scale
+            for j in range(need):
+                if time.monotonic() > login_deadline:
+                    raise PhaseTimeout(f"logging in {need} agents took over 60 s")
+                tokens.append(login(base, j))
         elif spec.kind == "minimal":
             tokens = [f"bench-agent-{j}" for j in range(need)]
         bench = Bench(server, base, pool_box[0], spec, cfg.timeout_scale)
@@ -661,6 +679,11 @@ def run_group(
 
 def mark_rest(rows: list[Row], status: str, why: str) -> None:
     """The phase that broke gets ``status``; later phases were not run."""
+    if status == "not run":
+        for row in rows:
+            if row.status == "not run":
+                row.notes.append(f"not run: {why}")
+        return
     first = True
     for row in rows:
         if row.status == "not run":
@@ -683,6 +706,8 @@ def fmt_rate(value: float | None) -> str:
 def fmt_ms(seconds: float | None) -> str:
     if seconds is None:
         return "-"
+    if math.isinf(seconds):
+        return "lost"
     return f"{seconds * 1000:.2f}" if seconds < 0.01 else f"{seconds * 1000:,.1f}"
 
 
@@ -717,9 +742,9 @@ def print_ratios(rows: list[Row]) -> None:
                     floor = servers.get(floor_name)
                     if floor is None or not floor.per_core:
                         continue
-                    p99 = (
-                        f"{row.p99 / floor.p99:.1f}x" if row.p99 is not None and floor.p99 else "-"
-                    )
+                    p99 = "-"
+                    if row.p99 and floor.p99 and not math.isinf(row.p99 + floor.p99):
+                        p99 = f"{row.p99 / floor.p99:.1f}x"
                     lines.append(
                         f"  {scenario:<12} {size:<16} {name} / {floor_name}: per core "
                         f"{row.per_core / floor.per_core:.0%}, rate "
@@ -755,7 +780,10 @@ def parse_args(argv: Sequence[str] | None) -> Config:
         help="also run the sessions group on tandem and minimal with these variants "
         "(comma-separated from uvloop, orjson, uvloop+orjson; needs them installed)",
     )
-    parser.add_argument("--timeout-scale", type=float, default=1.0)
+    parser.add_argument("--timeout-scale", type=float, default=1.0, help="x every phase limit")
+    parser.add_argument(
+        "--budget", type=float, help="seconds before no further server is started (full 1200)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work dir (server logs)")
     parser.add_argument("--profile-server", type=Path, default=None, metavar="PATH")
     args = parser.parse_args(argv)
@@ -778,6 +806,7 @@ def parse_args(argv: Sequence[str] | None) -> Config:
         groups=tuple(s.strip() for s in args.only.split(",") if s.strip()),
         accel=tuple(s.strip() for s in args.accel.split(",") if s.strip()),
         timeout_scale=args.timeout_scale,
+        budget=args.budget if args.budget is not None else (120.0 if args.quick else 1200.0),
         quick=args.quick,
         keep=args.keep,
         profile_server=args.profile_server,
@@ -821,9 +850,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     interrupted = ""
     try:
         template = work / "template"
-        asyncio.run(build_template(template, max(cfg.agents, cfg.waiting_agents)))
+        agents = max(cfg.agents, cfg.waiting_agents)
+        asyncio.run(asyncio.wait_for(build_template(template, agents), 120))
         pool_box.append(Pool(cfg.procs))
+        run_deadline = time.monotonic() + cfg.budget
         for name, spec, group_rows in groups:
+            if time.monotonic() > run_deadline:
+                mark_rest(group_rows, "not run", f"the run's budget of {cfg.budget:.0f} s is spent")
+                continue
             run_group(name, spec, cfg, work, template, group_rows, pool_box)
     except (KeyboardInterrupt, SystemExit) as exc:
         interrupted = f"interrupted ({type(exc).__name__})"
