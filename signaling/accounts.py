@@ -38,18 +38,26 @@ def normalise_origin(url: str) -> str:
 
 
 async def add_site(
-    store: TicketStore, name: str, origins: Sequence[str], public_key: str | None = None
+    store: TicketStore,
+    name: str,
+    origins: Sequence[str],
+    public_key: str | None = None,
+    asset_hosts: Sequence[str] = (),
 ) -> SiteRecord:
+    """``asset_hosts``: origins besides ``origins`` that serve the site's images, fonts and
+    stylesheets (CDNs); the co-browse asset route fetches from these and nowhere else."""
     if not name.strip():
         raise AccountError("site name is empty")
     if not origins:
         raise AccountError("a site needs at least one --origin")
+    hosts = list(dict.fromkeys(normalise_origin(h) for h in asset_hosts))
     site = SiteRecord(
         id=auth.new_id("site"),
         name=name.strip(),
         public_key=public_key or f"pk_{secrets.token_urlsafe(12)}",
         secret=f"sk_{secrets.token_urlsafe(32)}",
         origins=tuple(dict.fromkeys(normalise_origin(o) for o in origins)),
+        settings={"assetHosts": hosts} if hosts else {},
     )
     try:
         await store.add_site(site)

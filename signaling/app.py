@@ -14,6 +14,8 @@ from aiohttp import web
 
 import cobrowse
 from signaling import keys
+from signaling.asset_cache import AssetCache
+from signaling.assets import AssetService, asset_routes, asset_service_key, fetch_client_ctx
 from signaling.calls import CallHub
 from signaling.cobrowse_hub import CobrowseHub
 from signaling.desk import Desk
@@ -68,8 +70,10 @@ def create_app(settings: Settings) -> web.Application:
     app[sio_key] = sio
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_desk_ctx)
+    app.cleanup_ctx.append(fetch_client_ctx)
     app.on_shutdown.append(_announce_shutdown)
     app.router.add_routes(rest_routes)
+    app.router.add_routes(asset_routes)
     app.router.add_routes(web_routes(settings.web_dir / "dist"))
     return app
 
@@ -107,8 +111,13 @@ async def _desk_ctx(app: web.Application) -> AsyncIterator[None]:
         event_burst=settings.cobrowse_events_per_second * 10,
         bytes_per_second=settings.cobrowse_bytes_per_second,
     )
+    # Co-browse assets have their own evicting store: never the attachments' one.
+    assets = AssetService(
+        app[keys.secret], app[keys.store], AssetCache(FileStore(settings.data_dir / "asset-cache"))
+    )
+    app[asset_service_key] = assets
     hub = CobrowseHub(
-        desk, cobrowse.InMemoryMirrorStore(), settings.data_dir / "recordings", limits
+        desk, cobrowse.InMemoryMirrorStore(), settings.data_dir / "recordings", limits, assets
     )
     app[cobrowse_hub_key] = hub
     calls = CallHub(desk, settings)

@@ -133,6 +133,14 @@ def build_parser() -> argparse.ArgumentParser:
     site_add = site.add_parser("add", help="add a site; prints its public key and secret")
     site_add.add_argument("name")
     site_add.add_argument("--origin", action="append", required=True, help="repeatable")
+    site_add.add_argument(
+        "--asset-host",
+        action="append",
+        default=[],
+        help="an origin that serves the site's images, fonts or CSS (a CDN), e.g. "
+        "https://cdn.example.com; co-browse fetches assets from the site's origins and these only "
+        "(repeatable)",
+    )
     _common(site_add)
 
     agent = commands.add_parser("agent", help="manage agents").add_subparsers(
@@ -236,13 +244,15 @@ async def _ensure_demo(settings: Settings, base: str) -> tuple[str, str, str]:
 async def _site_add(args: argparse.Namespace) -> int:
     store = await open_store(args.database_url, args.data_dir / "tandem.sqlite3")
     try:
-        site = await add_site(store, args.name, args.origin)
+        site = await add_site(store, args.name, args.origin, asset_hosts=args.asset_host)
     finally:
         await store.close()
     print(f"site:       {site.name}")
     print(f"public key: {site.public_key}")
     print(f"secret:     {site.secret}")
     print(f"origins:    {', '.join(site.origins)}")
+    if site.settings.get("assetHosts"):
+        print(f"asset hosts: {', '.join(site.settings['assetHosts'])}")
     print(
         f'embed:      <script async src="https://HOST/tandem.js" data-site="{site.public_key}">'
         "</script>"

@@ -7,6 +7,8 @@ is in ``cobrowse``; this module connects it to sessions, rooms and tickets:
     customer cobrowse.events -> CobrowseSession.ingest -> cobrowse.events to the agents
     agent  cobrowse.join -> the mirror's catch-up (Meta + FullSnapshot + tail) in the ack
     cobrowse.stop / session end -> the recording is filed on the ticket
+    GET /cobrowse/assets/... the server cannot fetch -> cobrowse.assets.needed to the customer
+    customer cobrowse.assets.supply -> the asset service (``signaling.assets``)
 
 A ``CobrowseSession`` (its recording file and its control grant) lives on the node that holds the
 customer's socket, which is where the events arrive; the mirror sits behind ``MirrorStore``.
@@ -24,9 +26,13 @@ from pathlib import Path
 from typing import Any
 
 import cobrowse
+from signaling.assets import AssetService
 from signaling.desk import AgentCaller, CustomerCaller, Desk, DeskError, customer_room, iso
 from signaling.protocol import (
     AgentRef,
+    AssetChunk,
+    AssetWanted,
+    CobrowseAssetsNeeded,
     CobrowseEventsOut,
     CobrowsePointerOut,
     CobrowseRequested,
@@ -86,11 +92,16 @@ class CobrowseHub:
         mirror: cobrowse.MirrorStore,
         work_dir: Path,
         rate_limits: cobrowse.RateLimits | None = None,
+        assets: AssetService | None = None,
     ) -> None:
         self.desk = desk
         self.mirror = mirror
         self.work_dir = work_dir
         self.rate_limits = rate_limits
+        self.assets = assets
+        if assets is not None:
+            assets.ask_browser = self._ask_browser
+            assets.sharing = lambda ticket_id: ticket_id in self._live
         self._live: dict[str, _Live] = {}
         self._parts: dict[str, _Parts] = {}
         self._ticker: asyncio.Task[None] | None = None
@@ -120,7 +131,11 @@ class CobrowseHub:
         path = self.work_dir / f"{ticket.id}-{int(time.time() * 1000)}.tcb.gz"
         writer = cobrowse.AsyncRecordingWriter(path, recorder)
         session = cobrowse.CobrowseSession(
-            ticket.id, self.mirror, recording=writer, rate_limits=self.rate_limits
+            ticket.id,
+            self.mirror,
+            recording=writer,
+            rate_limits=self.rate_limits,
+            assets=self.assets.rewriter(ticket.id) if self.assets is not None else None,
         )
         self._live[ticket.id] = _Live(session=session, recording_path=path, recorder=recorder)
         await self.desk.timeline(ticket, "cobrowse.started", {"recorder": recorder})
@@ -225,6 +240,11 @@ class CobrowseHub:
         else:
             with contextlib.suppress(FileNotFoundError):
                 live.recording_path.unlink()
+        if self.assets is not None:
+            counts = self.assets.take_counts(ticket_id)
+            if counts:
+                # How the agent's view got the page's images, fonts and stylesheets.
+                await self.desk.timeline(ticket, "cobrowse.assets", counts)
         await self.desk.timeline(ticket, "cobrowse.stopped", {"by": by})
         await self._announce(ticket, "stopped", by)
 
@@ -240,6 +260,23 @@ class CobrowseHub:
             self._ticker.cancel()
         for ticket_id in list(self._live):
             await self.stop(ticket_id, "system")
+
+    # ------------------------------------------------------------------ assets
+
+    async def supply_assets(self, caller: CustomerCaller, assets: list[AssetChunk]) -> int:
+        ticket = await self._open_ticket(caller, None)
+        self._require_live(ticket)
+        if self.assets is None:
+            return 0
+        return await self.assets.supply(ticket.id, [a.model_dump() for a in assets])
+
+    async def _ask_browser(self, ticket_id: str, wanted: list[tuple[str, str]]) -> None:
+        await self.desk.broadcaster.emit(
+            CobrowseAssetsNeeded(
+                ticket_id=ticket_id, assets=[AssetWanted(id=i, url=u) for i, u in wanted]
+            ),
+            [customer_room(ticket_id)],
+        )
 
     # ------------------------------------------------------------------ pointer and control
 

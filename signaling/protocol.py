@@ -456,6 +456,31 @@ class UploadRequest(Message):
     note: Annotated[str, Field(max_length=200)] = ""
 
 
+class AssetChunk(Message):
+    """Bytes of one asset the server asked for, or all of them (base64, in parts when large),
+    or why the browser could not get it."""
+
+    id: Id
+    """The ``id`` from ``cobrowse.assets.needed``."""
+    content_type: Annotated[str, Field(max_length=100)] = ""
+    """The response's ``Content-Type``; the server checks the bytes against it."""
+    url: Url | None = None
+    """Where the bytes finally came from (after redirects): a stylesheet's base URL."""
+    data: Annotated[str, Field(max_length=920_000)] = ""
+    part: Annotated[int, Field(ge=0, le=15)] = 0
+    parts: Annotated[int, Field(ge=1, le=16)] = 1
+    error: Annotated[str, Field(max_length=64)] | None = None
+    """Set instead of ``data`` when the browser could not fetch it (the agent stops waiting)."""
+
+
+class CobrowseAssetsSupply(Message):
+    """The customer's browser sends assets the server could not fetch (``cobrowse.assets.needed``).
+    Anything not asked for is ignored."""
+
+    type: Literal["cobrowse.assets.supply"] = "cobrowse.assets.supply"
+    assets: Annotated[list[AssetChunk], Field(max_length=64)]
+
+
 CLIENT_EVENTS: dict[str, type[Message]] = {
     model.model_fields["type"].default: model
     for model in (
@@ -491,6 +516,7 @@ CLIENT_EVENTS: dict[str, type[Message]] = {
         ClipStart,
         ClipStop,
         UploadRequest,
+        CobrowseAssetsSupply,
     )
 }
 """Socket.IO event name -> payload model, for every event a client may send."""
@@ -777,6 +803,21 @@ class ServerRestarting(Message):
     reconnect_after_ms: int
 
 
+class AssetWanted(Message):
+    id: Id
+    url: Url
+
+
+class CobrowseAssetsNeeded(Message):
+    """To the customer: the server could not fetch these assets of the shared page (they need the
+    customer's cookies, or come from a host the server may not or cannot reach); send their bytes
+    with ``cobrowse.assets.supply``."""
+
+    type: Literal["cobrowse.assets.needed"] = "cobrowse.assets.needed"
+    ticket_id: str
+    assets: list[AssetWanted]
+
+
 SERVER_EVENTS: tuple[type[Message], ...] = (
     QueueAdded,
     QueueRemoved,
@@ -800,6 +841,7 @@ SERVER_EVENTS: tuple[type[Message], ...] = (
     MediaTracks,
     UploadRequested,
     ServerRestarting,
+    CobrowseAssetsNeeded,
 )
 
 

@@ -44,6 +44,7 @@ from signaling.protocol import (
     ClipStarted,
     ClipStop,
     CobrowseAccept,
+    CobrowseAssetsSupply,
     CobrowseDecline,
     CobrowseEvents,
     CobrowseJoin,
@@ -89,7 +90,7 @@ log = logging.getLogger("tandem.sockets")
 
 MAX_EVENT_JSON = 64 * 1024
 """Largest frame of an ordinary event (chat, context); bigger ones are refused unread."""
-_MAX_JSON = {"cobrowse.events": 1_001_000}
+_MAX_JSON = {"cobrowse.events": 1_001_000, "cobrowse.assets.supply": 1_001_000}
 """Events allowed to be larger (co-browse batches have their own caps and rate limit)."""
 _COST = {"cobrowse.events": 0.25, "cobrowse.pointer": 0.25, "rtc.candidate": 0.25}
 """Events that weigh less on the per-socket bucket than one ordinary event."""
@@ -153,6 +154,7 @@ class SocketApi:
             "cobrowse.decline": self.cobrowse_decline,
             "cobrowse.events": self.cobrowse_events,
             "cobrowse.stop": self.cobrowse_stop,
+            "cobrowse.assets.supply": self.cobrowse_assets_supply,
             "control.grant": self.control_grant,
             "control.deny": self.control_deny,
         }
@@ -394,6 +396,13 @@ class SocketApi:
             # its size, so a stream of invalid batches is throttled at the frame, unread.
             self.sio.penalize(sid, 10 * len(msg.data))
             raise
+        return OkAck()
+
+    async def cobrowse_assets_supply(
+        self, sid: str, conn: Connection, msg: CobrowseAssetsSupply
+    ) -> Message:
+        assert isinstance(conn.caller, CustomerCaller)
+        await self.cobrowse.supply_assets(conn.caller, msg.assets)
         return OkAck()
 
     async def cobrowse_stop(self, sid: str, conn: Connection, msg: CobrowseStop) -> Message:

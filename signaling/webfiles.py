@@ -6,6 +6,7 @@ Console and dashboard pages get a Content-Security-Policy without ``unsafe-inlin
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -44,17 +45,19 @@ _DEMO_CSP = "; ".join(
 
 # The co-browse replay page (ADR 0001): rrweb rebuilds the customer's page in an about:blank
 # iframe (sandbox="allow-same-origin", no scripts) that inherits this policy. Mirrored pages need
-# inline styles (<style> text and style attributes set through the DOM). Nothing in a mirrored
-# page can load anything over the network, not even from our own origin: images and fonts only
-# as data:/blob:, no stylesheet URLs (the page's own CSS is a constructed stylesheet in its
-# script), no connections, forms or navigation out; only our own pages may frame it.
+# inline styles (<style> text and style attributes set through the DOM). A mirrored page loads
+# nothing over the network except images, fonts and stylesheets from our own asset route
+# (/cobrowse/assets/, where the sanitizer points every resource URL; ASSET is replaced by
+# "host:port/cobrowse/assets/", a path-restricted source, so no other path of ours is reachable
+# either) and data:/blob: images; no connections, forms or navigation out; only our own pages
+# may frame it.
 _REPLAY_CSP = "; ".join(
     [
         "default-src 'none'",
         "script-src 'self'",
-        "style-src 'unsafe-inline'",
-        "img-src data: blob:",
-        "font-src data:",
+        "style-src 'unsafe-inline' ASSET",
+        "img-src data: blob: ASSET",
+        "font-src data: ASSET",
         "media-src 'none'",
         "frame-src 'self'",
         "child-src 'self'",
@@ -66,13 +69,17 @@ _REPLAY_CSP = "; ".join(
     ]
 )
 REPLAY_PAGE = "/console/replay.html"
+ASSET_ROUTE = "/cobrowse/assets/"
+_HOST = re.compile(r"[A-Za-z0-9.\-]+(?::\d{1,5})?|\[[0-9A-Fa-f:.]+\](?::\d{1,5})?")
 
 _SPA_PREFIXES = ("/console", "/dashboard")
 
 
-def csp_for(path: str) -> str | None:
+def csp_for(path: str, host: str | None = None) -> str | None:
     if path == REPLAY_PAGE:
-        return _REPLAY_CSP
+        # Scheme-less, so it matches whichever scheme the page was served over.
+        asset = f"{host}{ASSET_ROUTE}" if host and _HOST.fullmatch(host) else ""
+        return _REPLAY_CSP.replace(" ASSET", f" {asset}" if asset else "")
     if path.startswith(_SPA_PREFIXES) or path == "/":
         return _CONSOLE_CSP
     if path.startswith("/demo"):
@@ -94,7 +101,7 @@ async def security_headers(
     response.headers.setdefault("Referrer-Policy", "same-origin")
     if request.path.startswith("/api/"):
         response.headers.setdefault("Cache-Control", "no-store")
-    policy = csp_for(request.path)
+    policy = csp_for(request.path, request.host)
     if policy is not None:
         response.headers.setdefault("Content-Security-Policy", policy)
     if isinstance(response, web.HTTPException) and response.status >= 400:

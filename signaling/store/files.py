@@ -29,6 +29,10 @@ class FileStore:
     async def read(self, sha256: str) -> bytes:
         return await asyncio.to_thread(self.path(sha256).read_bytes)
 
+    async def delete(self, sha256: str) -> None:
+        """Remove stored bytes (for stores that evict, like the co-browse asset cache)."""
+        await asyncio.to_thread(self.path(sha256).unlink, missing_ok=True)
+
     def temp_dir(self) -> Path:
         tmp = self.root / "tmp"
         tmp.mkdir(parents=True, exist_ok=True)
