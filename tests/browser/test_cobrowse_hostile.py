@@ -377,7 +377,35 @@ REFRESH = """() => {
   document.getElementById('hostile').append(meta2);
 }"""
 
-EXPECTED_PATHS = ("/console/", "/socket.io/", "/api/", "/favicon.svg", "/demo/assets/")
+# The asset route is where the sanitizer points every resource URL of the mirrored page.
+# Resource URLs in the mirror that are neither inert, inline nor on our asset route.
+MIRROR_URLS = """() => {
+  const ok = (v) => /^(about:invalid|about:blank|data:image\\/|#|\\/cobrowse\\/assets\\/)/.test(v.trim());
+  const bad = [];
+  for (const el of document.querySelectorAll('*')) {
+    const tag = el.localName;
+    const names = ['src', 'poster', 'background'];
+    if (['link', 'image', 'use', 'feImage'].includes(tag)) names.push('href', 'xlink:href');
+    for (const name of names) {
+      const v = el.getAttribute(name);
+      if (v && !ok(v)) bad.push(`${tag} ${name}=${v}`);
+    }
+    for (const name of ['srcset', 'imagesrcset']) {
+      const v = el.getAttribute(name);
+      for (const c of (v || '').split(',')) if (c.trim() && !ok(c.trim().split(/\\s+/)[0])) bad.push(`${tag} ${name}=${c}`);
+    }
+  }
+  return bad;
+}"""
+
+EXPECTED_PATHS = (
+    "/console/",
+    "/socket.io/",
+    "/api/",
+    "/favicon.svg",
+    "/demo/assets/",
+    "/cobrowse/assets/",
+)
 
 
 async def test_hostile_page_cannot_reach_the_agent(
@@ -461,6 +489,9 @@ async def test_hostile_page_cannot_reach_the_agent(
     assert dialogs == []
     assert [u for u in navigations if not u.startswith(("about:", f"{server.url}/console/"))] == []
     assert [u for u in requests if "evil.test" in u or "pwned" in u] == []
+    # Every resource URL left in the mirror is inert, inline, or on Tandem's asset route.
+    assert await mirror_frame.evaluate(MIRROR_URLS) == []
+    assert any(urlsplit(u).path.startswith("/cobrowse/assets/") for u in requests)
     assert unexpected == []
     assert ticket_id
     # CSP reports on the agent's side are the policy doing its job; nothing else may fail there.

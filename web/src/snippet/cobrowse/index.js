@@ -12,6 +12,7 @@ import { record } from "rrweb";
 import { h, icon } from "../../shared/dom.js";
 import { adoptCss } from "../css.js";
 import { consentKey } from "./bridge.js";
+import { AssetSupplier } from "./assets.js";
 import { perform } from "./control.js";
 import { Privacy } from "./privacy.js";
 import css from "./cobrowse.shadow.css";
@@ -75,6 +76,7 @@ class Cobrowse {
     this.request = request;
     this.config = config;
     this.key = consentKey(config.site);
+    this.assets = new AssetSupplier(socket, () => this.sharing); // what the server cannot fetch
     this.privacy = new Privacy(config);
     this.stopRecording = null;
     this.accepted = false;
