@@ -72,6 +72,17 @@ def proc_cpu_precise(pid: int) -> float:
     return max(total_ns / 1e9, proc_cpu_seconds(pid))
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds all the machine's cores have spent busy since boot (``/proc/stat``)."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()
+    except (OSError, IndexError):
+        return 0.0
+    # user nice system idle iowait irq softirq steal: everything but idle and iowait.
+    busy = [int(fields[i]) for i in (1, 2, 3, 6, 7, 8) if i < len(fields)]
+    return sum(busy) / _CLK_TCK
+
+
 def proc_status(pid: int) -> dict[str, int]:
     """VmRSS / VmHWM (KiB) of a process, empty once it is gone."""
     out: dict[str, int] = {}

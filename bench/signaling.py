@@ -77,6 +77,7 @@ from bench._common import (  # noqa: E402
     ServerProcess,
     free_port,
     loadavg,
+    machine_busy_seconds,
     percentile,
     proc_cpu_precise,
     proc_status,
@@ -84,6 +85,10 @@ from bench._common import (  # noqa: E402
 )
 
 HOST = "127.0.0.1"
+QUIET_WINDOW = 0.25
+QUIET_SHARE = 0.1
+"""Between phases the bench waits until server and clients together use under this share of
+one core over a window."""
 PASSWORD = "bench-password-1"
 
 
@@ -334,6 +339,8 @@ class Measured:
     seconds: float
     server_cpu: float
     client_cpu: float
+    others_cpu: float
+    """CPU seconds the rest of the machine (not this bench) used over the phase."""
     events: Counter[str]
     errors: Counter[str]
 
@@ -354,16 +361,34 @@ class Bench:
         self.spec = spec
         self.scale = scale
 
+    def quiesce(self, limit: float = 10.0) -> None:
+        """Wait (at most ``limit`` s) until the server and clients are idle: the previous
+        phase's stragglers (events to other agents, position updates) must not be billed to
+        the next phase."""
+        pids = [self.server.pid, *self.pool.pids()]
+        deadline = time.monotonic() + limit
+        before = sum(proc_cpu_precise(p) for p in pids)
+        while time.monotonic() < deadline:
+            time.sleep(QUIET_WINDOW)
+            now = sum(proc_cpu_precise(p) for p in pids)
+            if now - before < QUIET_SHARE * QUIET_WINDOW:
+                return
+            before = now
+
     def measure(self, cmds: Sequence[dict[str, Any]], timeout: float) -> Measured:
+        self.quiesce()
         server_pid = self.server.pid
         clients = self.pool.pids()
         cpu0 = proc_cpu_precise(server_pid)
         client0 = sum(proc_cpu_precise(p) for p in clients)
+        machine0, parent0 = machine_busy_seconds(), time.process_time()
         t0 = time.perf_counter()
         replies = self.pool.call(cmds, timeout * self.scale)
         seconds = time.perf_counter() - t0
         server_cpu = proc_cpu_precise(server_pid) - cpu0
         client_cpu = sum(proc_cpu_precise(p) for p in clients) - client0
+        bench_cpu = server_cpu + client_cpu + time.process_time() - parent0
+        others = max(0.0, machine_busy_seconds() - machine0 - bench_cpu)
         events: Counter[str] = Counter()
         errors: Counter[str] = Counter()
         for reply in replies:
@@ -371,7 +396,7 @@ class Bench:
             errors.update(reply["tally"]["errors"])
         if self.server.proc.poll() is not None:
             raise PhaseFailed(f"server exited with {self.server.proc.returncode}")
-        return Measured(replies, seconds, server_cpu, client_cpu, events, errors)
+        return Measured(replies, seconds, server_cpu, client_cpu, others, events, errors)
 
     def fill_row(self, row: Row, m: Measured, ops: int, unit: str, dropped: int) -> None:
         row.unit = unit
@@ -386,9 +411,11 @@ class Bench:
         if problems:
             row.notes.append("refused/errors: " + ", ".join(problems))
         busy = m.client_cpu / m.seconds / self.pool.size if m.seconds > 0 else 0.0
+        others = m.others_cpu / m.seconds if m.seconds > 0 else 0.0
         row.notes.append(
             f"{m.seconds:.1f} s; server CPU {m.server_cpu:.2f} s; clients {busy:.0%} of "
-            f"their {self.pool.size} cores; events received: {top(m.events)}"
+            f"their {self.pool.size} cores; other processes on the machine {others:.1f} cores; "
+            f"events received: {top(m.events)}"
         )
 
 
@@ -729,6 +756,10 @@ def print_table(rows: list[Row]) -> None:
         )
 
 
+def pct(ratio: float) -> str:
+    return f"{ratio:.0%}" if ratio >= 0.1 else f"{ratio:.2%}"
+
+
 def print_ratios(rows: list[Row]) -> None:
     """Tandem (and each accelerated variant) over each floor, per scenario of the same run."""
     by_key: dict[tuple[str, str], dict[str, Row]] = {}
@@ -747,9 +778,16 @@ def print_ratios(rows: list[Row]) -> None:
                         p99 = f"{row.p99 / floor.p99:.1f}x"
                     lines.append(
                         f"  {scenario:<12} {size:<16} {name} / {floor_name}: per core "
-                        f"{row.per_core / floor.per_core:.0%}, rate "
-                        f"{(row.rate or 0) / (floor.rate or 1):.0%}, p99 {p99}"
+                        f"{pct(row.per_core / floor.per_core)}, rate "
+                        f"{pct((row.rate or 0) / (floor.rate or 1))}, p99 {p99}"
                     )
+            base = servers.get(name.split("+")[0])
+            if "+" in name and base is not None and base.per_core and row.per_core:
+                lines.append(
+                    f"  {scenario:<12} {size:<16} {name} / {base.server}: per core "
+                    f"{pct(row.per_core / base.per_core)}, server CPU per op "
+                    f"{pct((row.cpu_per_op or 0) / (base.cpu_per_op or 1))}"
+                )
     if lines:
         print("ratios (throughput per server core and rate: higher is better; p99: lower):")
         print("\n".join(lines))
