@@ -56,7 +56,7 @@ AskBrowser = Callable[[str, list[tuple[str, str]]], Awaitable[None]]
 
 @dataclass(frozen=True, slots=True)
 class AssetPolicy:
-    browser_wait: float = 4.0
+    browser_wait: float = 8.0
     """Seconds a request waits for the customer's browser to supply an asset."""
     refusal_ttl: float = 60.0
     """Seconds a failed fetch (server or browser) is remembered instead of retried."""

@@ -13,6 +13,7 @@ const PART_CHARS = 880_000; // base64 characters per message: one socket frame c
 const PARALLEL = 4;
 const ACK_TIMEOUT = 15_000;
 const SEEN_MAX = 5000;
+const BATCH_MS = 30;
 const TYPES =
   /^(image\/(png|jpe?g|gif|webp|avif|bmp|x-icon|vnd\.microsoft\.icon|svg\+xml)|font\/[a-z0-9.+-]+|application\/(x-)?font-[a-z0-9.+-]+|application\/vnd\.ms-fontobject|application\/octet-stream|text\/css)$/;
 
@@ -25,6 +26,8 @@ export class AssetSupplier {
     this.socket = socket;
     this.sharing = sharing;
     this.seen = new Set();
+    this.outbox = [];
+    this.draining = null;
     try {
       this.observer = new PerformanceObserver((list) => {
         for (const entry of list.getEntries()) this.remember(entry.name);
@@ -52,14 +55,10 @@ export class AssetSupplier {
 
   async supply(wanted) {
     const queue = wanted.slice(0, 200);
-    const ready = [];
     const work = async () => {
-      for (let item = queue.shift(); item; item = queue.shift()) {
-        ready.push(...(await this.fetchOne(item)));
-      }
+      for (let item = queue.shift(); item; item = queue.shift()) this.queue(await this.fetchOne(item));
     };
     await Promise.all(Array.from({ length: PARALLEL }, work));
-    this.send(ready);
   }
 
   /** The asset as chunks `{id, contentType, url, data, part, parts}`, or `[{id, error}]`. */
@@ -95,25 +94,43 @@ export class AssetSupplier {
     }
   }
 
-  /** Pack chunks into messages of at most PART_CHARS characters of data. */
-  send(chunks) {
-    let batch = [];
-    let size = 0;
-    const flush = () => {
-      if (!batch.length) return;
-      this.socket.timeout(ACK_TIMEOUT).emit("cobrowse.assets.supply", { assets: batch }, () => {});
-      batch = [];
-      size = 0;
-    };
-    for (const chunk of chunks) {
-      const n = chunk.data ? chunk.data.length : 0;
-      if (batch.length && (size + n > PART_CHARS || batch.length >= 64)) flush();
-      batch.push(chunk);
-      size += n;
+  /** Send chunks as they are ready, packed into messages of at most PART_CHARS characters. */
+  queue(chunks) {
+    this.outbox.push(...chunks);
+    if (!this.draining) this.draining = this.drain();
+  }
+
+  async drain() {
+    await sleep(BATCH_MS); // let the other fetches of the same page join
+    while (this.outbox.length) {
+      const batch = [];
+      let size = 0;
+      while (this.outbox.length && batch.length < 64) {
+        const n = this.outbox[0].data ? this.outbox[0].data.length : 0;
+        if (batch.length && size + n > PART_CHARS) break;
+        batch.push(this.outbox.shift());
+        size += n;
+      }
+      // One message at a time: the socket's byte budget is shared with the page's own stream.
+      for (let attempt = 1; attempt <= 3; attempt++) {
+        const ack = await this.emit(batch);
+        if (!ack || ack.ok || !ack.error || ack.error.code !== "rate_limited") break;
+        await sleep(500 * attempt);
+      }
     }
-    flush();
+    this.draining = null;
+  }
+
+  emit(batch) {
+    return new Promise((resolve) => {
+      this.socket
+        .timeout(ACK_TIMEOUT)
+        .emit("cobrowse.assets.supply", { assets: batch }, (err, ack) => resolve(err ? null : ack));
+    });
   }
 }
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function base64(blob) {
   return new Promise((resolve, reject) => {
