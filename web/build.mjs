@@ -41,8 +41,31 @@ const common = {
   legalComments: "none",
   logLevel: "warning",
   charset: "utf8",
-  plugins: [shadowCss()],
+  plugins: [shadowCss(), rrwebStyleDiffWithoutCsp()],
 };
+
+/**
+ * rrweb's recorder parses an element's previous style attribute by setting it on a span of a
+ * detached document (`old.setAttribute("style", ...)`). That document inherits the host page's
+ * CSP, so on a site whose `style-src` has no 'unsafe-inline' every style change the page makes
+ * (even through CSSOM, which the CSP allows) logs a violation while co-browsing: hundreds a
+ * minute with an animated element. Parsing through CSSOM (`old.style.cssText = ...`) gives the
+ * same declarations and is not an inline style under CSP. The bundled copy is changed at build
+ * time; the build fails if rrweb no longer has that line (re-check on every rrweb upgrade).
+ */
+function rrwebStyleDiffWithoutCsp() {
+  const needle = 'if (m.oldValue) old.setAttribute("style", m.oldValue);';
+  return {
+    name: "rrweb-style-diff-without-csp",
+    setup(build) {
+      build.onLoad({ filter: /[\\/]node_modules[\\/]rrweb[\\/]dist[\\/]rrweb\.js$/ }, async (args) => {
+        const code = await readFile(args.path, "utf8");
+        if (!code.includes(needle)) throw new Error(`rrweb changed: "${needle}" not found in ${args.path}`);
+        return { contents: code.replace(needle, "if (m.oldValue) old.style.cssText = m.oldValue;"), loader: "js" };
+      });
+    },
+  };
+}
 
 /** `import css from "./x.shadow.css"` gives the minified stylesheet as a string (for Shadow DOM). */
 function shadowCss() {

@@ -19,6 +19,7 @@
 // above it, are mapped to rrweb node ids (replayer.getMirror()), and sent as actions.
 
 import { Replayer } from "rrweb";
+import { fidelityPlugin } from "./fidelity.js";
 import css from "./replay.shadow.css";
 
 const sheet = new CSSStyleSheet();
@@ -105,6 +106,7 @@ function makeReplayer(events, options) {
     triggerFocus: false,
     UNSAFE_replayCanvas: false, // never: it would add allow-scripts to the sandbox
     insertStyleRules: INSERT_RULES,
+    plugins: [fidelityPlugin()], // canvas pictures, instant scroll, placeholders (./fidelity.js)
     ...options,
   });
   replayer.on("resize", (dim) => fit(dim.width, dim.height));

@@ -14,6 +14,7 @@ import { adoptCss } from "../css.js";
 import { consentKey } from "./bridge.js";
 import { AssetSupplier } from "./assets.js";
 import { perform } from "./control.js";
+import { Pixels, videoPoster } from "./pixels.js";
 import { Privacy } from "./privacy.js";
 import css from "./cobrowse.shadow.css";
 
@@ -78,6 +79,13 @@ class Cobrowse {
     this.key = consentKey(config.site);
     this.assets = new AssetSupplier(socket, () => this.sharing); // what the server cannot fetch
     this.privacy = new Privacy(config);
+    // A <video> in a snapshot carries its current frame as the mirror's poster (./pixels.js).
+    this.privacy.posterFor = (el) => (this.privacy.marked(el) ? null : videoPoster(el));
+    this.pixels = new Pixels({
+      emit: (event) => this.push(event),
+      getId: (node) => record.mirror.getId(node),
+      skip: (el) => this.privacy.marked(el),
+    });
     this.stopRecording = null;
     this.accepted = false;
     this.sharing = false;
@@ -201,6 +209,7 @@ class Cobrowse {
           errorHandler: () => true,
         });
         this.lastSnapshotAt = Date.now();
+        this.pixels.start(); // canvases and videos as pictures (rrweb's recordCanvas stays off)
       } else {
         this.snapshot(true);
       }
@@ -246,6 +255,7 @@ class Cobrowse {
     this.remember(false);
     if (this.stopRecording) this.stopRecording();
     this.stopRecording = null;
+    this.pixels.stop();
     this.accepted = false;
     this.sharing = false;
     this.control = "none";
@@ -259,6 +269,7 @@ class Cobrowse {
 
   push(event) {
     if (!this.privacy.scrub(event, (id) => record.mirror.getNode(id))) return;
+    if (event.type === 2) this.pixels.resend(); // the pictures start over with the page
     const text = asciiJson(event);
     if (event.type !== 2 && text.length > SINGLE_CHARS) return void this.snapshot(true);
     this.buf.push(text);

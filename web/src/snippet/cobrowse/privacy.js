@@ -58,6 +58,8 @@ export class Privacy {
     this.maskSelector = [MASK_ATTR, ...siteMask].join(", ");
     this.blockSelector = [BLOCK_ATTR, OWN_UI, ...siteBlock].join(", ");
     this.protectedSelector = [MARKERS, ...siteMask, ...siteBlock].join(", ");
+    /** `(videoElement) => poster URL | null`: set by the co-browse chunk (./pixels.js). */
+    this.posterFor = null;
   }
 
   /** rrweb `record()` options for masking and blocking. */
@@ -157,9 +159,25 @@ export class Privacy {
         const el = lookup(n.id);
         masked = above || !!(el && el.nodeType === 1 && el.matches(this.maskSelector));
         this.scrubAttrs(n.tagName, n.attributes || {}, el, masked);
+        if (n.tagName === "option" && n.attributes) this.selectedOption(n.attributes, el);
+        if (n.tagName === "video" && n.attributes && el && this.posterFor) {
+          const poster = this.posterFor(el);
+          if (poster) n.attributes.poster = poster;
+        }
       }
       for (const child of n.childNodes || []) stack.push([child, masked]);
     }
+  }
+
+  /**
+   * rrweb drops every option's `selected` once selects are masked (ours always are, then opted
+   * in per field), so a choice made before sharing showed as the first option. An opted-in
+   * select gets its live choice back; a masked one keeps none.
+   */
+  selectedOption(attrs, option) {
+    const select = option && option.nodeType === 1 ? option.closest("select") : null;
+    if (select && option.selected && this.valueVisible(select)) attrs.selected = true;
+    else delete attrs.selected;
   }
 
   scrubAttrs(tag, attrs, el, masked) {
