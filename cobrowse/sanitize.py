@@ -310,7 +310,11 @@ def _sanitize_srcset(value: str, ctx: SanitizeContext, report: SanitizeReport) -
 
 # ============================================================================ CSS
 
-_CSS_COMMENT = re.compile(r"/\*.*?(?:\*/|\Z)", re.S)
+_CSS_COMMENT_OR_STRING = re.compile(
+    r"/\*.*?(?:\*/|\Z)|\"(?:[^\"\\\n]|\\.)*\"?|'(?:[^'\\\n]|\\.)*'?|\\.", re.S
+)
+"""A comment, a string or an escape, in the order a tokenizer meets them (an escaped quote
+starts no string, an escaped slash no comment)."""
 _CSS_ESCAPE = re.compile(r"\\(?:([0-9a-fA-F]{1,6})(?:\r\n|[ \t\r\n\f])?|([^\r\n\f0-9a-fA-F]))")
 _CSS_FUNC = re.compile(r"(?<![\w\-\\])(-(?:webkit|moz|ms|o)-)?([a-z_][a-z0-9_\-]*)\(", re.I)
 _CSS_IMPORT = re.compile(r"@import(?![\w\-])", re.I)
@@ -359,7 +363,8 @@ def _css_unescape(m: re.Match[str]) -> str:
 def _css_canonical(text: str) -> str:
     """Drop comments and decode escapes so a function name is spelled literally."""
     text = text.replace("\x00", "\ufffd")
-    text = _CSS_COMMENT.sub("", text)
+    # Comments only: "/*" inside a string is text, and what follows the string is CSS to check.
+    text = _CSS_COMMENT_OR_STRING.sub(lambda m: "" if m.group(0)[:2] == "/*" else m.group(0), text)
     return _CSS_ESCAPE.sub(_css_unescape, text)
 
 

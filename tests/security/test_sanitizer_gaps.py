@@ -62,7 +62,36 @@ def mutation(**data: Any) -> dict[str, Any]:
     return {"type": 3, "data": body, "timestamp": 3}
 
 
-_COMMENT = re.compile(r"/\*.*?(?:\*/|$)", re.S)
+def _without_comments(css: str) -> str:
+    """Comments replaced by a separator, as a tokenizer reads them: never inside a string, and
+    an escaped quote or slash starts neither a string nor a comment."""
+    out: list[str] = []
+    i, quote = 0, ""
+    while i < len(css):
+        c = css[i]
+        if quote:
+            if c == "\\":
+                out.append(css[i : i + 2])
+                i += 2
+                continue
+            if c in (quote, "\n"):
+                quote = ""
+        elif c == "\\":
+            out.append(css[i : i + 2])
+            i += 2
+            continue
+        elif css.startswith("/*", i):
+            end = css.find("*/", i + 2)
+            i = len(css) if end < 0 else end + 2
+            out.append("\x01")
+            continue
+        elif c in "\"'":
+            quote = c
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
 _ESCAPE = re.compile(r"\\([0-9a-fA-F]{1,6})[ \t\n\r\f]?|\\(.)", re.S)
 _IMPORT = re.compile(r"@import\s*(?:url\(\s*['\"]?|['\"])?([^'\")\s;]*)")
 _URL = re.compile(r"(?:url|src)\(\s*(['\"]?)\s*([^'\")]*)", re.I)
@@ -72,7 +101,7 @@ def beacons(css: str) -> list[str]:
     """Network loads in CSS, other than Tandem's own asset route, as a browser tokenizes it: a
     comment ends a name (it is not nothing, as an older checker assumed), escapes spell
     characters."""
-    text = _COMMENT.sub("\x01", css)
+    text = _without_comments(css)
     text = _ESCAPE.sub(
         lambda m: chr(int(m.group(1), 16)) if m.group(1) else m.group(2), text
     ).lower()
@@ -232,3 +261,23 @@ async def test_a_document_inside_an_element_is_removed_from_the_snapshot(
     assert (await send(customer, [add]))["ok"]
     events = await agent_events(alice, 2)
     assert events[-1]["data"]["adds"][0]["node"]["type"] == 0
+
+
+async def test_a_comment_opener_inside_a_string_hides_no_css(server: Running) -> None:
+    """``/*`` inside a string (or after an escaped quote) starts no comment: what follows is CSS
+    the browser loads, so the sanitizer must check it too."""
+    alice, customer, _ = await sharing_session(server)
+    sheets = [
+        f'a{{content:"/*"}} b{{background:url({EVIL}/s.png)}} /* */',
+        f'a{{b:c\\"x"/*"}} b{{background:url({EVIL}/e.png)}} /* */',
+        f"a{{content:'/*'}} @import '{EVIL}/i.css'; /* */",
+    ]
+    head = [el("style", 50 + 2 * i, {}, [txt(css, 51 + 2 * i)]) for i, css in enumerate(sheets)]
+    div = el("div", 70, {"style": f'--x:"/*"; background:url({EVIL}/d.png) /* */'})
+    assert (await send(customer, snapshot(div, head=head)))["ok"]
+    root = (await agent_events(alice, 1))[1]["data"]["node"]
+    for i, css in enumerate(sheets):
+        assert beacons(css), css  # the attack is real
+        got = find(root, 51 + 2 * i)["textContent"]
+        assert beacons(got) == [], got
+    assert beacons(find(root, 70)["attributes"]["style"]) == []
