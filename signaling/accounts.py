@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import secrets
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -123,3 +125,25 @@ async def ensure_demo(store: TicketStore, data_dir: Path, base_url: str) -> tupl
     if await store.agent_by_email(DEMO_SUPERVISOR) is None:
         await add_agent(store, DEMO_SUPERVISOR, "Sam Supervisor", password, "supervisor")
     return DEMO_AGENT, password, DEMO_SUPERVISOR
+
+
+async def set_password(store: TicketStore, email: str, password: str) -> AgentRecord:
+    """Change an agent's password; every sign-in session of theirs ends."""
+    if len(password) < 8:
+        raise AccountError("password must have at least 8 characters")
+    agent = await store.agent_by_email(email)
+    if agent is None:
+        raise AccountError(f"no agent {email!r}")
+    hashed = await asyncio.to_thread(auth.hash_password, password)
+    await store.set_password(agent.id, hashed, time.time())
+    return agent
+
+
+async def remove_agent(store: TicketStore, email: str) -> AgentRecord:
+    """Remove an agent; their tokens are refused from now on and their sockets closed within
+    ``app.AUTH_SWEEP_SECONDS``. Tickets keep their name."""
+    agent = await store.agent_by_email(email)
+    if agent is None:
+        raise AccountError(f"no agent {email!r}")
+    await store.remove_agent(agent.id, time.time())
+    return agent

@@ -6,6 +6,7 @@ store -> live state -> desk -> socket API.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
@@ -32,7 +33,7 @@ from signaling.webfiles import security_headers, web_routes
 log = logging.getLogger("tandem")
 
 sio_key = web.AppKey("sio", socketio.AsyncServer)
-socket_api_key = web.AppKey("socket_api", SocketApi)
+socket_api_key = keys.socket_api
 cobrowse_hub_key = web.AppKey("cobrowse_hub", CobrowseHub)
 
 
@@ -122,13 +123,30 @@ async def _desk_ctx(app: web.Application) -> AsyncIterator[None]:
     app[cobrowse_hub_key] = hub
     calls = CallHub(desk, settings)
     app[keys.calls] = calls
-    app[socket_api_key] = SocketApi(
-        sio, desk, hub, calls, app[keys.store], settings, app[keys.secret]
-    )
+    api = SocketApi(sio, desk, hub, calls, app[keys.store], settings, app[keys.secret])
+    app[socket_api_key] = api
+    sweeper = asyncio.get_running_loop().create_task(_sweep_auth_sessions(api))
     yield
+    sweeper.cancel()
     await calls.close()
     await hub.close()
     await live.close()
+
+
+AUTH_SWEEP_SECONDS = 30.0
+"""How often each node closes agent sockets whose sign-in session ended elsewhere."""
+
+
+async def _sweep_auth_sessions(api: SocketApi) -> None:
+    while True:
+        await asyncio.sleep(AUTH_SWEEP_SECONDS)
+        try:
+            closed = await api.sweep_auth_sessions()
+        except Exception:
+            log.exception("sign-in session sweep failed")
+            continue
+        if closed:
+            log.info("closed %d agent sockets of ended sign-in sessions", closed)
 
 
 async def _announce_shutdown(app: web.Application) -> None:

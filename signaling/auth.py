@@ -74,6 +74,8 @@ class AgentClaims:
     agent_id: str
     role: Role
     expires_at: float
+    session_id: str = ""
+    """The sign-in session the token was issued for (refreshes keep it); "" in none."""
 
 
 @dataclass(frozen=True)
@@ -84,9 +86,12 @@ class CustomerClaims:
     expires_at: float
 
 
-def issue_agent_token(secret: str, agent_id: str, role: Role, ttl: int) -> tuple[str, float]:
+def issue_agent_token(
+    secret: str, agent_id: str, role: Role, ttl: int, session_id: str = ""
+) -> tuple[str, float]:
     exp = time.time() + ttl
-    return _sign(secret, {"typ": "agent", "sub": agent_id, "role": role, "exp": exp}), exp
+    claims = {"typ": "agent", "sub": agent_id, "role": role, "exp": exp, "sid": session_id}
+    return _sign(secret, claims), exp
 
 
 def issue_customer_token(
@@ -101,7 +106,15 @@ def read_agent_token(secret: str, token: str) -> AgentClaims:
     role = claims.get("role")
     if role not in ROLES or not isinstance(claims.get("sub"), str):
         raise TokenError("malformed")
-    return AgentClaims(agent_id=claims["sub"], role=role, expires_at=float(claims["exp"]))
+    session_id = claims.get("sid", "")
+    if not isinstance(session_id, str):
+        raise TokenError("malformed")
+    return AgentClaims(
+        agent_id=claims["sub"],
+        role=role,
+        expires_at=float(claims["exp"]),
+        session_id=session_id,
+    )
 
 
 def read_customer_token(secret: str, token: str, *, allow_expired: bool = False) -> CustomerClaims:

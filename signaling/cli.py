@@ -13,7 +13,14 @@ from pathlib import Path
 
 from aiohttp import web
 
-from signaling.accounts import AccountError, add_agent, add_site, ensure_demo
+from signaling.accounts import (
+    AccountError,
+    add_agent,
+    add_site,
+    ensure_demo,
+    remove_agent,
+    set_password,
+)
 from signaling.app import create_app
 from signaling.settings import Settings, env
 from signaling.store import open_store
@@ -153,6 +160,15 @@ def build_parser() -> argparse.ArgumentParser:
     agent_add.add_argument("--role", choices=["agent", "supervisor", "admin"], default="agent")
     agent_add.add_argument("--password")
     _common(agent_add)
+    agent_password = agent.add_parser(
+        "password", help="change an agent's password (from --password or stdin); signs them out"
+    )
+    agent_password.add_argument("email")
+    agent_password.add_argument("--password")
+    _common(agent_password)
+    agent_remove = agent.add_parser("remove", help="remove an agent; signs them out everywhere")
+    agent_remove.add_argument("email")
+    _common(agent_remove)
     return parser
 
 
@@ -189,6 +205,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _demo(settings_from(args))
         if args.command == "site":
             return asyncio.run(_site_add(args))
+        if args.action == "password":
+            return asyncio.run(_agent_password(args))
+        if args.action == "remove":
+            return asyncio.run(_agent_remove(args))
         return asyncio.run(_agent_add(args))
     except AccountError as exc:
         print(f"tandem: {exc}", file=sys.stderr)
@@ -260,14 +280,37 @@ async def _site_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def _password(args: argparse.Namespace) -> str:
+    if args.password is not None:
+        return str(args.password)
+    if sys.stdin.isatty():
+        return getpass.getpass("password: ")
+    return sys.stdin.readline().rstrip("\n")
+
+
+async def _agent_password(args: argparse.Namespace) -> int:
+    password = _password(args)
+    store = await open_store(args.database_url, args.data_dir / "tandem.sqlite3")
+    try:
+        agent = await set_password(store, args.email, password)
+    finally:
+        await store.close()
+    print(f"password of {agent.email} changed; their sign-in sessions have ended")
+    return 0
+
+
+async def _agent_remove(args: argparse.Namespace) -> int:
+    store = await open_store(args.database_url, args.data_dir / "tandem.sqlite3")
+    try:
+        agent = await remove_agent(store, args.email)
+    finally:
+        await store.close()
+    print(f"agent {agent.email} removed; their sign-in sessions have ended")
+    return 0
+
+
 async def _agent_add(args: argparse.Namespace) -> int:
-    password = args.password
-    if password is None:
-        password = (
-            getpass.getpass("password: ")
-            if sys.stdin.isatty()
-            else sys.stdin.readline().rstrip("\n")
-        )
+    password = _password(args)
     skills = [s.strip() for s in args.skills.split(",") if s.strip()]
     store = await open_store(args.database_url, args.data_dir / "tandem.sqlite3")
     try:

@@ -108,6 +108,8 @@ class CustomerCaller:
 class AgentCaller:
     agent: AgentRecord
     sid: str | None = None
+    auth_session_id: str = ""
+    """The sign-in session whose token opened this socket (``agent_sessions``)."""
 
     @property
     def ref(self) -> dict[str, str]:

@@ -9,6 +9,7 @@ from signaling.desk import Desk
 from signaling.live import LiveState
 from signaling.login_throttle import LoginThrottle
 from signaling.settings import Settings
+from signaling.sockets import SocketApi
 from signaling.store import FileStore, TicketStore
 
 settings = web.AppKey("settings", Settings)
@@ -19,3 +20,4 @@ files = web.AppKey("files", FileStore)
 desk = web.AppKey("desk", Desk)
 calls = web.AppKey("calls", CallHub)
 login_throttle = web.AppKey("login_throttle", LoginThrottle)
+socket_api = web.AppKey("socket_api", SocketApi)

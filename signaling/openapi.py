@@ -55,10 +55,20 @@ def openapi_document() -> dict[str, Any]:
             },
             "/api/auth/refresh": {
                 "post": {
-                    "summary": "A fresh token for a valid one",
+                    "summary": "A fresh token for a valid one, in the same sign-in session",
                     "security": bearer,
                     "responses": {
                         "200": {"description": "token", **_json("LoginResponse")},
+                        **_errors(401),
+                    },
+                }
+            },
+            "/api/auth/logout": {
+                "post": {
+                    "summary": "End this sign-in session: its tokens are refused from now on",
+                    "security": bearer,
+                    "responses": {
+                        "204": {"description": "signed out"},
                         **_errors(401),
                     },
                 }

@@ -12,7 +12,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 import media
-from signaling import access, auth, keys
+from signaling import access, agent_sessions, auth, keys
 from signaling.accounts import origin_of
 from signaling.calls import chunks_of
 from signaling.clientaddr import client_address
@@ -61,6 +61,7 @@ def api_error(code: ErrorCode, message: str) -> web.Response:
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _caller_key = web.RequestKey("caller", AgentCaller)
+_claims_key = web.RequestKey("claims", auth.AgentClaims)
 
 
 def agent_only(handler: Handler) -> Handler:
@@ -70,14 +71,18 @@ def agent_only(handler: Handler) -> Handler:
         header = request.headers.get("Authorization", "")
         if not header.startswith("Bearer "):
             return api_error("unauthorized", "missing bearer token")
+        app = request.app
         try:
-            claims = auth.read_agent_token(request.app[keys.secret], header[7:].strip())
+            agent, claims = await agent_sessions.authenticate(
+                app[keys.store],
+                app[keys.secret],
+                header[7:].strip(),
+                app[keys.settings].agent_session_max_age,
+            )
         except auth.TokenError as exc:
             return api_error("unauthorized", f"token refused: {exc.reason}")
-        agent = await request.app[keys.store].agent(claims.agent_id)
-        if agent is None:
-            return api_error("unauthorized", "no such agent")
         request[_caller_key] = AgentCaller(agent=agent)
+        request[_claims_key] = claims
         return await handler(request)
 
     return wrapped
@@ -119,14 +124,27 @@ async def login(request: web.Request) -> web.Response:
     if agent is None or not valid:
         return api_error("unauthorized", "wrong email or password")
     throttle.succeeded(body.email, address)
-    return web.json_response(_login_response(request, agent))
+    session = await agent_sessions.start(store, agent)
+    return web.json_response(_login_response(request, agent, session.id))
 
 
 @routes.post("/api/auth/refresh")
 @agent_only
 async def refresh(request: web.Request) -> web.Response:
-    """A fresh token for a still-valid one (the console refreshes before expiry)."""
-    return web.json_response(_login_response(request, request[_caller_key].agent))
+    """A fresh token for a still-valid one (the console refreshes before expiry), in the same
+    sign-in session: refreshing ends when the session does (``agent_session_max_age``)."""
+    agent, claims = request[_caller_key].agent, request[_claims_key]
+    return web.json_response(_login_response(request, agent, claims.session_id))
+
+
+@routes.post("/api/auth/logout")
+@agent_only
+async def logout(request: web.Request) -> web.Response:
+    """End this sign-in session: its tokens are refused from now on, and its sockets closed."""
+    session_id = request[_claims_key].session_id
+    await request.app[keys.store].revoke_auth_session(session_id, time.time())
+    await request.app[keys.socket_api].close_auth_session(session_id)
+    return web.Response(status=204)
 
 
 def _profile(agent: AgentRecord) -> AgentProfile:
@@ -135,10 +153,10 @@ def _profile(agent: AgentRecord) -> AgentProfile:
     )
 
 
-def _login_response(request: web.Request, agent: AgentRecord) -> dict[str, Any]:
+def _login_response(request: web.Request, agent: AgentRecord, session_id: str) -> dict[str, Any]:
     settings = request.app[keys.settings]
     token, exp = auth.issue_agent_token(
-        request.app[keys.secret], agent.id, agent.role, settings.agent_token_ttl
+        request.app[keys.secret], agent.id, agent.role, settings.agent_token_ttl, session_id
     )
     return LoginResponse(token=token, expires_at=iso(exp), agent=_profile(agent)).wire()
 

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import socketio
 from pydantic import ValidationError
 
-from signaling import auth
+from signaling import agent_sessions, auth
 from signaling.accounts import origin_of
 from signaling.calls import CallHub
 from signaling.clientaddr import client_address
@@ -268,13 +268,12 @@ class SocketApi:
         if not hello.token:
             raise _refuse("unauthorized", "agent sockets must carry a token")
         try:
-            claims = auth.read_agent_token(self.secret, hello.token)
+            agent, claims = await agent_sessions.authenticate(
+                self.store, self.secret, hello.token, self.settings.agent_session_max_age
+            )
         except auth.TokenError as exc:
             raise _refuse("unauthorized", f"token refused: {exc.reason}") from None
-        agent = await self.store.agent(claims.agent_id)
-        if agent is None:
-            raise _refuse("unauthorized", "no such agent")
-        return AgentCaller(agent=agent, sid=sid)
+        return AgentCaller(agent=agent, sid=sid, auth_session_id=claims.session_id)
 
     async def disconnect(self, sid: str, reason: Any = None) -> None:
         session = await self.sio.get_session(sid)
@@ -493,6 +492,34 @@ class SocketApi:
         assert isinstance(conn.caller, AgentCaller)
         await self.calls.request_upload(conn.caller, msg.ticket_id, msg.note)
         return OkAck()
+
+    # ------------------------------------------------------------------ sign-in sessions
+
+    async def close_auth_session(self, session_id: str) -> None:
+        """Close this node's sockets of an ended sign-in session."""
+        for sid, auth_session_id in await self._agent_sockets():
+            if auth_session_id == session_id:
+                await self.sio.disconnect(sid)
+
+    async def sweep_auth_sessions(self) -> int:
+        """Close this node's agent sockets whose sign-in session has ended (a password change
+        or removal made by ``tandem agent`` in another process); how many were closed."""
+        closed = 0
+        for sid, session_id in await self._agent_sockets():
+            session = await self.store.auth_session(session_id)
+            if session is None or session.revoked_at is not None:
+                await self.sio.disconnect(sid)
+                closed += 1
+        return closed
+
+    async def _agent_sockets(self) -> list[tuple[str, str]]:
+        """(socket id, sign-in session id) of the agent sockets connected to this node."""
+        found = []
+        for sid, _eio_sid in list(self.sio.manager.get_participants("/", AGENTS_ROOM)):
+            conn: Connection | None = (await self.sio.get_session(sid)).get("conn")
+            if conn is not None and isinstance(conn.caller, AgentCaller):
+                found.append((sid, conn.caller.auth_session_id))
+        return found
 
     # ------------------------------------------------------------------ shutdown
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from signaling.store.base import (
     AgentRecord,
     AttachmentRecord,
+    AuthSessionRecord,
     DuplicateError,
     MessageRecord,
     Sender,
@@ -24,6 +25,7 @@ from signaling.store.sql import SqlTicketStore, open_store
 __all__ = [
     "AgentRecord",
     "AttachmentRecord",
+    "AuthSessionRecord",
     "DuplicateError",
     "FileStore",
     "MessageRecord",

@@ -34,6 +34,16 @@ class AgentRecord:
 
 
 @dataclass(frozen=True)
+class AuthSessionRecord:
+    """One sign-in of an agent: every token refreshed from it names it, so it can be ended."""
+
+    id: str
+    agent_id: str
+    created_at: float
+    revoked_at: float | None = None
+
+
+@dataclass(frozen=True)
 class TicketRecord:
     id: str
     site_id: str
@@ -95,6 +105,20 @@ class TicketStore(Protocol):
     async def add_agent(self, agent: AgentRecord) -> None: ...
     async def agent_by_email(self, email: str) -> AgentRecord | None: ...
     async def agent(self, agent_id: str) -> AgentRecord | None: ...
+    async def set_password(self, agent_id: str, password_hash: str, at: float) -> bool:
+        """Change an agent's password and end all their sign-in sessions; False if unknown."""
+        ...
+
+    async def remove_agent(self, agent_id: str, at: float) -> bool:
+        """Remove an agent and end all their sign-in sessions; False if unknown."""
+        ...
+
+    # sign-in sessions (agent tokens name one; ended by logout, password change, removal)
+    async def add_auth_session(self, session: AuthSessionRecord) -> None: ...
+    async def auth_session(self, session_id: str) -> AuthSessionRecord | None: ...
+    async def revoke_auth_session(self, session_id: str, at: float) -> bool:
+        """End one sign-in session; False if it had ended already."""
+        ...
 
     # tickets
     async def create_ticket(self, ticket: TicketRecord) -> None: ...

@@ -21,6 +21,7 @@ import aiosqlite
 from signaling.store.base import (
     AgentRecord,
     AttachmentRecord,
+    AuthSessionRecord,
     DuplicateError,
     MessageRecord,
     Sender,
@@ -102,6 +103,13 @@ CREATE TABLE IF NOT EXISTS ticket_agents (
 );
 CREATE INDEX IF NOT EXISTS ticket_agents_in_order ON ticket_agents (ticket_id, ordinal);
 {ordinals}
+CREATE TABLE IF NOT EXISTS auth_sessions (
+    id TEXT PRIMARY KEY,
+    agent_id TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL,
+    revoked_at DOUBLE PRECISION
+);
+CREATE INDEX IF NOT EXISTS auth_sessions_by_agent ON auth_sessions (agent_id);
 CREATE TABLE IF NOT EXISTS migrations (
     name TEXT PRIMARY KEY,
     at DOUBLE PRECISION NOT NULL
@@ -416,6 +424,59 @@ class SqlTicketStore:
     async def agent(self, agent_id: str) -> AgentRecord | None:
         rows = await self._db.fetch("SELECT * FROM agents WHERE id = ?", agent_id)
         return _agent(rows[0]) if rows else None
+
+    async def set_password(self, agent_id: str, password_hash: str, at: float) -> bool:
+        async with self._db.transaction() as tx:
+            changed = await tx.execute(
+                "UPDATE agents SET password_hash = ? WHERE id = ?", password_hash, agent_id
+            )
+            await tx.execute(
+                "UPDATE auth_sessions SET revoked_at = ? WHERE agent_id = ? AND revoked_at IS NULL",
+                at,
+                agent_id,
+            )
+        return changed == 1
+
+    async def remove_agent(self, agent_id: str, at: float) -> bool:
+        async with self._db.transaction() as tx:
+            removed = await tx.execute("DELETE FROM agents WHERE id = ?", agent_id)
+            await tx.execute(
+                "UPDATE auth_sessions SET revoked_at = ? WHERE agent_id = ? AND revoked_at IS NULL",
+                at,
+                agent_id,
+            )
+        return removed == 1
+
+    # ------------------------------------------------------------------ sign-in sessions
+
+    async def add_auth_session(self, session: AuthSessionRecord) -> None:
+        await self._db.execute(
+            "INSERT INTO auth_sessions (id, agent_id, created_at, revoked_at) VALUES (?, ?, ?, ?)",
+            session.id,
+            session.agent_id,
+            session.created_at,
+            session.revoked_at,
+        )
+
+    async def auth_session(self, session_id: str) -> AuthSessionRecord | None:
+        rows = await self._db.fetch("SELECT * FROM auth_sessions WHERE id = ?", session_id)
+        if not rows:
+            return None
+        row = rows[0]
+        return AuthSessionRecord(
+            id=row["id"],
+            agent_id=row["agent_id"],
+            created_at=row["created_at"],
+            revoked_at=row["revoked_at"],
+        )
+
+    async def revoke_auth_session(self, session_id: str, at: float) -> bool:
+        changed = await self._db.execute(
+            "UPDATE auth_sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+            at,
+            session_id,
+        )
+        return changed == 1
 
     # ------------------------------------------------------------------ tickets
 

@@ -33,6 +33,8 @@ async def test_attachment_is_stored_announced_and_served(server: Running) -> Non
     assert status == 200 and body == data
     assert (await server.get(ticket["attachments"][0]["url"], None))[0] == 401
     other = await (await server.customer()).call("help.request", {"context": CONTEXT})
-    assert (await server.get(f"/api/tickets/{other['ticket']['id']}/attachments/{info.id}", token))[
-        0
-    ] == 404
+    elsewhere = f"/api/tickets/{other['ticket']['id']}/attachments/{info.id}"
+    # Alice is not in the other session at all; a supervisor may read it, but the attachment
+    # belongs to another ticket.
+    assert (await server.get(elsewhere, token))[0] == 403
+    assert (await server.get(elsewhere, await server.token("sam")))[0] == 404

@@ -27,7 +27,7 @@ async def test_restart_keeps_everything(tmp_path: Path) -> None:
     app, runner, base = await start_server(tmp_path)
     again = Running(app, runner, base, site, site, agents)
     try:
-        token = await again.token("alice")
+        token = await again.token("sam")  # a supervisor lists every ticket
         _, listing = await again.get("/api/tickets", token)
         assert {t["id"] for t in listing["tickets"]} == {
             ack_active["ticket"]["id"],

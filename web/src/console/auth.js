@@ -74,6 +74,16 @@ export async function refresh() {
   return current;
 }
 
+/** The Sign out button: end the sign-in session on the server (its tokens and sockets die
+ * there), then forget it here even if the server could not be reached. */
+export async function signOut() {
+  const token = current && current.token;
+  if (token) {
+    await fetch("/api/auth/logout", { method: "POST", headers: { Authorization: `Bearer ${token}` } }).catch(() => {});
+  }
+  logout();
+}
+
 export let logoutReason = "";
 export function logout(reason = "") {
   logoutReason = reason;

@@ -93,7 +93,7 @@ function buildShell() {
           class: "icon-btn",
           "aria-label": "Sign out",
           title: "Sign out",
-          onClick: () => auth.logout(),
+          onClick: () => auth.signOut(),
         },
         icon(ICONS.logout, "icon sm"),
       ),
