@@ -49,6 +49,10 @@ log = logging.getLogger("tandem.cobrowse")
 
 RECORDING_TYPE = "application/x-tandem-cobrowse+gzip"
 _MAX_BATCH_BYTES = 8 * 1024 * 1024
+MAX_PENDING_PART_BYTES = 32 * 1024 * 1024
+"""Bytes of unfinished multi-part batches all sockets of a node may hold together."""
+PART_TIMEOUT_SECONDS = 30.0
+"""An unfinished batch older than this is dropped (its sender gets a new snapshot request)."""
 """A reassembled batch (a large full snapshot) may be this big."""
 
 _CODES: dict[str, ErrorCode] = {
@@ -104,6 +108,7 @@ class CobrowseHub:
             assets.sharing = lambda ticket_id: ticket_id in self._live
         self._live: dict[str, _Live] = {}
         self._parts: dict[str, _Parts] = {}
+        self._pending_bytes = 0
         self._ticker: asyncio.Task[None] | None = None
         desk.on_close.append(self.on_ticket_closed)
 
@@ -186,25 +191,45 @@ class CobrowseHub:
             return data
         if batch_id is None or part >= parts:
             raise DeskError("malformed", "a batch in parts needs batchId and part < parts")
+        self._expire_parts(time.monotonic())
         pending = self._parts.get(sid)
         if pending is None or pending.batch_id != batch_id:
+            self.forget_socket(sid)  # a socket has one unfinished batch at most
             pending = _Parts(batch_id=batch_id, parts=[None] * parts)
             self._parts[sid] = pending
         if len(pending.parts) != parts or pending.parts[part] is not None:
-            self._parts.pop(sid, None)
+            self.forget_socket(sid)
             raise DeskError("malformed", "inconsistent batch parts")
+        if pending.size + len(data) > _MAX_BATCH_BYTES:
+            self.forget_socket(sid)
+            raise DeskError("too_large", f"batch exceeds {_MAX_BATCH_BYTES} bytes")
+        if self._pending_bytes + len(data) > MAX_PENDING_PART_BYTES:
+            # Parts wait in memory until their batch is whole: all sockets together may hold
+            # only so much, so unfinished batches cannot grow the node's memory.
+            self.forget_socket(sid)
+            raise DeskError("rate_limited", "too many unfinished co-browse batches; resend later")
         pending.parts[part] = data
         pending.size += len(data)
-        if pending.size > _MAX_BATCH_BYTES:
-            self._parts.pop(sid, None)
-            raise DeskError("too_large", f"batch exceeds {_MAX_BATCH_BYTES} bytes")
+        self._pending_bytes += len(data)
         if any(chunk is None for chunk in pending.parts):
             return None
-        del self._parts[sid]
+        self.forget_socket(sid)
         return "".join(chunk or "" for chunk in pending.parts)
 
+    def _expire_parts(self, now: float) -> None:
+        for sid, pending in list(self._parts.items()):
+            if now - pending.started > PART_TIMEOUT_SECONDS:
+                self.forget_socket(sid)
+
+    @property
+    def pending_part_bytes(self) -> int:
+        """Bytes of unfinished multi-part batches held on this node."""
+        return self._pending_bytes
+
     def forget_socket(self, sid: str) -> None:
-        self._parts.pop(sid, None)
+        pending = self._parts.pop(sid, None)
+        if pending is not None:
+            self._pending_bytes -= pending.size
 
     async def join(self, caller: AgentCaller, ticket_id: str) -> CobrowseView:
         ticket = await self.desk.ticket_for(caller, ticket_id, read_only=True)
