@@ -135,7 +135,7 @@ class AssetService:
         """Set by the co-browse hub: emits ``cobrowse.assets.needed`` to the customer."""
         self.sharing: Callable[[str], bool] = lambda _ticket_id: False
         """Set by the co-browse hub: whether a session's customer is sharing right now."""
-        self._inflight: dict[str, asyncio.Future[CachedAsset]] = {}
+        self._inflight: dict[str, asyncio.Task[CachedAsset]] = {}
         self._refused: dict[str, tuple[float, FetchRefused]] = {}
         self._asks: dict[str, dict[str, _Ask]] = {}
         self._batch: dict[str, list[tuple[str, str]]] = {}
@@ -215,25 +215,30 @@ class AssetService:
         if refused is not None and refused[0] > self.clock():
             raise refused[1]
         running = self._inflight.get(key)
-        if running is not None:
-            return await asyncio.shield(running)
-        future: asyncio.Future[CachedAsset] = asyncio.get_running_loop().create_future()
-        self._inflight[key] = future
+        if running is None:
+            # A task of its own: the fetch goes on for the others if the first asker leaves.
+            running = asyncio.get_running_loop().create_task(self._fetch(key, url, kind, allowed))
+            self._inflight[key] = running
+            running.add_done_callback(lambda t: self._fetched(key, t))
+        return await asyncio.shield(running)
+
+    def _fetched(self, key: str, task: asyncio.Task[CachedAsset]) -> None:
+        self._inflight.pop(key, None)
+        if not task.cancelled():
+            task.exception()  # retrieved: every asker may have left
+
+    async def _fetch(
+        self, key: str, url: str, kind: AssetKind, allowed: frozenset[str]
+    ) -> CachedAsset:
         try:
             if self.http is None:
                 raise FetchRefused("not_ready", browser=True)
             fetched = await fetch_asset(self.http, url, kind, allowed, self.limits)
-            await self.cache.put(key, fetched.content_type, fetched.body, fetched.url)
-            asset = CachedAsset(fetched.content_type, fetched.body, fetched.url)
-            future.set_result(asset)
-            return asset
         except FetchRefused as exc:
             self._remember_refusal(key, exc)
-            future.set_exception(exc)
-            future.exception()  # retrieved: nobody else may be waiting
             raise
-        finally:
-            del self._inflight[key]
+        await self.cache.put(key, fetched.content_type, fetched.body, fetched.url)
+        return CachedAsset(fetched.content_type, fetched.body, fetched.url)
 
     def _remember_refusal(self, key: str, exc: FetchRefused) -> None:
         now = self.clock()
