@@ -363,3 +363,55 @@ async def test_tokens_must_be_ours_unexpired_and_for_a_real_session(
         assert headers["Cache-Control"] == "no-store"
     assert shop_hits["/img/photo.png"] == 0  # no refused token made the server fetch anything
     assert (await fetch(server.base_url, good))[0] == 200
+
+
+async def test_one_fetch_serves_every_session_and_limits_hold(server: Running) -> None:
+    """Two customers on the same page, many requests at once: the shop is asked once. An SVG is
+    served as an inert image; an oversized image and a font used as an image are refused."""
+    svg = b"<svg xmlns='http://www.w3.org/2000/svg' width='4' height='4'><rect/></svg>"
+    huge = b"\x89PNG\r\n\x1a\n" + bytes(9 * 1024 * 1024)
+    async with origin(
+        {
+            "/img/photo.png": body(PHOTO, "image/png"),
+            "/icon.svg": body(svg, "image/svg+xml"),
+            "/huge.png": body(huge, "image/png"),
+            "/font.woff2": body(FONT, "font/woff2"),
+        }
+    ) as (shop, hits):
+        site = await add_site(server.app[keys.store], "Busy shop", [shop])
+        views = []
+        for _ in range(2):
+            alice, customer, _ticket = await share(server, site, shop)
+            names = ["img/photo.png", "icon.svg", "huge.png", "font.woff2"]
+            imgs = [
+                {
+                    "type": 2,
+                    "tagName": "img",
+                    "attributes": {"src": f"{shop}/{n}"},
+                    "childNodes": [],
+                    "id": 10 + i,
+                }
+                for i, n in enumerate(names)
+            ]
+            events = page(shop, shop, shop, shop)
+            events[1]["data"]["node"]["childNodes"][0]["childNodes"][1]["childNodes"] = imgs
+            assert (await customer.call("cobrowse.events", {"data": json.dumps(events)}))["ok"]
+            got = await alice.wait_for("cobrowse.events")
+            body_node = got["events"][1]["data"]["node"]["childNodes"][0]["childNodes"][1]
+            views.append([n["attributes"]["src"] for n in body_node["childNodes"]])
+            await alice.close()
+        photo_a, photo_b = views[0][0], views[1][0]
+        assert photo_a != photo_b  # one token per session...
+        results = await asyncio.gather(
+            *(fetch(server.base_url, src) for _ in range(10) for src in (photo_a, photo_b))
+        )
+        assert {r[0] for r in results} == {200}
+        assert hits["/img/photo.png"] == 1  # ...one fetch for all of them
+
+        status, headers, data = await fetch(server.base_url, views[0][1])
+        assert (status, data) == (200, svg)
+        assert headers["Content-Type"] == "image/svg+xml"
+        assert headers["Content-Disposition"] == "attachment"
+        assert "sandbox" in headers["Content-Security-Policy"]
+        assert (await fetch(server.base_url, views[0][2]))[0] == 404  # over the size cap
+        assert (await fetch(server.base_url, views[0][3]))[0] == 404  # a font is no <img>
