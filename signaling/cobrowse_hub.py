@@ -128,8 +128,8 @@ class CobrowseHub:
             raise DeskError("malformed", f"co-browse stream v{v} is not supported")
         try:
             recorder = cobrowse.parse_recorder(recorder)
-        except cobrowse.CobrowseError as exc:
-            raise cobrowse_error(exc) from None
+        except ValueError as exc:
+            raise DeskError("malformed", str(exc)) from None
         if ticket.id in self._live:
             return  # a page load on the same site: the stream goes on with a new snapshot
         self.work_dir.mkdir(parents=True, exist_ok=True)

@@ -140,3 +140,15 @@ async def test_invalid_large_batches_are_throttled_before_parsing(server: Runnin
         ack = await customer.call("cobrowse.events", {"data": junk}, timeout=10)
         codes.append("ok" if ack["ok"] else ack["error"]["code"])
     assert codes.count("rate_limited") >= 40, codes
+
+
+async def test_unsupported_recorder_is_malformed_not_internal(server: Running) -> None:
+    """Found by the fuzz: ``cobrowse.accept`` with a recorder other than rrweb 2 answered
+    ``internal`` with a traceback in the log."""
+    customer = await server.customer()
+    ticket_id = (await customer.call("help.request", {"context": CONTEXT}))["ticket"]["id"]
+    alice = await server.agent("alice")
+    assert (await alice.call("session.accept", {"ticketId": ticket_id}))["ok"]
+    for recorder in ("", "rrweb@1.1.3", "other@2"):
+        ack = await customer.call("cobrowse.accept", {"v": 1, "recorder": recorder})
+        assert ack["ok"] is False and ack["error"]["code"] == "malformed", recorder
