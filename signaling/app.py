@@ -28,7 +28,7 @@ from signaling.settings import Settings, load_secret
 from signaling.sockets import SocketApi, SocketBroadcaster, max_frame_bytes
 from signaling.socketserver import FrameLimits, GuardedServer
 from signaling.store import FileStore, open_store
-from signaling.webfiles import security_headers, web_routes
+from signaling.webfiles import public_host_for, security_headers, web_routes
 
 log = logging.getLogger("tandem")
 
@@ -44,6 +44,7 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[security_headers, api_errors], client_max_size=1024**2)
     app[keys.settings] = settings
     app[keys.secret] = load_secret(settings.data_dir, settings.secret or None)
+    public_host_for(app, settings.public_url)
     app[keys.login_throttle] = LoginThrottle(
         Allowance(settings.login_account_burst, settings.login_account_interval),
         Allowance(settings.login_address_burst, settings.login_address_interval),

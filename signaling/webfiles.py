@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -69,17 +70,22 @@ _REPLAY_CSP = "; ".join(
     ]
 )
 REPLAY_PAGE = "/console/replay.html"
+_public_url_key = web.AppKey("public_host", str)
+"""Set by ``public_host_for``: the host of ``Settings.public_url``."""
 ASSET_ROUTE = "/cobrowse/assets/"
 _HOST = re.compile(r"[A-Za-z0-9.\-]+(?::\d{1,5})?|\[[0-9A-Fa-f:.]+\](?::\d{1,5})?")
 
 _SPA_PREFIXES = ("/console", "/dashboard")
 
 
-def csp_for(path: str, host: str | None = None) -> str | None:
+def csp_for(path: str, *hosts: str | None) -> str | None:
+    """The page's policy; ``hosts`` name this server for the replay page's asset sources (the
+    request's ``Host``, and the public URL's host: a proxy may not pass ``Host`` through)."""
     if path == REPLAY_PAGE:
-        # Scheme-less, so it matches whichever scheme the page was served over.
-        asset = f"{host}{ASSET_ROUTE}" if host and _HOST.fullmatch(host) else ""
-        return _REPLAY_CSP.replace(" ASSET", f" {asset}" if asset else "")
+        # Scheme-less, so they match whichever scheme the page was served over.
+        named = dict.fromkeys(h for h in hosts if h and _HOST.fullmatch(h))
+        assets = "".join(f" {h}{ASSET_ROUTE}" for h in named)
+        return _REPLAY_CSP.replace(" ASSET", assets)
     if path.startswith(_SPA_PREFIXES) or path == "/":
         return _CONSOLE_CSP
     if path.startswith("/demo"):
@@ -101,12 +107,20 @@ async def security_headers(
     response.headers.setdefault("Referrer-Policy", "same-origin")
     if request.path.startswith("/api/"):
         response.headers.setdefault("Cache-Control", "no-store")
-    policy = csp_for(request.path, request.host)
+    public = request.app.get(_public_url_key)
+    policy = csp_for(request.path, request.host, public)
     if policy is not None:
         response.headers.setdefault("Content-Security-Policy", policy)
     if isinstance(response, web.HTTPException) and response.status >= 400:
         raise response
     return response
+
+
+def public_host_for(app: web.Application, public_url: str | None) -> None:
+    """Remember the public URL's host, for policies that must name this server."""
+    host = urlsplit(public_url).netloc if public_url else ""
+    if host:
+        app[_public_url_key] = host
 
 
 def web_routes(dist: Path) -> list[web.RouteDef]:
