@@ -2,7 +2,7 @@
 
 A customer's site (its own origin on 127.0.0.1, the real snippet) shows a photo from its origin,
 a logo from its listed CDN, a members-only picture (cookie), an image from an unlisted host and
-inline SVG images (one that only draws, one with a handler). In the agent's mirror the first three
+inline SVG images (one that only draws, one with a handler), an SVG sprite and a CSS background. In the agent's mirror the first three
 and the harmless SVG appear; the server fetched the photo and the logo itself, the customer's
 browser supplied the members-only picture; the unlisted host heard from nobody but the customer's
 own page; the agent's browser asked nothing of any host but Tandem.
@@ -45,6 +45,12 @@ TICK = "data:image/svg+xml," + quote(
 )
 BAD_SVG = "data:image/svg+xml," + quote(
     "<svg xmlns='http://www.w3.org/2000/svg' width='16' height='16' onload='alert(1)'/>"
+)
+
+SPRITE = (
+    b"<svg xmlns='http://www.w3.org/2000/svg'>"
+    b"<symbol id='dot' viewBox='0 0 10 10'><circle cx='5' cy='5' r='5' fill='purple'/></symbol>"
+    b"</svg>"
 )
 
 
@@ -91,6 +97,15 @@ def image_app(path: str, data: bytes) -> web.Application:
     return app
 
 
+async def until_positive(target: Locator, script: str, timeout: float = 20) -> float:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = float(await target.evaluate(script))
+        if value > 0 or time.monotonic() > deadline:
+            return value
+        await asyncio.sleep(0.2)
+
+
 async def natural_width(img: Locator, timeout: float = 20) -> int:
     """The image's natural width once it settled (loaded, or failed: 0)."""
     deadline = time.monotonic() + timeout
@@ -111,6 +126,8 @@ def shop_app(tandem: str, cdn: str, unlisted: str) -> web.Application:
   <img id="unlisted" src="{unlisted}/x.png" alt="unlisted">
   <img id="tick" src="{TICK}" alt="tick">
   <img id="bad" src="{BAD_SVG}" alt="bad">
+  <svg id="sprite" width="20" height="20"><use href="/icons.svg#dot"></use></svg>
+  <div id="bg" style="width:30px;height:20px;background:url(/img/photo.png)"></div>
 </main>
 <script async src="{tandem}/tandem.js" data-site="{SITE_KEY}" data-label="Help"></script>
 </body></html>"""
@@ -123,6 +140,7 @@ def shop_app(tandem: str, cdn: str, unlisted: str) -> web.Application:
     app = web.Application()
     app.router.add_get("/", serve(page.encode(), "text/html"))
     app.router.add_get("/img/photo.png", serve(png("red"), "image/png"))
+    app.router.add_get("/icons.svg", serve(SPRITE, "image/svg+xml"))
     app.router.add_get("/members/card.png", members)
     return app
 
@@ -171,6 +189,12 @@ async def test_mirror_images_come_through_the_asset_route_only(
             await expect(img).to_have_attribute("src", re.compile(r"^(/cobrowse/assets/|data:)"))
             assert await natural_width(img) > 0, name
         assert await view.locator("#bad").get_attribute("src") == "about:invalid"
+        # An SVG sprite used by <use>, and a CSS background, come the same way.
+        use = view.locator("#sprite use")
+        await expect(use).to_have_attribute("href", re.compile(r"^/cobrowse/assets/.+#dot$"))
+        assert await until_positive(use, "(u) => u.getBBox().width") > 0
+        bg = await view.locator("#bg").evaluate("(d) => getComputedStyle(d).backgroundImage")
+        assert "/cobrowse/assets/" in bg
         unlisted_src = await view.locator("#unlisted").get_attribute("src")
         assert unlisted_src is not None and unlisted_src.startswith("/cobrowse/assets/")
         assert await natural_width(view.locator("#unlisted")) == 0
@@ -189,6 +213,6 @@ async def test_mirror_images_come_through_the_asset_route_only(
         entries = [e for e in await store.timeline(ticket_id) if e.type == "cobrowse.assets"]
         assert len(entries) == 1
         counts = entries[0].data
-        assert counts["server"] == 2 and counts["browser"] == 1 and counts["refused"] == 1
+        assert counts == {"server": 3, "browser": 1, "refused": 1}  # photo, logo, sprite
     # The blocked SVG image is "about:invalid", which the replay's CSP refuses and reports.
     problems.csp[:] = [m for m in problems.csp if "'about:invalid'" not in m]
