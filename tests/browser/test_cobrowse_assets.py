@@ -1,11 +1,12 @@
 """Images of a real page reach the agent's mirror through Tandem's asset route, and only there.
 
 A customer's site (its own origin on 127.0.0.1, the real snippet) shows a photo from its origin,
-a logo from its listed CDN, a members-only picture (cookie), an image from an unlisted host and
-inline SVG images (one that only draws, one with a handler), an SVG sprite and a CSS background. In the agent's mirror the first three
-and the harmless SVG appear; the server fetched the photo and the logo itself, the customer's
-browser supplied the members-only picture; the unlisted host heard from nobody but the customer's
-own page; the agent's browser asked nothing of any host but Tandem.
+a logo from its listed CDN, a members-only picture (cookie), an image from an unlisted host,
+inline SVG images (one that only draws, one with a handler), an SVG sprite and a CSS background.
+In the agent's mirror all but the unlisted image and the SVG with a handler appear; the server
+fetched what its origin and CDN serve, the customer's browser supplied the members-only picture;
+the unlisted host heard from nobody but the customer's own page; the agent's browser asked
+nothing of any host but Tandem.
 """
 
 from __future__ import annotations
