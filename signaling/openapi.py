@@ -142,8 +142,21 @@ def openapi_document() -> dict[str, Any]:
                         },
                     },
                     "responses": {
-                        "201": {"description": "the attachment"},
-                        **_errors(401, 409, 413, 415, 422),
+                        "201": {
+                            "description": "the attachment, as filed on the ticket",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "required": ["attachment"],
+                                        "properties": {"attachment": _ref("AttachmentInfo")},
+                                    }
+                                }
+                            },
+                        },
+                        # 404: the token's ticket is gone; 409: the session has ended;
+                        # 413/429: the ticket's upload quotas (docs/security.md).
+                        **_errors(401, 404, 409, 413, 415, 422, 429),
                     },
                 }
             },

@@ -22,19 +22,19 @@ import asyncio
 import json
 import logging
 import re
-import threading
-from collections.abc import Callable, Coroutine, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal, TypeVar, get_args
+from typing import Any, Literal, get_args
 
 import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from signaling.protocol import CLIENT_EVENTS, ErrorCode
-from tests.support import CONTEXT, Client, Running, running_server
+from tests.security.background import NO_LIMITS, BackgroundServer
+from tests.support import CONTEXT, Client
 
 Role = Literal["customer", "agent"]
 ROLES: tuple[Role, ...] = ("customer", "agent")
@@ -56,8 +56,6 @@ FUZZ = settings(
     ],
 )
 PER_EVENT = settings(FUZZ, max_examples=25)
-
-T = TypeVar("T")
 
 
 # --------------------------------------------------------------------------- frames
@@ -334,43 +332,21 @@ class ErrorLog(logging.Handler):
         return [self.format(r) for r in self.records[start:]]
 
 
-@dataclass
-class Harness:
-    """The server and its clients on one event loop in a background thread."""
+class Harness(BackgroundServer):
+    """The server, a customer and an agent in a live session, and the server's error log."""
 
-    data_dir: Path
-    loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.new_event_loop)
-    errors: ErrorLog = field(default_factory=ErrorLog)
-    clients: dict[Role, Client] = field(default_factory=dict)
-    ticket_id: str = ""
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self._thread.start()
-        # Rate and per-address limits are tested elsewhere; here every client is 127.0.0.1 and
-        # the limits would only keep frames from the handlers.
-        self._context = running_server(
-            self.data_dir,
-            rate_per_second=100_000.0,
-            max_customer_sockets_per_address=100_000,
-            max_open_tickets_per_address=100_000,
-            max_open_tickets_per_customer=100_000,
-        )
-        self.server: Running = self.run(self._context.__aenter__())
+    def __init__(self, data_dir: Path) -> None:
+        super().__init__(data_dir, **NO_LIMITS)
+        self.errors = ErrorLog()
+        self.clients: dict[Role, Client] = {}
+        self.ticket_id = ""
         for name in SERVER_LOGGERS:
             logging.getLogger(name).addHandler(self.errors)
 
     def stop(self) -> None:
         for name in SERVER_LOGGERS:
             logging.getLogger(name).removeHandler(self.errors)
-        self.run(self._context.__aexit__(None, None, None))
-        self.run(_cancel_the_rest())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
-        self.loop.close()
-
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+        super().stop()
 
     async def new_session(self) -> None:
         """A customer in a session the agent accepted: the state most handlers act on."""
@@ -396,7 +372,7 @@ class Harness:
         if not all(c.sio.connected for c in self.clients.values()):
             await self.new_session()
         sio = self.clients[role].sio
-        answered: asyncio.Future[tuple[Any, ...]] = self.loop.create_future()
+        answered: asyncio.Future[tuple[Any, ...]] = asyncio.get_running_loop().create_future()
 
         def on_ack(*args: Any) -> None:
             if not answered.done():
@@ -413,18 +389,9 @@ class Harness:
             raise AssertionError(f"no ack within {ACK_TIMEOUT} s") from None
 
 
-async def _cancel_the_rest() -> None:
-    """Stop what the clients left running (engine.io ping tasks) before the loop closes."""
-    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-
-
 @pytest.fixture(scope="module")
 def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
     world = Harness(tmp_path_factory.mktemp("fuzz"))
-    world.start()
     try:
         yield world
     finally:
