@@ -145,6 +145,12 @@ class AssetService:
     def rewriter(self, ticket_id: str) -> SessionAssetRewriter:
         return self.signer.rewriter(ticket_id)
 
+    def counts(self, ticket_id: str) -> dict[str, int]:
+        """Distinct assets served to a session so far, by source (``server``, ``browser``,
+        ``refused``)."""
+        tally = self._tally.get(ticket_id)
+        return tally.counts() if tally else {}
+
     def take_counts(self, ticket_id: str) -> dict[str, int]:
         """Assets served to a session by source (``server``, ``browser``, ``refused``); resets."""
         tally = self._tally.pop(ticket_id, None)
