@@ -91,6 +91,10 @@ class Broadcaster(Protocol):
         """Send a server event to every socket in any of the rooms, on every node."""
         ...
 
+    async def enter_room(self, sid: str, room: str) -> bool:
+        """Put a socket in a room; False if the socket has gone."""
+        ...
+
 
 @dataclass(frozen=True)
 class CustomerCaller:
@@ -229,6 +233,16 @@ class Desk:
             previous_ticket_id=previous.id if previous else None,
         )
         await self.store.create_ticket(ticket)
+        # The customer's socket is in the session's room before anyone can hear of the ticket,
+        # so no accept can overtake it and leave it without its session.accepted.
+        if caller.sid is not None and not await self.broadcaster.enter_room(
+            caller.sid, customer_room(ticket.id)
+        ):
+            # The socket went while the ticket was being created: nobody holds the ticket's
+            # token, so it is closed at once (and said so) rather than queued for nobody.
+            await self.store.close_ticket(ticket.id, time.time())
+            await self.timeline(ticket, "session.ended", {"by": "system", "reason": "left"})
+            raise DeskError("invalid_state", "the connection closed before the ticket was queued")
         await self.timeline(
             ticket,
             "ticket.created",

@@ -128,6 +128,15 @@ class SocketBroadcaster:
         name = type(event).model_fields["type"].default
         await self._sio.emit(name, event.wire(), to=rooms, skip_sid=skip_sid)
 
+    async def enter_room(self, sid: str, room: str) -> bool:
+        if not self._sio.manager.is_connected(sid, "/"):
+            return False
+        try:
+            await self._sio.enter_room(sid, room)
+        except (KeyError, ValueError):  # disconnected between the check and the call
+            return False
+        return True
+
 
 class SocketApi:
     def __init__(
@@ -318,7 +327,10 @@ class SocketApi:
             return error_ack(exc.code, exc.message)
         except Exception:
             log.exception("event %s failed", event)
-            return error_ack("internal", "internal error; nothing was changed")
+            # Not "nothing was changed": the fault may have come after a change.
+            return error_ack(
+                "internal", "internal error; it may have taken effect: resume to see the state"
+            )
 
     # ------------------------------------------------------------------ handlers
 
@@ -326,9 +338,9 @@ class SocketApi:
         assert isinstance(conn.caller, CustomerCaller)
         state, caller = await self.desk.request_help(conn.caller, msg)
         if caller.ticket_id != conn.caller.ticket_id:
+            # The desk has put the socket in the new session's room already.
             if conn.caller.ticket_id:
                 await self.sio.leave_room(sid, customer_room(conn.caller.ticket_id))
-            await self.sio.enter_room(sid, customer_room(caller.ticket_id or ""))
             conn.caller = caller
         return state
 
