@@ -740,7 +740,7 @@ def fmt_ms(seconds: float | None) -> str:
 
 def print_table(rows: list[Row]) -> None:
     header = (
-        f"{'scenario':<12} {'size':<16} {'server':<22} {'rate':>8} {'unit':<9} "
+        f"{'scenario':<12} {'size':<16} {'server':<26} {'rate':>8} {'unit':<9} "
         f"{'per core':>9} {'p50 ms':>8} {'p99 ms':>8} {'cpu ms/op':>9} {'cpu':>5} "
         f"{'RSS MiB':>7} {'dropped':>7}  status"
     )
@@ -750,7 +750,7 @@ def print_table(rows: list[Row]) -> None:
         share = "-" if r.cpu_share is None else f"{r.cpu_share:.0%}"
         rss = "-" if r.rss_kib is None else f"{r.rss_kib / 1024:.0f}"
         print(
-            f"{r.scenario:<12} {r.size:<16} {r.server:<22} {fmt_rate(r.rate):>8} {r.unit:<9} "
+            f"{r.scenario:<12} {r.size:<16} {r.server:<26} {fmt_rate(r.rate):>8} {r.unit:<9} "
             f"{fmt_rate(r.per_core):>9} {fmt_ms(r.p50):>8} {fmt_ms(r.p99):>8} "
             f"{fmt_ms(r.cpu_per_op):>9} {share:>5} {rss:>7} {r.dropped:>7}  {r.status}"
         )
@@ -769,7 +769,10 @@ def print_ratios(rows: list[Row]) -> None:
     for (scenario, size), servers in by_key.items():
         for name, row in servers.items():
             if name.startswith("tandem") and row.per_core:
-                for floor_name in ("minimal sio", "ws relay"):
+                # Each accelerated Tandem against the minimal server accelerated the same way.
+                variant = name.removeprefix("tandem")
+                floors = ("minimal sio", "ws relay") if not variant else (f"minimal sio{variant}",)
+                for floor_name in floors:
                     floor = servers.get(floor_name)
                     if floor is None or not floor.per_core:
                         continue

@@ -31,8 +31,8 @@ def table_rows(output: str) -> list[dict[str, str]]:
         rows.append(
             {
                 "scenario": line[: header.index("size")].strip(),
-                # Left-aligned, 22 characters wide (bench/signaling.py's print_table).
-                "server": line[header.index("server") : header.index("server") + 22].strip(),
+                # Left-aligned, 26 characters wide (bench/signaling.py's print_table).
+                "server": line[header.index("server") : header.index("server") + 26].strip(),
                 "dropped": line[: header.index("dropped") + len("dropped")].split()[-1],
                 "status": line[header.index("status") :].strip(),
             }
