@@ -62,6 +62,7 @@ from tests.browser.fidelity_support import (  # noqa: E402
     customer_picture,
     customer_scroll,
     diff_picture,
+    fit_scale_one,
     fixture_origins,
     free_port,
     make_media,
@@ -72,7 +73,6 @@ from tests.browser.fidelity_support import (  # noqa: E402
     mirror_scroll,
     open_live_session,
     open_session,
-    replay_frame,
     serve_fixtures,
     sign_in_agent,
     stage_box,
@@ -226,25 +226,6 @@ async def follow_latency(customer: Page, agent: Page) -> tuple[list[float], bool
     return latencies, followed
 
 
-async def fit_scale_one(agent: Page) -> None:
-    """Size the agent's window so that the replay's viewport is exactly as wide as the
-    customer's and at least as tall: the replay then draws at scale 1 (it also scales up)."""
-    want_w, want_h = CUSTOMER_VIEWPORT["width"], CUSTOMER_VIEWPORT["height"]
-    for _ in range(4):
-        room = await replay_frame(agent).locator("#viewport").bounding_box()
-        assert room is not None
-        if round(room["width"]) == want_w and room["height"] >= want_h:
-            return
-        size = agent.viewport_size or AGENT_VIEWPORT
-        await agent.set_viewport_size(
-            {
-                "width": size["width"] + want_w - round(room["width"]),
-                "height": size["height"] + max(0, want_h - int(room["height"]) + 8),
-            }
-        )
-        await asyncio.sleep(0.3)
-
-
 async def interact(customer: Page) -> None:
     box = customer.locator("[data-bench=type]").first
     await box.scroll_into_view_if_needed()
@@ -269,7 +250,7 @@ async def run_page(env: Env, name: str, url: str, origin: str) -> PageResult:
         customer = await customer_ctx.new_page()
         ticket_id = await open_session(agent, customer, url, f"Help with the {name} page")
         result.ttfp_s = await start_sharing(agent, customer)
-        await fit_scale_one(agent)
+        await fit_scale_one(agent, CUSTOMER_VIEWPORT)
         await settle(customer, agent)
         box = await stage_box(agent)
         result.scale = round(box["width"] / CUSTOMER_VIEWPORT["width"], 3)
@@ -297,7 +278,7 @@ async def run_page(env: Env, name: str, url: str, origin: str) -> PageResult:
         await (
             mirror_frame(late).locator("[data-fixture]").wait_for(state="attached", timeout=30_000)
         )
-        await fit_scale_one(late)
+        await fit_scale_one(late, CUSTOMER_VIEWPORT)
         await settle(customer, late)
         result.scroll_late = ((await customer_scroll(customer))[1], (await mirror_scroll(late))[1])
         result.late = await compare(env, name, "late", customer, late)

@@ -286,7 +286,7 @@ async def open_session(agent: Page, customer: Page, url: str, text: str) -> str:
     )
     await expect(agent).to_have_url(re.compile(rf"/console/sessions/{ticket_id}$"))
     # The chat panel would cover part of the customer's page: close it (the session goes on).
-    await tandem_widget(customer).locator(".launcher").click()
+    await customer.evaluate("Tandem('close')")
     return ticket_id
 
 
@@ -309,6 +309,27 @@ async def start_sharing(agent: Page, customer: Page) -> float:
 
 
 # ------------------------------------------------------------------ pictures
+
+
+async def fit_scale_one(agent: Page, customer_viewport: dict[str, int]) -> None:
+    """Size the agent's window so that the replay's viewport is exactly as wide as the
+    customer's and at least as tall: the replay then draws at scale 1 (it also scales up)."""
+    want_w, want_h = customer_viewport["width"], customer_viewport["height"]
+    for _ in range(4):
+        room = await replay_frame(agent).locator("#viewport").bounding_box()
+        assert room is not None, "no replay viewport"
+        if round(room["width"]) == want_w and room["height"] >= want_h:
+            return
+        size = agent.viewport_size or {"width": 1760, "height": 1040}
+        await agent.set_viewport_size(
+            {
+                "width": size["width"] + want_w - round(room["width"]),
+                "height": size["height"] + max(0, want_h - int(room["height"]) + 8),
+            }
+        )
+        await asyncio.sleep(0.3)
+    raise AssertionError("could not bring the replay to scale 1")
+
 
 HIDE_TANDEM = "#tandem-widget { visibility: hidden !important; }"
 HIDE_REPLAY_CHROME = (

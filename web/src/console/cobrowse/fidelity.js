@@ -154,6 +154,10 @@ export function fidelityPlugin() {
   function decorate() {
     const d = doc();
     if (!d) return;
+    for (const [id, commands] of drawn) {
+      const node = mirror().getNode(id);
+      if (node && node.nodeName === "CANVAS" && !node.style.backgroundImage) draw(node, commands);
+    }
     for (const frame of d.querySelectorAll("iframe")) {
       let empty = true;
       try {

@@ -25,6 +25,10 @@ const BATCH_CHARS = 300_000; // a batch without a full snapshot must stay under 
 const SINGLE_CHARS = 400_000;
 const PART_CHARS = 890_000; // one socket frame carries at most 1,000,000 bytes, JSON-escaped
 const MAX_PARTS = 16;
+// The server checks and sanitizes a batch this big in a worker thread, and smaller batches sent
+// meanwhile would overtake it (a snapshot's first mutations and pictures would reach the agent
+// before the snapshot). While one is being processed, later events wait here for its answer.
+const ORDERED_CHARS = 60_000;
 const HEARTBEAT_MS = 10_000;
 const POINTER_IDLE_MS = 6_000;
 const ACK_TIMEOUT = 15_000;
@@ -93,6 +97,7 @@ class Cobrowse {
     this.controller = null; // the agent holding control
     this.buf = [];
     this.bufChars = 0;
+    this.waiting = null; // a big batch the server has not answered yet (see ORDERED_CHARS)
     this.timer = 0;
     this.heartbeat = 0;
     this.lastSnapshotAt = 0;
@@ -107,6 +112,7 @@ class Cobrowse {
     });
     socket.on("disconnect", () => {
       this.accepted = false;
+      this.waiting = null;
       this.drop();
     });
     addEventListener("pagehide", () => this.flush());
@@ -289,6 +295,11 @@ class Cobrowse {
   }
 
   flush() {
+    if (this.waiting && this.buf.length) {
+      clearTimeout(this.timer);
+      this.timer = setTimeout(() => this.flush(), BATCH_MS); // and at once when answered
+      return;
+    }
     const events = this.buf;
     const full = events.some((t) => t.startsWith('{"type":2,'));
     this.drop();
@@ -300,9 +311,16 @@ class Cobrowse {
       return;
     }
     const batchId = parts.length > 1 ? newId() : undefined;
+    let unanswered = parts.length;
+    const waiting = data.length >= ORDERED_CHARS ? {} : null;
+    if (waiting) this.waiting = waiting;
     parts.forEach((part, i) => {
       const payload = parts.length > 1 ? { data: part, batchId, part: i, parts: parts.length } : { data: part };
       this.socket.timeout(ACK_TIMEOUT).emit("cobrowse.events", payload, (err, ack) => {
+        if (waiting && --unanswered === 0 && this.waiting === waiting) {
+          this.waiting = null;
+          if (this.buf.length) this.flush();
+        }
         if (!err && ack && !ack.ok) this.refused(ack.error, full);
       });
     });

@@ -20,6 +20,9 @@ const SECRET_AUTOCOMPLETE = /^(cc-|current-password|new-password|one-time-code)/
 /** Attributes that carry text a masked element must not leak. */
 const TEXT_ATTRS = ["title", "alt", "aria-label", "aria-valuetext", "aria-description", "value"];
 
+/** Media the mirror never plays (its CSP has media-src 'none'): their sources are not sent. */
+const MEDIA_TAGS = new Set(["video", "audio", "source", "track"]);
+
 const INPUT_TYPES = [
   "color", "date", "datetime-local", "email", "month", "number", "range", "search", "tel",
   "text", "time", "url", "week", "textarea", "select", "password", "hidden",
@@ -182,6 +185,12 @@ export class Privacy {
 
   scrubAttrs(tag, attrs, el, masked) {
     if (!attrs) return;
+    // A video is shown by its frames as the poster (./pixels.js); a source URL in the mirror
+    // would only be a blocked load (and a URL the agent has no need of).
+    if (MEDIA_TAGS.has(tag)) {
+      delete attrs.src;
+      delete attrs.srcset;
+    }
     const field = tag === "input" || tag === "textarea" || tag === "select";
     if (field && typeof attrs.value === "string" && attrs.value) {
       const type = String(attrs.type || (el && el.type) || "").toLowerCase();

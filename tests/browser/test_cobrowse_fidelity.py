@@ -1,0 +1,291 @@
+"""Co-browse fidelity on third-party-looking pages (``tests/fixtures/sites``, each served from its
+own origin): an icon font, an SVG data URL, a canvas chart and a ``<video>`` appear in the agent's
+mirror; choices made before sharing show; a late joiner lands at the customer's scroll position;
+on a phone the sharing bar leaves the panel's buttons free.
+
+One Chromium for the module (conftest); the fixture sites and their Tandem site are made once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import pytest_asyncio
+from PIL import Image
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import Locator, Page, expect
+
+from signaling import keys
+from signaling.accounts import add_site
+from tests.browser.cobrowse_support import share
+from tests.browser.fidelity_support import (
+    FIDELITY_SITE_KEY,
+    FixtureSites,
+    customer_scroll,
+    fit_scale_one,
+    fixture_origins,
+    make_media,
+    match_share,
+    member_cookie,
+    mirror_frame,
+    mirror_scroll,
+    open_live_session,
+    open_session,
+    serve_fixtures,
+    sign_in_agent,
+    start_sharing,
+    tandem_widget,
+)
+
+if TYPE_CHECKING:
+    from tests.browser.conftest import NewPage, PageProblems, Server
+
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
+
+expect.set_options(timeout=15_000)
+
+# Pictures are sent as lossy WebP and fonts are rasterised twice: "appears" means most pixels of
+# the element are within 24/255 of the customer's, which a missing glyph, a blank canvas or an
+# empty box never are (they score under 0.5 on these elements).
+LOOSE = 24
+SIMILAR = 0.85
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def sites(
+    server: Server, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[FixtureSites]:
+    origins = fixture_origins()
+    await add_site(
+        server.app[keys.store], "Fidelity fixtures", list(origins.values()), FIDELITY_SITE_KEY
+    )
+    media = make_media(tmp_path_factory.mktemp("fidelity-media"))
+    async with serve_fixtures(origins, server.url, media) as running:
+        yield running
+
+
+@dataclass
+class Shared:
+    agent: Page
+    customer: Page
+    ticket_id: str
+
+
+CUSTOMER = {"width": 1024, "height": 720}
+AGENT = {"width": 1700, "height": 1000}
+
+
+async def co_browse(
+    new_page: NewPage, server: Server, sites: FixtureSites, name: str, **customer_options: Any
+) -> Shared:
+    """The customer on fixture ``name`` shares it; the agent's replay is at scale 1, so an
+    element's picture in the mirror can be compared with the customer's pixel for pixel."""
+    agent = await sign_in_agent(
+        await new_page(viewport=AGENT), server.url, server.agent_email, server.password
+    )
+    customer = await new_page(**({"viewport": CUSTOMER} | customer_options))
+    if name == "shop":
+        await customer.context.add_cookies([member_cookie(sites.origins[name])])  # type: ignore[list-item]
+    ticket_id = await open_session(agent, customer, sites.url(name), f"Help on {name}")
+    await start_sharing(agent, customer)
+    if "viewport" not in customer_options:
+        await fit_scale_one(agent, CUSTOMER)
+    return Shared(agent, customer, ticket_id)
+
+
+async def until(
+    probe: Callable[[], Awaitable[Any]], ok: Callable[[Any], bool], timeout: float = 15
+) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await probe()
+        if ok(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting; last value {value!r}")
+        await asyncio.sleep(0.2)
+
+
+async def picture(locator: Locator) -> Image.Image:
+    png = await locator.screenshot(animations="disabled", caret="hide")
+    return Image.open(io.BytesIO(png)).convert("RGB")
+
+
+async def steady_picture(locator: Locator) -> Image.Image:
+    """A picture of a mirrored element (taken again if a new snapshot rebuilt the mirror)."""
+    for _ in range(20):
+        try:
+            return await picture(locator)
+        except PlaywrightError:
+            await asyncio.sleep(0.2)
+    return await picture(locator)
+
+
+async def similarity(customer: Locator, mirrored: Locator) -> float:
+    try:
+        return match_share(await picture(customer), await picture(mirrored), LOOSE)
+    except PlaywrightError:
+        return 0.0  # the mirror was rebuilt from a new snapshot meanwhile: look again
+
+
+async def appears(customer: Locator, mirrored: Locator) -> float:
+    """Wait until the mirrored element looks like the customer's; returns the last score."""
+    await mirrored.scroll_into_view_if_needed()
+    await customer.scroll_into_view_if_needed()
+    return float(
+        await until(lambda: similarity(customer, mirrored), lambda s: s >= SIMILAR, timeout=20)
+    )
+
+
+async def test_icon_font_and_canvas_charts_appear_in_the_mirror(
+    new_page: NewPage, server: Server, sites: FixtureSites
+) -> None:
+    s = await co_browse(new_page, server, sites, "dashboard")
+    view = mirror_frame(s.agent)
+    # Font Awesome's glyphs (an @font-face icon font in the page's stylesheet).
+    await appears(s.customer.locator(".sidebar"), view.locator(".sidebar"))
+    # Chart.js draws into <canvas>: the mirror gets sampled pictures of them.
+    for chart in ("#revenue", "#channels"):
+        await appears(s.customer.locator(chart), view.locator(chart))
+    # A blank canvas is no match: the pictures really are the charts.
+    chart = await steady_picture(view.locator("#revenue"))
+    assert match_share(Image.new("RGB", chart.size, (255, 255, 255)), chart, LOOSE) < 0.9
+
+
+async def test_form_state_before_sharing_and_svg_data_urls(
+    new_page: NewPage, server: Server, sites: FixtureSites
+) -> None:
+    s = await co_browse(new_page, server, sites, "checkout")
+    view = mirror_frame(s.agent)
+    # Values typed and choices made before the customer shared the page (the form is opted in).
+    await expect(view.locator("#lastName")).to_have_value("Fielding")
+    await expect(view.locator("#state")).to_have_value("Oregon")
+    await expect(view.locator("#country")).to_have_value("United States")
+    await expect(view.locator("#paypal")).to_be_checked()
+    await expect(view.locator("#save-info")).to_be_checked()
+    # A choice changed while sharing follows.
+    await s.customer.locator("#state").select_option("Washington")
+    await expect(view.locator("#state")).to_have_value("Washington")
+    # Bootstrap draws check ticks, the switch knob and select arrows as SVG data: URLs.
+    for field in ("#same-address", "#newsletter", "#state"):
+        await appears(s.customer.locator(field), view.locator(field))
+
+
+async def test_a_masked_select_shows_no_choice(
+    new_page: NewPage, server: Server, sites: FixtureSites
+) -> None:
+    s = await co_browse(new_page, server, sites, "dashboard")
+    view = mirror_frame(s.agent)
+    await expect(s.customer.locator("#range")).to_have_value("This month")
+    # Not opted in: the agent sees no option chosen rather than a wrong one, in the snapshot...
+    await until(
+        lambda: view.locator("#range").evaluate("(s) => s.selectedIndex"), lambda i: i == -1
+    )
+    assert "This month" not in await view.locator("#range").evaluate("(s) => s.value")
+
+
+async def test_video_shows_as_pictures_of_its_size(
+    new_page: NewPage, server: Server, sites: FixtureSites
+) -> None:
+    s = await co_browse(new_page, server, sites, "video")
+    view = mirror_frame(s.agent)
+    video = view.locator("video#tour")
+    await expect(video).to_have_attribute("poster", re.compile(r"^data:image/webp"))
+    mine = await s.customer.locator("video#tour").bounding_box()
+    theirs = await video.bounding_box()
+    assert mine and theirs
+    assert abs(mine["width"] - theirs["width"]) <= 2 and abs(mine["height"] - theirs["height"]) <= 2
+    # The picture changes as the video plays.
+    first = await video.get_attribute("poster")
+    await until(lambda: video.get_attribute("poster"), lambda p: p != first)
+    frame = await steady_picture(video)
+    dark = Image.new("RGB", frame.size, (12, 19, 32))
+    assert match_share(dark, frame, LOOSE) < 0.98  # not an empty box
+
+
+async def test_late_joiner_lands_at_the_customers_scroll(
+    new_page: NewPage, server: Server, sites: FixtureSites
+) -> None:
+    s = await co_browse(new_page, server, sites, "shop")
+    # The customer scrolls to the end of a page whose photos have no explicit size.
+    await s.customer.evaluate(
+        "scrollTo({top: document.documentElement.scrollHeight, behavior: 'instant'})"
+    )
+    _, y = await customer_scroll(s.customer)
+    assert y > 0
+    await until(lambda: mirror_scroll(s.agent), lambda pos: abs(pos[1] - y) <= 1)
+    late = await sign_in_agent(await new_page(), server.url, server.agent_email, server.password)
+    await open_live_session(late, s.ticket_id)
+    await expect(mirror_frame(late).locator("[data-fixture]")).to_be_attached()
+    await until(lambda: mirror_scroll(late), lambda pos: abs(pos[1] - y) <= 1)
+
+
+async def test_phone_sharing_bar_leaves_the_panel_buttons_free(
+    new_page: NewPage, server: Server, sites: FixtureSites
+) -> None:
+    s = await co_browse(
+        new_page, server, sites, "album", viewport={"width": 390, "height": 844}, is_mobile=True
+    )
+    await s.customer.evaluate("Tandem('open')")
+    panel = s.customer.locator("#tandem-panel")
+    bar = tandem_widget(s.customer).locator(".cb-bar")
+    await expect(bar).to_be_visible()
+    bar_box = await bar.bounding_box()
+    assert bar_box
+    for button in (
+        panel.get_by_role("button", name="End chat"),
+        panel.get_by_role("button", name="Close support chat"),
+    ):
+        box = await button.bounding_box()
+        assert box, "button not shown"
+        assert box["y"] >= bar_box["y"] + bar_box["height"] - 0.5, (box, bar_box)
+        # And it is the button that gets a tap there, not the bar.
+        hit = await s.customer.evaluate(
+            "([x, y]) => { const w = document.querySelector('#tandem-widget');"
+            " const el = w.shadowRoot.elementFromPoint(x, y); return el && (el.closest('button') || el).textContent; }",
+            [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2],
+        )
+        assert "Stop sharing" not in (hit or "")
+    await expect(bar.get_by_role("button", name="Stop sharing")).to_be_visible()
+
+
+async def test_style_changes_under_a_strict_csp_log_no_violations_while_sharing(
+    new_page: NewPage, server: Server, problems: PageProblems
+) -> None:
+    """The demo shop's CSP has ``style-src 'self'``. A page animating an element through CSSOM
+    (a call's tab share keeps one moving; so do carousels) is allowed to; rrweb's diff of each
+    change must not turn it into inline-style violations. ``problems`` fails on any."""
+    agent = await sign_in_agent(await new_page(), server.url, server.agent_email, server.password)
+    customer = await new_page()
+    await open_session(agent, customer, f"{server.url}/demo/product.html?id=trail-runner-2", "Hi")
+    await share(agent, customer)
+    await customer.evaluate(
+        """() => {
+            const box = document.createElement('div');
+            box.id = 'ticker';
+            document.body.append(box);
+            let n = 0;
+            window.__ticker = setInterval(() => {
+                n += 1;
+                box.style.background = `hsl(${(n * 17) % 360} 70% 45%)`;
+                box.style.width = `${40 + (n % 20)}px`;
+                box.textContent = `tick ${n}`;
+            }, 50);
+        }"""
+    )
+    view = mirror_frame(agent)
+    await expect(view.locator("#ticker")).to_contain_text("tick 2")
+    # The mirror follows the style changes too.
+    await until(
+        lambda: view.locator("#ticker").evaluate("(el) => el.style.width"),
+        lambda w: w.endswith("px"),
+    )
+    await customer.evaluate("clearInterval(window.__ticker)")
+    assert problems.csp == []
