@@ -1,8 +1,11 @@
 """Durable storage of sites, agents and tickets, behind one small interface.
 
 ``open_store(settings)`` picks the implementation: PostgreSQL when ``DATABASE_URL`` is set,
-else SQLite in the data dir. Both are the same SQL (``sql.py``) over a thin driver, and the same
-tests run against both.
+else SQLite in the data dir. Both are the same SQL (``sql.py``) over a thin driver
+(``sqlite.py``: one writer thread committing in groups; ``postgres.py``: an asyncpg pool), and
+the same tests run against both. What live sessions read on every message (tickets, sites,
+agents) is served from memory by ``CachedTicketStore`` (``cache.py``), which ``open_store``
+returns.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from signaling.store.base import (
     TicketStore,
     TimelineRecord,
 )
+from signaling.store.cache import CachedTicketStore
 from signaling.store.files import FileStore
 from signaling.store.sql import SqlTicketStore, open_store
 
@@ -26,6 +30,7 @@ __all__ = [
     "AgentRecord",
     "AttachmentRecord",
     "AuthSessionRecord",
+    "CachedTicketStore",
     "DuplicateError",
     "FileStore",
     "MessageRecord",

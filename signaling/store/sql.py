@@ -1,22 +1,19 @@
-"""One SQL implementation of ``TicketStore`` over two drivers: aiosqlite and asyncpg.
+"""One SQL implementation of ``TicketStore`` over two drivers: SQLite (``sqlite.py``: one
+writer thread committing in groups) and PostgreSQL (``postgres.py``: an asyncpg pool).
 
 The statements are written once with ``?`` placeholders; the PostgreSQL driver numbers them
 (``$1``...). JSON columns are TEXT in both, timestamps are epoch seconds (DOUBLE PRECISION).
+Every write is a body of statements handed to the driver (``driver.py``), which returns once it
+is committed.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import re
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol, cast
-
-import aiosqlite
+from typing import Any, cast
 
 from signaling.store.base import (
     AgentRecord,
@@ -29,8 +26,20 @@ from signaling.store.base import (
     TicketRecord,
     TimelineRecord,
 )
+from signaling.store.cache import CachedTicketStore
+from signaling.store.driver import Driver, Row, Statements, UniqueViolation
+from signaling.store.postgres import PostgresDriver
+from signaling.store.sqlite import SqliteDriver
 
-Row = Mapping[str, Any]
+__all__ = [
+    "Driver",
+    "PostgresDriver",
+    "SqlTicketStore",
+    "SqliteDriver",
+    "Statements",
+    "UniqueViolation",
+    "open_store",
+]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sites (
@@ -120,192 +129,6 @@ CREATE TABLE IF NOT EXISTS migrations (
 _AGENTS_TO_ROWS = "ticket_agents from tickets.agents"
 
 
-class Statements(Protocol):
-    """Runs statements: on its own (each one committed) or inside one transaction."""
-
-    async def execute(self, sql: str, *args: Any) -> int:
-        """Run a statement; the number of rows it changed."""
-        ...
-
-    async def fetch(self, sql: str, *args: Any) -> Sequence[Row]: ...
-
-
-class Driver(Statements, Protocol):
-    """The little a SQL store needs from a database client."""
-
-    next_ordinal: str
-    """An SQL expression for the next ``ticket_agents.ordinal``: increasing, never repeated."""
-
-    def transaction(self) -> AbstractAsyncContextManager[Statements]:
-        """Statements that commit together when the block ends, or not at all."""
-        ...
-
-    async def script(self, sql: str) -> None: ...
-    async def close(self) -> None: ...
-
-
-class UniqueViolation(Exception):
-    pass
-
-
-class SqliteDriver:
-    serial = "INTEGER PRIMARY KEY AUTOINCREMENT"
-    ordinals = ""
-    # SQLite has one writer at a time (and this driver one connection), so MAX + 1 is unique.
-    next_ordinal = "(SELECT COALESCE(MAX(ordinal), 0) + 1 FROM ticket_agents)"
-
-    def __init__(self, conn: aiosqlite.Connection) -> None:
-        self._conn = conn
-        # One connection is one transaction: a statement and its commit must not interleave
-        # with another coroutine's (a commit while another statement is still being read
-        # fails with "SQL statements in progress").
-        self._lock = asyncio.Lock()
-
-    @classmethod
-    async def open(cls, path: Path) -> SqliteDriver:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conn = await aiosqlite.connect(path)
-        conn.row_factory = aiosqlite.Row
-        # WAL lets readers run while a write commits; NORMAL sync is durable across a process
-        # crash (https://www.sqlite.org/wal.html).
-        await conn.execute("PRAGMA journal_mode=WAL")
-        await conn.execute("PRAGMA synchronous=NORMAL")
-        await conn.execute("PRAGMA busy_timeout=5000")
-        return cls(conn)
-
-    async def execute(self, sql: str, *args: Any) -> int:
-        async with self._lock:
-            try:
-                cursor = await self._conn.execute(sql, args)
-            except aiosqlite.IntegrityError as exc:
-                await self._conn.rollback()
-                raise UniqueViolation(str(exc)) from exc
-            await self._conn.commit()
-            return cursor.rowcount
-
-    async def fetch(self, sql: str, *args: Any) -> Sequence[Row]:
-        async with self._lock:
-            rows = await self._conn.execute_fetchall(sql, args)
-            if sql.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE")):
-                await self._conn.commit()
-        return [dict(row) for row in rows]
-
-    @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Statements]:
-        async with self._lock:
-            try:
-                yield _SqliteTransaction(self._conn)
-            except BaseException:
-                await self._conn.rollback()
-                raise
-            await self._conn.commit()
-
-    async def script(self, sql: str) -> None:
-        async with self._lock:
-            await self._conn.executescript(sql)
-            await self._conn.commit()
-
-    async def close(self) -> None:
-        await self._conn.close()
-
-
-class _SqliteTransaction:
-    """Statements on the driver's connection while it holds the lock; committed by it."""
-
-    def __init__(self, conn: aiosqlite.Connection) -> None:
-        self._conn = conn
-
-    async def execute(self, sql: str, *args: Any) -> int:
-        try:
-            cursor = await self._conn.execute(sql, args)
-        except aiosqlite.IntegrityError as exc:
-            raise UniqueViolation(str(exc)) from exc
-        return cursor.rowcount
-
-    async def fetch(self, sql: str, *args: Any) -> Sequence[Row]:
-        return [dict(row) for row in await self._conn.execute_fetchall(sql, args)]
-
-
-class PostgresDriver:
-    serial = "BIGSERIAL PRIMARY KEY"
-    ordinals = "CREATE SEQUENCE IF NOT EXISTS ticket_agent_ordinals;"
-    next_ordinal = "nextval('ticket_agent_ordinals')"
-    _placeholder = re.compile(r"\?")
-
-    def __init__(self, pool: Any) -> None:
-        self._pool = pool
-
-    @classmethod
-    async def open(cls, dsn: str, schema: str | None = None) -> PostgresDriver:
-        """``schema`` keeps the tables in their own PostgreSQL schema (tests use one each)."""
-        import asyncpg
-
-        settings = None
-        if schema is not None:
-            if not re.fullmatch(r"[a-z_][a-z0-9_]*", schema):
-                raise ValueError("schema must be a plain lower-case identifier")
-            conn = await asyncpg.connect(dsn)
-            try:
-                await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-            finally:
-                await conn.close()
-            settings = {"search_path": schema}
-        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=10, server_settings=settings)
-        return cls(pool)
-
-    def _number(self, sql: str) -> str:
-        counter = iter(range(1, 10_000))
-        return self._placeholder.sub(lambda _m: f"${next(counter)}", sql)
-
-    async def execute(self, sql: str, *args: Any) -> int:
-        import asyncpg
-
-        try:
-            status: str = await self._pool.execute(self._number(sql), *args)
-        except asyncpg.UniqueViolationError as exc:
-            raise UniqueViolation(str(exc)) from exc
-        tail = status.rsplit(" ", 1)[-1]
-        return int(tail) if tail.isdigit() else 0
-
-    async def fetch(self, sql: str, *args: Any) -> Sequence[Row]:
-        rows = await self._pool.fetch(self._number(sql), *args)
-        return [dict(row) for row in rows]
-
-    @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Statements]:
-        async with self._pool.acquire() as conn, conn.transaction():
-            yield _PostgresTransaction(conn, self._number)
-
-    async def script(self, sql: str) -> None:
-        async with self._pool.acquire() as conn:
-            # Serialise schema creation across nodes starting at once.
-            async with conn.transaction():
-                await conn.execute("SELECT pg_advisory_xact_lock(736163)")
-                await conn.execute(sql)
-
-    async def close(self) -> None:
-        await self._pool.close()
-
-
-class _PostgresTransaction:
-    def __init__(self, conn: Any, number: Callable[[str], str]) -> None:
-        self._conn = conn
-        self._number = number
-
-    async def execute(self, sql: str, *args: Any) -> int:
-        import asyncpg
-
-        try:
-            status: str = await self._conn.execute(self._number(sql), *args)
-        except asyncpg.UniqueViolationError as exc:
-            raise UniqueViolation(str(exc)) from exc
-        tail = status.rsplit(" ", 1)[-1]
-        return int(tail) if tail.isdigit() else 0
-
-    async def fetch(self, sql: str, *args: Any) -> Sequence[Row]:
-        return [dict(row) for row in await self._conn.fetch(self._number(sql), *args)]
-
-
 def _like(text: str) -> str:
     escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
@@ -345,7 +168,9 @@ class SqlTicketStore:
         done = await self._db.fetch("SELECT 1 FROM migrations WHERE name = ?", _AGENTS_TO_ROWS)
         if done:
             return
-        async with self._db.transaction() as tx:
+        insert_agent = self._insert_agent
+
+        async def copy(tx: Statements) -> None:
             rows = await tx.fetch(
                 "SELECT id, agents, created_at FROM tickets WHERE agents <> '[]'"
                 " ORDER BY created_at"
@@ -353,13 +178,15 @@ class SqlTicketStore:
             for row in rows:
                 for agent in json.loads(row["agents"]):
                     await tx.execute(
-                        self._insert_agent, row["id"], agent["id"], agent["name"], row["created_at"]
+                        insert_agent, row["id"], agent["id"], agent["name"], row["created_at"]
                     )
             await tx.execute(
                 "INSERT INTO migrations (name, at) VALUES (?, ?) ON CONFLICT DO NOTHING",
                 _AGENTS_TO_ROWS,
                 time.time(),
             )
+
+        await self._db.write(copy)
 
     @property
     def _insert_agent(self) -> str:
@@ -426,7 +253,7 @@ class SqlTicketStore:
         return _agent(rows[0]) if rows else None
 
     async def set_password(self, agent_id: str, password_hash: str, at: float) -> bool:
-        async with self._db.transaction() as tx:
+        async def change(tx: Statements) -> int:
             changed = await tx.execute(
                 "UPDATE agents SET password_hash = ? WHERE id = ?", password_hash, agent_id
             )
@@ -435,17 +262,21 @@ class SqlTicketStore:
                 at,
                 agent_id,
             )
-        return changed == 1
+            return changed
+
+        return await self._db.write(change) == 1
 
     async def remove_agent(self, agent_id: str, at: float) -> bool:
-        async with self._db.transaction() as tx:
+        async def remove(tx: Statements) -> int:
             removed = await tx.execute("DELETE FROM agents WHERE id = ?", agent_id)
             await tx.execute(
                 "UPDATE auth_sessions SET revoked_at = ? WHERE agent_id = ? AND revoked_at IS NULL",
                 at,
                 agent_id,
             )
-        return removed == 1
+            return removed
+
+        return await self._db.write(remove) == 1
 
     # ------------------------------------------------------------------ sign-in sessions
 
@@ -481,7 +312,9 @@ class SqlTicketStore:
     # ------------------------------------------------------------------ tickets
 
     async def create_ticket(self, ticket: TicketRecord) -> None:
-        async with self._db.transaction() as tx:
+        insert_agent = self._insert_agent
+
+        async def create(tx: Statements) -> None:
             await tx.execute(
                 "INSERT INTO tickets (id, site_id, status, created_at, closed_at, customer,"
                 " context, previous_ticket_id, search) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -497,8 +330,10 @@ class SqlTicketStore:
             )
             for agent in ticket.agents:
                 await tx.execute(
-                    self._insert_agent, ticket.id, agent["id"], agent["name"], ticket.created_at
+                    insert_agent, ticket.id, agent["id"], agent["name"], ticket.created_at
                 )
+
+        await self._db.write(create, atomic=bool(ticket.agents))
 
     async def ticket(self, ticket_id: str) -> TicketRecord | None:
         rows = await self._db.fetch("SELECT * FROM tickets WHERE id = ?", ticket_id)
@@ -539,11 +374,12 @@ class SqlTicketStore:
             chosen += " WHERE " + " AND ".join(where)
         chosen += " ORDER BY created_at DESC LIMIT ?"
         args.append(limit)
-        rows = await self._db.fetch(chosen, *args)
+        # A text search reads every message: off the event loop (``Driver.scan``).
+        rows = await self._db.scan(chosen, *args)
         if not rows:
             return []
         # The agents of exactly those tickets, in one statement whatever their number.
-        agents = await self._db.fetch(
+        agents = await self._db.scan(
             "SELECT ticket_id, agent_id, name FROM ticket_agents WHERE ticket_id IN"
             f" (SELECT id FROM ({chosen}) AS chosen) ORDER BY ordinal",
             *args,
@@ -552,15 +388,19 @@ class SqlTicketStore:
         return [_ticket(row, by_ticket) for row in rows]
 
     async def claim_ticket(self, ticket_id: str, agent: dict[str, str]) -> bool:
-        async with self._db.transaction() as tx:
+        insert_agent = self._insert_agent
+
+        async def claim(tx: Statements) -> bool:
             changed = await tx.execute(
                 "UPDATE tickets SET status = 'active' WHERE id = ? AND status = 'queued'",
                 ticket_id,
             )
             if changed != 1:
                 return False
-            await tx.execute(self._insert_agent, ticket_id, agent["id"], agent["name"], time.time())
-        return True
+            await tx.execute(insert_agent, ticket_id, agent["id"], agent["name"], time.time())
+            return True
+
+        return await self._db.write(claim)
 
     async def add_ticket_agent(self, ticket_id: str, agent: dict[str, str]) -> None:
         # One statement: the row goes in unless this agent is there already or the ticket is
@@ -586,15 +426,20 @@ class SqlTicketStore:
         return changed == 1
 
     async def set_context(self, ticket_id: str, context: dict[str, Any]) -> None:
-        ticket = await self.ticket(ticket_id)
-        if ticket is None:
-            return
-        await self._db.execute(
-            "UPDATE tickets SET context = ?, search = ? WHERE id = ?",
-            json.dumps(context),
-            _search_text(ticket.customer, context),
-            ticket_id,
-        )
+        async def change(tx: Statements) -> None:
+            # The search text includes the customer: read in the same write, so no other
+            # write slips between.
+            rows = await tx.fetch("SELECT customer FROM tickets WHERE id = ?", ticket_id)
+            if not rows:
+                return
+            await tx.execute(
+                "UPDATE tickets SET context = ?, search = ? WHERE id = ?",
+                json.dumps(context),
+                _search_text(json.loads(rows[0]["customer"]), context),
+                ticket_id,
+            )
+
+        await self._db.write(change)
 
     # ------------------------------------------------------------------ transcript
 
@@ -609,27 +454,33 @@ class SqlTicketStore:
         at: float,
     ) -> tuple[MessageRecord, bool]:
         # ON CONFLICT DO NOTHING makes a resend (same client id) a no-op in one statement on
-        # both engines; the stored original is then read back.
-        rows = await self._db.fetch(
-            "INSERT INTO messages (ticket_id, sender, author_id, author, text, client_msg_id, at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING *",
-            ticket_id,
-            sender,
-            author_id,
-            author,
-            text,
-            client_msg_id,
-            at,
-        )
-        if rows:
-            return _message(rows[0]), True
-        existing = await self._db.fetch(
-            "SELECT * FROM messages WHERE ticket_id = ? AND author_id = ? AND client_msg_id = ?",
-            ticket_id,
-            author_id,
-            client_msg_id,
-        )
-        return _message(existing[0]), False
+        # both engines; the stored original is then read back. Not atomic: the original is
+        # committed once the insert has seen it (PostgreSQL waits for a concurrent one).
+        async def add(tx: Statements) -> tuple[MessageRecord, bool]:
+            rows = await tx.fetch(
+                "INSERT INTO messages (ticket_id, sender, author_id, author, text,"
+                " client_msg_id, at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT DO NOTHING RETURNING *",
+                ticket_id,
+                sender,
+                author_id,
+                author,
+                text,
+                client_msg_id,
+                at,
+            )
+            if rows:
+                return _message(rows[0]), True
+            existing = await tx.fetch(
+                "SELECT * FROM messages"
+                " WHERE ticket_id = ? AND author_id = ? AND client_msg_id = ?",
+                ticket_id,
+                author_id,
+                client_msg_id,
+            )
+            return _message(existing[0]), False
+
+        return await self._db.write(add, atomic=False)
 
     async def messages(self, ticket_id: str, after_id: int = 0) -> list[MessageRecord]:
         rows = await self._db.fetch(
@@ -651,14 +502,17 @@ class SqlTicketStore:
     async def add_timeline(
         self, ticket_id: str, type: str, data: dict[str, Any], at: float
     ) -> TimelineRecord:
-        rows = await self._db.fetch(
-            "INSERT INTO timeline (ticket_id, at, type, data) VALUES (?, ?, ?, ?) RETURNING *",
-            ticket_id,
-            at,
-            type,
-            json.dumps(data),
-        )
-        return _timeline(rows[0])
+        async def add(tx: Statements) -> TimelineRecord:
+            rows = await tx.fetch(
+                "INSERT INTO timeline (ticket_id, at, type, data) VALUES (?, ?, ?, ?) RETURNING *",
+                ticket_id,
+                at,
+                type,
+                json.dumps(data),
+            )
+            return _timeline(rows[0])
+
+        return await self._db.write(add, atomic=False)
 
     async def timeline(self, ticket_id: str) -> list[TimelineRecord]:
         rows = await self._db.fetch(
@@ -693,8 +547,9 @@ class SqlTicketStore:
         return _attachment(rows[0]) if rows else None
 
 
-async def open_store(database_url: str | None, sqlite_path: Path) -> SqlTicketStore:
-    """PostgreSQL for a ``postgres://`` / ``postgresql://`` URL, else SQLite at the path."""
+async def open_store(database_url: str | None, sqlite_path: Path) -> CachedTicketStore:
+    """PostgreSQL for a ``postgres://`` / ``postgresql://`` URL, else SQLite at the path;
+    behind the cache of what live sessions read (``cache.py``)."""
     driver: SqliteDriver | PostgresDriver
     if database_url and database_url.startswith(("postgres://", "postgresql://")):
         driver = await PostgresDriver.open(database_url)
@@ -702,7 +557,7 @@ async def open_store(database_url: str | None, sqlite_path: Path) -> SqlTicketSt
         raise ValueError("DATABASE_URL must be a postgresql:// URL")
     else:
         driver = await SqliteDriver.open(sqlite_path)
-    return await SqlTicketStore.create(driver)
+    return CachedTicketStore(await SqlTicketStore.create(driver))
 
 
 # ---------------------------------------------------------------------- row -> record

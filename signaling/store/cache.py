@@ -1,0 +1,311 @@
+"""What live sessions read on every message, served from memory: tickets, sites, agents.
+
+The desk reads a session's ticket on every chat message, typing notice and context change, and
+the socket edge reads the site and agent on every connection. ``CachedTicketStore`` wraps the
+SQL store and answers those reads from memory, so the chat hot path costs one write and no read.
+
+Correct on ONE node: every write that changes a ticket goes through this object, which drops the
+ticket's entry when the write is done (the next read loads it again). A read that was already on
+its way to the database when such a write finished does not put what it read into the cache
+(``_Lru.load``), so a change is visible through ``ticket()`` as soon as its write returns.
+Several nodes will need each node's entries invalidated through the live state (a node that
+changes a ticket tells the others); that is not built yet, and until it is a cache entry on
+another node would go stale.
+
+Sites and agents are also changed by the ``tandem site|agent`` commands, which run in another
+process and so cannot invalidate this cache: their entries live ``RECORD_TTL`` seconds. (An
+agent removed or given a new password that way also has every sign-in session ended, which
+``agent_sessions`` checks uncached, so a stale agent entry cannot let a token in.) Absent
+records are never cached: a site or agent added meanwhile is found at once.
+
+The records are shared, not copied: they are frozen dataclasses, and their dict fields (a
+ticket's customer and context, a site's settings) must not be mutated by readers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any, Generic, TypeVar
+
+from signaling.store.base import (
+    AgentRecord,
+    AttachmentRecord,
+    AuthSessionRecord,
+    MessageRecord,
+    Sender,
+    SiteRecord,
+    TicketRecord,
+    TicketStore,
+    TimelineRecord,
+)
+
+MAX_TICKETS = 10_000
+MAX_RECORDS = 10_000
+RECORD_TTL = 10.0
+"""Seconds a site or agent entry is trusted (other processes may change them)."""
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+R = TypeVar("R")
+
+
+class _Lru(Generic[K, V]):
+    """A bounded map filled by reads and emptied by writes, safe against a read that overlaps a
+    write: ``load`` caches what it read only if no ``drop`` of that key happened meanwhile.
+
+    With ``evict_first``, entries it accepts are evicted before all others (closed tickets)."""
+
+    def __init__(
+        self,
+        limit: int,
+        *,
+        ttl: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        evict_first: Callable[[V], bool] | None = None,
+    ) -> None:
+        self._limit = limit
+        self._ttl = ttl
+        self._clock = clock
+        self._evict_first = evict_first
+        self._entries: OrderedDict[K, tuple[V, float]] = OrderedDict()
+        self._spare: OrderedDict[K, tuple[V, float]] = OrderedDict()
+        """Entries ``evict_first`` accepts, evicted before ``_entries``."""
+        self._loading: dict[K, int] = {}
+        """Reads of a key on their way to the database, and how many."""
+        self._dropped: dict[K, int] = {}
+        """For keys being loaded: the drop count when the key was last dropped."""
+        self._drops = 0
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._entries) + len(self._spare)
+
+    def get(self, key: K) -> V | None:
+        for entries in (self._entries, self._spare):
+            found = entries.get(key)
+            if found is None:
+                continue
+            value, expires = found
+            if self._ttl is not None and self._clock() >= expires:
+                del entries[key]
+                return None
+            entries.move_to_end(key)
+            return value
+        return None
+
+    async def load(self, key: K, read: Callable[[], Awaitable[V | None]]) -> V | None:
+        value = self.get(key)
+        if value is not None:
+            self.hits += 1
+            return value
+        self.misses += 1
+        started = self._drops
+        self._loading[key] = self._loading.get(key, 0) + 1
+        try:
+            value = await read()
+        finally:
+            dropped_at = self._dropped.get(key, -1)
+            left = self._loading[key] - 1
+            if left:
+                self._loading[key] = left
+            else:
+                del self._loading[key]
+                self._dropped.pop(key, None)
+        if value is not None and dropped_at <= started:
+            self.put(key, value)
+        return value
+
+    def put(self, key: K, value: V) -> None:
+        self._entries.pop(key, None)
+        self._spare.pop(key, None)
+        expires = self._clock() + self._ttl if self._ttl is not None else 0.0
+        spare = self._evict_first is not None and self._evict_first(value)
+        (self._spare if spare else self._entries)[key] = (value, expires)
+        while len(self) > self._limit:
+            (self._spare or self._entries).popitem(last=False)
+
+    def drop(self, key: K) -> None:
+        self._entries.pop(key, None)
+        self._spare.pop(key, None)
+        self._drops += 1
+        if key in self._loading:
+            self._dropped[key] = self._drops
+
+    def clear(self) -> None:
+        for key in [*self._entries, *self._spare]:
+            self.drop(key)
+
+
+class CachedTicketStore:
+    """``TicketStore`` with tickets, sites and agents served from memory; see the module."""
+
+    def __init__(
+        self,
+        inner: TicketStore,
+        *,
+        max_tickets: int = MAX_TICKETS,
+        max_records: int = MAX_RECORDS,
+        record_ttl: float = RECORD_TTL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.inner = inner
+        self.tickets_cache: _Lru[str, TicketRecord] = _Lru(
+            max_tickets, evict_first=lambda ticket: ticket.status == "closed"
+        )
+        self.sites_cache: _Lru[str, SiteRecord] = _Lru(max_records, ttl=record_ttl, clock=clock)
+        self.site_keys_cache: _Lru[str, SiteRecord] = _Lru(max_records, ttl=record_ttl, clock=clock)
+        self.agents_cache: _Lru[str, AgentRecord] = _Lru(max_records, ttl=record_ttl, clock=clock)
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+    async def _changing(self, change: Awaitable[R], drop: Callable[[], None]) -> R:
+        """Run a write that changes cached records; drop their entries once it is done.
+
+        The write runs as a task of its own and the entries are dropped when it ends, even if
+        this caller is cancelled meanwhile: the write may still commit, and an entry read
+        before that must not outlive it."""
+        task = asyncio.ensure_future(change)
+        task.add_done_callback(lambda _task: drop())
+        return await asyncio.shield(task)
+
+    # ------------------------------------------------------------------ sites and agents
+
+    async def add_site(self, site: SiteRecord) -> None:
+        def drop() -> None:
+            self.sites_cache.drop(site.id)
+            self.site_keys_cache.drop(site.public_key)
+
+        await self._changing(self.inner.add_site(site), drop)
+
+    async def site_by_key(self, public_key: str) -> SiteRecord | None:
+        return await self.site_keys_cache.load(
+            public_key, lambda: self.inner.site_by_key(public_key)
+        )
+
+    async def site(self, site_id: str) -> SiteRecord | None:
+        return await self.sites_cache.load(site_id, lambda: self.inner.site(site_id))
+
+    async def sites(self) -> list[SiteRecord]:
+        return await self.inner.sites()
+
+    async def add_agent(self, agent: AgentRecord) -> None:
+        await self._changing(self.inner.add_agent(agent), lambda: self.agents_cache.drop(agent.id))
+
+    async def agent_by_email(self, email: str) -> AgentRecord | None:
+        # Sign-in reads the password hash here: always from the database.
+        return await self.inner.agent_by_email(email)
+
+    async def agent(self, agent_id: str) -> AgentRecord | None:
+        return await self.agents_cache.load(agent_id, lambda: self.inner.agent(agent_id))
+
+    async def set_password(self, agent_id: str, password_hash: str, at: float) -> bool:
+        return await self._changing(
+            self.inner.set_password(agent_id, password_hash, at),
+            lambda: self.agents_cache.drop(agent_id),
+        )
+
+    async def remove_agent(self, agent_id: str, at: float) -> bool:
+        return await self._changing(
+            self.inner.remove_agent(agent_id, at), lambda: self.agents_cache.drop(agent_id)
+        )
+
+    # ------------------------------------------------------------------ sign-in sessions
+    # Not cached: a session is read once per connection or request, and ending one (logout,
+    # ``tandem agent password`` in another process) must take effect at once.
+
+    async def add_auth_session(self, session: AuthSessionRecord) -> None:
+        await self.inner.add_auth_session(session)
+
+    async def auth_session(self, session_id: str) -> AuthSessionRecord | None:
+        return await self.inner.auth_session(session_id)
+
+    async def revoke_auth_session(self, session_id: str, at: float) -> bool:
+        return await self.inner.revoke_auth_session(session_id, at)
+
+    # ------------------------------------------------------------------ tickets
+
+    def _drop_ticket(self, ticket_id: str) -> Callable[[], None]:
+        return lambda: self.tickets_cache.drop(ticket_id)
+
+    async def create_ticket(self, ticket: TicketRecord) -> None:
+        # Not filled from the record given: the next read loads what was stored.
+        await self._changing(self.inner.create_ticket(ticket), self._drop_ticket(ticket.id))
+
+    async def ticket(self, ticket_id: str) -> TicketRecord | None:
+        return await self.tickets_cache.load(ticket_id, lambda: self.inner.ticket(ticket_id))
+
+    async def tickets(
+        self,
+        *,
+        status: str | None = None,
+        text: str | None = None,
+        limit: int = 100,
+        member_id: str | None = None,
+    ) -> list[TicketRecord]:
+        return await self.inner.tickets(status=status, text=text, limit=limit, member_id=member_id)
+
+    async def claim_ticket(self, ticket_id: str, agent: dict[str, str]) -> bool:
+        return await self._changing(
+            self.inner.claim_ticket(ticket_id, agent), self._drop_ticket(ticket_id)
+        )
+
+    async def add_ticket_agent(self, ticket_id: str, agent: dict[str, str]) -> None:
+        await self._changing(
+            self.inner.add_ticket_agent(ticket_id, agent), self._drop_ticket(ticket_id)
+        )
+
+    async def close_ticket(self, ticket_id: str, at: float) -> bool:
+        return await self._changing(
+            self.inner.close_ticket(ticket_id, at), self._drop_ticket(ticket_id)
+        )
+
+    async def set_context(self, ticket_id: str, context: dict[str, Any]) -> None:
+        await self._changing(
+            self.inner.set_context(ticket_id, context), self._drop_ticket(ticket_id)
+        )
+
+    # ------------------------------------------------------------------ transcript
+    # Messages, timeline entries and attachments are not part of a ticket record: their
+    # writes leave the cache alone.
+
+    async def add_message(
+        self,
+        ticket_id: str,
+        sender: Sender,
+        author_id: str,
+        author: str,
+        text: str,
+        client_msg_id: str | None,
+        at: float,
+    ) -> tuple[MessageRecord, bool]:
+        return await self.inner.add_message(
+            ticket_id, sender, author_id, author, text, client_msg_id, at
+        )
+
+    async def messages(self, ticket_id: str, after_id: int = 0) -> list[MessageRecord]:
+        return await self.inner.messages(ticket_id, after_id)
+
+    async def message_counts(self, ticket_ids: list[str]) -> dict[str, int]:
+        return await self.inner.message_counts(ticket_ids)
+
+    async def add_timeline(
+        self, ticket_id: str, type: str, data: dict[str, Any], at: float
+    ) -> TimelineRecord:
+        return await self.inner.add_timeline(ticket_id, type, data, at)
+
+    async def timeline(self, ticket_id: str) -> list[TimelineRecord]:
+        return await self.inner.timeline(ticket_id)
+
+    async def add_attachment(self, attachment: AttachmentRecord) -> None:
+        await self.inner.add_attachment(attachment)
+
+    async def attachments(self, ticket_id: str) -> list[AttachmentRecord]:
+        return await self.inner.attachments(ticket_id)
+
+    async def attachment(self, ticket_id: str, attachment_id: str) -> AttachmentRecord | None:
+        return await self.inner.attachment(ticket_id, attachment_id)
