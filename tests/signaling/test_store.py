@@ -1,4 +1,5 @@
-"""The same store tests against SQLite and PostgreSQL.
+"""The same store tests against SQLite and PostgreSQL, through the cache as ``open_store``
+builds the store (``test_store_writer.py`` has the tests of the writer and the cache).
 
 PostgreSQL comes from ``DATABASE_URL`` or 127.0.0.1:5432/test; where none answers the PostgreSQL
 cases skip with the reason, except under ``TANDEM_REQUIRE_POSTGRES=1`` (``.ci/run``), where they
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from signaling.store import AttachmentRecord, SqlTicketStore, TicketRecord
+from signaling.store import AttachmentRecord, CachedTicketStore, SqlTicketStore, TicketRecord
 from signaling.store.sql import PostgresDriver, SqliteDriver
 
 PG_URL = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/test"
@@ -33,16 +34,16 @@ async def _postgres(schema: str) -> PostgresDriver:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlTicketStore]:
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[CachedTicketStore]:
     if request.param == "sqlite":
         s = await SqlTicketStore.create(await SqliteDriver.open(tmp_path / "t.sqlite3"))
-        yield s
+        yield CachedTicketStore(s)
         await s.close()
         return
     schema = f"t_{secrets.token_hex(6)}"
     s = await SqlTicketStore.create(await _postgres(schema))
     try:
-        yield s
+        yield CachedTicketStore(s)
     finally:
         await s._db.execute(f"DROP SCHEMA {schema} CASCADE")
         await s.close()
@@ -62,7 +63,7 @@ def ticket(ticket_id: str, status: str = "queued", **context: object) -> TicketR
     )
 
 
-async def test_sites_and_agents(store: SqlTicketStore) -> None:
+async def test_sites_and_agents(store: CachedTicketStore) -> None:
     from signaling.accounts import AccountError, add_agent, add_site
 
     site = await add_site(store, "Shop", ["https://Shop.example.com/", "https://shop.example.com"])
@@ -76,7 +77,7 @@ async def test_sites_and_agents(store: SqlTicketStore) -> None:
         await add_site(store, "Bad", ["javascript:alert(1)"])
 
 
-async def test_ticket_claim_is_first_wins(store: SqlTicketStore) -> None:
+async def test_ticket_claim_is_first_wins(store: CachedTicketStore) -> None:
     await store.create_ticket(ticket("tk_1"))
     results = await asyncio.gather(
         *(store.claim_ticket("tk_1", {"id": f"ag_{i}", "name": f"A{i}"}) for i in range(8))
@@ -92,7 +93,7 @@ async def test_ticket_claim_is_first_wins(store: SqlTicketStore) -> None:
     assert not await store.claim_ticket("tk_1", {"id": "late", "name": "Late"})
 
 
-async def test_messages_dedup_and_order(store: SqlTicketStore) -> None:
+async def test_messages_dedup_and_order(store: CachedTicketStore) -> None:
     await store.create_ticket(ticket("tk_2"))
     first, new = await store.add_message("tk_2", "customer", "u-1", "Dana", "hi", "c1", 1.0)
     assert new
@@ -114,7 +115,7 @@ async def test_messages_dedup_and_order(store: SqlTicketStore) -> None:
     assert (await store.message_counts(["tk_2", "tk_none"])) == {"tk_2": 22}
 
 
-async def test_search_filters(store: SqlTicketStore) -> None:
+async def test_search_filters(store: CachedTicketStore) -> None:
     await store.create_ticket(ticket("tk_a", product="Trail Runner 2"))
     await store.create_ticket(ticket("tk_b", status="closed", product="Aurora"))
     await store.add_message("tk_b", "customer", "u-1", "Dana", "zipper broke 100%", None, 1.0)
@@ -129,7 +130,7 @@ async def test_search_filters(store: SqlTicketStore) -> None:
     assert [t.id for t in await store.tickets(text="tk_a")] == ["tk_a"]
 
 
-async def test_timeline_and_attachments(store: SqlTicketStore) -> None:
+async def test_timeline_and_attachments(store: CachedTicketStore) -> None:
     await store.create_ticket(ticket("tk_3"))
     one = await store.add_timeline("tk_3", "ticket.created", {"url": "u"}, 1.0)
     two = await store.add_timeline("tk_3", "session.ended", {"by": "agent"}, 2.0)
@@ -150,7 +151,7 @@ async def test_timeline_and_attachments(store: SqlTicketStore) -> None:
     assert await store.attachment("tk_other", "at_1") is None
 
 
-async def test_concurrent_writes_do_not_trip_each_other(store: SqlTicketStore) -> None:
+async def test_concurrent_writes_do_not_trip_each_other(store: CachedTicketStore) -> None:
     """Many coroutines writing and reading back at once: nothing lost, nothing doubled.
     (The SQLite interleaving bug itself shows up through concurrent socket handlers; see
     ``test_many_customers_at_once``.)"""
