@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import logging
 import random
@@ -97,12 +98,13 @@ async def bounded(
     did not finish or never started.
     """
     gate = asyncio.Semaphore(max(1, limit))
+    waiting = list(coros)
 
     async def one(coro: Awaitable[Any]) -> Any:
         async with gate:
             return await coro
 
-    tasks = [asyncio.ensure_future(one(c)) for c in coros]
+    tasks = [asyncio.ensure_future(one(c)) for c in waiting]
     if not tasks:
         return [], 0
     done, pending = await asyncio.wait(tasks, timeout=max(0.0, deadline - time.perf_counter()))
@@ -110,6 +112,10 @@ async def bounded(
         task.cancel()
     if pending:
         await asyncio.gather(*pending, return_exceptions=True)
+        # Those still queued at the gate never started: close them (no "never awaited").
+        for coro in waiting:
+            if inspect.iscoroutine(coro) and inspect.getcoroutinestate(coro) == "CORO_CREATED":
+                coro.close()
     results = [t.exception() or t.result() for t in done]
     return results, len(pending)
 
@@ -658,7 +664,7 @@ class Worker:
                     await client.sio.disconnect()
 
         everyone = [*self.customers.values(), *self.agents.values(), *self.pairs.values()]
-        await bounded((close(c) for c in everyone), 200, min(deadline, time.perf_counter() + 20))
+        await bounded((close(c) for c in everyone), 500, deadline)
         if self.http is not None:
             await self.http.close()
         self.http = None

@@ -684,7 +684,7 @@ def run_group(
             restart_pool(pool_box, cfg)
     finally:
         with contextlib.suppress(Exception):
-            pool_box[0].call([{"op": "teardown"}] * pool_box[0].size, 30)
+            pool_box[0].call([{"op": "teardown"}] * pool_box[0].size, 60)
         if server is not None:
             peak = proc_status(server.pid).get("VmHWM")
             server.stop()
