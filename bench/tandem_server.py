@@ -83,6 +83,7 @@ def main() -> None:
         **{name: value for name, value in lifted.items() if name in known},
     )
     print("limits lifted: " + ", ".join(n for n in lifted if n in known), flush=True)
+    print(f"serving the signaling package in {Path(create_app.__code__.co_filename).parent}")
 
     def serve() -> None:
         app = create_app(settings)
