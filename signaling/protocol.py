@@ -15,7 +15,7 @@ Rules, in the manner of rrweb's protocol (append-only within a major version):
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
@@ -53,6 +53,22 @@ class Message(BaseModel):
 
 
 # --------------------------------------------------------------------------- handshake
+
+
+Sender = Literal["customer", "agent"]
+Senders = frozenset[Sender]
+
+
+class ClientEvent(Message):
+    """An event a client may send. Each declares who may send it and what it weighs, so the
+    socket edge has one registry (``CLIENT_EVENTS``) and no per-event tables of its own."""
+
+    senders: ClassVar[Senders] = frozenset()
+    """The roles that may send it; others are answered ``forbidden``."""
+    cost: ClassVar[float] = 1.0
+    """Tokens it takes from the socket's event bucket."""
+    max_frame: ClassVar[int] = 64 * 1024
+    """The largest socket.io frame carrying it (checked before the frame is decoded)."""
 
 
 class ConnectAuth(Message):
@@ -216,9 +232,10 @@ class TicketSummary(Message):
 # --------------------------------------------------------------------------- client -> server
 
 
-class HelpRequest(Message):
+class HelpRequest(ClientEvent):
     """Customer asks for help: a ticket exists as soon as the ack arrives."""
 
+    senders: ClassVar[Senders] = frozenset({"customer"})
     type: Literal["help.request"] = "help.request"
     context: ContextPacket
     identity: CustomerIdentity | None = None
@@ -227,9 +244,10 @@ class HelpRequest(Message):
     ticket links that ticket. A socket that connected with such a token links it anyway."""
 
 
-class SessionResume(Message):
+class SessionResume(ClientEvent):
     """Re-enter a session after a reload or reconnect; the ack carries the state."""
 
+    senders: ClassVar[Senders] = frozenset({"customer", "agent"})
     type: Literal["session.resume"] = "session.resume"
     ticket_id: Id | None = None
     """Agents name the ticket; customers may omit it (their token names it)."""
@@ -237,7 +255,8 @@ class SessionResume(Message):
     """Only transcript lines with a greater id are returned."""
 
 
-class ChatSend(Message):
+class ChatSend(ClientEvent):
+    senders: ClassVar[Senders] = frozenset({"customer", "agent"})
     type: Literal["chat.send"] = "chat.send"
     ticket_id: Id | None = None
     client_msg_id: Id
@@ -252,54 +271,63 @@ class ChatSend(Message):
         return value
 
 
-class ChatTyping(Message):
+class ChatTyping(ClientEvent):
+    senders: ClassVar[Senders] = frozenset({"customer", "agent"})
     type: Literal["chat.typing"] = "chat.typing"
     ticket_id: Id | None = None
     typing: bool
 
 
-class ContextUpdate(Message):
+class ContextUpdate(ClientEvent):
+    senders: ClassVar[Senders] = frozenset({"customer"})
     type: Literal["context.update"] = "context.update"
     context: ContextPatch
 
 
-class SessionEnd(Message):
+class SessionEnd(ClientEvent):
+    senders: ClassVar[Senders] = frozenset({"customer", "agent"})
     type: Literal["session.end"] = "session.end"
     ticket_id: Id | None = None
 
 
-class QueueList(Message):
+class QueueList(ClientEvent):
+    senders: ClassVar[Senders] = frozenset({"agent"})
     type: Literal["queue.list"] = "queue.list"
 
 
-class SessionAccept(Message):
+class SessionAccept(ClientEvent):
+    senders: ClassVar[Senders] = frozenset({"agent"})
     type: Literal["session.accept"] = "session.accept"
     ticket_id: Id
 
 
-class SessionJoin(Message):
+class SessionJoin(ClientEvent):
     """A supervisor (or admin) joins a live session to observe or assist."""
 
+    senders: ClassVar[Senders] = frozenset({"agent"})
     type: Literal["session.join"] = "session.join"
     ticket_id: Id
 
 
-class SessionList(Message):
+class SessionList(ClientEvent):
     """An agent's own open sessions, e.g. after reconnecting."""
 
+    senders: ClassVar[Senders] = frozenset({"agent"})
     type: Literal["session.list"] = "session.list"
 
 
-class CobrowseRequest(Message):
+class CobrowseRequest(ClientEvent):
     """An agent asks the customer to share their page."""
 
+    senders: ClassVar[Senders] = frozenset({"agent"})
     type: Literal["cobrowse.request"] = "cobrowse.request"
     ticket_id: Id
 
 
-class CobrowseAccept(Message):
+class CobrowseAccept(ClientEvent):
     """The customer agreed: recording starts (also sent again after each page load)."""
 
+    senders: ClassVar[Senders] = frozenset({"customer"})
     type: Literal["cobrowse.accept"] = "cobrowse.accept"
     v: Annotated[int, Field(ge=1)] = 1
     """Co-browse stream version (``cobrowse.PROTOCOL_VERSION``)."""
@@ -307,13 +335,17 @@ class CobrowseAccept(Message):
     """The recorder and its version, e.g. ``rrweb@2.0.0-alpha.20``."""
 
 
-class CobrowseDecline(Message):
+class CobrowseDecline(ClientEvent):
+    senders: ClassVar[Senders] = frozenset({"customer"})
     type: Literal["cobrowse.decline"] = "cobrowse.decline"
 
 
-class CobrowseEvents(Message):
+class CobrowseEvents(ClientEvent):
     """A batch of rrweb events as one JSON string (split in parts when over ~900 KB)."""
 
+    senders: ClassVar[Senders] = frozenset({"customer"})
+    cost: ClassVar[float] = 0.25
+    max_frame: ClassVar[int] = 1_001_000
     type: Literal["cobrowse.events"] = "cobrowse.events"
     data: Annotated[str, Field(max_length=1_000_000)]
     batch_id: Id | None = None
@@ -322,22 +354,26 @@ class CobrowseEvents(Message):
     parts: Annotated[int, Field(ge=1, le=16)] = 1
 
 
-class CobrowseStop(Message):
+class CobrowseStop(ClientEvent):
     """The customer stops sharing."""
 
+    senders: ClassVar[Senders] = frozenset({"customer"})
     type: Literal["cobrowse.stop"] = "cobrowse.stop"
 
 
-class CobrowseJoin(Message):
+class CobrowseJoin(ClientEvent):
     """An agent opens the co-browse view: the ack brings the current page."""
 
+    senders: ClassVar[Senders] = frozenset({"agent"})
     type: Literal["cobrowse.join"] = "cobrowse.join"
     ticket_id: Id
 
 
-class CobrowsePointer(Message):
+class CobrowsePointer(ClientEvent):
     """The agent's pointer or a click-to-highlight, in the customer's page coordinates."""
 
+    senders: ClassVar[Senders] = frozenset({"agent"})
+    cost: ClassVar[float] = 0.25
     type: Literal["cobrowse.pointer"] = "cobrowse.pointer"
     ticket_id: Id
     x: Annotated[float, Field(ge=0, le=1_000_000)]
@@ -345,29 +381,34 @@ class CobrowsePointer(Message):
     mode: Literal["move", "highlight", "hide"] = "move"
 
 
-class ControlRequest(Message):
+class ControlRequest(ClientEvent):
+    senders: ClassVar[Senders] = frozenset({"agent"})
     type: Literal["control.request"] = "control.request"
     ticket_id: Id
 
 
-class ControlGrantMsg(Message):
+class ControlGrantMsg(ClientEvent):
+    senders: ClassVar[Senders] = frozenset({"customer"})
     type: Literal["control.grant"] = "control.grant"
 
 
-class ControlDeny(Message):
+class ControlDeny(ClientEvent):
+    senders: ClassVar[Senders] = frozenset({"customer"})
     type: Literal["control.deny"] = "control.deny"
 
 
-class ControlRevoke(Message):
+class ControlRevoke(ClientEvent):
     """Either side ends remote control (the customer takes it back)."""
 
+    senders: ClassVar[Senders] = frozenset({"customer", "agent"})
     type: Literal["control.revoke"] = "control.revoke"
     ticket_id: Id | None = None
 
 
-class ControlActionRequest(Message):
+class ControlActionRequest(ClientEvent):
     """An agent's click, scroll, typing or key press on the customer's page."""
 
+    senders: ClassVar[Senders] = frozenset({"agent"})
     type: Literal["control.action"] = "control.action"
     ticket_id: Id
     action: dict[str, Any]
@@ -375,16 +416,18 @@ class ControlActionRequest(Message):
     the rrweb node id in the mirror."""
 
 
-class RtcJoin(Message):
+class RtcJoin(ClientEvent):
     """Before the first offer: the ack carries the ICE servers (TURN credentials minted now)."""
 
+    senders: ClassVar[Senders] = frozenset({"customer", "agent"})
     type: Literal["rtc.join"] = "rtc.join"
     ticket_id: Id | None = None
 
 
-class RtcOffer(Message):
+class RtcOffer(ClientEvent):
     """A client's SDP offer (first, or a renegotiation); the ack carries the answer."""
 
+    senders: ClassVar[Senders] = frozenset({"customer", "agent"})
     type: Literal["rtc.offer"] = "rtc.offer"
     ticket_id: Id | None = None
     sdp: Annotated[str, Field(max_length=100_000)]
@@ -394,32 +437,37 @@ class RtcOffer(Message):
     """mid or track id -> what the track is."""
 
 
-class RtcAnswer(Message):
+class RtcAnswer(ClientEvent):
     """A client's answer to a server offer (``rtc.offer`` from the server)."""
 
+    senders: ClassVar[Senders] = frozenset({"customer", "agent"})
     type: Literal["rtc.answer"] = "rtc.answer"
     ticket_id: Id | None = None
     sdp: Annotated[str, Field(max_length=100_000)]
 
 
-class RtcCandidate(Message):
+class RtcCandidate(ClientEvent):
     """A trickled ICE candidate (``RTCIceCandidate.toJSON()``), or null at the end."""
 
+    senders: ClassVar[Senders] = frozenset({"customer", "agent"})
+    cost: ClassVar[float] = 0.25
     type: Literal["rtc.candidate"] = "rtc.candidate"
     ticket_id: Id | None = None
     candidate: dict[str, Any] | None = None
 
 
-class RtcLeave(Message):
+class RtcLeave(ClientEvent):
     """Hang up: the participant's peer connection is closed."""
 
+    senders: ClassVar[Senders] = frozenset({"customer", "agent"})
     type: Literal["rtc.leave"] = "rtc.leave"
     ticket_id: Id | None = None
 
 
-class TrackUpdate(Message):
+class TrackUpdate(ClientEvent):
     """Mute/unmute or relabel one of your tracks."""
 
+    senders: ClassVar[Senders] = frozenset({"customer", "agent"})
     type: Literal["media.track.update"] = "media.track.update"
     ticket_id: Id | None = None
     ref: Annotated[str, Field(max_length=128)]
@@ -428,29 +476,33 @@ class TrackUpdate(Message):
     muted: bool | None = None
 
 
-class CaptureStill(Message):
+class CaptureStill(ClientEvent):
     """An agent captures the current frame of a video track onto the ticket."""
 
+    senders: ClassVar[Senders] = frozenset({"agent"})
     type: Literal["capture.still"] = "capture.still"
     ticket_id: Id
     track_id: Annotated[str, Field(max_length=128)]
 
 
-class ClipStart(Message):
+class ClipStart(ClientEvent):
+    senders: ClassVar[Senders] = frozenset({"agent"})
     type: Literal["capture.clip.start"] = "capture.clip.start"
     ticket_id: Id
     track_id: Annotated[str, Field(max_length=128)]
 
 
-class ClipStop(Message):
+class ClipStop(ClientEvent):
+    senders: ClassVar[Senders] = frozenset({"agent"})
     type: Literal["capture.clip.stop"] = "capture.clip.stop"
     ticket_id: Id
     clip_id: Annotated[str, Field(max_length=128)]
 
 
-class UploadRequest(Message):
+class UploadRequest(ClientEvent):
     """An agent asks the customer for a photo or video."""
 
+    senders: ClassVar[Senders] = frozenset({"agent"})
     type: Literal["upload.request"] = "upload.request"
     ticket_id: Id
     note: Annotated[str, Field(max_length=200)] = ""
@@ -473,15 +525,17 @@ class AssetChunk(Message):
     """Set instead of ``data`` when the browser could not fetch it (the agent stops waiting)."""
 
 
-class CobrowseAssetsSupply(Message):
+class CobrowseAssetsSupply(ClientEvent):
     """The customer's browser sends assets the server could not fetch (``cobrowse.assets.needed``).
     Anything not asked for is ignored."""
 
+    senders: ClassVar[Senders] = frozenset({"customer"})
+    max_frame: ClassVar[int] = 1_001_000
     type: Literal["cobrowse.assets.supply"] = "cobrowse.assets.supply"
     assets: Annotated[list[AssetChunk], Field(max_length=64)]
 
 
-CLIENT_EVENTS: dict[str, type[Message]] = {
+CLIENT_EVENTS: dict[str, type[ClientEvent]] = {
     model.model_fields["type"].default: model
     for model in (
         HelpRequest,

@@ -8,8 +8,6 @@ and a refused event changes nothing.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -31,55 +29,18 @@ from signaling.desk import (
     agent_room,
     customer_room,
 )
+from signaling.handlers import Connection, Hubs, routes
 from signaling.protocol import (
     CLIENT_EVENTS,
     MIN_PROTOCOL_VERSION,
     PROTOCOL_VERSION,
-    AttachmentAck,
-    CaptureStill,
-    ChatAck,
-    ChatSend,
-    ChatTyping,
-    ClipStart,
-    ClipStarted,
-    ClipStop,
-    CobrowseAccept,
-    CobrowseAssetsSupply,
-    CobrowseDecline,
-    CobrowseEvents,
-    CobrowseJoin,
-    CobrowsePointer,
-    CobrowseRequest,
-    CobrowseStop,
+    ClientEvent,
     ConnectAuth,
-    ContextUpdate,
-    ControlActionRequest,
-    ControlDeny,
-    ControlGrantMsg,
-    ControlRequest,
-    ControlRevoke,
     ErrorCode,
-    HelpRequest,
     Message,
     OkAck,
-    QueueList,
-    QueueSnapshot,
-    RtcAnswer,
-    RtcAnswerAck,
-    RtcCandidate,
-    RtcJoin,
-    RtcJoined,
-    RtcLeave,
-    RtcOffer,
+    Sender,
     ServerRestarting,
-    SessionAccept,
-    SessionEnd,
-    SessionJoin,
-    SessionList,
-    SessionListAck,
-    SessionResume,
-    TrackUpdate,
-    UploadRequest,
 )
 from signaling.ratelimit import TokenBucket
 from signaling.settings import Settings
@@ -88,30 +49,14 @@ from signaling.store import TicketStore
 
 log = logging.getLogger("tandem.sockets")
 
-MAX_EVENT_JSON = 64 * 1024
-"""Largest frame of an ordinary event (chat, context); bigger ones are refused unread."""
-_MAX_JSON = {"cobrowse.events": 1_001_000, "cobrowse.assets.supply": 1_001_000}
-"""Events allowed to be larger (co-browse batches have their own caps and rate limit)."""
-_COST = {"cobrowse.events": 0.25, "cobrowse.pointer": 0.25, "rtc.candidate": 0.25}
-"""Events that weigh less on the per-socket bucket than one ordinary event."""
 MAX_NESTING = 32
 """Deepest JSON nesting of an event payload (co-browse batches travel as one string)."""
 
 
 def max_frame_bytes(event: str) -> int:
     """The largest socket.io frame accepted for an event, checked before it is decoded."""
-    return _MAX_JSON.get(event, MAX_EVENT_JSON)
-
-
-@dataclass
-class Connection:
-    """What this node knows about one of its sockets (kept in the socket.io session)."""
-
-    caller: Caller
-    bucket: TokenBucket
-
-
-Handler = Callable[[str, Connection, Any], Awaitable[Message]]
+    model = CLIENT_EVENTS.get(event)
+    return model.max_frame if model is not None else ClientEvent.max_frame
 
 
 class SocketBroadcaster:
@@ -156,47 +101,7 @@ class SocketApi:
         self.store = store
         self.settings = settings
         self.secret = secret
-        customer: dict[str, Handler] = {
-            "help.request": self.help_request,
-            "context.update": self.context_update,
-            "cobrowse.accept": self.cobrowse_accept,
-            "cobrowse.decline": self.cobrowse_decline,
-            "cobrowse.events": self.cobrowse_events,
-            "cobrowse.stop": self.cobrowse_stop,
-            "cobrowse.assets.supply": self.cobrowse_assets_supply,
-            "control.grant": self.control_grant,
-            "control.deny": self.control_deny,
-        }
-        both: dict[str, Handler] = {
-            "session.resume": self.session_resume,
-            "chat.send": self.chat_send,
-            "chat.typing": self.chat_typing,
-            "session.end": self.session_end,
-            "control.revoke": self.control_revoke,
-            "rtc.join": self.rtc_join,
-            "rtc.offer": self.rtc_offer,
-            "rtc.answer": self.rtc_answer,
-            "rtc.candidate": self.rtc_candidate,
-            "rtc.leave": self.rtc_leave,
-            "media.track.update": self.track_update,
-        }
-        agent: dict[str, Handler] = {
-            "queue.list": self.queue_list,
-            "session.accept": self.session_accept,
-            "session.join": self.session_join,
-            "session.list": self.session_list,
-            "cobrowse.request": self.cobrowse_request,
-            "cobrowse.join": self.cobrowse_join,
-            "cobrowse.pointer": self.cobrowse_pointer,
-            "control.request": self.control_request,
-            "control.action": self.control_action,
-            "capture.still": self.capture_still,
-            "capture.clip.start": self.clip_start,
-            "capture.clip.stop": self.clip_stop,
-            "upload.request": self.upload_request,
-        }
-        self.customer_handlers = customer | both
-        self.agent_handlers = agent | both
+        self.routes = routes(Hubs(desk=desk, cobrowse=cobrowse, calls=calls, sio=sio))
         sio.on("connect", self.connect)
         sio.on("disconnect", self.disconnect)
         sio.on("*", self.dispatch)
@@ -233,7 +138,7 @@ class SocketApi:
         else:
             caller = await self._agent(sid, hello, origin, environ.get("HTTP_HOST"))
         bucket = TokenBucket(self.settings.rate_per_second, self.settings.rate_per_second * 2)
-        await self.sio.save_session(sid, {"conn": Connection(caller=caller, bucket=bucket)})
+        await self.sio.save_session(sid, {"conn": Connection[Caller](caller=caller, bucket=bucket)})
         if isinstance(caller, AgentCaller):
             await self.sio.enter_room(sid, AGENTS_ROOM)
             await self.sio.enter_room(sid, agent_room(caller.agent.id))
@@ -286,7 +191,7 @@ class SocketApi:
 
     async def disconnect(self, sid: str, reason: Any = None) -> None:
         session = await self.sio.get_session(sid)
-        conn: Connection | None = session.get("conn")
+        conn: Connection[Caller] | None = session.get("conn")
         self.cobrowse.forget_socket(sid)
         if conn is not None and isinstance(conn.caller, AgentCaller):
             await self.desk.live.agent_offline(conn.caller.agent.id, sid)
@@ -297,20 +202,19 @@ class SocketApi:
 
     async def dispatch(self, event: str, sid: str, *args: Any) -> Any:
         session = await self.sio.get_session(sid)
-        conn: Connection | None = session.get("conn")
+        conn: Connection[Caller] | None = session.get("conn")
         if conn is None:
             return error_ack("unauthorized", "not connected")
-        if not conn.bucket.take(_COST.get(event, 1.0)):
-            return error_ack("rate_limited", "too many events; slow down")
         model = CLIENT_EVENTS.get(event)
-        handlers = (
-            self.agent_handlers if isinstance(conn.caller, AgentCaller) else self.customer_handlers
-        )
+        if not conn.bucket.take(model.cost if model is not None else 1.0):
+            return error_ack("rate_limited", "too many events; slow down")
         if model is None:
             return error_ack("unknown_event", f"unknown event {event!r}")
-        handler = handlers.get(event)
-        if handler is None:
-            return error_ack("forbidden", f"{event} is not for this role")
+        role: Sender = "agent" if isinstance(conn.caller, AgentCaller) else "customer"
+        route = self.routes[role].get(event)
+        if route is None:
+            return error_ack("forbidden", f"{event} is not for {role}s")
+        handler = route[1]
         payload = args[0] if args else {}
         if nesting_exceeds(payload, MAX_NESTING):
             return error_ack("malformed", f"payload nests deeper than {MAX_NESTING} levels")
@@ -322,7 +226,7 @@ class SocketApi:
             ]
             return error_ack("malformed", f"invalid {event}: {_first_error(exc)}", details)
         try:
-            return (await handler(sid, conn, message)).wire()
+            ack = await handler(conn, message)
         except DeskError as exc:
             return error_ack(exc.code, exc.message)
         except Exception:
@@ -331,179 +235,7 @@ class SocketApi:
             return error_ack(
                 "internal", "internal error; it may have taken effect: resume to see the state"
             )
-
-    # ------------------------------------------------------------------ handlers
-
-    async def help_request(self, sid: str, conn: Connection, msg: HelpRequest) -> Message:
-        assert isinstance(conn.caller, CustomerCaller)
-        state, caller = await self.desk.request_help(conn.caller, msg)
-        if caller.ticket_id != conn.caller.ticket_id:
-            # The desk has put the socket in the new session's room already.
-            if conn.caller.ticket_id:
-                await self.sio.leave_room(sid, customer_room(conn.caller.ticket_id))
-            conn.caller = caller
-        return state
-
-    async def context_update(self, sid: str, conn: Connection, msg: ContextUpdate) -> Message:
-        assert isinstance(conn.caller, CustomerCaller)
-        await self.desk.update_context(conn.caller, msg.context)
-        return OkAck()
-
-    async def session_resume(self, sid: str, conn: Connection, msg: SessionResume) -> Message:
-        return await self.desk.resume(conn.caller, msg.ticket_id, msg.after_message_id)
-
-    async def chat_send(self, sid: str, conn: Connection, msg: ChatSend) -> Message:
-        message, new = await self.desk.chat(conn.caller, msg.ticket_id, msg.client_msg_id, msg.text)
-        return ChatAck(message=message, duplicate=not new)
-
-    async def chat_typing(self, sid: str, conn: Connection, msg: ChatTyping) -> Message:
-        await self.desk.typing(conn.caller, msg.ticket_id, msg.typing)
-        return OkAck()
-
-    async def session_end(self, sid: str, conn: Connection, msg: SessionEnd) -> Message:
-        await self.desk.end(conn.caller, msg.ticket_id)
-        return OkAck()
-
-    async def queue_list(self, sid: str, conn: Connection, msg: QueueList) -> Message:
-        return QueueSnapshot(entries=await self.desk.queue())
-
-    async def session_accept(self, sid: str, conn: Connection, msg: SessionAccept) -> Message:
-        assert isinstance(conn.caller, AgentCaller)
-        return await self.desk.accept(conn.caller, msg.ticket_id)
-
-    async def session_join(self, sid: str, conn: Connection, msg: SessionJoin) -> Message:
-        assert isinstance(conn.caller, AgentCaller)
-        return await self.desk.join(conn.caller, msg.ticket_id)
-
-    async def session_list(self, sid: str, conn: Connection, msg: SessionList) -> Message:
-        assert isinstance(conn.caller, AgentCaller)
-        return SessionListAck(sessions=await self.desk.sessions(conn.caller))
-
-    # ------------------------------------------------------------------ co-browse
-
-    async def cobrowse_request(self, sid: str, conn: Connection, msg: CobrowseRequest) -> Message:
-        assert isinstance(conn.caller, AgentCaller)
-        await self.cobrowse.request(conn.caller, msg.ticket_id)
-        return OkAck()
-
-    async def cobrowse_accept(self, sid: str, conn: Connection, msg: CobrowseAccept) -> Message:
-        assert isinstance(conn.caller, CustomerCaller)
-        await self.cobrowse.accept(conn.caller, msg.v, msg.recorder)
-        return OkAck()
-
-    async def cobrowse_decline(self, sid: str, conn: Connection, msg: CobrowseDecline) -> Message:
-        assert isinstance(conn.caller, CustomerCaller)
-        await self.cobrowse.decline(conn.caller)
-        return OkAck()
-
-    async def cobrowse_events(self, sid: str, conn: Connection, msg: CobrowseEvents) -> Message:
-        assert isinstance(conn.caller, CustomerCaller)
-        try:
-            await self.cobrowse.ingest(
-                conn.caller, sid, msg.data, msg.batch_id, msg.part, msg.parts
-            )
-        except DeskError:
-            # A refused batch was read and parsed for nothing: it costs the sender ten times
-            # its size, so a stream of invalid batches is throttled at the frame, unread.
-            self.sio.penalize(sid, 10 * len(msg.data))
-            raise
-        return OkAck()
-
-    async def cobrowse_assets_supply(
-        self, sid: str, conn: Connection, msg: CobrowseAssetsSupply
-    ) -> Message:
-        assert isinstance(conn.caller, CustomerCaller)
-        await self.cobrowse.supply_assets(conn.caller, msg.assets)
-        return OkAck()
-
-    async def cobrowse_stop(self, sid: str, conn: Connection, msg: CobrowseStop) -> Message:
-        assert isinstance(conn.caller, CustomerCaller)
-        await self.cobrowse.stop_by_customer(conn.caller)
-        return OkAck()
-
-    async def cobrowse_join(self, sid: str, conn: Connection, msg: CobrowseJoin) -> Message:
-        assert isinstance(conn.caller, AgentCaller)
-        return await self.cobrowse.join(conn.caller, msg.ticket_id)
-
-    async def cobrowse_pointer(self, sid: str, conn: Connection, msg: CobrowsePointer) -> Message:
-        assert isinstance(conn.caller, AgentCaller)
-        await self.cobrowse.pointer(conn.caller, msg.ticket_id, msg.x, msg.y, msg.mode)
-        return OkAck()
-
-    async def control_request(self, sid: str, conn: Connection, msg: ControlRequest) -> Message:
-        assert isinstance(conn.caller, AgentCaller)
-        await self.cobrowse.control_request(conn.caller, msg.ticket_id)
-        return OkAck()
-
-    async def control_grant(self, sid: str, conn: Connection, msg: ControlGrantMsg) -> Message:
-        assert isinstance(conn.caller, CustomerCaller)
-        await self.cobrowse.control_grant(conn.caller, True)
-        return OkAck()
-
-    async def control_deny(self, sid: str, conn: Connection, msg: ControlDeny) -> Message:
-        assert isinstance(conn.caller, CustomerCaller)
-        await self.cobrowse.control_grant(conn.caller, False)
-        return OkAck()
-
-    async def control_revoke(self, sid: str, conn: Connection, msg: ControlRevoke) -> Message:
-        await self.cobrowse.control_revoke(conn.caller, msg.ticket_id)
-        return OkAck()
-
-    async def control_action(
-        self, sid: str, conn: Connection, msg: ControlActionRequest
-    ) -> Message:
-        assert isinstance(conn.caller, AgentCaller)
-        await self.cobrowse.control_action(conn.caller, msg.ticket_id, msg.action)
-        return OkAck()
-
-    # ------------------------------------------------------------------ calls and captures
-
-    async def rtc_join(self, sid: str, conn: Connection, msg: RtcJoin) -> Message:
-        pid, servers = await self.calls.join(conn.caller, msg.ticket_id)
-        return RtcJoined(ice_servers=servers, participant_id=pid)
-
-    async def rtc_offer(self, sid: str, conn: Connection, msg: RtcOffer) -> Message:
-        answer = await self.calls.offer(conn.caller, msg.ticket_id, msg.sdp, msg.labels)
-        return RtcAnswerAck(sdp=answer)
-
-    async def rtc_answer(self, sid: str, conn: Connection, msg: RtcAnswer) -> Message:
-        await self.calls.answer(conn.caller, msg.ticket_id, msg.sdp)
-        return OkAck()
-
-    async def rtc_candidate(self, sid: str, conn: Connection, msg: RtcCandidate) -> Message:
-        await self.calls.candidate(conn.caller, msg.ticket_id, msg.candidate)
-        return OkAck()
-
-    async def rtc_leave(self, sid: str, conn: Connection, msg: RtcLeave) -> Message:
-        await self.calls.leave(conn.caller, msg.ticket_id)
-        return OkAck()
-
-    async def track_update(self, sid: str, conn: Connection, msg: TrackUpdate) -> Message:
-        await self.calls.update_track(conn.caller, msg.ticket_id, msg.ref, msg.source, msg.muted)
-        return OkAck()
-
-    async def capture_still(self, sid: str, conn: Connection, msg: CaptureStill) -> Message:
-        assert isinstance(conn.caller, AgentCaller)
-        return AttachmentAck(
-            attachment=await self.calls.still(conn.caller, msg.ticket_id, msg.track_id)
-        )
-
-    async def clip_start(self, sid: str, conn: Connection, msg: ClipStart) -> Message:
-        assert isinstance(conn.caller, AgentCaller)
-        return ClipStarted(
-            clip_id=await self.calls.clip_start(conn.caller, msg.ticket_id, msg.track_id)
-        )
-
-    async def clip_stop(self, sid: str, conn: Connection, msg: ClipStop) -> Message:
-        assert isinstance(conn.caller, AgentCaller)
-        return AttachmentAck(
-            attachment=await self.calls.clip_stop(conn.caller, msg.ticket_id, msg.clip_id)
-        )
-
-    async def upload_request(self, sid: str, conn: Connection, msg: UploadRequest) -> Message:
-        assert isinstance(conn.caller, AgentCaller)
-        await self.calls.request_upload(conn.caller, msg.ticket_id, msg.note)
-        return OkAck()
+        return (ack or OkAck()).wire()
 
     # ------------------------------------------------------------------ sign-in sessions
 
@@ -528,7 +260,7 @@ class SocketApi:
         """(socket id, sign-in session id) of the agent sockets connected to this node."""
         found = []
         for sid, _eio_sid in list(self.sio.manager.get_participants("/", AGENTS_ROOM)):
-            conn: Connection | None = (await self.sio.get_session(sid)).get("conn")
+            conn: Connection[Caller] | None = (await self.sio.get_session(sid)).get("conn")
             if conn is not None and isinstance(conn.caller, AgentCaller):
                 found.append((sid, conn.caller.auth_session_id))
         return found

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -9,7 +11,17 @@ import pytest
 
 from signaling import auth
 from signaling.login_throttle import Allowance, LoginThrottle
-from tests.support import PASSWORD, Running
+from tests.support import PASSWORD, Running, running_server
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[Running]:
+    """The default allowances, refilling too slowly to matter however slow the machine is
+    (each login costs a scrypt check, and the refills are what the unit tests below check)."""
+    async with running_server(
+        tmp_path, login_account_interval=3600.0, login_address_interval=3600.0
+    ) as running:
+        yield running
 
 
 async def login(server: Running, email: str, password: str, **headers: str) -> int:
