@@ -162,6 +162,19 @@ class _Writer(threading.Thread):
                     else:
                         pending.append(more)
                 self._run_next(conn, pending)
+        except BaseException as exc:
+            # Not expected (each write's errors are its own): fail every write still waiting
+            # rather than leave its caller waiting for ever; ``submit`` refuses from now on.
+            self.error = exc
+            while True:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is not None:
+                    pending.append(more)
+            self._settle([(write, None, exc) for write in pending])
+            raise
         finally:
             conn.close()
 
@@ -283,6 +296,8 @@ class SqliteDriver:
     def _submit(self, body: WriteBody[Any] | None, script: str | None) -> asyncio.Future[Any]:
         if self._closed:
             raise RuntimeError("the store is closed")
+        if self._writer.error is not None:
+            raise RuntimeError("the SQLite writer has stopped") from self._writer.error
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._writer.submit(_Write(body, script, future, loop))
