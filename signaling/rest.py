@@ -104,7 +104,7 @@ def request_address(request: web.Request) -> str:
 async def login(request: web.Request) -> web.Response:
     try:
         body = LoginRequest.model_validate(await request.json())
-    except (ValueError, ValidationError):
+    except (ValueError, ValidationError, RecursionError):
         return api_error("malformed", "expected JSON {email, password}")
     throttle = request.app[keys.login_throttle]
     address = request_address(request)

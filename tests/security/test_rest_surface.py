@@ -124,13 +124,6 @@ async def test_unexpected_error_is_json_500_without_traceback(
     assert any("secret-detail" in (r.exc_text or "") or r.exc_info for r in caplog.records)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap (issue 8, finding 8's RecursionError, on REST; found by this suite): "
-    "POST /api/auth/login with JSON nested 5,000 deep raises RecursionError in rest.login, "
-    "which catches only ValueError/ValidationError, so it answers 500 and logs a traceback. "
-    "Remove this mark once login refuses it as malformed.",
-)
 async def test_deeply_nested_json_body_is_malformed(
     server: Running, caplog: pytest.LogCaptureFixture
 ) -> None:
