@@ -104,6 +104,12 @@ class Geo(Message):
 def _check_app_fields(value: dict[str, Any]) -> dict[str, Any]:
     if len(json.dumps(value, separators=(",", ":"))) > MAX_APP_CONTEXT_BYTES:
         raise ValueError(f"app context exceeds {MAX_APP_CONTEXT_BYTES} bytes of JSON")
+    # A JSON "\ud800" escape decodes to a lone surrogate, which no UTF-8 store can hold; typed
+    # string fields refuse it already, the free-form app fields must too.
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("app context is not valid Unicode (a lone surrogate)") from None
     return value
 
 
