@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -291,9 +292,32 @@ class KnownGap:
     matches: Callable[[Role, Frame], bool]
 
 
-KNOWN_GAPS: list[KnownGap] = []
-"""Empty: the two gaps this fuzz found (an unsupported co-browse recorder, a lone surrogate in
-the app context) are fixed; their frames stay in ``EDGE_FRAMES``."""
+_SURROGATE_ESCAPE = re.compile(r"\\ud[89a-f][0-9a-f]{2}|[\ud800-\udfff]", re.IGNORECASE)
+
+
+def _surrogate_in_cobrowse_batch(role: Role, frame: Frame) -> bool:
+    payload = frame.args[0] if frame.args else None
+    data = payload.get("data") if isinstance(payload, dict) else None
+    return (
+        frame.name == "cobrowse.events"
+        and isinstance(data, str)
+        and _SURROGATE_ESCAPE.search(data) is not None
+    )
+
+
+KNOWN_GAPS: list[KnownGap] = [
+    KnownGap(
+        finding="8 (new case, found by this suite)",
+        why="cobrowse.events, while sharing, with a batch whose JSON holds a lone surrogate"
+        " escape (the last of EDGE_FRAMES: a Meta event whose href ends in \\ud800):"
+        " cobrowse/session.py _sanitize_and_size encodes json.dumps(ev, ensure_ascii=False)"
+        " as UTF-8, which raises UnicodeEncodeError, so the ack is 'internal' and the log"
+        " has a traceback",
+        matches=_surrogate_in_cobrowse_batch,
+    ),
+]
+"""The gaps found earlier (an unsupported co-browse recorder, a lone surrogate in the app
+context) are fixed; their frames stay in ``EDGE_FRAMES``."""
 
 
 EDGE_FRAMES = [
@@ -311,6 +335,22 @@ EDGE_FRAMES = [
     Frame("context.update", ({"context": {"app": {"k": "\ud800"}}},)),
     Frame("help.request", ({"context": {**CONTEXT, "app": {"k": "\udc00"}}},)),
     Frame("cobrowse.accept", ({"v": 1, "recorder": ""},)),
+    Frame(
+        "cobrowse.events",
+        (
+            {
+                "data": json.dumps(
+                    [
+                        {
+                            "type": 4,
+                            "data": {"href": "http://shop.test/\ud800", "width": 1, "height": 1},
+                            "timestamp": 1,
+                        }
+                    ]
+                )
+            },
+        ),
+    ),
 ]
 """Frames tried on every run, whatever Hypothesis draws: the attack's own cases (issue 8,
 findings 3 and 8) and the ones this fuzz found."""
