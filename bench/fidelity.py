@@ -204,12 +204,12 @@ async def asset_counts(env: Env, token: str, ticket_id: str) -> tuple[int | None
     return None, None
 
 
-async def follow_latency(customer: Page, agent: Page) -> tuple[list[float], bool]:
+async def follow_latency(customer: Page, agent: Page) -> tuple[list[float], list[str]]:
     """Scroll the customer's page to the end in steps; per step, seconds until the mirror is
-    at the same position. Returns the latencies and whether every step was followed."""
+    at the same position. Returns the latencies and the steps the mirror never reached."""
     height = await customer.evaluate("document.documentElement.scrollHeight - innerHeight")
     latencies: list[float] = []
-    followed = True
+    missed: list[str] = []
     for step in range(1, SCROLL_STEPS + 1):
         y = round(height * step / SCROLL_STEPS)
         started = time.monotonic()
@@ -218,12 +218,12 @@ async def follow_latency(customer: Page, agent: Page) -> tuple[list[float], bool
         if await until_scrolled(agent, actual, timeout=5):
             latencies.append(time.monotonic() - started)
         else:
-            followed = False
+            missed.append(f"{actual:.0f} (mirror at {(await mirror_scroll(agent))[1]:.0f})")
     # Scrolling to the end may have loaded more: end up at the true end.
     await customer.evaluate(
         "window.scrollTo({top: document.documentElement.scrollHeight, behavior: 'instant'})"
     )
-    return latencies, followed
+    return latencies, missed
 
 
 async def interact(customer: Page) -> None:
@@ -259,11 +259,11 @@ async def run_page(env: Env, name: str, url: str, origin: str) -> PageResult:
         result.first = await compare(env, name, "first", customer, agent)
 
         await interact(customer)
-        latencies, followed = await follow_latency(customer, agent)
+        latencies, missed = await follow_latency(customer, agent)
         if latencies:
             result.follow_ms = statistics.median(latencies) * 1000
-        if not followed:
-            result.notes.append("the mirror did not reach every scroll position")
+        if missed:
+            result.notes.append(f"the mirror did not reach scroll {', '.join(missed)}")
         await settle(customer, agent)
         result.scroll_after = (
             (await customer_scroll(customer))[1],
