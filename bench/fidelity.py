@@ -78,7 +78,6 @@ from tests.browser.fidelity_support import (  # noqa: E402
     stage_box,
     start_sharing,
     tandem_widget,
-    until_scrolled,
 )
 
 CHROMIUM = os.environ.get("TANDEM_CHROMIUM", "/usr/bin/chromium")
@@ -204,6 +203,17 @@ async def asset_counts(env: Env, token: str, ticket_id: str) -> tuple[int | None
     return None, None
 
 
+async def until_same_scroll(customer: Page, agent: Page, timeout: float) -> bool:
+    """Wait until the mirror is where the customer's page is now (which may move on its own:
+    scroll anchoring while something above grows)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if abs((await customer_scroll(customer))[1] - (await mirror_scroll(agent))[1]) <= 1:
+            return True
+        await asyncio.sleep(0.02)
+    return False
+
+
 async def follow_latency(customer: Page, agent: Page) -> tuple[list[float], list[str]]:
     """Scroll the customer's page to the end in steps; per step, seconds until the mirror is
     at the same position. Returns the latencies and the steps the mirror never reached."""
@@ -214,11 +224,11 @@ async def follow_latency(customer: Page, agent: Page) -> tuple[list[float], list
         y = round(height * step / SCROLL_STEPS)
         started = time.monotonic()
         await customer.evaluate(f"window.scrollTo({{top: {y}, behavior: 'instant'}})")
-        actual = (await customer_scroll(customer))[1]
-        if await until_scrolled(agent, actual, timeout=5):
+        if await until_same_scroll(customer, agent, timeout=5):
             latencies.append(time.monotonic() - started)
         else:
-            missed.append(f"{actual:.0f} (mirror at {(await mirror_scroll(agent))[1]:.0f})")
+            mine, theirs = (await customer_scroll(customer))[1], (await mirror_scroll(agent))[1]
+            missed.append(f"{mine:.0f} (mirror at {theirs:.0f})")
     # Scrolling to the end may have loaded more: end up at the true end.
     await customer.evaluate(
         "window.scrollTo({top: document.documentElement.scrollHeight, behavior: 'instant'})"
@@ -259,6 +269,7 @@ async def run_page(env: Env, name: str, url: str, origin: str) -> PageResult:
         result.first = await compare(env, name, "first", customer, agent)
 
         await interact(customer)
+        await asyncio.sleep(1)  # the menu's own transition (Bootstrap's collapse: 350 ms)
         latencies, missed = await follow_latency(customer, agent)
         if latencies:
             result.follow_ms = statistics.median(latencies) * 1000

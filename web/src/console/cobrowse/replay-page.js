@@ -42,6 +42,9 @@ const RESTART_AFTER_EVENTS = 20_000;
 const INSERT_RULES = [
   "noscript { display: none !important; }",
   "html { scrollbar-width: none; }",
+  // The mirror runs no script, and Chromium then shows a video's own controls even without the
+  // `controls` attribute; the customer sees none.
+  "video:not([controls])::-webkit-media-controls { display: none !important; }",
 ];
 const KEYS = new Set([
   "Enter", "Tab", "Backspace", "Delete", "Escape", "ArrowUp", "ArrowDown", "ArrowLeft",
