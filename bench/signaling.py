@@ -126,7 +126,7 @@ FULL = {
     "rounds": 10,
     "open_rates": "200",
     "open_seconds": 30.0,
-    "drain": 10.0,
+    "drain": 15.0,
     "levels": "10,500,5000",
     "accepts": 20,
     "waiting_agents": 10,
@@ -137,7 +137,7 @@ QUICK = {
     "rounds": 5,
     "open_rates": "50",
     "open_seconds": 4.0,
-    "drain": 3.0,
+    "drain": 10.0,
     "levels": "10,100,400",
     "accepts": 8,
     "waiting_agents": 4,
@@ -550,7 +550,7 @@ def run_sessions(bench: Bench, cfg: Config, rows: list[Row], tokens: list[str]) 
             0,
             f"offered {scheduled / cfg.open_seconds:.0f} msg/s ({scheduled} scheduled), "
             f"achieved {row.rate:.0f} rt/s; clients sent late by p99 {late99 * 1000:.1f} ms "
-            "(included in the latency)",
+            f"(included in the latency); unanswered {cfg.drain:g} s after the last send = dropped",
         )
 
 
