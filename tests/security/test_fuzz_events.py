@@ -34,6 +34,15 @@ from hypothesis import strategies as st
 
 from signaling.protocol import CLIENT_EVENTS, ErrorCode
 from tests.security.background import NO_LIMITS, BackgroundServer
+from tests.security.payloads import (
+    SERVER_LOGGERS,
+    ErrorLog,
+    Raw,
+    encode,
+    json_values,
+    nested,
+    texts,
+)
 from tests.support import CONTEXT, Client
 
 Role = Literal["customer", "agent", "visitor"]
@@ -44,7 +53,6 @@ ACK_TIMEOUT = 5.0
 ERROR_CODES = frozenset(get_args(ErrorCode))
 RECORDER = "rrweb@2.0.0-alpha.20"
 RESERVED_NAMES = ("*", "connect", "disconnect", "connect_error", "message", "")
-SERVER_LOGGERS = ("tandem", "socketio", "engineio", "aiohttp", "asyncio")
 
 FUZZ = settings(
     max_examples=150,
@@ -64,17 +72,6 @@ PER_EVENT = settings(FUZZ, max_examples=20)
 
 
 @dataclass(frozen=True)
-class Raw:
-    """JSON text put into a frame as it is (what ``json.dumps`` will not write)."""
-
-    text: str
-
-    def __repr__(self) -> str:
-        shown = self.text if len(self.text) <= 40 else f"{self.text[:20]}...({len(self.text)})"
-        return f"Raw({shown!r})"
-
-
-@dataclass(frozen=True)
 class Frame:
     """One client packet: an event name (anything JSON) and its arguments."""
 
@@ -84,82 +81,6 @@ class Frame:
     """Sent by python-socketio as a binary packet (the arguments hold ``bytes``)."""
 
 
-def encode(value: Any) -> str:
-    """JSON text of ``value`` with every ``Raw`` spliced in verbatim."""
-    raws: dict[str, str] = {}
-
-    def splice(obj: Any) -> str:
-        if not isinstance(obj, Raw):
-            raise TypeError(type(obj))
-        key = f"\x00raw{len(raws)}\x00"
-        raws[key] = obj.text
-        return key
-
-    text = json.dumps(value, default=splice, separators=(",", ":"))
-    for key, raw in raws.items():
-        text = text.replace(json.dumps(key), raw, 1)
-    return text
-
-
-def nested(depth: int, shape: str) -> Raw:
-    if shape == "list":
-        return Raw("[" * depth + "]" * depth)
-    return Raw('{"a":' * depth + "1" + "}" * depth)
-
-
-def _field_names() -> list[str]:
-    names: set[str] = set()
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            names.update(node.get("properties", {}))
-            for child in node.values():
-                walk(child)
-        elif isinstance(node, list):
-            for child in node:
-                walk(child)
-
-    for model in CLIENT_EVENTS.values():
-        walk(model.model_json_schema())
-    return sorted(names)
-
-
-FIELD_NAMES = _field_names()
-texts = st.text(
-    alphabet=st.one_of(
-        st.characters(),
-        st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF),  # lone surrogates
-        st.sampled_from("<>\"'\\\x00\u202e\ufeff"),
-    ),
-    max_size=40,
-)
-odd_numbers = st.sampled_from(
-    [
-        Raw("NaN"),
-        Raw("Infinity"),
-        Raw("-Infinity"),
-        Raw("1e400"),
-        Raw("-0"),
-        Raw("9" * 5000),  # past Python's int-string limit
-        Raw("0." + "1" * 5000),
-    ]
-)
-scalars = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(min_value=-(2**80), max_value=2**80),
-    st.floats(allow_nan=False, allow_infinity=False),
-    texts,
-    odd_numbers,
-)
-json_values = st.recursive(
-    scalars,
-    lambda kids: st.one_of(
-        st.lists(kids, max_size=5),
-        st.dictionaries(st.one_of(st.sampled_from(FIELD_NAMES), texts), kids, max_size=5),
-    ),
-    max_leaves=25,
-)
 deep_values = st.builds(
     nested, st.sampled_from([50, 500, 969, 970, 1000, 2500, 5000]), st.sampled_from(["list", "obj"])
 )
@@ -367,20 +288,6 @@ def known_gap(role: Role, frame: Frame) -> KnownGap | None:
 
 
 # --------------------------------------------------------------------------- the harness
-
-
-class ErrorLog(logging.Handler):
-    """Every ERROR the server side logs (a traceback is logged at ERROR)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-    def since(self, start: int) -> list[str]:
-        return [self.format(r) for r in self.records[start:]]
 
 
 class Harness(BackgroundServer):
