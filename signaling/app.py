@@ -107,6 +107,7 @@ async def _desk_ctx(app: web.Application) -> AsyncIterator[None]:
         ),
     )
     await desk.rebuild_live_state()
+    desk.queue_feed.start()
     app[keys.desk] = desk
     limits = cobrowse.RateLimits(
         events_per_second=settings.cobrowse_events_per_second,
@@ -129,6 +130,7 @@ async def _desk_ctx(app: web.Application) -> AsyncIterator[None]:
     sweeper = asyncio.get_running_loop().create_task(_sweep_auth_sessions(api))
     yield
     sweeper.cancel()
+    await desk.queue_feed.close()
     await calls.close()
     await hub.close()
     await live.close()

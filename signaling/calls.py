@@ -21,8 +21,6 @@ from signaling.desk import (
     CustomerCaller,
     Desk,
     DeskError,
-    agent_room,
-    customer_room,
 )
 from signaling.protocol import (
     AgentRef,
@@ -32,6 +30,7 @@ from signaling.protocol import (
     RtcOfferOut,
     UploadRequested,
 )
+from signaling.rooms import agent_room, customer_room
 from signaling.settings import Settings
 from signaling.store import TicketRecord
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import cobrowse
 from signaling.assets import AssetService
-from signaling.desk import AgentCaller, CustomerCaller, Desk, DeskError, customer_room, iso
+from signaling.desk import AgentCaller, CustomerCaller, Desk, DeskError, iso
 from signaling.protocol import (
     AgentRef,
     AssetChunk,
@@ -43,6 +43,7 @@ from signaling.protocol import (
     ControlStateNotice,
     ErrorCode,
 )
+from signaling.rooms import customer_room
 from signaling.store import TicketRecord
 
 log = logging.getLogger("tandem.cobrowse")

@@ -30,10 +30,7 @@ from signaling.protocol import (
     ErrorCode,
     HelpRequest,
     Message,
-    QueueAdded,
     QueueEntry,
-    QueuePosition,
-    QueueRemoved,
     SessionAccepted,
     SessionEnded,
     SessionJoined,
@@ -44,6 +41,8 @@ from signaling.protocol import (
     TimelineEntry,
     TranscriptMessage,
 )
+from signaling.queue_feed import QueueFeed
+from signaling.rooms import agent_room, customer_room
 from signaling.store import (
     AgentRecord,
     AttachmentRecord,
@@ -62,19 +61,6 @@ log = logging.getLogger("tandem.desk")
 EndedBy = Literal["customer", "agent", "system"]
 
 DEFAULT_TICKET_LIMITS = OpenTicketLimits(per_address=20, per_customer=3)
-
-AGENTS_ROOM = "agents"
-"""Every connected agent socket: queue changes go here."""
-
-
-def agent_room(agent_id: str) -> str:
-    """Every socket of one agent (tabs, nodes): session events reach agents through this."""
-    return f"agent:{agent_id}"
-
-
-def customer_room(ticket_id: str) -> str:
-    """The customer's sockets of one session."""
-    return f"customer:{ticket_id}"
 
 
 class DeskError(Exception):
@@ -142,8 +128,11 @@ class Desk:
         secret: str,
         customer_token_ttl: int,
         ticket_limits: OpenTicketLimits = DEFAULT_TICKET_LIMITS,
+        queue_feed: QueueFeed | None = None,
     ) -> None:
         self.ticket_limits = ticket_limits
+        self.queue_feed = queue_feed or QueueFeed(broadcaster.emit, live)
+        """Queue changes to agents and positions to customers (its ticks run once started)."""
         self.store = store
         self.live = live
         self.files = files
@@ -253,8 +242,9 @@ class Desk:
             },
         )
         entry = self._queue_entry(ticket, site)
-        await self.live.enqueue(ticket.id, now, entry.wire())
-        await self.broadcaster.emit(QueueAdded(entry=entry), [AGENTS_ROOM])
+        position = await self.live.enqueue(ticket.id, now, entry.wire())
+        self.queue_feed.told_position(ticket.id, position)
+        await self.queue_feed.added(entry)
         token = self._token_for(ticket)
         new_caller = CustomerCaller(
             site=site,
@@ -263,7 +253,7 @@ class Desk:
             sid=caller.sid,
             address=caller.address,
         )
-        state = await self.session_state(ticket, token=token)
+        state = await self.session_state(ticket, token=token, position=position)
         return state, new_caller
 
     async def _previous_from_token(
@@ -301,8 +291,12 @@ class Desk:
 
     # ------------------------------------------------------------------ agent side
 
-    async def queue(self) -> list[QueueEntry]:
-        return [QueueEntry.model_validate(entry) for entry in await self.live.queue()]
+    async def queue(
+        self, limit: int = 200, after: str | None = None
+    ) -> tuple[list[QueueEntry], int]:
+        """One page of the waiting sessions, oldest first, and how many wait in all."""
+        page, waiting = await self.live.queue_page(limit, after)
+        return [QueueEntry.model_validate(entry) for entry in page], waiting
 
     async def accept(self, caller: AgentCaller, ticket_id: str) -> SessionState:
         ticket = await self.store.ticket(ticket_id)
@@ -317,13 +311,10 @@ class Desk:
         ticket = await self._must_ticket(ticket_id)
         agent = AgentRef(id=caller.agent.id, name=caller.agent.name)
         await self.timeline(ticket, "session.accepted", {"agent": agent.wire()})
-        await self.broadcaster.emit(
-            QueueRemoved(ticket_id=ticket_id, reason="accepted", agent=agent), [AGENTS_ROOM]
-        )
+        await self.queue_feed.removed(ticket_id, "accepted", agent)
         await self.broadcaster.emit(
             SessionAccepted(ticket_id=ticket_id, agent=agent), self.rooms(ticket)
         )
-        await self._announce_positions()
         return await self.session_state(ticket)
 
     async def join(self, caller: AgentCaller, ticket_id: str) -> SessionState:
@@ -415,10 +406,7 @@ class Desk:
         await self.live.drop_session(ticket.id)
         await self.timeline(ticket, "session.ended", data)
         if was_queued or ticket.status == "queued":
-            await self.broadcaster.emit(
-                QueueRemoved(ticket_id=ticket.id, reason="ended"), [AGENTS_ROOM]
-            )
-            await self._announce_positions()
+            await self.queue_feed.removed(ticket.id, "ended")
         await self.broadcaster.emit(
             SessionEnded(ticket_id=ticket.id, by=by, at=iso(now)),
             self.rooms(ticket),
@@ -480,12 +468,14 @@ class Desk:
     # ------------------------------------------------------------------ views
 
     async def session_state(
-        self, ticket: TicketRecord, after_id: int = 0, token: str | None = None
+        self,
+        ticket: TicketRecord,
+        after_id: int = 0,
+        token: str | None = None,
+        position: int | None = None,
     ) -> SessionState:
-        position = None
-        if ticket.status == "queued":
-            queued = await self.live.queued_ids()
-            position = queued.index(ticket.id) + 1 if ticket.id in queued else None
+        if ticket.status == "queued" and position is None:
+            position = await self.live.position(ticket.id)
         messages = [transcript_message(m) for m in await self.store.messages(ticket.id, after_id)]
         return SessionState(
             ticket=await self.summary(ticket), messages=messages, position=position, token=token
@@ -562,12 +552,6 @@ class Desk:
             created_at=iso(ticket.created_at),
             previous_ticket_id=ticket.previous_ticket_id,
         )
-
-    async def _announce_positions(self) -> None:
-        for index, ticket_id in enumerate(await self.live.queued_ids(), start=1):
-            await self.broadcaster.emit(
-                QueuePosition(ticket_id=ticket_id, position=index), [customer_room(ticket_id)]
-            )
 
 
 def caller_ref(caller: Caller) -> dict[str, Any]:

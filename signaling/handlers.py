@@ -16,7 +16,7 @@ from typing import Any, Generic, TypeVar
 
 from signaling.calls import CallHub
 from signaling.cobrowse_hub import CobrowseHub
-from signaling.desk import AgentCaller, Caller, CustomerCaller, Desk, DeskError, customer_room
+from signaling.desk import AgentCaller, Caller, CustomerCaller, Desk, DeskError
 from signaling.protocol import (
     CLIENT_EVENTS,
     AttachmentAck,
@@ -64,6 +64,7 @@ from signaling.protocol import (
     UploadRequest,
 )
 from signaling.ratelimit import TokenBucket
+from signaling.rooms import customer_room
 from signaling.socketserver import GuardedServer
 
 C = TypeVar("C", bound=CustomerCaller | AgentCaller)
@@ -195,7 +196,8 @@ class CustomerEvents(SharedEvents):
 
 class AgentEvents(SharedEvents):
     async def on_queue_list(self, conn: Connection[AgentCaller], msg: QueueList) -> Message:
-        return QueueSnapshot(entries=await self.desk.queue())
+        entries, waiting = await self.desk.queue(msg.limit, msg.after)
+        return QueueSnapshot(entries=entries, waiting=waiting)
 
     async def on_session_accept(self, conn: Connection[AgentCaller], msg: SessionAccept) -> Message:
         return await self.desk.accept(conn.caller, msg.ticket_id)

@@ -14,8 +14,17 @@ from typing import Any, Protocol
 
 
 class LiveState(Protocol):
-    async def enqueue(self, ticket_id: str, created_at: float, entry: dict[str, Any]) -> None:
-        """Add a waiting ticket; ``entry`` is its wire ``QueueEntry``."""
+    async def enqueue(self, ticket_id: str, created_at: float, entry: dict[str, Any]) -> int:
+        """Add a waiting ticket; ``entry`` is its wire ``QueueEntry``. Its position (1-based)."""
+        ...
+
+    async def position(self, ticket_id: str) -> int | None:
+        """A waiting ticket's position (1-based), None if it is not waiting."""
+        ...
+
+    async def queue_page(self, limit: int, after: str | None) -> tuple[list[dict[str, Any]], int]:
+        """Up to ``limit`` waiting entries, oldest first, after ticket ``after``; and how many
+        wait in all."""
         ...
 
     async def dequeue(self, ticket_id: str) -> bool:
@@ -91,17 +100,42 @@ class MemoryLiveState:
         self._ticket_holders: dict[str, tuple[str, str | None]] = {}
         self._uploads: dict[str, int] = {}
 
-    async def enqueue(self, ticket_id: str, created_at: float, entry: dict[str, Any]) -> None:
+    async def enqueue(self, ticket_id: str, created_at: float, entry: dict[str, Any]) -> int:
+        # The dict is kept in waiting order: tickets nearly always arrive newest last, so
+        # appending is O(1); one that arrives out of order re-sorts once.
+        last = next(reversed(self._queue.values()), None) if self._queue else None
         self._queue[ticket_id] = (created_at, entry)
+        if last is not None and created_at < last[0]:
+            ordered = sorted(self._queue.items(), key=lambda item: item[1][0])
+            self._queue = dict(ordered)
+            return list(self._queue).index(ticket_id) + 1
+        return len(self._queue)
 
     async def dequeue(self, ticket_id: str) -> bool:
         return self._queue.pop(ticket_id, None) is not None
 
     async def queue(self) -> list[dict[str, Any]]:
-        return [entry for _, entry in sorted(self._queue.values(), key=lambda item: item[0])]
+        return [entry for _, entry in self._queue.values()]
 
     async def queued_ids(self) -> list[str]:
-        return sorted(self._queue, key=lambda tid: self._queue[tid][0])
+        return list(self._queue)
+
+    async def position(self, ticket_id: str) -> int | None:
+        if ticket_id not in self._queue:
+            return None
+        for index, waiting in enumerate(self._queue, start=1):
+            if waiting == ticket_id:
+                return index
+        return None
+
+    async def queue_page(self, limit: int, after: str | None) -> tuple[list[dict[str, Any]], int]:
+        items = iter(self._queue.items())
+        if after is not None and after in self._queue:
+            for ticket_id, _ in items:
+                if ticket_id == after:
+                    break
+        page = [entry for _, (_, (_, entry)) in zip(range(limit), items, strict=False)]
+        return page, len(self._queue)
 
     async def join(self, ticket_id: str, agent_id: str) -> None:
         self._members[ticket_id].add(agent_id)

@@ -20,7 +20,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 """Sent by every client in the socket.io ``auth`` payload as ``v``."""
 MIN_PROTOCOL_VERSION = 1
 """The oldest client protocol this server still accepts."""
@@ -297,8 +297,13 @@ class SessionEnd(ClientEvent):
 
 
 class QueueList(ClientEvent):
+    """The waiting sessions, oldest first, a page at a time."""
+
     senders: ClassVar[Senders] = frozenset({"agent"})
     type: Literal["queue.list"] = "queue.list"
+    limit: Annotated[int, Field(ge=1, le=1000)] = 200
+    after: Id | None = None
+    """The last ticket id of the previous page."""
 
 
 class SessionAccept(ClientEvent):
@@ -644,6 +649,8 @@ class QueueEntry(Message):
 class QueueSnapshot(Message):
     ok: Literal[True] = True
     entries: list[QueueEntry]
+    waiting: int | None = None
+    """How many sessions wait in all (the entries are one page of them)."""
 
 
 class SessionListAck(Message):
@@ -679,6 +686,22 @@ class QueueRemoved(Message):
     ticket_id: str
     reason: Literal["accepted", "ended"]
     agent: AgentRef | None = None
+
+
+class QueueRemoval(Message):
+    ticket_id: str
+    reason: Literal["accepted", "ended"]
+    agent: AgentRef | None = None
+
+
+class QueueChanged(Message):
+    """To agents of protocol v2: the queue's changes since the last one, sent at most every
+    50 ms (v1 agents get one ``queue.added`` / ``queue.removed`` per change instead)."""
+
+    type: Literal["queue.changed"] = "queue.changed"
+    added: list[QueueEntry]
+    removed: list[QueueRemoval]
+    waiting: int
 
 
 class QueuePosition(Message):
@@ -881,6 +904,7 @@ class CobrowseAssetsNeeded(Message):
 SERVER_EVENTS: tuple[type[Message], ...] = (
     QueueAdded,
     QueueRemoved,
+    QueueChanged,
     QueuePosition,
     SessionAccepted,
     SessionJoined,

@@ -20,14 +20,11 @@ from signaling.calls import CallHub
 from signaling.clientaddr import client_address
 from signaling.cobrowse_hub import CobrowseHub
 from signaling.desk import (
-    AGENTS_ROOM,
     AgentCaller,
     Caller,
     CustomerCaller,
     Desk,
     DeskError,
-    agent_room,
-    customer_room,
 )
 from signaling.handlers import Connection, Hubs, routes
 from signaling.protocol import (
@@ -43,6 +40,7 @@ from signaling.protocol import (
     ServerRestarting,
 )
 from signaling.ratelimit import TokenBucket
+from signaling.rooms import AGENTS_ROOM, QUEUE_ROOM, QUEUE_V1_ROOM, agent_room, customer_room
 from signaling.settings import Settings
 from signaling.socketserver import GuardedServer, error_ack
 from signaling.store import TicketStore
@@ -141,6 +139,8 @@ class SocketApi:
         await self.sio.save_session(sid, {"conn": Connection[Caller](caller=caller, bucket=bucket)})
         if isinstance(caller, AgentCaller):
             await self.sio.enter_room(sid, AGENTS_ROOM)
+            # v2 consoles take the queue's changes coalesced; v1 clients one event per change.
+            await self.sio.enter_room(sid, QUEUE_ROOM if hello.v >= 2 else QUEUE_V1_ROOM)
             await self.sio.enter_room(sid, agent_room(caller.agent.id))
             await self.desk.live.agent_online(caller.agent.id, sid)
         elif caller.ticket_id:

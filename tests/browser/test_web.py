@@ -183,7 +183,7 @@ async def test_calls_queued_before_the_script_loaded(new_page: NewPage, server: 
     await panel(page).get_by_role("button", name="Start conversation").click()
     await page.wait_for_function("() => window.seen.some((e) => e.startsWith('ticket:'))")
 
-    entries = [e for e in await server.desk.queue() if e.customer.name == "Quinn Queued"]
+    entries = [e for e in (await server.desk.queue())[0] if e.customer.name == "Quinn Queued"]
     assert len(entries) == 1
     assert entries[0].customer.email == "quinn@example.com"
     assert entries[0].customer.verified is False

@@ -12,6 +12,8 @@ export const store = {
   connected: false,
   /** @type {Map<string, any>} ticketId -> QueueEntry */
   queue: new Map(),
+  /** How many sessions wait in all (the queue map holds the oldest 500 and later arrivals). */
+  waiting: 0,
   /** @type {Map<string, Session>} ticketId -> session */
   sessions: new Map(),
   /** The session on screen (its messages are not counted as unread). */
@@ -128,16 +130,18 @@ export function connect() {
     transports: ["websocket"],
     reconnectionDelay: 500,
     reconnectionDelayMax: 8000,
-    auth: (cb) => cb({ v: 1, role: "agent", token: auth.token() }),
+    auth: (cb) => cb({ v: 2, role: "agent", token: auth.token() }),
   });
   for (const [event, fn] of extraHandlers) socket.on(event, fn);
   socket.on("connect", async () => {
     refreshed = false;
     store.connected = true;
     fire("status");
-    const queue = await request("queue.list", {});
+    // The oldest page of the queue; later changes arrive as queue.changed.
+    const queue = await request("queue.list", { limit: 500 });
     if (queue.ok) {
       store.queue = new Map(queue.entries.map((e) => [e.ticketId, e]));
+      store.waiting = queue.waiting ?? queue.entries.length;
       fire("queue");
     }
     const list = await request("session.list", {});
@@ -164,12 +168,12 @@ export function connect() {
     socket.disconnect();
     setTimeout(() => socket && socket.connect(), (reconnectAfterMs || 1000) + Math.random() * 1000);
   });
-  socket.on("queue.added", ({ entry }) => {
-    store.queue.set(entry.ticketId, entry);
+  // Protocol v2: the queue's changes, coalesced by the server (at most one event per 50 ms).
+  socket.on("queue.changed", ({ added, removed, waiting }) => {
+    for (const entry of added) store.queue.set(entry.ticketId, entry);
+    for (const { ticketId } of removed) store.queue.delete(ticketId);
+    store.waiting = waiting;
     fire("queue");
-  });
-  socket.on("queue.removed", ({ ticketId }) => {
-    if (store.queue.delete(ticketId)) fire("queue");
   });
   socket.on("session.joined", ({ ticketId, agent }) => {
     const s = store.sessions.get(ticketId);

@@ -138,7 +138,7 @@ function buildShell() {
     );
   };
   const drawQueue = () => {
-    const n = live.store.queue.size;
+    const n = Math.max(live.store.waiting, live.store.queue.size);
     queueCount.hidden = !n;
     queueCount.textContent = String(n);
     document.title = n ? `(${n}) Tandem console` : "Tandem console";

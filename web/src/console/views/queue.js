@@ -39,8 +39,9 @@ export function queueView(root, _param, { navigate, toast }) {
   const draw = () => {
     const entries = [...live.store.queue.values()].sort((a, b) => a.createdAt.localeCompare(b.createdAt));
     empty.hidden = entries.length > 0;
+    const waiting = Math.max(live.store.waiting, entries.length);
     subtitle.textContent = entries.length
-      ? `${entries.length} waiting · oldest first`
+      ? `${waiting} waiting · oldest first${waiting > entries.length ? ` · ${entries.length} shown` : ""}`
       : live.store.connected
         ? "All caught up"
         : "Connecting…";

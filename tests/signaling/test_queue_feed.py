@@ -1,0 +1,117 @@
+"""Queue fan-out (issue 10, item 4): queue changes coalesced per tick to v2 agents, positions
+on a tick to customers, an accept O(1) in queue length, the agents' queue view paged."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from signaling import keys
+from signaling.protocol import Message
+from signaling.queue_feed import QueueFeed
+from tests.support import CONTEXT, Client, Running
+
+
+async def v2_agent(server: Running, who: str = "alice") -> Client:
+    client = Client()
+    await client.connect(
+        server.base_url, {"v": 2, "role": "agent", "token": await server.token(who)}
+    )
+    server.clients.append(client)
+    return client
+
+
+async def waiting_customers(server: Running, count: int) -> list[tuple[Client, str]]:
+    out = []
+    for _ in range(count):
+        customer = await server.customer()
+        ack = await customer.call("help.request", {"context": CONTEXT})
+        out.append((customer, ack["ticket"]["id"]))
+    return out
+
+
+async def test_v2_agents_get_changes_coalesced(server: Running) -> None:
+    await server.app[keys.desk].queue_feed.close()  # its ticks are driven by hand here
+    agent = await v2_agent(server)
+    v1 = await server.agent("bob")
+    customers = await waiting_customers(server, 20)
+    feed = server.app[keys.desk].queue_feed
+    for _ in range(3):  # the requests above arrived within three ticks
+        await feed.flush()
+    async with asyncio.timeout(5):
+        while sum(len(e["added"]) for e in agent.events["queue.changed"]) < 20:
+            await agent.wait_for("queue.changed")
+            await asyncio.sleep(0.05)
+    changes = agent.events["queue.changed"]
+    assert len(changes) < 20  # fewer events than changes
+    assert {e["ticketId"] for c in changes for e in c["added"]} == {t for _, t in customers}
+    assert changes[-1]["waiting"] == 20
+    assert "queue.added" not in agent.events  # v2 agents get no per-change events
+    await v1.wait_for("queue.added", lambda e: e["entry"]["ticketId"] == customers[-1][1])
+
+    ticket = customers[0][1]
+    assert (await agent.call("session.accept", {"ticketId": ticket}))["ok"]
+    await server.app[keys.desk].queue_feed.flush()
+    removed = await agent.wait_for(
+        "queue.changed", lambda e: any(r["ticketId"] == ticket for r in e["removed"])
+    )
+    assert removed["waiting"] == 19
+
+
+class Recording:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, list[str]]] = []
+
+    async def emit(self, event: Message, rooms: list[str]) -> None:
+        self.sent.append((type(event).model_fields["type"].default, rooms))
+
+
+async def test_accept_cost_does_not_grow_with_the_queue(server: Running) -> None:
+    desk = server.app[keys.desk]
+    await desk.queue_feed.close()  # its ticks are driven by hand here
+    alice = await server.agent("alice")
+    counts = []
+    for waiting in (5, 60):
+        customers = await waiting_customers(server, waiting)
+        await desk.queue_feed.flush()
+        await desk.queue_feed.announce_positions()
+        recording = Recording()
+        real = desk.queue_feed
+        desk.queue_feed = QueueFeed(recording.emit, desk.live)
+        try:
+            assert (await alice.call("session.accept", {"ticketId": customers[0][1]}))["ok"]
+        finally:
+            desk.queue_feed = real
+        counts.append(len(recording.sent))
+        for customer, _ in customers[1:]:
+            await customer.call("session.end", {})
+    assert counts[0] == counts[1] <= 2  # the v1 event now, the coalesced one at the next tick
+
+
+async def test_positions_follow_on_the_tick(server: Running) -> None:
+    desk = server.app[keys.desk]
+    await desk.queue_feed.close()  # its ticks are driven by hand here
+    alice = await server.agent("alice")
+    customers = await waiting_customers(server, 6)
+    assert (await alice.call("session.accept", {"ticketId": customers[0][1]}))["ok"]
+    assert (await alice.call("session.accept", {"ticketId": customers[3][1]}))["ok"]
+    # Customers 1, 2, 4 and 5 all moved up; nobody was told anything at the accepts.
+    assert all("queue.position" not in c.events for c, _ in customers)
+    assert await desk.queue_feed.announce_positions() == 4
+    expected = {customers[1][1]: 1, customers[2][1]: 2, customers[4][1]: 3, customers[5][1]: 4}
+    for customer, ticket in customers:
+        if ticket in expected:
+            told: dict[str, Any] = await customer.wait_for("queue.position", timeout=5)
+            assert (told["ticketId"], told["position"]) == (ticket, expected[ticket])
+    assert await desk.queue_feed.announce_positions() == 0  # nothing changed since
+
+
+async def test_queue_list_is_paged(server: Running) -> None:
+    agent = await v2_agent(server)
+    tickets = [t for _, t in await waiting_customers(server, 7)]
+    first = await agent.call("queue.list", {"limit": 3})
+    assert [e["ticketId"] for e in first["entries"]] == tickets[:3] and first["waiting"] == 7
+    second = await agent.call("queue.list", {"limit": 3, "after": tickets[2]})
+    assert [e["ticketId"] for e in second["entries"]] == tickets[3:6]
+    whole = await agent.call("queue.list")
+    assert [e["ticketId"] for e in whole["entries"]] == tickets
