@@ -65,9 +65,10 @@ class _Grouped:
     A write that finds none in flight runs at once, on its own connection and without a
     transaction: a lone write pays nothing extra. Writes arriving meanwhile queue, and a task
     then runs everything queued on one connection in ONE transaction, one round trip per
-    statement and one commit for all. Should any statement of a group fail (the transaction is
-    then aborted), the group is rolled back and each of its writes run again on its own, so a
-    failing write fails alone and no write is half done."""
+    statement and one commit for all. Should a write of a group fail (the transaction is then
+    aborted), the group is rolled back and each of its writes run again on its own, so a failing
+    write fails alone and no write is half done. Writes are serialised this way, one group at a
+    time (reads and atomic writes still run beside them on the pool's other connections)."""
 
     def __init__(self, pool: Any) -> None:
         self._pool = pool
@@ -113,16 +114,26 @@ class _Grouped:
             return
         self.groups += 1
         results: list[Any] = []
+        in_a_write = False
         try:
             async with self._pool.acquire() as conn, conn.transaction():
                 statements = _PostgresStatements(conn)
                 for body, _future in group:
+                    in_a_write = True
                     results.append(await body(statements))
-        except Exception:
-            # Which write failed is not known for sure (the commit itself may have): run each
-            # one again, alone; the group's transaction left nothing behind.
-            for body, future in group:
-                await self._settle_alone(body, future)
+                    in_a_write = False
+        except Exception as exc:
+            if in_a_write:
+                # A write failed, so the transaction was rolled back and left nothing behind:
+                # run each write again on its own, and the failing one fails alone.
+                for body, future in group:
+                    await self._settle_alone(body, future)
+                return
+            # The connection or the commit failed: whether it committed is not known, so no
+            # write is run again; each caller hears why.
+            for _body, future in group:
+                if not future.done():
+                    future.set_exception(exc)
             return
         for (_body, future), result in zip(group, results, strict=True):
             if not future.done():
