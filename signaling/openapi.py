@@ -97,7 +97,7 @@ def openapi_document() -> dict[str, Any]:
                             "name": "q",
                             "in": "query",
                             "description": "text in customer, page, app fields or transcript",
-                            "schema": {"type": "string"},
+                            "schema": {"type": "string", "pattern": "^[^\\u0000]*$"},
                         },
                         {
                             "name": "limit",

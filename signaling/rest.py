@@ -188,11 +188,15 @@ async def list_tickets(request: web.Request) -> web.Response:
     limit = _ticket_limit(request.query.get("limit", "100"))
     if limit is None:
         return api_error("malformed", f"limit must be an integer from 1 to {MAX_TICKET_LIST}")
+    text = request.query.get("q") or None
+    if text is not None and "\x00" in text:
+        # PostgreSQL text cannot hold NUL (it answered 500); no ticket holds one to find.
+        return api_error("malformed", "q must not contain NUL characters")
     store = request.app[keys.store]
     agent = request[_caller_key].agent
     tickets = await store.tickets(
         status=status,
-        text=request.query.get("q") or None,
+        text=text,
         limit=limit,
         # access.may_read: plain agents list the tickets they joined; overseers list all.
         member_id=None if access.oversees(agent) else agent.id,

@@ -7,12 +7,19 @@ server's and its socket.io clients') and wait for the result. One server serves 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import secrets
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
+
 from tests.support import Running, running_server
+
+PG_URL = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/test"
 
 T = TypeVar("T")
 
@@ -59,3 +66,35 @@ async def _cancel_the_rest() -> None:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@contextlib.contextmanager
+def database(backend: str) -> Iterator[dict[str, Any]]:
+    """Server settings for a store on ``backend``: SQLite in the data dir, or a PostgreSQL
+    database of its own (created here, dropped after). Where PostgreSQL does not answer the test
+    skips, except under ``TANDEM_REQUIRE_POSTGRES=1`` (CI), where it fails."""
+    if backend == "sqlite":
+        yield {}
+        return
+    import asyncpg
+
+    name = f"tandem_fuzz_{secrets.token_hex(4)}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncio.wait_for(asyncpg.connect(PG_URL), 5)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    try:
+        asyncio.run(admin(f"CREATE DATABASE {name}"))
+    except Exception as exc:
+        reason = f"PostgreSQL not reachable at {PG_URL}: {exc!r}"
+        if os.environ.get("TANDEM_REQUIRE_POSTGRES") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    try:
+        yield {"database_url": PG_URL.rsplit("/", 1)[0] + f"/{name}"}
+    finally:
+        asyncio.run(admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))

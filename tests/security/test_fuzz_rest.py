@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, example, given, note, settings
 from hypothesis import strategies as st
 
 from signaling.protocol import ErrorCode
-from tests.security.background import NO_LIMITS, BackgroundServer
+from tests.security.background import NO_LIMITS, BackgroundServer, database
 from tests.security.payloads import ErrorLog, Raw, encode, json_values, nested
 from tests.support import CONTEXT
 
@@ -77,8 +77,8 @@ class Request:
 
 
 class World(BackgroundServer):
-    def __init__(self, data_dir: Path) -> None:
-        super().__init__(data_dir, **NO_LIMITS)
+    def __init__(self, data_dir: Path, store: dict[str, Any]) -> None:
+        super().__init__(data_dir, **NO_LIMITS, **store)
         self.errors = ErrorLog()
         for name in SERVER_LOGGERS:
             logging.getLogger(name).addHandler(self.errors)
@@ -155,7 +155,15 @@ bodies = st.one_of(
 queries = st.one_of(
     st.just(""),
     st.sampled_from(
-        ["?limit=501", "?limit=0", "?limit=-1", "?limit=%ff", "?status=open", "?q=%ed%a0%80"]
+        [
+            "?limit=501",
+            "?limit=0",
+            "?limit=-1",
+            "?limit=%ff",
+            "?status=open",
+            "?q=%ed%a0%80",
+            "?q=a%00b",
+        ]
     ),
     st.text(alphabet="abcdefgh=&%0123456789?", max_size=30).map(lambda q: "?" + q),
 )
@@ -170,13 +178,16 @@ requests = st.builds(
 )
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    started = World(tmp_path_factory.mktemp("rest"))
-    try:
-        yield started
-    finally:
-        started.stop()
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def world(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[World]:
+    with database(request.param) as store:
+        started = World(tmp_path_factory.mktemp("rest"), store)
+        try:
+            yield started
+        finally:
+            started.stop()
 
 
 @settings(
@@ -193,6 +204,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 )
 @example(request=Request("GET", "/api/uploads", "", None, None, "customer"))
 @example(request=Request("GET", "/api/tickets", "?limit=501", None, None, "agent"))
+@example(request=Request("GET", "/api/tickets", "?q=a%00b", None, None, "agent"))
 @example(request=Request("POST", "/api/uploads", "", b"\x89PNG\r\n", "image/png", "agent"))
 @given(request=requests)
 def test_any_request_gets_a_clean_answer(world: World, request: Request) -> None:

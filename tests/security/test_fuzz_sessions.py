@@ -34,7 +34,7 @@ from hypothesis.stateful import (
 from signaling import keys
 from signaling.accounts import add_agent
 from signaling.protocol import ErrorCode
-from tests.security.background import NO_LIMITS, BackgroundServer
+from tests.security.background import NO_LIMITS, BackgroundServer, database
 from tests.support import CONTEXT, PASSWORD, Client
 
 ERROR_CODES = frozenset(get_args(ErrorCode)) - {"internal"}
@@ -58,8 +58,8 @@ class ErrorLog(logging.Handler):
 class World(BackgroundServer):
     """The server, a second supervisor, one sign-in per member of staff, and the error log."""
 
-    def __init__(self, data_dir: Path) -> None:
-        super().__init__(data_dir, **NO_LIMITS)
+    def __init__(self, data_dir: Path, store: dict[str, Any]) -> None:
+        super().__init__(data_dir, **NO_LIMITS, **store)
         self.errors = ErrorLog()
         for name in SERVER_LOGGERS:
             logging.getLogger(name).addHandler(self.errors)
@@ -302,13 +302,16 @@ class DeskMachine(RuleBasedStateMachine):
                 assert ticket["status"] == "closed", ticket["status"]
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    started = World(tmp_path_factory.mktemp("sessions"))
-    try:
-        yield started
-    finally:
-        started.stop()
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def world(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[World]:
+    with database(request.param) as store:
+        started = World(tmp_path_factory.mktemp("sessions"), store)
+        try:
+            yield started
+        finally:
+            started.stop()
 
 
 def test_sessions_in_any_order_stay_consistent(world: World) -> None:

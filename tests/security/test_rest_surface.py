@@ -47,6 +47,14 @@ async def test_ticket_list_limit_out_of_range_is_refused(server: Running, limit:
     assert "limit" in body["error"]["message"]
 
 
+async def test_ticket_search_with_nul_is_refused(server: Running) -> None:
+    """PostgreSQL text holds no NUL: a search for one answered 500 there (found by the REST
+    fuzz); it is refused as malformed on every store."""
+    token = await server.token("alice")
+    status, body = await server.get("/api/tickets?q=a%00b", token)
+    assert status == 400 and body["error"]["code"] == "malformed", (status, body)
+
+
 @pytest.mark.parametrize("limit", ["1", "500", "42"])
 async def test_ticket_list_limit_in_range_is_served(server: Running, limit: str) -> None:
     token = await server.token("alice")
