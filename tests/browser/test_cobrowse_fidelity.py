@@ -9,6 +9,7 @@ One Chromium for the module (conftest); the fixture sites and their Tandem site 
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
 import re
 import time
@@ -289,3 +290,44 @@ async def test_style_changes_under_a_strict_csp_log_no_violations_while_sharing(
     )
     await customer.evaluate("clearInterval(window.__ticker)")
     assert problems.csp == []
+
+
+async def test_a_webgl_canvas_appears_in_the_mirror(
+    new_page: NewPage, server: Server, sites: FixtureSites
+) -> None:
+    """A WebGL canvas that redraws every frame (no preserveDrawingBuffer) is sampled right
+    after the page draws it, so its picture is not blank."""
+    s = await co_browse(new_page, server, sites, "album")
+    has_webgl = await s.customer.evaluate(
+        """() => {
+            const c = document.createElement('canvas');
+            c.id = 'gl';
+            c.width = 240;
+            c.height = 120;
+            document.querySelector('main').prepend(c);
+            const gl = c.getContext('webgl');
+            if (!gl) return false;
+            const frame = () => {
+                gl.clearColor(0.85, 0.2, 0.1, 1);  // a solid red-orange, every frame
+                gl.clear(gl.COLOR_BUFFER_BIT);
+                requestAnimationFrame(frame);
+            };
+            requestAnimationFrame(frame);
+            return true;
+        }"""
+    )
+    if not has_webgl:
+        pytest.skip("no WebGL in this Chromium")
+    # The mirror shows the canvas's latest picture as its background: decode it.
+    view = mirror_frame(s.agent)
+    url = await until(
+        lambda: view.locator("html").evaluate(
+            "(h) => { const c = h.ownerDocument.getElementById('gl');"
+            " return c ? c.style.backgroundImage : ''; }"
+        ),
+        lambda v: "data:image/" in v,
+    )
+    data = base64.b64decode(url.split("base64,", 1)[1].rstrip('")'))
+    with Image.open(io.BytesIO(data)) as frame:
+        r, g, b = frame.convert("RGB").getpixel((frame.width // 2, frame.height // 2))
+    assert abs(r - 217) <= 12 and abs(g - 51) <= 12 and abs(b - 26) <= 12, (r, g, b)

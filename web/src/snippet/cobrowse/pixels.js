@@ -98,11 +98,10 @@ export class Pixels {
     clearTimeout(this.timer);
     this.timer = setTimeout(() => {
       if (!this.running) return;
-      try {
-        if (!document.hidden) this.sample();
-      } finally {
-        this.schedule(1000 / FPS);
-      }
+      // Sampled in an animation frame, after the page's own callbacks of that frame have drawn:
+      // a WebGL canvas without preserveDrawingBuffer reads as blank at any other time.
+      if (!document.hidden) requestAnimationFrame(() => this.running && this.sample());
+      this.schedule(1000 / FPS);
     }, ms);
   }
 
