@@ -9,8 +9,9 @@ import json
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,7 +19,8 @@ from signaling import keys
 from signaling.accounts import add_agent
 from signaling.store import SqlTicketStore, TicketRecord
 from signaling.store.sql import PostgresDriver, SqliteDriver
-from tests.support import CONTEXT, PASSWORD, Running
+from tests.security import background
+from tests.support import CONTEXT, PASSWORD, Running, running_server
 
 PG_URL = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -192,7 +194,21 @@ async def test_old_database_keeps_its_agents(database: tuple[str, str | Path]) -
         await store.close()
 
 
-async def test_five_supervisors_join_at_once_over_sockets(server: Running) -> None:
+@pytest.fixture(params=["sqlite", "postgres"])
+def server_store(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
+    """The server's store settings: SQLite, or a PostgreSQL database of its own."""
+    with background.database(request.param) as settings:
+        yield settings
+
+
+async def test_five_supervisors_join_at_once_over_sockets(
+    tmp_path: Path, server_store: dict[str, Any]
+) -> None:
+    async with running_server(tmp_path, **server_store) as server:
+        await _five_supervisors_join_at_once(server)
+
+
+async def _five_supervisors_join_at_once(server: Running) -> None:
     store = server.app[keys.store]
     for i in range(4):
         server.agents[f"sup{i}"] = await add_agent(
