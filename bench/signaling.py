@@ -87,6 +87,7 @@ from bench._common import (  # noqa: E402
 HOST = "127.0.0.1"
 QUIET_WINDOW = 0.25
 QUIET_SHARE = 0.1
+QUIET_LIMIT = 30.0
 """Between phases the bench waits until server and clients together use under this share of
 one core over a window."""
 PASSWORD = "bench-password-1"
@@ -343,6 +344,8 @@ class Measured:
     """CPU seconds the rest of the machine (not this bench) used over the phase."""
     events: Counter[str]
     errors: Counter[str]
+    unquiet: str
+    """Why the phase may hold some of the previous one's work (empty: it does not)."""
 
     def total(self, key: str) -> int:
         return sum(int(r.get(key, 0)) for r in self.replies)
@@ -361,22 +364,26 @@ class Bench:
         self.spec = spec
         self.scale = scale
 
-    def quiesce(self, limit: float = 10.0) -> None:
+    def quiesce(self, limit: float = QUIET_LIMIT) -> str:
         """Wait (at most ``limit`` s) until the server and clients are idle: the previous
         phase's stragglers (events to other agents, position updates) must not be billed to
-        the next phase."""
+        the next phase. Returns a note when they were not idle in time."""
         pids = [self.server.pid, *self.pool.pids()]
-        deadline = time.monotonic() + limit
+        start = time.monotonic()
         before = sum(proc_cpu_precise(p) for p in pids)
-        while time.monotonic() < deadline:
+        while time.monotonic() < start + limit:
             time.sleep(QUIET_WINDOW)
             now = sum(proc_cpu_precise(p) for p in pids)
             if now - before < QUIET_SHARE * QUIET_WINDOW:
-                return
+                return ""
             before = now
+        return (
+            f"the previous phase's traffic had not died down after {limit:.0f} s: "
+            "some of its work is billed to this phase"
+        )
 
     def measure(self, cmds: Sequence[dict[str, Any]], timeout: float) -> Measured:
-        self.quiesce()
+        unquiet = self.quiesce()
         server_pid = self.server.pid
         clients = self.pool.pids()
         cpu0 = proc_cpu_precise(server_pid)
@@ -396,7 +403,7 @@ class Bench:
             errors.update(reply["tally"]["errors"])
         if self.server.proc.poll() is not None:
             raise PhaseFailed(f"server exited with {self.server.proc.returncode}")
-        return Measured(replies, seconds, server_cpu, client_cpu, others, events, errors)
+        return Measured(replies, seconds, server_cpu, client_cpu, others, events, errors, unquiet)
 
     def fill_row(self, row: Row, m: Measured, ops: int, unit: str, dropped: int) -> None:
         row.unit = unit
@@ -410,6 +417,8 @@ class Bench:
         row.status = "ok" if not dropped and not m.errors else "FAILED"
         if problems:
             row.notes.append("refused/errors: " + ", ".join(problems))
+        if m.unquiet:
+            row.notes.append(m.unquiet)
         busy = m.client_cpu / m.seconds / self.pool.size if m.seconds > 0 else 0.0
         others = m.others_cpu / m.seconds if m.seconds > 0 else 0.0
         row.notes.append(
