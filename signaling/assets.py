@@ -29,6 +29,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import aiohttp
 from aiohttp import web
 
 from cobrowse import AssetKind, SanitizeContext, sanitize_css
@@ -129,8 +130,8 @@ class AssetService:
         self.limits = limits or FetchLimits()
         self.policy = policy or AssetPolicy()
         self.clock = clock
-        self.http: Any = None
-        """The fetch client (``aiohttp.ClientSession``), opened by ``fetch_client_ctx``."""
+        self.http: aiohttp.ClientSession | None = None
+        """The fetch client, opened by ``fetch_client_ctx``."""
         self.ask_browser: AskBrowser | None = None
         """Set by the co-browse hub: emits ``cobrowse.assets.needed`` to the customer."""
         self.sharing: Callable[[str], bool] = lambda _ticket_id: False
