@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 from .assets import AssetRewriter
 from .control import AuditEntry, ControlAction, ControlGrant, ControlPolicy
+from .exceptions import CobrowseError
 from .mirror import AppendResult, MirrorStore
 from .ratelimit import RateLimits, SessionRateLimiter
 from .recording import AsyncRecordingWriter
@@ -41,9 +42,14 @@ def _sanitize_and_size(
     events: list[Event], context: SanitizeContext
 ) -> tuple[SanitizeReport, list[int]]:
     report = sanitize_batch(events, context=context)
-    sizes = [
-        len(json.dumps(ev, separators=(",", ":"), ensure_ascii=False).encode()) for ev in events
-    ]
+    try:
+        sizes = [
+            len(json.dumps(ev, separators=(",", ":"), ensure_ascii=False).encode()) for ev in events
+        ]
+    except UnicodeEncodeError:
+        # A JSON "\ud800" escape decodes to a lone surrogate: not text any page can hold, and
+        # nothing downstream (recording, relay) could write it.
+        raise CobrowseError("malformed", "the batch holds a lone surrogate") from None
     return report, sizes
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 PROTOCOL_VERSION = 2
@@ -59,9 +59,40 @@ Sender = Literal["customer", "agent"]
 Senders = frozenset[Sender]
 
 
+def _holds_nul(value: Any) -> bool:
+    """Whether any string (or key) in a JSON value holds U+0000 (iterative; payloads are
+    checked for depth before they reach the models)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
 class ClientEvent(Message):
     """An event a client may send. Each declares who may send it and what it weighs, so the
-    socket edge has one registry (``CLIENT_EVENTS``) and no per-event tables of its own."""
+    socket edge has one registry (``CLIENT_EVENTS``) and no per-event tables of its own.
+
+    No text in a client event may hold a NUL character: PostgreSQL's TEXT cannot store one
+    (SQLite can), and a page or a person never types one. Events whose payload is checked by
+    its own validator (co-browse batches) opt out with ``raw_text``.
+    """
+
+    raw_text: ClassVar[bool] = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        if not cls.raw_text and _holds_nul(data):
+            raise ValueError("text holds a NUL character (U+0000)")
+        return data
 
     senders: ClassVar[Senders] = frozenset()
     """The roles that may send it; others are answered ``forbidden``."""
@@ -354,6 +385,7 @@ class CobrowseDecline(ClientEvent):
 class CobrowseEvents(ClientEvent):
     """A batch of rrweb events as one JSON string (split in parts when over ~900 KB)."""
 
+    raw_text: ClassVar[bool] = True
     senders: ClassVar[Senders] = frozenset({"customer"})
     cost: ClassVar[float] = 0.25
     max_frame: ClassVar[int] = 1_001_000
@@ -540,6 +572,7 @@ class CobrowseAssetsSupply(ClientEvent):
     """The customer's browser sends assets the server could not fetch (``cobrowse.assets.needed``).
     Anything not asked for is ignored."""
 
+    raw_text: ClassVar[bool] = True
     senders: ClassVar[Senders] = frozenset({"customer"})
     max_frame: ClassVar[int] = 1_001_000
     type: Literal["cobrowse.assets.supply"] = "cobrowse.assets.supply"

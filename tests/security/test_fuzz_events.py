@@ -217,49 +217,10 @@ class KnownGap:
 _SURROGATE_ESCAPE = re.compile(r"\\ud[89a-f][0-9a-f]{2}|[\ud800-\udfff]", re.IGNORECASE)
 
 
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return any(_has_nul(v) for v in value)
-    return False
-
-
-def _surrogate_in_cobrowse_batch(backend: str, role: Role, frame: Frame) -> bool:
-    payload = frame.args[0] if frame.args else None
-    data = payload.get("data") if isinstance(payload, dict) else None
-    return (
-        frame.name == "cobrowse.events"
-        and isinstance(data, str)
-        and _SURROGATE_ESCAPE.search(data) is not None
-    )
-
-
-KNOWN_GAPS: list[KnownGap] = [
-    KnownGap(
-        finding="8 (new case, found by this suite)",
-        why="cobrowse.events, while sharing, with a batch whose JSON holds a lone surrogate"
-        " escape (the last of EDGE_FRAMES: a Meta event whose href ends in \\ud800):"
-        " cobrowse/session.py _sanitize_and_size encodes json.dumps(ev, ensure_ascii=False)"
-        " as UTF-8, which raises UnicodeEncodeError, so the ack is 'internal' and the log"
-        " has a traceback",
-        matches=_surrogate_in_cobrowse_batch,
-    ),
-    KnownGap(
-        finding="8 (new case, found by this suite)",
-        why="on PostgreSQL, a NUL character (U+0000) in any text the store keeps, e.g."
-        " chat.send {'clientMsgId': 'n1', 'text': 'a\\x00b'}, context.update"
-        " {'context': {'title': 't\\x00'}} or help.request with a NUL in the context or"
-        " identity: pydantic accepts it, PostgreSQL TEXT cannot hold it (asyncpg"
-        " CharacterNotInRepertoireError), so the ack is 'internal' and the log has a"
-        " traceback; SQLite stores it",
-        matches=lambda backend, role, frame: backend == "postgres" and _has_nul(frame.args),
-    ),
-]
+KNOWN_GAPS: list[KnownGap] = []
 """The gaps found earlier (an unsupported co-browse recorder, a lone surrogate in the app
-context) are fixed; their frames stay in ``EDGE_FRAMES``."""
+context or in a co-browse batch, a NUL in text on PostgreSQL) are fixed; their frames stay in
+``EDGE_FRAMES``."""
 
 
 EDGE_FRAMES = [
