@@ -79,6 +79,7 @@ R_TAG: Final = "bad_tag"
 R_CANVAS: Final = "canvas_src"
 R_DATAURL: Final = "bad_data_url"
 R_NESTED_DOC: Final = "nested_document"
+R_CSS_COMMENT: Final = "css_comment"
 R_MEDIA: Final = "media_url"
 
 
@@ -310,11 +311,6 @@ def _sanitize_srcset(value: str, ctx: SanitizeContext, report: SanitizeReport) -
 
 # ============================================================================ CSS
 
-_CSS_COMMENT_OR_STRING = re.compile(
-    r"/\*.*?(?:\*/|\Z)|\"(?:[^\"\\\n]|\\.)*\"?|'(?:[^'\\\n]|\\.)*'?|\\.", re.S
-)
-"""A comment, a string or an escape, in the order a tokenizer meets them (an escaped quote
-starts no string, an escaped slash no comment)."""
 _CSS_ESCAPE = re.compile(r"\\(?:([0-9a-fA-F]{1,6})(?:\r\n|[ \t\r\n\f])?|([^\r\n\f0-9a-fA-F]))")
 _CSS_FUNC = re.compile(r"(?<![\w\-\\])(-(?:webkit|moz|ms|o)-)?([a-z_][a-z0-9_\-]*)\(", re.I)
 _CSS_IMPORT = re.compile(r"@import(?![\w\-])", re.I)
@@ -348,24 +344,72 @@ class _Css:
     default_property: str | None = None
 
 
-def _css_unescape(m: re.Match[str]) -> str:
+def _css_escaped_char(m: re.Match[str]) -> str:
     hexpart, char = m.group(1), m.group(2)
-    if hexpart is not None:
-        code = int(hexpart, 16)
-        c = "\ufffd" if code == 0 or code > 0x10FFFF or 0xD800 <= code <= 0xDFFF else chr(code)
-    else:
-        c = char
+    if hexpart is None:
+        return char
+    code = int(hexpart, 16)
+    return "\ufffd" if code == 0 or code > 0x10FFFF or 0xD800 <= code <= 0xDFFF else chr(code)
+
+
+def _css_unescape(m: re.Match[str]) -> str:
+    c = _css_escaped_char(m)
     if c.isascii() and not (c.isalnum() or c in "-_"):
         return f"\\{ord(c):x} "  # keep syntax characters escaped, in one canonical form
     return c
 
 
-def _css_canonical(text: str) -> str:
-    """Drop comments and decode escapes so a function name is spelled literally."""
+_CSS_SPACE: Final = " \t\n\r\f"
+
+
+def _css_canonical(text: str, *, join: bool = False) -> str:
+    """CSS as a browser tokenizes it, spelled plainly so that checks can read it: escapes
+    decoded (syntax characters stay escaped), a comment replaced by a space (it ends a name:
+    ``red/**/url(`` is two tokens, never ``redurl(``), nothing inside a string or an unquoted
+    ``url(...)`` taken for a comment (``url(/*)`` is a URL, and what follows it is CSS).
+
+    ``join``: drop comments instead, the way an old parser might read ``u/**/rl(``; text is
+    only kept as it is when both readings are clean."""
     text = text.replace("\x00", "\ufffd")
-    # Comments only: "/*" inside a string is text, and what follows the string is CSS to check.
-    text = _CSS_COMMENT_OR_STRING.sub(lambda m: "" if m.group(0)[:2] == "/*" else m.group(0), text)
-    return _CSS_ESCAPE.sub(_css_unescape, text)
+    out: list[str] = []
+    name = ""  # the name being read, decoded: "url" before "(" opens an unquoted URL
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == "/" and text.startswith("*", i + 1):
+            end = text.find("*/", i + 2)
+            i = n if end < 0 else end + 2
+            if not join:
+                out.append(" ")
+                name = ""
+        elif c in "\"'":
+            m = _CSS_STRING.match(text, i)
+            assert m is not None
+            out.append(_CSS_ESCAPE.sub(_css_unescape, m.group(0)))
+            i = m.end()
+            name = ""
+        elif c == "\\" and (m := _CSS_ESCAPE.match(text, i)) is not None:
+            out.append(_css_unescape(m))
+            name += _css_escaped_char(m)
+            i = m.end()
+        elif c == "(" and name.lower() == "url" and _unquoted_url_at(text, i + 1):
+            end = i + 1
+            while end < n and text[end] != ")":
+                end += 2 if text[end] == "\\" else 1
+            out.append(text[i : end + 1])
+            i = end + 1
+            name = ""
+        else:
+            name = name + c if c.isalnum() or c in "-_" or not c.isascii() else ""
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def _unquoted_url_at(text: str, pos: int) -> bool:
+    while pos < len(text) and text[pos] in _CSS_SPACE:
+        pos += 1
+    return pos < len(text) and text[pos] not in "\"'"
 
 
 def _css_scan_end(text: str, pos: int, *, stop_at_semicolon: bool) -> int:
@@ -406,10 +450,6 @@ def _css_property_at(text: str, pos: int, default: str | None) -> str | None:
 
 def _image_property(prop: str | None) -> bool:
     return prop is not None and (prop in _CSS_IMAGE_PROPERTIES or prop.startswith("--"))
-
-
-def _unquote_arg(arg: str) -> str:
-    return arg.strip().strip("\"'").strip()
 
 
 _BAD_UNQUOTED_URL = re.compile(r"[\s\"'(\\]")
@@ -476,6 +516,13 @@ def _import_target(text: str, pos: int) -> tuple[str, int] | None:
         end = _css_scan_end(text, i + 4, stop_at_semicolon=False)
         return text[i + 4 : end - 1 if text[end - 1 : end] == ")" else end], end
     return None
+
+
+def _import_is_ours(arg: str, env: _Css | None) -> bool:
+    """An ``@import`` may stay only when it imports from Tandem's asset route (for this
+    session): not a fragment (the mirror's own address), not a ``data:`` URL."""
+    value = _url_arg_value(arg)
+    return bool(value) and env is not None and _own_asset(value or "", env.ctx)
 
 
 def _image_set_clean(inner: str, env: _Css | None) -> bool:
@@ -562,11 +609,12 @@ def _css_rewrite_once(text: str, report: SanitizeReport, env: _Css | None) -> st
             out.append(text[pos : mi.start()])
             if target is not None:
                 arg, arg_end = target
-                if _css_url_arg_ok(arg, env, None) and _unquote_arg(arg):
-                    out.append(text[mi.start() : arg_end])  # already ours
+                if _import_is_ours(arg, env):
+                    out.append(text[mi.start() : arg_end])
                     pos = arg_end
                     continue
-                new = _css_url_replacement(arg, env, AssetKind.STYLE)
+                local = (_url_arg_value(arg) or "").startswith("#")  # the mirror's own address
+                new = None if local else _css_url_replacement(arg, env, AssetKind.STYLE)
                 if new is not None:
                     out.append(f"@import {new}")
                     pos = arg_end  # the rest of the prelude is scanned like any CSS
@@ -619,9 +667,7 @@ def _css_is_clean(text: str, env: _Css | None) -> bool:
         frag = m.group(0).lower()
         if frag.startswith("@"):
             target = _import_target(text, m.end()) if assets_on else None
-            if target is None or not _unquote_arg(target[0]):
-                return False
-            if not _css_url_arg_ok(target[0], env, None):
+            if target is None or not _import_is_ours(target[0], env):
                 return False
             pos = target[1]
             continue
@@ -647,8 +693,12 @@ def _css_sanitize(text: str, rep: SanitizeReport, env: _Css | None) -> str:
     if not _CSS_QUICK.search(text):
         return text
     canon = _css_canonical(text)
-    if _css_is_clean(canon, env):
+    joined = _css_canonical(text, join=True) if "/*" in text else canon
+    joined_clean = joined == canon or _css_is_clean(joined, env)
+    if _css_is_clean(canon, env) and joined_clean:
         return text
+    if not joined_clean:
+        rep.add(R_CSS_COMMENT)  # comments become spaces: no reading of them is risky then
     out = canon
     for _ in range(4):
         new = _css_rewrite_once(out, rep, env)

@@ -13,12 +13,18 @@ agent receives must be harmless on its own, without relying on the replay page's
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from typing import Any
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 import cobrowse
+from cobrowse import SanitizeContext, sanitize_batch
 from signaling import keys
+from signaling.asset_tokens import AssetSigner
 from tests.signaling.test_cobrowse_functional import send, sharing_session
 from tests.support import Client, Running
 
@@ -93,8 +99,16 @@ def _without_comments(css: str) -> str:
 
 
 _ESCAPE = re.compile(r"\\([0-9a-fA-F]{1,6})[ \t\n\r\f]?|\\(.)", re.S)
-_IMPORT = re.compile(r"@import\s*(?:url\(\s*['\"]?|['\"])?([^'\")\s;]*)")
-_URL = re.compile(r"(?:url|src)\(\s*(['\"]?)\s*([^'\")]*)", re.I)
+_IMPORT = re.compile(r"@import(?![\w\\-])\s*(?:url\(\s*['\"]?|['\"])?([^'\")\s;]*)")
+_URL = re.compile(r"(?<![\w\\-])(?:url|src)\(\s*(['\"]?)\s*([^'\")]*)", re.I)
+
+
+def _unescape(m: re.Match[str]) -> str:
+    """An escape spells a character of a name; an escaped ``@``, quote or parenthesis is no
+    syntax (here: a placeholder)."""
+    code = int(m.group(1), 16) if m.group(1) else ord(m.group(2))
+    c = chr(code) if 0 < code <= 0x10FFFF and not 0xD800 <= code <= 0xDFFF else "\ufffd"
+    return c if not c.isascii() or c.isalnum() or c in "-_" else "\x02"
 
 
 def beacons(css: str) -> list[str]:
@@ -102,9 +116,7 @@ def beacons(css: str) -> list[str]:
     comment ends a name (it is not nothing, as an older checker assumed), escapes spell
     characters."""
     text = _without_comments(css)
-    text = _ESCAPE.sub(
-        lambda m: chr(int(m.group(1), 16)) if m.group(1) else m.group(2), text
-    ).lower()
+    text = _ESCAPE.sub(_unescape, text).lower()
     found = []
     for m in _IMPORT.finditer(text):
         if not (m.group(1) or "").startswith("/cobrowse/assets/"):
@@ -263,14 +275,20 @@ async def test_a_document_inside_an_element_is_removed_from_the_snapshot(
     assert events[-1]["data"]["adds"][0]["node"]["type"] == 0
 
 
-async def test_a_comment_opener_inside_a_string_hides_no_css(server: Running) -> None:
-    """``/*`` inside a string (or after an escaped quote) starts no comment: what follows is CSS
-    the browser loads, so the sanitizer must check it too."""
+async def test_comments_are_read_as_a_browser_reads_them(server: Running) -> None:
+    """``/*`` inside a string, after an escaped quote or in an unquoted ``url(`` starts no
+    comment, and a comment separates two names: what the browser loads, the sanitizer checks."""
     alice, customer, _ = await sharing_session(server)
     sheets = [
         f'a{{content:"/*"}} b{{background:url({EVIL}/s.png)}} /* */',
         f'a{{b:c\\"x"/*"}} b{{background:url({EVIL}/e.png)}} /* */',
         f"a{{content:'/*'}} @import '{EVIL}/i.css'; /* */",
+        # A comment ends a name (two tokens, not one unknown function), ...
+        f"a{{background:red/**/url({EVIL}/r.png)}}",
+        f"@import/**/url({EVIL}/j.css);",
+        # ... and is no comment inside an unquoted url(): what follows it is CSS.
+        f"a{{b:url(/*)}} b{{background:url({EVIL}/u.png)}} */)",
+        f"a{{b:\\75rl(/*)}} b{{background:url({EVIL}/v.png)}} */)",
     ]
     head = [el("style", 50 + 2 * i, {}, [txt(css, 51 + 2 * i)]) for i, css in enumerate(sheets)]
     div = el("div", 70, {"style": f'--x:"/*"; background:url({EVIL}/d.png) /* */'})
@@ -281,3 +299,39 @@ async def test_a_comment_opener_inside_a_string_hides_no_css(server: Running) ->
         got = find(root, 51 + 2 * i)["textContent"]
         assert beacons(got) == [], got
     assert beacons(find(root, 70)["attributes"]["style"]) == []
+
+
+# ----------------------------------------------------------------- property: any split, any order
+
+_PIECES = [
+    "@import", "@imp", "ort", "url(", "u", "rl(", "src(", "image-set(", "\\", "75", "\\75 ",
+    "\\000075", '"', "'", "/*", "*/", "(", ")", ";", "{", "}", " ", "\n", "a{background:",
+    f"{EVIL}/x.png", "#frag", "data:image/png,AA", ",", "1x", "attr(", "x",
+]  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    pieces=st.lists(st.sampled_from(_PIECES), min_size=1, max_size=14),
+    cuts=st.lists(st.integers(min_value=0, max_value=200), max_size=4),
+)
+def test_style_text_in_any_pieces_never_joins_into_a_beacon(
+    pieces: list[str], cuts: list[int]
+) -> None:
+    """Whatever CSS is cut into text nodes, first in the snapshot, the rest added later, what
+    the browser joins loads nothing but Tandem's asset route."""
+    css = "".join(pieces)
+    bounds = sorted({min(c, len(css)) for c in cuts} | {0, len(css)})
+    parts = [css[a:b] for a, b in itertools.pairwise(bounds)] or [""]
+    ctx = SanitizeContext(assets=AssetSigner("k").rewriter("t_1"))
+    style = el("style", 50, {}, [txt(parts[0], 51)])
+    events = snapshot(head=[style])
+    adds = [
+        {"parentId": 50, "nextId": None, "node": txt(p, 52 + i)} for i, p in enumerate(parts[1:])
+    ]
+    events.append(mutation(adds=adds))
+    sanitize_batch(events, context=ctx)
+    texts = [style["childNodes"][0]["textContent"]]
+    texts += [a["node"]["textContent"] for a in events[2]["data"]["adds"]]
+    joined = "".join(texts)
+    assert beacons(joined) == [], (parts, joined)
