@@ -360,6 +360,7 @@ def _css_unescape(m: re.Match[str]) -> str:
 
 
 _CSS_SPACE: Final = " \t\n\r\f"
+_CSS_SPECIAL = re.compile(r"/\*|[\"'\\(]")
 
 
 def _css_canonical(text: str, *, join: bool = False) -> str:
@@ -375,8 +376,16 @@ def _css_canonical(text: str, *, join: bool = False) -> str:
     name = ""  # the name being read, decoded: "url" before "(" opens an unquoted URL
     i, n = 0, len(text)
     while i < n:
+        special = _CSS_SPECIAL.search(text, i)
+        stop = special.start() if special is not None else n
+        if stop > i:  # plain text up to the next comment, string, escape or "("
+            chunk = text[i:stop]
+            out.append(chunk)
+            name = _name_after(name, chunk)
+            i = stop
+            continue
         c = text[i]
-        if c == "/" and text.startswith("*", i + 1):
+        if c == "/":  # a comment
             end = text.find("*/", i + 2)
             i = n if end < 0 else end + 2
             if not join:
@@ -388,22 +397,44 @@ def _css_canonical(text: str, *, join: bool = False) -> str:
             out.append(_CSS_ESCAPE.sub(_css_unescape, m.group(0)))
             i = m.end()
             name = ""
-        elif c == "\\" and (m := _CSS_ESCAPE.match(text, i)) is not None:
+        elif c == "\\":
+            m = _CSS_ESCAPE.match(text, i)
+            if m is None:  # before a newline or at the end: a lone delimiter
+                out.append(c)
+                i += 1
+                name = ""
+                continue
             out.append(_css_unescape(m))
-            name += _css_escaped_char(m)
+            name = (name + _css_escaped_char(m))[-5:]
             i = m.end()
-        elif c == "(" and name.lower() == "url" and _unquoted_url_at(text, i + 1):
+        elif name.lower() == "url" and _unquoted_url_at(text, i + 1):
             end = i + 1
             while end < n and text[end] != ")":
                 end += 2 if text[end] == "\\" else 1
             out.append(text[i : end + 1])
             i = end + 1
             name = ""
-        else:
-            name = name + c if c.isalnum() or c in "-_" or not c.isascii() else ""
+        else:  # any other "("
             out.append(c)
             i += 1
+            name = ""
     return "".join(out)
+
+
+def _name_char(c: str) -> bool:
+    return c.isalnum() or c in "-_" or not c.isascii()
+
+
+def _name_after(name: str, chunk: str) -> str:
+    """The end of the name being read after ``chunk`` (at most 5 characters are kept: enough to
+    tell "url" from any other name, in constant time whatever the input)."""
+    tail = chunk[-5:]
+    k = len(tail)
+    while k > 0 and _name_char(tail[k - 1]):
+        k -= 1
+    if k == 0 and len(chunk) <= 5:
+        return (name + chunk)[-5:]
+    return tail[k:]
 
 
 def _unquoted_url_at(text: str, pos: int) -> bool:
