@@ -76,13 +76,10 @@ def _holds_nul(value: Any) -> bool:
     return False
 
 
-class ClientEvent(Message):
-    """An event a client may send. Each declares who may send it and what it weighs, so the
-    socket edge has one registry (``CLIENT_EVENTS``) and no per-event tables of its own.
-
-    No text in a client event may hold a NUL character: PostgreSQL's TEXT cannot store one
-    (SQLite can), and a page or a person never types one. Events whose payload is checked by
-    its own validator (co-browse batches) opt out with ``raw_text``.
+class Inbound(Message):
+    """A body a client sends (socket event or REST). No text in it may hold a NUL character:
+    PostgreSQL's TEXT cannot store one (SQLite can), and a page or a person never types one.
+    Bodies checked by a validator of their own (co-browse batches) opt out with ``raw_text``.
     """
 
     raw_text: ClassVar[bool] = False
@@ -94,6 +91,11 @@ class ClientEvent(Message):
             raise ValueError("text holds a NUL character (U+0000)")
         return data
 
+
+class ClientEvent(Inbound):
+    """An event a client may send. Each declares who may send it and what it weighs, so the
+    socket edge has one registry (``CLIENT_EVENTS``) and no per-event tables of its own."""
+
     senders: ClassVar[Senders] = frozenset()
     """The roles that may send it; others are answered ``forbidden``."""
     cost: ClassVar[float] = 1.0
@@ -102,7 +104,7 @@ class ClientEvent(Message):
     """The largest socket.io frame carrying it (checked before the frame is decoded)."""
 
 
-class ConnectAuth(Message):
+class ConnectAuth(Inbound):
     """The socket.io ``auth`` payload of every connection."""
 
     v: int
@@ -965,7 +967,7 @@ SERVER_EVENTS: tuple[type[Message], ...] = (
 # --------------------------------------------------------------------------- REST bodies
 
 
-class LoginRequest(Message):
+class LoginRequest(Inbound):
     email: Annotated[str, Field(min_length=3, max_length=320)]
     password: Annotated[str, Field(min_length=1, max_length=1024)]
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import secrets
 import socket
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
@@ -12,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 import socketio
 from aiohttp import web
 
@@ -145,10 +148,48 @@ class Client:
             await self.sio.disconnect()
 
 
+PG_URL = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/test"
+_PG_SCHEMAS: dict[Path, str] = {}
+"""Under ``TANDEM_TEST_STORE=postgres``: each test server's PostgreSQL schema, by data dir (a
+restarted server finds its database again)."""
+
+
+async def _postgres_url(data_dir: Path) -> str:
+    """A fresh schema of the test database for one server (asyncpg passes ``search_path`` in
+    the URL on as a server setting)."""
+    schema = _PG_SCHEMAS.get(data_dir)
+    if schema is None:
+        schema = f"t_{secrets.token_hex(6)}"
+        conn = await asyncpg.connect(PG_URL)
+        try:
+            await conn.execute(f"CREATE SCHEMA {schema}")
+        finally:
+            await conn.close()
+        _PG_SCHEMAS[data_dir] = schema
+    separator = "&" if "?" in PG_URL else "?"
+    return f"{PG_URL}{separator}search_path={schema}"
+
+
+async def drop_test_schemas() -> None:
+    if not _PG_SCHEMAS:
+        return
+    conn = await asyncpg.connect(PG_URL)
+    try:
+        for schema in _PG_SCHEMAS.values():
+            await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    finally:
+        await conn.close()
+    _PG_SCHEMAS.clear()
+
+
 async def start_server(
     data_dir: Path, **overrides: Any
 ) -> tuple[web.Application, web.AppRunner, str]:
+    """The real server on 127.0.0.1; its store is SQLite in ``data_dir``, or a PostgreSQL
+    schema of its own when ``TANDEM_TEST_STORE=postgres`` (the same suite on both stores)."""
     port = free_port()
+    if os.environ.get("TANDEM_TEST_STORE") == "postgres" and "database_url" not in overrides:
+        overrides["database_url"] = await _postgres_url(data_dir)
     # Every test client connects from 127.0.0.1: the per-address limits would count a whole
     # test's customers as one client. Tests of those limits set them explicitly.
     overrides.setdefault("max_customer_sockets_per_address", 10_000)

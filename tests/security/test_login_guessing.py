@@ -118,3 +118,8 @@ def test_buckets_refill_and_are_forgotten_when_full() -> None:
     assert throttle.reserve("b@x", "1.1.1.1") is None
     throttle.succeeded("b@x", "1.1.1.1")
     assert throttle.tracked() <= 1
+
+
+async def test_a_nul_in_the_email_is_malformed(server: Running) -> None:
+    """Found by schemathesis on PostgreSQL, whose TEXT cannot hold U+0000: login answered 500."""
+    assert await login(server, "alice\x00@tandem.test", "whatever") == 400
