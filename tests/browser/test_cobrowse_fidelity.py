@@ -226,6 +226,23 @@ async def test_late_joiner_lands_at_the_customers_scroll(
     await open_live_session(late, s.ticket_id)
     await expect(mirror_frame(late).locator("[data-fixture]")).to_be_attached()
     await until(lambda: mirror_scroll(late), lambda pos: abs(pos[1] - y) <= 1)
+    # Then the customer scrolls back up while the page keeps changing: both views follow (the
+    # snapshot's copy of the page's scroll must not pull them back to the end).
+    await s.customer.evaluate(
+        """() => {
+            scrollTo({top: 120, behavior: 'instant'});
+            let n = 0;
+            window.__changes = setInterval(() => {
+                document.querySelector('h1').textContent = `Welcome back, Sam (${++n})`;
+            }, 100);
+        }"""
+    )
+    for view in (s.agent, late):
+        await until(lambda view=view: mirror_scroll(view), lambda pos: abs(pos[1] - 120) <= 1)
+    await asyncio.sleep(1)  # a second of changes later, still there
+    for view in (s.agent, late):
+        assert abs((await mirror_scroll(view))[1] - 120) <= 1
+    await s.customer.evaluate("clearInterval(window.__changes)")
 
 
 async def test_phone_sharing_bar_leaves_the_panel_buttons_free(

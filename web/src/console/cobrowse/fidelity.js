@@ -103,6 +103,10 @@ export function fidelityPlugin() {
     if (node.nodeType === 9) {
       const win = node.defaultView;
       if (win && (force || Math.abs(win.scrollX - pos.x) > 0.5 || Math.abs(win.scrollY - pos.y) > 0.5)) win.scrollTo(opts);
+    } else if (node.nodeType === 1 && node === node.ownerDocument.scrollingElement) {
+      // The snapshot gives <html> (or <body> in quirks mode) the page's scroll as rr_scrollTop;
+      // that copy goes stale as the page scrolls: the document's entry is the page's scroll.
+      return;
     } else if (node.nodeType === 1 && (force || Math.abs(node.scrollLeft - pos.x) > 0.5 || Math.abs(node.scrollTop - pos.y) > 0.5)) {
       try {
         node.scrollTo(opts);
