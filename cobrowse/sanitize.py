@@ -770,47 +770,42 @@ def sanitize_css(
 _CSS_JOIN_SAFE_END: Final = frozenset(" \t\n\r\f;{}()[],:\"'*>~=|^$%&?")
 
 
+_CSS_JOIN_TOKENS = re.compile(
+    r"/\*.*?(?:\*/|\Z)"
+    r"|\"(?:[^\"\\\n]|\\.)*(?P<dq>\")?|'(?:[^'\\\n]|\\.)*(?P<sq>')?"
+    r"|\\.|[()]",
+    re.S,
+)
+
+
 def _css_join_safe(text: str) -> str:
     """Close whatever ``text`` leaves open (comment, string, escape, parentheses, a name) so
     that text after it, in a sibling text node of the same ``<style>``, starts afresh."""
-    n = len(text)
-    i = 0
+    body = text
+    lone_backslash = (len(text) - len(text.rstrip("\\"))) % 2 == 1
+    if lone_backslash:  # it would escape whatever comes next
+        body = text[:-1]
+    n = len(body)
     in_comment = False
     quote = ""
+    comment_ends_text = False
     depth = 0
-    comment_closed_at = -1
-    while i < n:
-        c = text[i]
-        if in_comment:
-            if c == "*" and text.startswith("/", i + 1):
-                in_comment = False
-                comment_closed_at = i + 2
-                i += 2
-                continue
-        elif quote:
-            if c == "\\":
-                i += 2
-                continue
-            if c == quote or c == "\n":
-                quote = ""
-        elif c == "\\":
-            i += 2
-            continue
-        elif c == "/" and text.startswith("*", i + 1):
-            in_comment = True
-            i += 2
-            continue
-        elif c in "\"'":
-            quote = c
-        elif c == "(":
+    for m in _CSS_JOIN_TOKENS.finditer(body):
+        token = m.group(0)
+        if token == "(":
             depth += 1
-        elif c == ")":
+        elif token == ")":
             depth = max(0, depth - 1)
-        i += 1
-    if not (in_comment or quote or depth or i > n):
-        if not text or text[-1] in _CSS_JOIN_SAFE_END or comment_closed_at == n:
+        elif token.startswith("/*"):
+            closed = len(token) >= 4 and token.endswith("*/")
+            in_comment = not closed and m.end() == n
+            comment_ends_text = closed and m.end() == n
+        elif token[0] in "\"'" and m.end() == n and not (m.group("dq") or m.group("sq")):
+            quote = token[0]
+    if not (lone_backslash or in_comment or quote or depth):
+        if not body or body[-1] in _CSS_JOIN_SAFE_END or comment_ends_text:
             return text  # already ends between tokens
-    out = text[:-1] if i > n else text  # a lone backslash at the end
+    out = body
     if in_comment:
         out += "*/"
     if quote:

@@ -100,6 +100,7 @@ def _without_comments(css: str) -> str:
 
 _ESCAPE = re.compile(r"\\([0-9a-fA-F]{1,6})[ \t\n\r\f]?|\\(.)", re.S)
 _IMPORT = re.compile(r"@import(?![\w\\-])\s*(?:url\(\s*['\"]?|['\"])?([^'\")\s;]*)")
+_URL_WHOLE = re.compile(r"(?<![\w\\-])(?:url|src)\([^)]*\)?", re.I)
 _URL = re.compile(r"(?<![\w\\-])(?:url|src)\(\s*(['\"]?)\s*([^'\")]*)", re.I)
 
 
@@ -118,7 +119,10 @@ def beacons(css: str) -> list[str]:
     text = _without_comments(css)
     text = _ESCAPE.sub(_unescape, text).lower()
     found = []
+    inside_urls = [u.span() for u in _URL_WHOLE.finditer(text)]
     for m in _IMPORT.finditer(text):
+        if any(a < m.start() < b for a, b in inside_urls):
+            continue  # part of a URL, not a rule
         if not (m.group(1) or "").startswith("/cobrowse/assets/"):
             found.append("@import")  # only an import of our own asset route is harmless
     for m in _URL.finditer(text):
