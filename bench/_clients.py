@@ -133,8 +133,11 @@ async def settle(futures: Iterable[asyncio.Future[Any]], deadline: float) -> int
 
 
 class SioCustomer:
-    def __init__(self, index: int, agent: int, tally: Tally, http: aiohttp.ClientSession) -> None:
+    def __init__(
+        self, index: int, agent: int, tally: Tally, http: aiohttp.ClientSession, version: int
+    ) -> None:
         self.index = index
+        self.version = version
         self.agent = agent
         self.tally = tally
         self.sio = socketio.AsyncClient(
@@ -161,7 +164,7 @@ class SioCustomer:
     async def connect(self, url: str) -> None:
         await self.sio.connect(
             url,
-            auth={"v": 1, "role": "customer", "site": SITE_KEY},
+            auth={"v": self.version, "role": "customer", "site": SITE_KEY},
             headers={"Origin": ORIGIN},
             transports=["websocket"],
             wait_timeout=CONNECT_TIMEOUT,
@@ -236,8 +239,11 @@ class SioCustomer:
 
 
 class SioAgent:
-    def __init__(self, index: int, token: str, tally: Tally, http: aiohttp.ClientSession) -> None:
+    def __init__(
+        self, index: int, token: str, tally: Tally, http: aiohttp.ClientSession, version: int
+    ) -> None:
         self.index = index
+        self.version = version
         self.token = token
         self.tally = tally
         self.sio = socketio.AsyncClient(
@@ -262,7 +268,7 @@ class SioAgent:
     async def connect(self, url: str) -> None:
         await self.sio.connect(
             url,
-            auth={"v": 1, "role": "agent", "token": self.token},
+            auth={"v": self.version, "role": "agent", "token": self.token},
             transports=["websocket"],
             wait_timeout=CONNECT_TIMEOUT,
         )
@@ -271,15 +277,11 @@ class SioAgent:
         self.tally.events[event] += 1
         if not isinstance(data, dict):
             return
-        if event == "queue.added":
-            entry = data.get("entry") or {}
-            app = (entry.get("context") or {}).get("app") or {}
-            customer = self.customers.get(app.get("bench", -1))
-            if customer is not None:
-                self.tickets[str(entry.get("ticketId"))] = customer
-                self.announced.add(customer.index)
-                if self.auto_accept:
-                    await self.accept(customer, str(entry.get("ticketId")))
+        if event == "queue.added":  # protocol v1 (and the floor): one event per new ticket
+            await self._on_queue_entry(data.get("entry") or {})
+        elif event == "queue.changed":  # protocol v2: the queue's changes, one event per tick
+            for entry in data.get("added") or []:
+                await self._on_queue_entry(entry)
         elif event == "chat.message":
             message = data.get("message") or {}
             ticket_id = str(message.get("ticketId", ""))
@@ -294,6 +296,15 @@ class SioAgent:
                     },
                     callback=self._on_chat_ack,
                 )
+
+    async def _on_queue_entry(self, entry: dict[str, Any]) -> None:
+        app = (entry.get("context") or {}).get("app") or {}
+        customer = self.customers.get(app.get("bench", -1))
+        if customer is not None:
+            self.tickets[str(entry.get("ticketId"))] = customer
+            self.announced.add(customer.index)
+            if self.auto_accept:
+                await self.accept(customer, str(entry.get("ticketId")))
 
     def _on_disconnect(self, reason: Any = None) -> None:
         if not self.tally.closing:
@@ -435,6 +446,8 @@ class Worker:
         self.kind = "sio"
         self.url = ""
         self.agent_count = 1
+        self.version = 2
+        """The protocol version the sockets announce in their handshake."""
         self.http: aiohttp.ClientSession | None = None
         self.agents: dict[int, SioAgent] = {}
         self.customers: dict[int, SioCustomer] = {}
@@ -466,6 +479,7 @@ class Worker:
         self.kind = cmd["kind"]
         self.url = cmd["url"]
         self.agent_count = int(cmd["agent_count"])
+        self.version = int(cmd.get("version", 2))
         self.tally = Tally()
         self.http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         return {}
@@ -482,11 +496,11 @@ class Worker:
                 new.append(pair)
         else:
             for j, token in cmd["agents"]:
-                self.agents[j] = SioAgent(j, token, self.tally, self.http)
+                self.agents[j] = SioAgent(j, token, self.tally, self.http, self.version)
                 new.append(self.agents[j])
             for i in cmd["customers"]:
                 j = i % self.agent_count
-                customer = SioCustomer(i, j, self.tally, self.http)
+                customer = SioCustomer(i, j, self.tally, self.http, self.version)
                 self.customers[i] = customer
                 self.agents[j].customers[i] = customer
                 new.append(customer)

@@ -18,7 +18,8 @@ Scenarios (rows of the table, per server):
 
 * ``connect``: open all sockets (``--batch`` handshakes in flight per worker);
 * ``pairing``: every customer sends ``help.request`` at the same moment; the assigned agent
-  sends ``session.accept`` as soon as it sees the ticket's ``queue.added``; latency is
+  sends ``session.accept`` as soon as it sees the ticket (``queue.changed`` with protocol v2,
+  the default; ``queue.added`` with ``--protocol 1`` and from the floor); latency is
   help.request -> ``session.accepted``;
 * ``chat closed``: every session does ``--rounds`` round trips back to back (customer
   ``chat.send`` -> agent gets ``chat.message`` -> agent ``chat.send`` -> customer gets the
@@ -85,7 +86,11 @@ from bench._common import (  # noqa: E402
 )
 
 HOST = "127.0.0.1"
-QUIET_WINDOW = 0.25
+STARTED = time.perf_counter()
+QUIET_WINDOW = 1.2
+"""Longer than Tandem's slowest periodic work (queue positions on a 1 s tick), so a tick's
+work cannot fall between two windows (``--quick`` uses a third of it, to stay under a
+minute)."""
 QUIET_SHARE = 0.1
 QUIET_LIMIT = 30.0
 """Between phases the bench waits until server and clients together use under this share of
@@ -117,6 +122,7 @@ class Config:
     budget: float
     """Seconds after which no further server is started (phases have their own limits)."""
     quick: bool
+    protocol: int
     keep: bool
     profile_server: Path | None
 
@@ -137,7 +143,7 @@ QUICK = {
     "agents": 5,
     "rounds": 5,
     "open_rates": "50",
-    "open_seconds": 4.0,
+    "open_seconds": 3.0,
     "drain": 10.0,
     "levels": "10,100,400",
     "accepts": 8,
@@ -363,8 +369,10 @@ class Bench:
         self.pool = pool
         self.spec = spec
         self.scale = scale
+        self.quiet_window = QUIET_WINDOW
 
     def quiesce(self, limit: float = QUIET_LIMIT) -> str:
+        window = self.quiet_window
         """Wait (at most ``limit`` s) until the server and clients are idle: the previous
         phase's stragglers (events to other agents, position updates) must not be billed to
         the next phase. Returns a note when they were not idle in time."""
@@ -372,9 +380,9 @@ class Bench:
         start = time.monotonic()
         before = sum(proc_cpu_precise(p) for p in pids)
         while time.monotonic() < start + limit:
-            time.sleep(QUIET_WINDOW)
+            time.sleep(window)
             now = sum(proc_cpu_precise(p) for p in pids)
-            if now - before < QUIET_SHARE * QUIET_WINDOW:
+            if now - before < QUIET_SHARE * window:
                 return ""
             before = now
         return (
@@ -482,7 +490,13 @@ def run_sessions(bench: Bench, cfg: Config, rows: list[Row], tokens: list[str]) 
         procs,
     )
     kind = "ws" if spec.kind == "relay" else "sio"
-    setup = {"op": "setup", "kind": kind, "url": bench.base, "agent_count": max(agents, 1)}
+    setup = {
+        "op": "setup",
+        "kind": kind,
+        "url": bench.base,
+        "agent_count": max(agents, 1),
+        "version": cfg.protocol,
+    }
     bench.pool.call([setup] * procs, 30)
 
     row = next_row()
@@ -581,7 +595,13 @@ def run_waiting(bench: Bench, cfg: Config, rows: list[Row], tokens: list[str]) -
     agents = max(1, cfg.waiting_agents)
     bench.pool.call(
         [
-            {"op": "setup", "kind": "sio", "url": bench.base, "agent_count": agents}
+            {
+                "op": "setup",
+                "kind": "sio",
+                "url": bench.base,
+                "agent_count": agents,
+                "version": cfg.protocol,
+            }
             for _ in range(procs)
         ],
         30,
@@ -665,7 +685,11 @@ def run_group(
     pool_box: list[Pool],
 ) -> None:
     """Start the server, run the group's phases, always stop it; rows say how far it got."""
-    print(f"... {spec.label}: {name}", file=sys.stderr, flush=True)
+    print(
+        f"... {spec.label}: {name} (at {time.perf_counter() - STARTED:.0f} s)",
+        file=sys.stderr,
+        flush=True,
+    )
     server = None
     try:
         server, base = start_server(spec, cfg, work, template, name)
@@ -680,6 +704,8 @@ def run_group(
         elif spec.kind == "minimal":
             tokens = [f"bench-agent-{j}" for j in range(need)]
         bench = Bench(server, base, pool_box[0], spec, cfg.timeout_scale)
+        if cfg.quick:
+            bench.quiet_window = QUIET_WINDOW / 3
         if name == "sessions":
             run_sessions(bench, cfg, rows, tokens)
         else:
@@ -830,6 +856,13 @@ def parse_args(argv: Sequence[str] | None) -> Config:
         help="also run the sessions group on tandem and minimal with these variants "
         "(comma-separated from uvloop, orjson, uvloop+orjson; needs them installed)",
     )
+    parser.add_argument(
+        "--protocol",
+        type=int,
+        default=2,
+        help="protocol version the clients announce (v1: "
+        "agents get queue.added/removed per change, v2: queue.changed per tick)",
+    )
     parser.add_argument("--timeout-scale", type=float, default=1.0, help="x every phase limit")
     parser.add_argument(
         "--budget", type=float, help="seconds before no further server is started (full 1200)"
@@ -858,6 +891,7 @@ def parse_args(argv: Sequence[str] | None) -> Config:
         timeout_scale=args.timeout_scale,
         budget=args.budget if args.budget is not None else (120.0 if args.quick else 1200.0),
         quick=args.quick,
+        protocol=args.protocol,
         keep=args.keep,
         profile_server=args.profile_server,
     )
