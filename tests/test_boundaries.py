@@ -29,12 +29,13 @@ def test_leaf_packages_do_not_import_upwards(package: str) -> None:
         tree = ast.parse(path.read_text(), filename=str(path))
         for node in ast.walk(tree):
             names: list[str] = []
+            line = getattr(node, "lineno", 0)
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 names = [node.module]
             offences += [
-                f"{path.relative_to(ROOT)}:{node.lineno} imports {name}"
+                f"{path.relative_to(ROOT)}:{line} imports {name}"
                 for name in names
                 if name.split(".")[0] in FORBIDDEN[package]
             ]
@@ -65,4 +66,5 @@ def test_protocol_is_a_leaf() -> None:
         if isinstance(node, ast.ImportFrom) and node.module
     }
     assert imported <= {"__future__", "json", "typing", "pydantic"}
-    assert importlib.import_module("signaling.protocol").PROTOCOL_VERSION == 1
+    protocol = importlib.import_module("signaling.protocol")
+    assert (protocol.MIN_PROTOCOL_VERSION, protocol.PROTOCOL_VERSION) == (1, 2)

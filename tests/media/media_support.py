@@ -346,3 +346,13 @@ def count_decoded_clip(path: str) -> tuple[list[int | None], float]:
             counters.append(decode_counter_frame(frame))
         duration = (container.duration or 0) / av.time_base
     return counters, duration
+
+
+def subscribed(client: Client, track_id: str) -> bool:
+    """Whether a client receives a track (a predicate for ``wait_for``)."""
+    return track_id in client.video
+
+
+def hears(client: Client, count: int) -> bool:
+    """Whether a client receives ``count`` audio tracks."""
+    return len(client.audio) == count

@@ -18,9 +18,9 @@ from aiortc.jitterbuffer import JitterBuffer
 from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsTransport
 from aiortc.rtcicetransport import RTCIceGatherer, RTCIceTransport
 from aiortc.rtp import RtpPacket
-from media_support import LOOPBACK, CounterVideoTrack, Hub, wait_for
 
 from media import MediaRoom, forwarding
+from tests.media.media_support import LOOPBACK, CounterVideoTrack, Hub, wait_for
 
 pytestmark = pytest.mark.timeout(60)
 

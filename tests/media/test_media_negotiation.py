@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
 from aiortc import RTCRtpSender
-from media_support import (
+from PIL import Image
+
+from media import MediaRoom, NegotiationError, OfferCollision, UnknownParticipant
+from tests.media.media_support import (
     LOOPBACK,
     Client,
     CounterVideoTrack,
     Hub,
     count_decoded_clip,
     decode_counter_image,
+    subscribed,
     wait_for,
 )
-from PIL import Image
-
-from media import MediaRoom, NegotiationError, OfferCollision, UnknownParticipant
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -94,7 +96,7 @@ async def test_screen_share_added_then_stopped(tmp_path: Path) -> None:
     try:
         (cam,) = room.tracks()
         for agent in agents:
-            await wait_for(lambda a=agent: cam.track_id in a.video, 10, "camera subscription")
+            await wait_for(partial(subscribed, agent, cam.track_id), 10, "camera subscription")
 
         # Screen share: a second video track, labelled through the offer.
         screen = CounterVideoTrack(1280, 720, start=500_000)
@@ -104,7 +106,7 @@ async def test_screen_share_added_then_stopped(tmp_path: Path) -> None:
         assert len(shared) == 1 and shared[0].kind == "video"
         share = shared[0]
         for agent in agents:
-            await wait_for(lambda a=agent: share.track_id in a.video, 10, "screen subscription")
+            await wait_for(partial(subscribed, agent, share.track_id), 10, "screen subscription")
             sink = agent.video[share.track_id]
             await sink.wait_frames(10)
             assert sink.sizes == {(1280, 720)}
@@ -121,21 +123,8 @@ async def test_screen_share_added_then_stopped(tmp_path: Path) -> None:
         await customer.negotiate()
         assert [t.source for t in room.tracks()] == ["camera"]
         for agent in agents:
-            await wait_for(
-                lambda a=agent: any(
-                    t.currentDirection == "inactive" and t.mid is not None
-                    for t in a.pc.getTransceivers()
-                ),
-                10,
-                "screen m-line made inactive",
-            )
-            await wait_for(
-                lambda a=agent: (
-                    bool(a.track_lists) and all(t["source"] != "screen" for t in a.track_lists[-1])
-                ),
-                5,
-                "media.tracks without the screen",
-            )
+            await wait_for(partial(has_inactive_mline, agent), 10, "screen m-line made inactive")
+            await wait_for(partial(lists_no_screen, agent), 5, "media.tracks without the screen")
             await agent.video[cam.track_id].wait_frames(5)
     finally:
         for client in (customer, *agents):
@@ -199,7 +188,7 @@ async def test_agent_leaves_and_glare_is_reported(tmp_path: Path) -> None:
     async def held(message: dict[str, object]) -> None:
         if message["type"] == "rtc.offer":
             await hold.wait()
-        await deliver(message)  # type: ignore[arg-type]
+        await deliver(message)
 
     agent.deliver = held  # type: ignore[method-assign]
     await agent.negotiate()
@@ -265,3 +254,13 @@ async def test_bad_offer_is_a_negotiation_error() -> None:
             await room.handle_answer("c", bad)
     finally:
         await room.close()
+
+
+def has_inactive_mline(agent: Client) -> bool:
+    return any(
+        t.currentDirection == "inactive" and t.mid is not None for t in agent.pc.getTransceivers()
+    )
+
+
+def lists_no_screen(agent: Client) -> bool:
+    return bool(agent.track_lists) and all(t["source"] != "screen" for t in agent.track_lists[-1])

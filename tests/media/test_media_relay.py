@@ -5,21 +5,24 @@ from __future__ import annotations
 import asyncio
 import io
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
-from media_support import (
+from PIL import Image
+
+from media import MediaRoom
+from tests.media.media_support import (
     LOOPBACK,
     CounterVideoTrack,
     Hub,
     ToneAudioTrack,
     count_decoded_clip,
     decode_counter_image,
+    hears,
+    subscribed,
     wait_for,
 )
-from PIL import Image
-
-from media import MediaRoom
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -42,7 +45,7 @@ async def test_customer_to_two_agents_with_voice_still_and_clip(tmp_path: Path) 
         video = next(t for t in tracks if t.participant_id == "cust" and t.kind == "video")
         assert video.source == "camera" and video.codec.lower() == "video/vp8"
         for agent in agents:
-            await wait_for(lambda a=agent: video.track_id in a.video, 10, "agent subscription")
+            await wait_for(partial(subscribed, agent, video.track_id), 10, "agent subscription")
             await agent.video[video.track_id].wait_frames(30, within=10)
             sink = agent.video[video.track_id]
             assert sink.sizes == {(640, 480)}
@@ -50,10 +53,10 @@ async def test_customer_to_two_agents_with_voice_still_and_clip(tmp_path: Path) 
 
         # Voice both ways: the customer hears both agents, each agent hears the customer.
         await wait_for(lambda: len(customer.audio) == 2, 10, "customer hears agents")
-        for sink in customer.audio.values():
-            await sink.wait_loud(20)
+        for heard in customer.audio.values():
+            await heard.wait_loud(20)
         for agent in agents:
-            await wait_for(lambda a=agent: len(a.audio) == 2, 10, "agent hears others")
+            await wait_for(partial(hears, agent, 2), 10, "agent hears others")
             audio_from_customer = next(
                 s
                 for tid, s in agent.audio.items()

@@ -4,7 +4,6 @@ frame onto the ticket, and the customer uploads photos over REST with every refu
 from __future__ import annotations
 
 import io
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -13,17 +12,12 @@ import aiohttp
 import pytest
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "media"))
-
-from media_support import (
-    Client as MediaClient,
-)
-from media_support import (
+from tests.media.media_support import Client as MediaClient
+from tests.media.media_support import (
     CounterVideoTrack,
     decode_counter_image,
     wait_for,
 )
-
 from tests.support import CONTEXT, Client, Running, running_server
 
 

@@ -13,6 +13,7 @@ import logging
 import os
 import secrets
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -79,9 +80,7 @@ async def test_every_customer_hears_its_accept(any_store_server: Running) -> Non
     results = await asyncio.gather(*accepting)
     assert sum(1 for r in results if r["ok"]) == len(customers)
     for customer, ack in zip(customers, acks, strict=True):
-        await customer.wait_for(
-            "session.accepted", lambda e, t=ack["ticket"]["id"]: e["ticketId"] == t, timeout=10
-        )
+        await customer.wait_for("session.accepted", partial(of_ticket, ack["ticket"]["id"]), 10)
 
 
 async def test_a_socket_dropping_during_help_request_orphans_nothing(
@@ -103,3 +102,7 @@ async def test_a_socket_dropping_during_help_request_orphans_nothing(
     for ticket in await store.tickets(status="closed", limit=1000):
         types = [entry.type for entry in await store.timeline(ticket.id)]
         assert types[-1] == "session.ended"
+
+
+def of_ticket(ticket_id: str, event: Any) -> bool:
+    return bool(event["ticketId"] == ticket_id)

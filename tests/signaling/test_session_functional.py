@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
-from tests.support import CONTEXT, Running
+from tests.support import CONTEXT, Client, Running
 
 
-async def ask_for_help(server: Running, **extra: object) -> tuple[object, dict]:
+async def ask_for_help(server: Running, **extra: object) -> tuple[Client, dict[str, Any]]:
     customer = await server.customer()
     ack = await customer.call("help.request", {"context": CONTEXT, **extra})
     assert ack["ok"], ack

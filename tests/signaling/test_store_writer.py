@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -183,10 +183,11 @@ async def test_500_chat_messages_at_once_are_all_kept(database: Database) -> Non
         )
     finally:
         await store.close()
-    messages, added = results[:500], results[500:]
-    assert [text for _, text, _ in messages] == [f"text {n}" for n in range(500)]  # type: ignore[misc]
-    assert all(new for _, _, new in messages)  # type: ignore[misc]
-    assert len({message_id for message_id, _, _ in messages}) == 500  # type: ignore[misc]
+    messages = [cast(tuple[int, str, bool], result) for result in results[:500]]
+    added = results[500:]
+    assert [text for _, text, _ in messages] == [f"text {n}" for n in range(500)]
+    assert all(new for _, _, new in messages)
+    assert len({message_id for message_id, _, _ in messages}) == 500
     # Per key one site is added, whichever came first; the other fails alone.
     assert all(a is None or isinstance(a, DuplicateError) for a in added)
     won = {sites[n].public_key for n, a in enumerate(added) if a is None}
@@ -199,9 +200,7 @@ async def test_500_chat_messages_at_once_are_all_kept(database: Database) -> Non
         kept = await store.messages("tk_7")
         assert [m.text for m in kept] == [f"text {n}" for n in range(7, 500, 50)]
         assert [m.id for m in kept] == sorted(
-            message_id
-            for message_id, text, _ in messages  # type: ignore[misc]
-            if text in {m.text for m in kept}
+            message_id for message_id, text, _ in messages if text in {m.text for m in kept}
         )
         assert sorted(s.public_key for s in await store.sites()) == sorted(won)
     finally:
@@ -356,7 +355,8 @@ async def test_a_write_whose_caller_gave_up_still_lands_and_is_seen(database: Da
         with pytest.raises(asyncio.CancelledError):
             await claim
         store.tickets_cache.clear()
-        assert (await store.ticket("tk_x")).status == "queued"  # read, and cached, meanwhile
+        read = await store.ticket("tk_x")  # read, and cached, meanwhile
+        assert read is not None and read.status == "queued"
         assert store.tickets_cache.get("tk_x") is not None
         release()
         await held
