@@ -179,7 +179,8 @@ class CobrowseHub:
         if result.report.total:
             log.info("sanitized %s: %s", ticket.id, result.report.as_dict())
         await self.desk.broadcaster.emit(
-            CobrowseEventsOut(ticket_id=ticket.id, events=result.events),
+            # Built without validation: the events passed cobrowse's own validator just now.
+            CobrowseEventsOut.model_construct(ticket_id=ticket.id, events=result.events),
             self.desk.agent_rooms(ticket),
         )
         if result.mirror.request_snapshot:

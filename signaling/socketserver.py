@@ -58,8 +58,19 @@ def error_ack(code: ErrorCode, message: str, details: list[dict[str, Any]] | Non
     return ErrorAck(error=ErrorBody(code=code, message=message, details=details)).wire()
 
 
+class TextPacket(packet.Packet):  # type: ignore[misc]
+    """A socket.io packet that is never binary. python-socketio walks every outgoing payload,
+    recursively, to find bytes in it; Tandem sends none (and refuses them coming in), and the
+    walk cost as much as encoding a co-browse batch."""
+
+    @classmethod
+    def data_is_binary(cls, data: Any) -> bool:
+        return False
+
+
 class GuardedServer(socketio.AsyncServer):  # type: ignore[misc]
     def __init__(self, limits: FrameLimits, **kwargs: Any) -> None:
+        kwargs.setdefault("serializer", TextPacket)
         super().__init__(**kwargs)
         self.frame_limits = limits
         self._budgets: dict[str, TokenBucket] = {}
