@@ -20,7 +20,7 @@ from .mirror import AppendResult, MirrorStore
 from .ratelimit import RateLimits, SessionRateLimiter
 from .recording import AsyncRecordingWriter
 from .sanitize import SanitizeContext, SanitizeReport, sanitize_batch
-from .types import Event
+from .types import Event, EventType
 from .validate import Limits, check_batch
 
 __all__ = ["CobrowseSession", "IngestResult"]
@@ -41,15 +41,34 @@ class IngestResult(NamedTuple):
 def _sanitize_and_size(
     events: list[Event], context: SanitizeContext
 ) -> tuple[SanitizeReport, list[int]]:
+    """Sanitize a batch in place; the encoded size of each event, for the mirror's budget.
+
+    Full snapshots are measured exactly (they are the mirror's big items); the small events of a
+    batch share the rest of one encoding of the whole batch, which costs a fraction of encoding
+    each of them on its own.
+    """
     report = sanitize_batch(events, context=context)
     try:
-        sizes = [
-            len(json.dumps(ev, separators=(",", ":"), ensure_ascii=False).encode()) for ev in events
-        ]
+        total = len(json.dumps(events, separators=(",", ":"), ensure_ascii=False).encode())
+        sizes = [0] * len(events)
+        exact = 0
+        small = []
+        for index, event in enumerate(events):
+            if event.get("type") == EventType.FULL_SNAPSHOT:
+                sizes[index] = len(
+                    json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
+                )
+                exact += sizes[index]
+            else:
+                small.append(index)
     except UnicodeEncodeError:
         # A JSON "\ud800" escape decodes to a lone surrogate: not text any page can hold, and
         # nothing downstream (recording, relay) could write it.
         raise CobrowseError("malformed", "the batch holds a lone surrogate") from None
+    if small:
+        share = max(1, (total - exact) // len(small))
+        for index in small:
+            sizes[index] = share
     return report, sizes
 
 
