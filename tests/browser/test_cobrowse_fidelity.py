@@ -348,3 +348,68 @@ async def test_a_webgl_canvas_appears_in_the_mirror(
     with Image.open(io.BytesIO(data)) as frame:
         r, g, b = frame.convert("RGB").getpixel((frame.width // 2, frame.height // 2))
     assert abs(r - 217) <= 12 and abs(g - 51) <= 12 and abs(b - 26) <= 12, (r, g, b)
+
+
+async def test_cross_origin_content_shows_labelled_placeholders_of_its_size(
+    new_page: NewPage, server: Server, sites: FixtureSites
+) -> None:
+    """What cannot be mirrored (an iframe of another site, a canvas and a video tainted by
+    another origin's pixels) keeps its box in the mirror and says what it is."""
+    s = await co_browse(new_page, server, sites, "album")
+    other = sites.origins["dashboard"]
+    await s.customer.evaluate(
+        """async (other) => {
+            const box = document.createElement('section');
+            box.id = 'foreign';
+            const frame = document.createElement('iframe');
+            frame.id = 'map';
+            frame.src = other + '/';
+            frame.width = '420';
+            frame.height = '220';
+            const img = new Image();
+            img.src = other + '/photos/album-1.jpg';  // no CORS: drawing it taints the canvas
+            await img.decode();
+            const canvas = document.createElement('canvas');
+            canvas.id = 'tainted';
+            canvas.width = 300;
+            canvas.height = 200;
+            canvas.getContext('2d').drawImage(img, 0, 0, 300, 200);
+            const video = document.createElement('video');
+            video.id = 'foreign-video';
+            video.muted = true;
+            video.loop = true;
+            video.src = other + '/media/tour.webm';
+            video.width = 320;
+            box.append(frame, canvas, video);
+            document.querySelector('main').prepend(box);
+            await video.play();
+        }""",
+        other,
+    )
+    view = mirror_frame(s.agent)
+    for element in ("#map", "#tainted", "#foreign-video"):
+        await expect(view.locator(element)).to_be_attached()
+    # The iframe: same box, labelled.
+    await until(
+        lambda: view.locator("#map").evaluate("(f) => f.style.backgroundImage"),
+        lambda v: "data:image/svg+xml" in v and "another%20site" in v,
+    )
+    # The canvas: a placeholder picture, not a blank one.
+    url = await until(
+        lambda: view.locator("#tainted").evaluate("(c) => c.style.backgroundImage"),
+        lambda v: "data:image/png" in v,
+    )
+    data = base64.b64decode(url.split("base64,", 1)[1].rstrip('")'))
+    with Image.open(io.BytesIO(data)) as placeholder:
+        assert placeholder.size == (300, 200)
+        assert placeholder.convert("RGB").getpixel((5, 5)) == (228, 228, 231)
+    # The video: a placeholder poster (its frames can't be read), at the video's size.
+    await expect(view.locator("#foreign-video")).to_have_attribute(
+        "poster", re.compile(r"^data:image/png")
+    )
+    for element in ("#map", "#tainted", "#foreign-video"):
+        mine = await s.customer.locator(element).bounding_box()
+        theirs = await view.locator(element).bounding_box()
+        assert mine and theirs, element
+        assert abs(mine["width"] - theirs["width"]) <= 1, (element, mine, theirs)
+        assert abs(mine["height"] - theirs["height"]) <= 1, (element, mine, theirs)

@@ -12,6 +12,8 @@
 //   page and of every scrolled element is kept and re-applied while the mirror settles (images,
 //   fonts, late styles change the page's height): otherwise a late joiner's scroll is clamped
 //   to a page that is still short, and stays wrong.
+// * Canvas boxes: a canvas sized only by its attributes would collapse in a script-less mirror
+//   (it is drawn as its fallback content); it gets its box back.
 // * Placeholders: a cross-origin iframe (nothing can be mirrored inside it) shows a label on its
 //   box instead of an empty white hole; a masked <select> shows no option rather than the
 //   first one (which would be a wrong answer, not a hidden one).
@@ -155,9 +157,32 @@ export function fidelityPlugin() {
 
   // ------------------------------------------------------------------ placeholders
 
+  /**
+   * In a document that runs no script a <canvas> is drawn as its fallback content, an empty
+   * inline box: one sized only by its width/height attributes collapses to nothing. Give it the
+   * box a canvas would have (the page's own CSS sizes still win: these are only defaults).
+   */
+  function sizeCanvas(canvas) {
+    const w = Number(canvas.getAttribute("width")) || 300;
+    const h = Number(canvas.getAttribute("height")) || 150;
+    const style = canvas.style;
+    const win = canvas.ownerDocument.defaultView;
+    if (win && win.getComputedStyle(canvas).display === "inline") style.setProperty("display", "inline-block");
+    style.setProperty("aspect-ratio", `${w} / ${h}`);
+    if (canvas.dataset.tandemWidth && canvas.dataset.tandemWidth !== String(w)) {
+      style.removeProperty("width"); // its bitmap was resized: measure again
+      delete canvas.dataset.tandemWidth;
+    }
+    if (canvas.getBoundingClientRect().width < 1) {
+      style.setProperty("width", `${w}px`);
+      canvas.dataset.tandemWidth = String(w);
+    }
+  }
+
   function decorate() {
     const d = doc();
     if (!d) return;
+    for (const canvas of d.querySelectorAll("canvas")) sizeCanvas(canvas);
     for (const [id, commands] of drawn) {
       const node = mirror().getNode(id);
       if (node && node.nodeName === "CANVAS" && !node.style.backgroundImage) draw(node, commands);
