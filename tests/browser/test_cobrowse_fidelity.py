@@ -177,6 +177,16 @@ async def test_form_state_before_sharing_and_svg_data_urls(
     # Bootstrap draws check ticks, the switch knob and select arrows as SVG data: URLs.
     for field in ("#same-address", "#newsletter", "#state"):
         await appears(s.customer.locator(field), view.locator(field))
+    # The recording, replayed from the ticket, starts with the same choices.
+    bar = tandem_widget(s.customer).locator(".cb-bar")
+    await bar.get_by_role("button", name="Stop sharing").click()
+    await expect(s.agent.locator(".attachments")).to_contain_text("Recording")
+    await s.agent.goto(f"{server.url}/console/tickets/{s.ticket_id}")
+    await s.agent.get_by_role("button", name="Replay").click()
+    player = s.agent.locator("dialog.cb-player").frame_locator("iframe.cb-frame")
+    recorded = player.frame_locator("#stage iframe")
+    await expect(recorded.locator("#state")).to_have_value("Oregon")
+    await expect(recorded.locator("#lastName")).to_have_value("Fielding")
 
 
 async def test_a_masked_select_shows_no_choice(

@@ -71,11 +71,34 @@ export async function gunzipAll(bytes) {
     const { out, trailing } = await inflateMember(bytes.subarray(offset));
     parts.push(out);
     if (!trailing) break;
-    const end = memberEnd(bytes, offset, out);
-    if (end < 0) throw new Error("the recording is damaged (a gzip member has no valid end)");
+    let end = memberEnd(bytes, offset, out);
+    if (end < 0) {
+      // Chromium may report the junk before it hands out the member's last output (seen with
+      // members of a few hundred KB): find the end by inflating each candidate slice whole.
+      const found = await wholeMember(bytes, offset);
+      if (!found) throw new Error("the recording is damaged (a gzip member has no valid end)");
+      parts[parts.length - 1] = found.out;
+      end = found.end;
+    }
     offset = end;
   }
   return parts;
+}
+
+/** The member starting at `from`, inflated from exactly its own bytes (null if none fits). */
+async function wholeMember(bytes, from) {
+  for (let p = from + 18; p + 3 <= bytes.length; p++) {
+    if (bytes[p] !== 0x1f || bytes[p + 1] !== 0x8b || bytes[p + 2] !== 0x08) continue;
+    let member;
+    try {
+      member = await inflateMember(bytes.subarray(from, p));
+    } catch {
+      continue; // not the end: these bytes end mid-member
+    }
+    const { out, trailing } = member;
+    if (!trailing && u32(bytes, p - 8) === crc32(out) && u32(bytes, p - 4) === out.length >>> 0) return { out, end: p };
+  }
+  return null;
 }
 
 /** Parse a recording: its header and the rrweb events. */
