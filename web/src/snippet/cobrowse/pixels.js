@@ -4,7 +4,7 @@
 //   the browser (`canvas.toBlob`, off the main thread) and sent as rrweb CanvasMutation events in
 //   the shape of rrweb's own sampled canvas recording (clearRect + drawImage of an image blob),
 //   only when the picture changed. rrweb's sampler needs a Worker from a blob: URL, which a
-//   site's CSP usually forbids; this one needs none. The replay page draws them itself (rrweb's
+//   site's CSP usually forbids; this one needs none. The replay page shows them itself (rrweb's
 //   canvas replay would need allow-scripts in the sandbox, ADR 0001).
 // * Videos: the current frame goes into the snapshot as the mirror's `poster`, and later frames
 //   follow as `poster` attribute mutations, so the mirror shows the picture at the right size
@@ -18,6 +18,7 @@ const QUALITY = 0.6;
 const MAX_FRAME_CHARS = 180_000; // one frame must fit a batch (see index.js BATCH_CHARS)
 const MAX_SIDE = 1600; // frames are scaled down past this (the mirror stretches them back)
 const SLOW_ENCODE_MS = 400;
+const SLOW_TIMES = 3; // a canvas this many times in a row too slow to encode is "too busy"
 const VIDEO_SIDE = 960;
 
 const b64 = (buffer) => {
@@ -83,7 +84,8 @@ export class Pixels {
     this.skip = skip;
     this.timer = 0;
     this.sent = new Map(); // rrweb id -> last picture sent (base64 or poster URL)
-    this.busy = new Set(); // ids shown as placeholders from now on
+    this.busy = new Map(); // rrweb id -> its placeholder event, shown instead from now on
+    this.slow = new Map(); // rrweb id -> encodes in a row that took too long
     this.inFlight = new Set();
     this.running = false;
   }
@@ -110,6 +112,7 @@ export class Pixels {
     clearTimeout(this.timer);
     this.sent.clear();
     this.busy.clear();
+    this.slow.clear();
   }
 
   /** After a full snapshot every picture must be sent again (a late joiner starts from it). */
@@ -133,7 +136,11 @@ export class Pixels {
   }
 
   async canvasFrame(canvas, id) {
-    if (this.busy.has(id)) return;
+    if (this.busy.has(id)) {
+      // After a snapshot the placeholder goes again, like any picture.
+      if (!this.sent.has(id)) this.emitOnce(id, this.busy.get(id));
+      return;
+    }
     const started = performance.now();
     let data;
     try {
@@ -144,7 +151,9 @@ export class Pixels {
         source = scratchCopy(canvas, canvas.width, canvas.height, Math.max(canvas.width, canvas.height) / 2);
         blob = await toBlob(source, "image/webp", 0.45);
       }
-      if (blob.size * 1.34 > MAX_FRAME_CHARS || performance.now() - started > SLOW_ENCODE_MS) {
+      const slow = performance.now() - started > SLOW_ENCODE_MS ? (this.slow.get(id) || 0) + 1 : 0;
+      this.slow.set(id, slow);
+      if (blob.size * 1.34 > MAX_FRAME_CHARS || slow >= SLOW_TIMES) {
         return this.markBusy(canvas, id, "Live graphic: too busy to mirror");
       }
       data = { base64: b64(await blob.arrayBuffer()), type: blob.type };
@@ -153,15 +162,20 @@ export class Pixels {
     }
     // Sent already (a snapshot since may have cleared `sent`: then it goes again).
     if (!this.running || this.sent.get(id) === data.base64) return;
-    this.sent.set(id, data.base64);
-    this.emit(frameEvent(id, canvas.width, canvas.height, data));
+    this.emitOnce(id, { ...data, width: canvas.width, height: canvas.height });
   }
 
   markBusy(canvas, id, label) {
-    this.busy.add(id);
     const url = placeholder(canvas.width, canvas.height, label);
     const base64 = url.slice(url.indexOf(",") + 1);
-    this.emit(frameEvent(id, canvas.width, canvas.height, { base64, type: "image/png" }));
+    this.busy.set(id, { base64, type: "image/png", width: canvas.width, height: canvas.height });
+    this.emitOnce(id, this.busy.get(id));
+  }
+
+  emitOnce(id, picture) {
+    if (!this.running) return;
+    this.sent.set(id, picture.base64);
+    this.emit(frameEvent(id, picture.width, picture.height, picture));
   }
 
   videoFrame(video, id) {
