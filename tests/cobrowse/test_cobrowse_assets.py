@@ -11,7 +11,6 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from cobrowse_factories import add, el, full, meta, mutation, page, text
 
 from cobrowse import (
     BLOCKED_URL,
@@ -24,6 +23,7 @@ from cobrowse import (
     svg_data_url_ok,
 )
 from signaling.asset_tokens import ASSET_PATH, AssetSigner
+from tests.cobrowse.cobrowse_factories import add, el, full, meta, mutation, page, text
 
 PAGE = "https://shop.test/products/1"
 SIGNER = AssetSigner("test-secret", clock=lambda: 1_000_000.0)
@@ -346,7 +346,7 @@ def test_resolve_url(value: str, base: str | None, expected: str | None) -> None
 
 
 def _corpus() -> list[tuple[str, list[dict[str, Any]]]]:
-    from test_cobrowse_sanitize import CORPUS
+    from tests.cobrowse.test_cobrowse_sanitize import CORPUS
 
     return CORPUS
 
@@ -355,9 +355,8 @@ def _corpus() -> list[tuple[str, list[dict[str, Any]]]]:
 def test_hostile_corpus_with_the_asset_route(name: str, events: list[dict[str, Any]]) -> None:
     """The production configuration: the same corpus, with resource URLs rewritten. Nothing
     hazardous survives except URLs of Tandem's own asset route, each a valid token."""
-    from cobrowse_factories import event_hazards
-
     from cobrowse import Limits, validate_batch
+    from tests.cobrowse.cobrowse_factories import event_hazards
 
     batch = validate_batch(json.dumps([meta(href=PAGE), *events]), Limits())
     ctx = context()

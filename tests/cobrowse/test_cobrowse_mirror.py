@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import pytest
-from cobrowse_factories import FakeClock, add, el, full, meta, mouse_move, mutation, page, text
 
 from cobrowse import InMemoryMirrorStore, MirrorPolicy, MirrorState, MirrorStore, TargetStatus
+from tests.cobrowse.cobrowse_factories import (
+    FakeClock,
+    add,
+    el,
+    full,
+    meta,
+    mouse_move,
+    mutation,
+    page,
+    text,
+)
 
 
 def _state(**kw: object) -> tuple[MirrorState, FakeClock]:

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-from cobrowse_factories import FakeClock, el, full, meta, mouse_move, page, text
 
 import cobrowse
 from cobrowse import (
@@ -22,6 +21,7 @@ from cobrowse import (
     read_recording,
 )
 from cobrowse.recording import AsyncRecordingWriter
+from tests.cobrowse.cobrowse_factories import FakeClock, el, full, meta, mouse_move, page, text
 
 PKG = Path(cobrowse.__file__).parent
 

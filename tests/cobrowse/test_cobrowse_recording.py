@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-from cobrowse_factories import FakeClock, full, meta, mouse_move, page
 
 from cobrowse import (
     AsyncRecordingWriter,
@@ -17,6 +16,7 @@ from cobrowse import (
     make_header,
     read_recording,
 )
+from tests.cobrowse.cobrowse_factories import FakeClock, full, meta, mouse_move, page
 
 REC = "rrweb@2.0.0-alpha.18"
 

@@ -7,18 +7,6 @@ import json
 from typing import Any
 
 import pytest
-from cobrowse_factories import (
-    add,
-    el,
-    event_hazards,
-    full,
-    incremental,
-    meta,
-    mutation,
-    node_ids,
-    page,
-    text,
-)
 
 from cobrowse import (
     BLOCKED_URL,
@@ -29,6 +17,18 @@ from cobrowse import (
     sanitize_event,
     sanitize_url,
     validate_batch,
+)
+from tests.cobrowse.cobrowse_factories import (
+    add,
+    el,
+    event_hazards,
+    full,
+    incremental,
+    meta,
+    mutation,
+    node_ids,
+    page,
+    text,
 )
 
 HANDLERS = [
@@ -632,7 +632,7 @@ def test_sanitize_url_keeps(url: str) -> None:
 
 @pytest.mark.parametrize("decl", CSS_BEACONS + STYLESHEETS)
 def test_sanitize_css_neutralises(decl: str) -> None:
-    from cobrowse_factories import css_hazards
+    from tests.cobrowse.cobrowse_factories import css_hazards
 
     report = SanitizeReport()
     out = sanitize_css(decl, report)

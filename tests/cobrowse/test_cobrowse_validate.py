@@ -6,9 +6,9 @@ import json
 from typing import Any
 
 import pytest
-from cobrowse_factories import add, el, full, meta, mouse_move, mutation, page, text
 
 from cobrowse import CobrowseError, Limits, check_batch, validate_batch
+from tests.cobrowse.cobrowse_factories import add, el, full, meta, mouse_move, mutation, page, text
 
 
 def _code(raw: object, limits: Limits | None = None) -> str:
