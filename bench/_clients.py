@@ -656,7 +656,8 @@ class Worker:
             if t >= start_at + seconds:
                 break
             schedule.append((t, rng.choice(ends)))
-        waiters: list[tuple[asyncio.Future[float], float]] = []
+        waiters: list[tuple[asyncio.Future[float], float, float]] = []
+        """(the reply, when the message was due, when it was actually sent)"""
         lateness: list[float] = []
         for k, (due, end) in enumerate(schedule):
             if time.perf_counter() >= deadline:
@@ -664,14 +665,18 @@ class Worker:
             delay = due - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            lateness.append(time.perf_counter() - due)
-            waiters.append((await end.send_chat(f"o{end.index}-{k}", due), due))
+            sent_at = time.perf_counter()
+            lateness.append(sent_at - due)
+            waiters.append((await end.send_chat(f"o{end.index}-{k}", due), due, sent_at))
         end_of_sends = start_at + seconds
-        await settle((w for w, _ in waiters), min(deadline, end_of_sends + drain))
-        latencies = [w.result() - due for w, due in waiters if w.done()]
-        last = max((w.result() for w, _ in waiters if w.done()), default=start_at)
+        await settle((w for w, _, _ in waiters), min(deadline, end_of_sends + drain))
+        latencies = [w.result() - due for w, due, _ in waiters if w.done()]
+        last = max((w.result() for w, _, _ in waiters if w.done()), default=start_at)
         return {
             "latencies": latencies,
+            # The same, from when each message was actually sent (hides the client's delays:
+            # only to show how much of the latency was the client's sending late).
+            "from_send": [w.result() - sent for w, _, sent in waiters if w.done()],
             "scheduled": len(schedule),
             "sent": len(waiters),
             "dropped": len(schedule) - len(latencies),
