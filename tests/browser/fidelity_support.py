@@ -224,6 +224,9 @@ def fixture_origins(names: tuple[str, ...] = PAGES) -> dict[str, str]:
 async def serve_fixtures(
     origins: dict[str, str], tandem_url: str, media: Media
 ) -> AsyncIterator[FixtureSites]:
+    missing = [p for p in NPM_PACKAGES if not (NODE_MODULES / p / "package.json").is_file()]
+    if missing:
+        raise RuntimeError(f"web/node_modules lacks {', '.join(missing)}: run `cd web && npm ci`")
     runners: list[web.AppRunner] = []
     try:
         for name, origin in origins.items():
