@@ -397,7 +397,7 @@ def table(rows: list[list[str]], head: list[str]) -> str:
 
 async def build_data(data_dir: Path) -> None:
     from signaling import auth
-    from signaling.accounts import add_site
+    from signaling.auth.accounts import add_site
     from signaling.store import AgentRecord, open_store
 
     store = await open_store(None, data_dir / "tandem.sqlite3")

@@ -52,8 +52,8 @@ from aiohttp import web  # noqa: E402
 from playwright.async_api import Browser, Page, async_playwright  # noqa: E402
 
 from signaling import keys  # noqa: E402
-from signaling.accounts import add_site, ensure_demo  # noqa: E402
 from signaling.app import create_app  # noqa: E402
+from signaling.auth.accounts import add_site, ensure_demo  # noqa: E402
 from signaling.settings import Settings  # noqa: E402
 from tests.browser.fidelity_support import (  # noqa: E402
     COOKIE_PAGES,

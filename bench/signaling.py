@@ -278,7 +278,7 @@ class Pool:
 async def build_template(data_dir: Path, agents: int) -> None:
     """A data dir with the bench site and agents (copied for every Tandem server)."""
     from signaling import auth
-    from signaling.accounts import add_site
+    from signaling.auth.accounts import add_site
     from signaling.store import AgentRecord, open_store
 
     store = await open_store(None, data_dir / "tandem.sqlite3")

@@ -15,20 +15,20 @@ from aiohttp import web
 
 import cobrowse
 from signaling import keys
-from signaling.asset_cache import AssetCache
-from signaling.assets import AssetService, asset_routes, asset_service_key, fetch_client_ctx
-from signaling.calls import CallHub
-from signaling.cobrowse_hub import CobrowseHub
+from signaling.assets.cache import AssetCache
+from signaling.assets.service import AssetService, asset_routes, asset_service_key, fetch_client_ctx
+from signaling.auth.throttle import Allowance, LoginThrottle
 from signaling.desk import Desk
-from signaling.http_errors import api_errors
+from signaling.edge.http_errors import api_errors
+from signaling.edge.rest import routes as rest_routes
+from signaling.edge.sockets import SocketApi, SocketBroadcaster, max_frame_bytes
+from signaling.edge.socketserver import FrameLimits, GuardedServer
+from signaling.edge.webfiles import public_host_for, security_headers, web_routes
+from signaling.hubs.calls import CallHub
+from signaling.hubs.cobrowse import CobrowseHub
 from signaling.live import MemoryLiveState, OpenTicketLimits
-from signaling.login_throttle import Allowance, LoginThrottle
-from signaling.rest import routes as rest_routes
 from signaling.settings import Settings, load_secret
-from signaling.sockets import SocketApi, SocketBroadcaster, max_frame_bytes
-from signaling.socketserver import FrameLimits, GuardedServer
 from signaling.store import FileStore, open_store
-from signaling.webfiles import public_host_for, security_headers, web_routes
 
 log = logging.getLogger("tandem")
 

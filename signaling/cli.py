@@ -13,7 +13,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from signaling.accounts import (
+from signaling.app import create_app
+from signaling.auth.accounts import (
     AccountError,
     add_agent,
     add_site,
@@ -21,7 +22,6 @@ from signaling.accounts import (
     remove_agent,
     set_password,
 )
-from signaling.app import create_app
 from signaling.settings import Settings, env
 from signaling.store import open_store
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from signaling.calls import CallHub
+from signaling.auth.throttle import LoginThrottle
 from signaling.desk import Desk
+from signaling.edge.sockets import SocketApi
+from signaling.hubs.calls import CallHub
 from signaling.live import LiveState
-from signaling.login_throttle import LoginThrottle
 from signaling.settings import Settings
-from signaling.sockets import SocketApi
 from signaling.store import FileStore, TicketStore
 
 settings = web.AppKey("settings", Settings)

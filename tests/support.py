@@ -19,8 +19,8 @@ import socketio
 from aiohttp import web
 
 from signaling import keys
-from signaling.accounts import add_agent, add_site
 from signaling.app import create_app
+from signaling.auth.accounts import add_agent, add_site
 from signaling.settings import Settings
 from signaling.store import AgentRecord, SiteRecord
 

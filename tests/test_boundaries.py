@@ -68,3 +68,52 @@ def test_protocol_is_a_leaf() -> None:
     assert imported <= {"__future__", "json", "typing", "pydantic"}
     protocol = importlib.import_module("signaling.protocol")
     assert (protocol.MIN_PROTOCOL_VERSION, protocol.PROTOCOL_VERSION) == (1, 2)
+
+
+INWARD = {
+    # package of signaling -> the parts of signaling it may import (dependencies point inward,
+    # from the edge to the store; app, cli and keys compose everything and are not listed)
+    "store": {"store"},
+    "live": {"live", "protocol"},
+    "auth": {"auth", "store"},
+    "assets": {"assets", "auth", "store", "protocol"},
+    "desk": {"desk", "auth", "live", "store", "protocol"},
+    "hubs": {"hubs", "desk", "assets", "auth", "live", "store", "protocol", "settings"},
+    "edge": {
+        "edge", "hubs", "desk", "assets", "auth", "live", "store", "protocol", "settings", "keys"
+    },
+}  # fmt: skip
+
+
+def signaling_imports(path: Path) -> set[str]:
+    """The parts of signaling a module imports (``from signaling import x`` counts as ``x``)."""
+    parts: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = node.module.split(".")
+            if names[0] != "signaling":
+                continue
+            if len(names) > 1:
+                parts.add(names[1])
+            else:
+                parts.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                names = alias.name.split(".")
+                if names[0] == "signaling" and len(names) > 1:
+                    parts.add(names[1])
+    return parts
+
+
+@pytest.mark.parametrize("package", sorted(INWARD))
+def test_signaling_dependencies_point_inward(package: str) -> None:
+    offences = [
+        f"{path.relative_to(ROOT)} imports signaling.{part}"
+        for path in sorted((ROOT / "signaling" / package).rglob("*.py"))
+        for part in sorted(signaling_imports(path) - INWARD[package])
+    ]
+    assert offences == []
+
+
+def test_protocol_imports_nothing_of_signaling() -> None:
+    assert signaling_imports(ROOT / "signaling" / "protocol.py") == set()

@@ -2,7 +2,7 @@
 
 Chromium is Debian's (``/usr/bin/chromium``, or ``TANDEM_CHROMIUM``), driven by Python
 Playwright; ``playwright install`` is never needed. The server runs in-process on 127.0.0.1 with
-the demo site (``pk_demo``) and agents of ``signaling.accounts.ensure_demo``.
+the demo site (``pk_demo``) and agents of ``signaling.auth.accounts.ensure_demo``.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from aiohttp import web
 from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, async_playwright
 
 from signaling import keys
-from signaling.accounts import ensure_demo
 from signaling.app import create_app
+from signaling.auth.accounts import ensure_demo
 from signaling.desk import Desk
 from signaling.settings import Settings
 

@@ -21,8 +21,8 @@ from PIL import Image
 from playwright.async_api import Browser, Locator, Page, async_playwright, expect
 
 from signaling import keys
-from signaling.accounts import ensure_demo
 from signaling.app import create_app
+from signaling.auth.accounts import ensure_demo
 from signaling.settings import Settings
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, Server, _free_port
 

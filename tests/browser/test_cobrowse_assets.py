@@ -27,7 +27,7 @@ from PIL import Image
 from playwright.async_api import Locator, Route, expect
 
 from signaling import keys
-from signaling.accounts import add_site
+from signaling.auth.accounts import add_site
 from tests.browser.cobrowse_support import ask_for_help, mirror, share, sign_in, widget
 from tests.support import free_port
 

@@ -24,7 +24,7 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Locator, Page, expect
 
 from signaling import keys
-from signaling.accounts import add_site
+from signaling.auth.accounts import add_site
 from tests.browser.cobrowse_support import share
 from tests.browser.fidelity_support import (
     FIDELITY_SITE_KEY,

@@ -22,7 +22,7 @@ from cobrowse import (
     sanitize_css,
     svg_data_url_ok,
 )
-from signaling.asset_tokens import ASSET_PATH, AssetSigner
+from signaling.assets.tokens import ASSET_PATH, AssetSigner
 from tests.cobrowse.cobrowse_factories import add, el, full, meta, mutation, page, text
 
 PAGE = "https://shop.test/products/1"

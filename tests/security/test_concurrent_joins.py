@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from signaling import keys
-from signaling.accounts import add_agent
+from signaling.auth.accounts import add_agent
 from signaling.store import SqlTicketStore, TicketRecord
 from signaling.store.sql import PostgresDriver, SqliteDriver
 from tests.security import background

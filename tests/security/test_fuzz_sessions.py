@@ -32,7 +32,7 @@ from hypothesis.stateful import (
 )
 
 from signaling import keys
-from signaling.accounts import add_agent
+from signaling.auth.accounts import add_agent
 from signaling.protocol import ErrorCode
 from tests.security.background import NO_LIMITS, BackgroundServer, database
 from tests.support import CONTEXT, PASSWORD, Client

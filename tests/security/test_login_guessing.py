@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from signaling import auth
-from signaling.login_throttle import Allowance, LoginThrottle
+from signaling.auth.throttle import Allowance, LoginThrottle
 from tests.support import PASSWORD, Running, running_server
 
 

@@ -24,7 +24,7 @@ from schemathesis.specs.openapi.checks import (
     unsupported_method,
 )
 
-from signaling.openapi import openapi_document
+from signaling.edge.openapi import openapi_document
 from tests.security.background import NO_LIMITS, BackgroundServer
 from tests.support import CONTEXT
 

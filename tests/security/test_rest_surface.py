@@ -105,7 +105,7 @@ async def test_unexpected_error_is_json_500_without_traceback(
 ) -> None:
     """The middleware on a minimal app whose only route fails: the client learns nothing of
     the failure, the log has it. (Tandem's own handlers have no known failure to trigger.)"""
-    from signaling.http_errors import api_errors
+    from signaling.edge.http_errors import api_errors
 
     async def broken(request: web.Request) -> web.Response:
         raise RuntimeError("secret-detail-in-exception")

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 import cobrowse
 from cobrowse import SanitizeContext, sanitize_batch
 from signaling import keys
-from signaling.asset_tokens import AssetSigner
+from signaling.assets.tokens import AssetSigner
 from tests.signaling.test_cobrowse_functional import send, sharing_session
 from tests.support import Client, Running
 

@@ -12,8 +12,9 @@ import aiohttp
 import pytest
 import socketio
 
-from signaling import accounts, keys
+from signaling import keys
 from signaling.app import socket_api_key
+from signaling.auth import accounts
 from tests.support import Client, Running, running_server
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from signaling.app import cobrowse_hub_key
-from signaling.cobrowse_hub import MAX_PENDING_PART_BYTES
+from signaling.hubs.cobrowse import MAX_PENDING_PART_BYTES
 from tests.support import CONTEXT, Client, Running, running_server
 
 

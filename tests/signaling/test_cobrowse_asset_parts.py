@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from cobrowse import AssetKind
-from signaling.asset_cache import AssetCache
-from signaling.asset_fetch import served_type
+from signaling.assets.cache import AssetCache
+from signaling.assets.fetch import served_type
 from signaling.store import FileStore, open_store
 
 

@@ -26,8 +26,8 @@ from PIL import Image
 
 from cobrowse import AssetKind
 from signaling import keys
-from signaling.accounts import add_site
-from signaling.asset_tokens import ASSET_PATH, DEFAULT_TTL, AssetSigner
+from signaling.assets.tokens import ASSET_PATH, DEFAULT_TTL, AssetSigner
+from signaling.auth.accounts import add_site
 from signaling.store import SiteRecord
 from tests.support import CONTEXT, Client, Running, free_port
 

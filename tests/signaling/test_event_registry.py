@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from signaling import handlers
+from signaling.edge import handlers
 from signaling.protocol import CLIENT_EVENTS, ClientEvent, HelpRequest
 from tests.support import Running
 

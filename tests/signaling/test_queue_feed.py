@@ -7,8 +7,8 @@ import asyncio
 from typing import Any
 
 from signaling import keys
+from signaling.desk.queue_feed import QueueFeed
 from signaling.protocol import Message
-from signaling.queue_feed import QueueFeed
 from tests.support import CONTEXT, Client, Running
 
 

@@ -64,7 +64,7 @@ def ticket(ticket_id: str, status: str = "queued", **context: object) -> TicketR
 
 
 async def test_sites_and_agents(store: CachedTicketStore) -> None:
-    from signaling.accounts import AccountError, add_agent, add_site
+    from signaling.auth.accounts import AccountError, add_agent, add_site
 
     site = await add_site(store, "Shop", ["https://Shop.example.com/", "https://shop.example.com"])
     assert site.origins == ("https://shop.example.com",)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from signaling import auth
-from signaling.ratelimit import TokenBucket
-from signaling.useragent import parse_user_agent
+from signaling.desk.useragent import parse_user_agent
+from signaling.edge.ratelimit import TokenBucket
 
 UAS = [
     (

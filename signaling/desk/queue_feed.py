@@ -21,6 +21,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from signaling.desk.rooms import QUEUE_ROOM, QUEUE_V1_ROOM, customer_room
 from signaling.live import LiveState
 from signaling.protocol import (
     AgentRef,
@@ -32,7 +33,6 @@ from signaling.protocol import (
     QueueRemoval,
     QueueRemoved,
 )
-from signaling.rooms import QUEUE_ROOM, QUEUE_V1_ROOM, customer_room
 
 log = logging.getLogger("tandem.queue")
 

@@ -14,11 +14,9 @@ from urllib.parse import urlsplit
 import socketio
 from pydantic import ValidationError
 
-from signaling import agent_sessions, auth
-from signaling.accounts import origin_of
-from signaling.calls import CallHub
-from signaling.clientaddr import client_address
-from signaling.cobrowse_hub import CobrowseHub
+from signaling import auth
+from signaling.auth import sessions as agent_sessions
+from signaling.auth.accounts import origin_of
 from signaling.desk import (
     AgentCaller,
     Caller,
@@ -26,7 +24,13 @@ from signaling.desk import (
     Desk,
     DeskError,
 )
-from signaling.handlers import Connection, Hubs, routes
+from signaling.desk.rooms import AGENTS_ROOM, QUEUE_ROOM, QUEUE_V1_ROOM, agent_room, customer_room
+from signaling.edge.clientaddr import client_address
+from signaling.edge.handlers import Connection, Hubs, routes
+from signaling.edge.ratelimit import TokenBucket
+from signaling.edge.socketserver import GuardedServer, error_ack
+from signaling.hubs.calls import CallHub
+from signaling.hubs.cobrowse import CobrowseHub
 from signaling.protocol import (
     CLIENT_EVENTS,
     MIN_PROTOCOL_VERSION,
@@ -39,10 +43,7 @@ from signaling.protocol import (
     Sender,
     ServerRestarting,
 )
-from signaling.ratelimit import TokenBucket
-from signaling.rooms import AGENTS_ROOM, QUEUE_ROOM, QUEUE_V1_ROOM, agent_room, customer_room
 from signaling.settings import Settings
-from signaling.socketserver import GuardedServer, error_ack
 from signaling.store import TicketStore
 
 log = logging.getLogger("tandem.sockets")

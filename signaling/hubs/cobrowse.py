@@ -8,7 +8,7 @@ is in ``cobrowse``; this module connects it to sessions, rooms and tickets:
     agent  cobrowse.join -> the mirror's catch-up (Meta + FullSnapshot + tail) in the ack
     cobrowse.stop / session end -> the recording is filed on the ticket
     GET /cobrowse/assets/... the server cannot fetch -> cobrowse.assets.needed to the customer
-    customer cobrowse.assets.supply -> the asset service (``signaling.assets``)
+    customer cobrowse.assets.supply -> the asset service (``signaling.assets.service``)
 
 A ``CobrowseSession`` (its recording file and its control grant) lives on the node that holds the
 customer's socket, which is where the events arrive; the mirror sits behind ``MirrorStore``.
@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import cobrowse
-from signaling.assets import AssetService
+from signaling.assets.service import AssetService
 from signaling.desk import AgentCaller, CustomerCaller, Desk, DeskError, iso
+from signaling.desk.rooms import customer_room
 from signaling.protocol import (
     AgentRef,
     AssetChunk,
@@ -43,7 +44,6 @@ from signaling.protocol import (
     ControlStateNotice,
     ErrorCode,
 )
-from signaling.rooms import customer_room
 from signaling.store import TicketRecord
 
 log = logging.getLogger("tandem.cobrowse")

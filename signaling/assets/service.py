@@ -33,9 +33,8 @@ import aiohttp
 from aiohttp import web
 
 from cobrowse import AssetKind, SanitizeContext, sanitize_css
-from signaling.accounts import origin_of
-from signaling.asset_cache import AssetCache, CachedAsset
-from signaling.asset_fetch import (
+from signaling.assets.cache import AssetCache, CachedAsset
+from signaling.assets.fetch import (
     CSS_TYPE,
     FONT_TYPES,
     FetchLimits,
@@ -44,7 +43,8 @@ from signaling.asset_fetch import (
     fetch_asset,
     served_type,
 )
-from signaling.asset_tokens import ASSET_PATH, AssetSigner, AssetTokenError, SessionAssetRewriter
+from signaling.assets.tokens import ASSET_PATH, AssetSigner, AssetTokenError, SessionAssetRewriter
+from signaling.auth.accounts import origin_of
 from signaling.store import SiteRecord, TicketStore
 
 ASSET_HOSTS_SETTING: Final = "assetHosts"

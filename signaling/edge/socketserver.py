@@ -30,8 +30,8 @@ from typing import Any
 import socketio
 from socketio import packet
 
+from signaling.edge.ratelimit import TokenBucket
 from signaling.protocol import ErrorAck, ErrorBody, ErrorCode
-from signaling.ratelimit import TokenBucket
 
 log = logging.getLogger("tandem.sockets")
 

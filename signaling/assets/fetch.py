@@ -28,7 +28,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
 from cobrowse import AssetKind, resolve_url
-from signaling.accounts import origin_of
+from signaling.auth.accounts import origin_of
 
 _METADATA: Final = frozenset(
     ipaddress.ip_address(a)

@@ -12,20 +12,22 @@ from aiohttp import web
 from pydantic import ValidationError
 
 import media
-from signaling import access, agent_sessions, auth, keys
-from signaling.accounts import origin_of
-from signaling.calls import chunks_of
-from signaling.clientaddr import client_address
+from signaling import auth, keys
+from signaling.auth import sessions as agent_sessions
+from signaling.auth.accounts import origin_of
 from signaling.desk import (
     AgentCaller,
     CustomerCaller,
     DeskError,
+    access,
     attachment_info,
     iso,
     ticket_summary,
     timeline_entry,
 )
-from signaling.openapi import openapi_document
+from signaling.edge.clientaddr import client_address
+from signaling.edge.openapi import openapi_document
+from signaling.hubs.calls import chunks_of
 from signaling.protocol import (
     AgentProfile,
     ApiError,

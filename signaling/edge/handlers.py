@@ -14,9 +14,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from signaling.calls import CallHub
-from signaling.cobrowse_hub import CobrowseHub
 from signaling.desk import AgentCaller, Caller, CustomerCaller, Desk, DeskError
+from signaling.desk.rooms import customer_room
+from signaling.edge.ratelimit import TokenBucket
+from signaling.edge.socketserver import GuardedServer
+from signaling.hubs.calls import CallHub
+from signaling.hubs.cobrowse import CobrowseHub
 from signaling.protocol import (
     CLIENT_EVENTS,
     AttachmentAck,
@@ -63,9 +66,6 @@ from signaling.protocol import (
     TrackUpdate,
     UploadRequest,
 )
-from signaling.ratelimit import TokenBucket
-from signaling.rooms import customer_room
-from signaling.socketserver import GuardedServer
 
 C = TypeVar("C", bound=CustomerCaller | AgentCaller)
 

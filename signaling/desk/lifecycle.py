@@ -16,7 +16,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from signaling import access, auth
+from signaling import auth
+from signaling.desk import access
+from signaling.desk.queue_feed import QueueFeed
+from signaling.desk.rooms import agent_room, customer_room
+from signaling.desk.useragent import parse_user_agent
 from signaling.live import LiveState, OpenTicketLimits
 from signaling.protocol import (
     AgentRef,
@@ -41,8 +45,6 @@ from signaling.protocol import (
     TimelineEntry,
     TranscriptMessage,
 )
-from signaling.queue_feed import QueueFeed
-from signaling.rooms import agent_room, customer_room
 from signaling.store import (
     AgentRecord,
     AttachmentRecord,
@@ -54,7 +56,6 @@ from signaling.store import (
     TicketStore,
     TimelineRecord,
 )
-from signaling.useragent import parse_user_agent
 
 log = logging.getLogger("tandem.desk")
 

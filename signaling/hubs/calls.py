@@ -22,6 +22,7 @@ from signaling.desk import (
     Desk,
     DeskError,
 )
+from signaling.desk.rooms import agent_room, customer_room
 from signaling.protocol import (
     AgentRef,
     AttachmentInfo,
@@ -30,7 +31,6 @@ from signaling.protocol import (
     RtcOfferOut,
     UploadRequested,
 )
-from signaling.rooms import agent_room, customer_room
 from signaling.settings import Settings
 from signaling.store import TicketRecord
 
