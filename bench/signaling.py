@@ -39,7 +39,7 @@ printed. Every wait is bounded; all traffic goes to 127.0.0.1.
 
 Usage::
 
-    .venv/bin/python bench/signaling.py           # full run (~6-10 min on 2 cores)
+    .venv/bin/python bench/signaling.py           # full run (~3-9 min on 2 shared cores)
     .venv/bin/python bench/signaling.py --quick   # under a minute
     .venv/bin/python bench/signaling.py --accel   # also tandem and minimal with uvloop+orjson
 """
