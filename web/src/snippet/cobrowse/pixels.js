@@ -20,6 +20,7 @@ const MAX_SIDE = 1600; // frames are scaled down past this (the mirror stretches
 const SLOW_ENCODE_MS = 400;
 const SLOW_TIMES = 3; // a canvas this many times in a row too slow to encode is "too busy"
 const VIDEO_SIDE = 960;
+const PER_TICK = 8;
 
 const b64 = (buffer) => {
   const bytes = new Uint8Array(buffer);
@@ -87,6 +88,7 @@ export class Pixels {
     this.busy = new Map(); // rrweb id -> its placeholder event, shown instead from now on
     this.slow = new Map(); // rrweb id -> encodes in a row that took too long
     this.inFlight = new Set();
+    this.turn = 0; // where the next tick starts among the page's canvases
     this.running = false;
   }
 
@@ -122,13 +124,21 @@ export class Pixels {
   }
 
   sample() {
-    for (const canvas of document.querySelectorAll("canvas")) {
+    // At most PER_TICK canvases start encoding per tick, taking turns (a page of sparklines
+    // must not cost the customer's CPU dozens of encodes a second).
+    const canvases = [...document.querySelectorAll("canvas")];
+    const start = canvases.length ? this.turn % canvases.length : 0;
+    let started = 0;
+    for (let k = 0; k < canvases.length && started < PER_TICK; k++) {
+      const canvas = canvases[(start + k) % canvases.length];
       const id = this.getId(canvas);
       if (id > 0 && !this.inFlight.has(id) && canvas.width && canvas.height && visible(canvas) && !this.skip(canvas)) {
         this.inFlight.add(id);
+        started++;
         this.canvasFrame(canvas, id).finally(() => this.inFlight.delete(id));
       }
     }
+    this.turn = start + Math.max(1, started);
     for (const video of document.querySelectorAll("video")) {
       const id = this.getId(video);
       if (id > 0 && visible(video) && !this.skip(video)) this.videoFrame(video, id);
