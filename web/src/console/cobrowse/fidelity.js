@@ -24,6 +24,7 @@ const CANVAS = 9;
 const FULL_SNAPSHOT = 2;
 const INCREMENTAL = 3;
 const SETTLE_MS = [50, 250, 700, 1500, 3000, 5000];
+const FRAME_WAIT_MS = 5000;
 const IFRAME_LABEL = "Content from another site (not shared)";
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
@@ -52,7 +53,8 @@ export function fidelityPlugin() {
   let replayer = null;
   const scrolls = new Map(); // rrweb id -> {x, y}: where the customer has it
   const frames = new Map(); // rrweb id -> latest frame not drawn yet
-  const drawn = new Map(); // rrweb id -> the frame on it now (redrawn when a resize clears it)
+  const drawn = new Map(); // rrweb id -> the frame on it now (shown again if a style change drops it)
+  const waitingSince = new Map(); // rrweb id -> when its frame started waiting for its canvas
   let settleTimers = [];
   let watched = null; // the mirror document whose loads we listen to
   let resizeObserver = null;
@@ -67,8 +69,17 @@ export function fidelityPlugin() {
     clearTimeout(retryTimer);
     for (const [id, commands] of frames) {
       const node = mirror().getNode(id);
-      if (!node || node.nodeName !== "CANVAS" || !node.isConnected) continue;
+      if (!node || node.nodeName !== "CANVAS" || !node.isConnected) {
+        const since = waitingSince.get(id) || Date.now();
+        waitingSince.set(id, since);
+        if (Date.now() - since > FRAME_WAIT_MS) {
+          frames.delete(id); // its canvas is gone
+          waitingSince.delete(id);
+        }
+        continue;
+      }
       frames.delete(id);
+      waitingSince.delete(id);
       drawn.set(id, commands);
       draw(node, commands);
     }
