@@ -96,14 +96,22 @@ class CobrowseSession:
         self.offload_bytes = offload_bytes
         """Batches larger than this are validated/sanitized in a worker thread."""
         self.sanitize_context = SanitizeContext(assets=assets)
+        self._in_order = asyncio.Lock()
+        """Batches are taken one at a time, in arrival order: a big one checked in a thread
+        must not be overtaken by the small ones sent after it (a snapshot's first mutations
+        would reach the agents before the snapshot)."""
         """What sanitizing remembers between batches; ``assets`` rewrites resource URLs."""
 
     async def ingest(self, raw: object) -> IngestResult:
-        """Accept one batch from the customer.
+        """Accept one batch from the customer (batches are taken in the order they came).
 
         Raises:
             CobrowseError: the batch was refused (see ``validate`` / ``ratelimit``).
         """
+        async with self._in_order:
+            return await self._ingest(raw)
+
+    async def _ingest(self, raw: object) -> IngestResult:
         hint = len(raw) if isinstance(raw, str | bytes | bytearray) else self.offload_bytes + 1
         if hint > self.offload_bytes:
             # A full snapshot can take a second of CPU: keep the event loop responsive.

@@ -1,5 +1,5 @@
 """One SQL implementation of ``TicketStore`` over two drivers: SQLite (``sqlite.py``: one
-writer thread committing in groups) and PostgreSQL (``postgres.py``: an asyncpg pool).
+writing connection committing in groups) and PostgreSQL (``postgres.py``: an asyncpg pool).
 
 The statements are written once with ``?`` placeholders; the PostgreSQL driver numbers them
 (``$1``...). JSON columns are TEXT in both, timestamps are epoch seconds (DOUBLE PRECISION).

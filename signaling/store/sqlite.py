@@ -1,40 +1,42 @@
-"""SQLite for one node: one writer thread that commits in groups, and WAL readers.
+"""SQLite for one node: one writing connection that commits in groups, and WAL readers.
 
-Writes. One thread owns the only writing connection. Callers queue their write (a body of
-statements, see ``driver.py``) and await a future; the thread takes everything queued, runs it
-in ONE transaction with each write in its own SAVEPOINT (a failing statement, say a unique
-violation, rolls back and fails only its own write), commits, and only then resolves the
-futures, with one wake-up of the event loop per group. So a caller's await returns once its
-write is committed, and under load many writes share one commit (and, with FULL, one fsync), where
-aiosqlite paid a thread hop per statement and a commit per write. Nothing waits to fill a
-group: a lone write is committed at once, and what queues meanwhile forms the next group.
-The thread settles races the way one statement does: ``UPDATE ... WHERE status = 'queued'``
-and ``INSERT ... ON CONFLICT DO NOTHING`` see every earlier write of the group.
+Writes. The writing connection lives on the event loop's thread. Callers queue their write (a
+body of statements, see ``driver.py``) and await a future; at the loop's next turn everything
+queued runs in ONE transaction with each write in its own SAVEPOINT (a failing statement, say
+a unique violation, rolls back and fails only its own write), is committed, and only then are
+the futures resolved. So a caller's await returns once its write is committed, and under load
+many writes share one commit. Nothing waits to fill a group: a lone write is committed at the
+next turn. The group settles races the way one statement does: ``UPDATE ... WHERE status =
+'queued'`` and ``INSERT ... ON CONFLICT DO NOTHING`` see every earlier write of the group.
 
-Durability: WAL with ``synchronous=NORMAL``, as before: a commit is in the WAL file before any
-caller hears of it, so an acknowledged write survives a crash or kill of the process; the WAL is
-fsynced at checkpoints, so a power loss or OS crash may lose the last moments of writes (the
-database stays consistent). ``FULL`` (``SqliteDriver.open(path, synchronous="FULL")``) fsyncs
-every group: measured with ``bench/store.py`` on this machine, one writer at a time then gets
-~400 commits/s at ~200 us of CPU each instead of ~15,000 at ~40 us; 100 concurrent writers
-share the fsync and get ~19,000/s at ~23 us (NORMAL: ~58,000/s at ~17 us).
+Why on the loop: with WAL and ``synchronous=NORMAL`` a commit writes the WAL and does not fsync,
+so a group costs tens of microseconds; a writer thread (tried first) cost more than the writes in
+hand-offs: every wake-up of the thread and of the loop took the GIL back and forth, which made
+chat round trips twice as slow under load (``bench/signaling.py``). The fsync happens at
+checkpoints, which a thread of their own runs every second (``_Checkpointer``), never the loop.
+Another process (``tandem agent ...``) may hold the write lock for a moment; the loop waits at
+most 200 ms for it.
+
+Durability: a commit is in the WAL file before any caller hears of it, so an acknowledged write
+survives a crash or kill of the process; a power loss or OS crash may lose the writes since the
+last checkpoint (the database stays consistent). ``FULL`` (``SqliteDriver.open(path,
+synchronous="FULL")``) fsyncs every group instead, on the loop.
 
 Reads. Short reads (a row by key, a ticket's transcript by index) run on the event loop, on a
 connection of their own: in WAL a reader never waits for the writer, and such a read costs ~6 us
 of CPU there, against ~48 us for the same read through a thread (``bench/store.py``, "read"
-rows), plus the wait for the thread. Reads that may take long (a text search over every message,
-every open ticket at start-up) go to a small pool of reader threads instead (``scan``). Each
-read starts a new WAL snapshot, so it sees every write whose await has returned.
+rows). Reads that may take long (a text search over every message, every open ticket at
+start-up) go to a small pool of reader threads instead (``scan``). Each read starts a new WAL
+snapshot, so it sees every write whose await has returned.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import queue
 import sqlite3
 import threading
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +45,7 @@ from typing import Any, Literal
 from signaling.store.driver import Row, Statements, T, UniqueViolation, WriteBody
 
 MAX_GROUP = 256
-"""Writes committed together at most: a bound on how long the first of a group waits."""
+"""Writes committed together at most: a bound on how long one group holds the loop."""
 
 READ_THREADS = 2
 
@@ -116,67 +118,40 @@ def _resolve(outcomes: list[Outcome]) -> None:
             write.future.set_exception(error)
 
 
-class _Writer(threading.Thread):
+class _Writer:
+    """The writing connection, on the event loop's thread: writes queued during one turn of the
+    loop are committed together at the next (see the module's docstring)."""
+
     def __init__(self, path: Path, synchronous: Synchronous) -> None:
-        super().__init__(name="tandem-sqlite-writer", daemon=True)
-        self._path = path
-        self._synchronous = synchronous
-        self._queue: queue.SimpleQueue[_Write | None] = queue.SimpleQueue()
-        self.ready = threading.Event()
-        self.error: BaseException | None = None
+        self.conn = _connect(path, synchronous)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA wal_autocheckpoint=0")
+        # Another process (``tandem agent ...``) may hold the write lock for a moment; the loop
+        # waits at most this long for it.
+        self.conn.execute("PRAGMA busy_timeout=200")
+        self._pending: collections.deque[_Write] = collections.deque()
+        self._scheduled = False
+        self.held = False
+        """While held, writes queue and nothing commits (``SqliteDriver.hold``)."""
         self.groups = 0
-        """Transactions committed (or tried): fewer than writes when writes were grouped."""
+        self.error: BaseException | None = None
 
     def submit(self, write: _Write) -> None:
-        self._queue.put(write)
+        self._pending.append(write)
+        if not self._scheduled and not self.held:
+            self._scheduled = True
+            write.loop.call_soon(self._flush)
 
-    def stop(self) -> None:
-        self._queue.put(None)
+    def release(self) -> None:
+        self.held = False
+        if self._pending and not self._scheduled:
+            self._scheduled = True
+            self._pending[0].loop.call_soon(self._flush)
 
-    def run(self) -> None:
-        try:
-            conn = _connect(self._path, self._synchronous, same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-        except BaseException as exc:
-            self.error = exc
-            self.ready.set()
-            return
-        self.ready.set()
-        pending: collections.deque[_Write] = collections.deque()
-        stopping = False
-        try:
-            while pending or not stopping:
-                if not pending:
-                    first = self._queue.get()
-                    if first is None:
-                        stopping = True
-                        continue
-                    pending.append(first)
-                while not stopping and len(pending) < MAX_GROUP:
-                    try:
-                        more = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if more is None:
-                        stopping = True
-                    else:
-                        pending.append(more)
-                self._run_next(conn, pending)
-        except BaseException as exc:
-            # Not expected (each write's errors are its own): fail every write still waiting
-            # rather than leave its caller waiting for ever; ``submit`` refuses from now on.
-            self.error = exc
-            while True:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is not None:
-                    pending.append(more)
-            self._settle([(write, None, exc) for write in pending])
-            raise
-        finally:
-            conn.close()
+    def _flush(self) -> None:
+        self._scheduled = False
+        while self._pending and not self.held:
+            self._run_next(self.conn, self._pending)
 
     def _run_next(self, conn: sqlite3.Connection, pending: collections.deque[_Write]) -> None:
         """Commit the writes at the head of ``pending`` (a group, or a script on its own)."""
@@ -191,7 +166,7 @@ class _Writer(threading.Thread):
                 self._settle([(head, None, None)])
             return
         group: list[_Write] = []
-        while pending and pending[0].script is None:
+        while pending and pending[0].script is None and len(group) < MAX_GROUP:
             group.append(pending.popleft())
         self._commit_group(conn, group)
 
@@ -232,17 +207,36 @@ class _Writer(threading.Thread):
         if rest:
             self._commit_group(conn, rest)
 
+
     @staticmethod
     def _settle(outcomes: list[Outcome]) -> None:
-        """Resolve the futures on their loops: one wake-up per loop per group."""
-        by_loop: dict[asyncio.AbstractEventLoop, list[Outcome]] = {}
-        for outcome in outcomes:
-            by_loop.setdefault(outcome[0].loop, []).append(outcome)
-        for loop, items in by_loop.items():
-            try:
-                loop.call_soon_threadsafe(_resolve, items)
-            except RuntimeError:  # that loop is closed: nobody is waiting any more
-                pass
+        _resolve(outcomes)
+
+    def close(self) -> None:
+        self._flush()
+        self.conn.close()
+
+
+class _Checkpointer(threading.Thread):
+    """Moves the WAL into the database file (the fsync) off the event loop, every second."""
+
+    def __init__(self, path: Path, synchronous: Synchronous) -> None:
+        super().__init__(name="tandem-sqlite-checkpoint", daemon=True)
+        self._path = path
+        self._synchronous = synchronous
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        conn = _connect(self._path, self._synchronous, same_thread=False)
+        try:
+            while not self._stop_event.wait(1.0):
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        self._stop_event.set()
 
 
 class SqliteDriver:
@@ -251,10 +245,17 @@ class SqliteDriver:
     # One writer thread runs every write, one at a time, so MAX + 1 is unique.
     next_ordinal = "(SELECT COALESCE(MAX(ordinal), 0) + 1 FROM ticket_agents)"
 
-    def __init__(self, path: Path, writer: _Writer, synchronous: Synchronous) -> None:
+    def __init__(
+        self,
+        path: Path,
+        writer: _Writer,
+        checkpointer: _Checkpointer,
+        synchronous: Synchronous,
+    ) -> None:
         self.path = path
         self.synchronous = synchronous
         self._writer = writer
+        self._checkpointer = checkpointer
         self._closed = False
         # Opened on the loop's thread, used only there (short reads).
         self._reader = _connect(path, synchronous)
@@ -268,11 +269,15 @@ class SqliteDriver:
     async def open(cls, path: Path, *, synchronous: Synchronous = "NORMAL") -> SqliteDriver:
         path.parent.mkdir(parents=True, exist_ok=True)
         writer = _Writer(path, synchronous)
-        writer.start()
-        await asyncio.to_thread(writer.ready.wait)
-        if writer.error is not None:
-            raise writer.error
-        return cls(path, writer, synchronous)
+        checkpointer = _Checkpointer(path, synchronous)
+        checkpointer.start()
+        return cls(path, writer, checkpointer, synchronous)
+
+    def hold(self) -> Callable[[], None]:
+        """Queue writes without committing them until the returned function is called (to
+        take a consistent copy of the file, or to see writes group in tests)."""
+        self._writer.held = True
+        return self._writer.release
 
     @property
     def groups(self) -> int:
@@ -329,8 +334,9 @@ class SqliteDriver:
         if self._closed:
             return
         self._closed = True
-        self._writer.stop()
-        await asyncio.to_thread(self._writer.join)
+        self._writer.close()
+        self._checkpointer.stop()
+        await asyncio.to_thread(self._checkpointer.join)
         await asyncio.to_thread(self._pool.shutdown, True)
         for conn in self._pool_readers:
             conn.close()

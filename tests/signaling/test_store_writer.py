@@ -1,6 +1,6 @@
 """The store off the chat hot path (issue 10, item 3), on SQLite and PostgreSQL.
 
-Writes are committed in groups (SQLite: one writer thread; PostgreSQL: one-statement writes
+Writes are committed in groups (SQLite: one writing connection on the loop; PostgreSQL: one-statement writes
 arriving while one is in flight), each caller's await returns once its write is committed, a
 failing write fails alone; tickets, sites and agents are read from memory
 (``CachedTicketStore``) and every change through the store is visible at once.
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -92,17 +91,12 @@ async def hold_writes(driver: Driver) -> tuple[Awaitable[Any], Callable[[], None
     """Occupy the writer with one write that waits for a gate, so that the writes made next
     queue up and form a group; returns that write and the gate's opener."""
     if isinstance(driver, SqliteDriver):
-        gate = threading.Event()
-        entered = threading.Event()
+        release = driver.hold()
 
-        async def held_thread(tx: Statements) -> int:
-            entered.set()
-            gate.wait(30)  # blocks the writer thread, not the event loop
+        async def first(tx: Statements) -> int:
             return await tx.execute("SELECT 1")
 
-        held = driver.write(held_thread)
-        await asyncio.to_thread(entered.wait, 30)
-        return held, gate.set
+        return driver.write(first), release
     loop_gate = asyncio.Event()
     loop_entered = asyncio.Event()
 
@@ -394,7 +388,7 @@ async def test_sqlite_write_body_that_awaits_something_else_fails_alone(tmp_path
 
         async def strays(tx: Statements) -> None:
             await tx.execute("INSERT INTO probe (k) VALUES ('stray')")
-            await asyncio.sleep(0)  # not a statement: the writer thread has no loop
+            await asyncio.sleep(0)  # not a statement: a write body may only await its statements
 
         async def fine(tx: Statements) -> int:
             return await tx.execute("INSERT INTO probe (k) VALUES ('fine')")
