@@ -18,7 +18,14 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from aiohttp import web
-from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, async_playwright
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    ViewportSize,
+    async_playwright,
+)
 
 from signaling import keys
 from signaling.app import create_app
@@ -30,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[2]
 WEB = ROOT / "web"
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
 CHROMIUM = os.environ.get("TANDEM_CHROMIUM", "/usr/bin/chromium")
-DESKTOP = {"width": 1360, "height": 860}
+DESKTOP: ViewportSize = {"width": 1360, "height": 860}
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",

@@ -27,7 +27,7 @@ from typing import Any
 
 from aiohttp import web
 from PIL import Image, ImageChops, ImageDraw
-from playwright.async_api import FrameLocator, Page, expect
+from playwright.async_api import FloatRect, FrameLocator, Page, expect
 
 ROOT = Path(__file__).resolve().parents[2]
 SITES = ROOT / "tests" / "fixtures" / "sites"
@@ -118,7 +118,7 @@ def _tour_video(path: Path, seconds: int = 4, size: tuple[int, int] = (640, 360)
             t = i / (seconds * fps)
             cx, cy = int(40 + t * (w - 80)), int(h * 0.75 - math.sin(t * math.pi) * 120)
             draw.ellipse([cx - 18, cy - 18, cx + 18, cy + 18], fill=(253, 126, 20))
-            frame = av.VideoFrame.from_image(img)
+            frame = av.VideoFrame.from_image(img)  # type: ignore[no-untyped-call]
             frame.pts = i
             frame.time_base = Fraction(1, fps)
             for packet in stream.encode(frame):
@@ -345,7 +345,7 @@ async def customer_picture(customer: Page) -> Image.Image:
     return Image.open(io.BytesIO(png)).convert("RGB")
 
 
-async def stage_box(agent: Page) -> dict[str, float]:
+async def stage_box(agent: Page) -> FloatRect:
     box = await replay_frame(agent).locator("#stage").bounding_box()
     assert box is not None, "no replay stage"
     return box
@@ -354,7 +354,7 @@ async def stage_box(agent: Page) -> dict[str, float]:
 async def mirror_picture(agent: Page, size: tuple[int, int]) -> Image.Image:
     """The agent's mirror (at scale 1: the stage is exactly the customer's viewport)."""
     box = await stage_box(agent)
-    clip = {"x": box["x"], "y": box["y"], "width": size[0], "height": size[1]}
+    clip: FloatRect = {"x": box["x"], "y": box["y"], "width": size[0], "height": size[1]}
     png = await agent.screenshot(clip=clip, style=HIDE_REPLAY_CHROME, animations="disabled")
     return Image.open(io.BytesIO(png)).convert("RGB")
 

@@ -16,7 +16,7 @@ import io
 import re
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
@@ -54,6 +54,8 @@ SPRITE = (
     b"</svg>"
 )
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
 
 def png(colour: str, size: tuple[int, int] = (40, 30)) -> bytes:
     out = io.BytesIO()
@@ -69,10 +71,11 @@ async def host(
     hits: Counter[str] = Counter()
 
     @web.middleware
-    async def count(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+    async def count(request: web.Request, handler: Handler) -> web.StreamResponse:
         who = "server" if request.headers.get("User-Agent", "").startswith(FETCHER) else "browser"
         hits[f"{who} {request.path}"] += 1
-        return await handler(request)
+        response: web.StreamResponse = await handler(request)
+        return response
 
     app.middlewares.append(count)
     runner = web.AppRunner(app, access_log=None)
@@ -85,7 +88,7 @@ async def host(
         await runner.cleanup()
 
 
-def serve(data: bytes, content_type: str) -> web.Handler:
+def serve(data: bytes, content_type: str) -> Handler:
     async def handler(_request: web.Request) -> web.Response:
         return web.Response(body=data, content_type=content_type)
 

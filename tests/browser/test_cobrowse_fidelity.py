@@ -15,6 +15,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -153,8 +154,8 @@ async def test_icon_font_and_canvas_charts_appear_in_the_mirror(
     # Font Awesome's glyphs (an @font-face icon font in the page's stylesheet).
     await appears(s.customer.locator(".sidebar"), view.locator(".sidebar"))
     # Chart.js draws into <canvas>: the mirror gets sampled pictures of them.
-    for chart in ("#revenue", "#channels"):
-        await appears(s.customer.locator(chart), view.locator(chart))
+    for selector in ("#revenue", "#channels"):
+        await appears(s.customer.locator(selector), view.locator(selector))
     # A blank canvas is no match: the pictures really are the charts.
     chart = await steady_picture(view.locator("#revenue"))
     assert match_share(Image.new("RGB", chart.size, (255, 255, 255)), chart, LOOSE) < 0.9
@@ -248,7 +249,7 @@ async def test_late_joiner_lands_at_the_customers_scroll(
         }"""
     )
     for view in (s.agent, late):
-        await until(lambda view=view: mirror_scroll(view), lambda pos: abs(pos[1] - 120) <= 1)
+        await until(partial(mirror_scroll, view), lambda pos: abs(pos[1] - 120) <= 1)
     await asyncio.sleep(1)  # a second of changes later, still there
     for view in (s.agent, late):
         assert abs((await mirror_scroll(view))[1] - 120) <= 1
@@ -356,7 +357,9 @@ async def test_a_webgl_canvas_appears_in_the_mirror(
     )
     data = base64.b64decode(url.split("base64,", 1)[1].rstrip('")'))
     with Image.open(io.BytesIO(data)) as frame:
-        r, g, b = frame.convert("RGB").getpixel((frame.width // 2, frame.height // 2))
+        pixel = frame.convert("RGB").getpixel((frame.width // 2, frame.height // 2))
+    assert isinstance(pixel, tuple)
+    r, g, b = pixel[:3]
     assert abs(r - 217) <= 12 and abs(g - 51) <= 12 and abs(b - 26) <= 12, (r, g, b)
 
 

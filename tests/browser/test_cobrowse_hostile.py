@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.async_api import Browser, Route, expect
+from playwright.async_api import Browser, Dialog, Frame, Page, Route, expect
 
 from tests.browser.cobrowse_support import CHECKOUT, mirror, share, sign_in, start_session
 from tests.browser.conftest import DESKTOP
@@ -433,9 +433,20 @@ async def test_hostile_page_cannot_reach_the_agent(
             await route.abort()
 
     await agent.context.route("**/*", guard)
-    agent.on("dialog", lambda d: (dialogs.append(d.message), asyncio.ensure_future(d.dismiss())))
-    agent.on("popup", lambda p: navigations.append(f"popup {p.url}"))
-    agent.on("framenavigated", lambda f: navigations.append(f.url))
+
+    async def on_dialog(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        await dialog.dismiss()
+
+    def on_popup(popup: Page) -> None:
+        navigations.append(f"popup {popup.url}")
+
+    def on_navigated(frame: Frame) -> None:
+        navigations.append(frame.url)
+
+    agent.on("dialog", on_dialog)
+    agent.on("popup", on_popup)
+    agent.on("framenavigated", on_navigated)
     await agent.add_init_script(
         "addEventListener('message', (e) => { if (String(e.data).includes('pwned')) window.__pwnedMessage = 1; });"
     )
