@@ -2,11 +2,10 @@
 
 ``open_store(settings)`` picks the implementation: PostgreSQL when ``DATABASE_URL`` is set,
 else SQLite in the data dir. Both are the same SQL (``sql.py``) over a thin driver
-(``sqlite.py``: one writing connection on the event loop, committing in groups;
-``postgres.py``: an asyncpg pool), and
-the same tests run against both. What live sessions read on every message (tickets, sites,
-agents) is served from memory by ``CachedTicketStore`` (``cache.py``), which ``open_store``
-returns.
+(``sqlite.py``: one writing connection on the event loop, committing in groups; ``postgres.py``:
+an asyncpg pool), and the same tests run against both. What live sessions read on every message
+(tickets, sites, agents) is served from memory by ``CachedTicketStore`` (``cache.py``), which
+``open_store`` returns.
 """
 
 from __future__ import annotations

@@ -207,7 +207,6 @@ class _Writer:
         if rest:
             self._commit_group(conn, rest)
 
-
     @staticmethod
     def _settle(outcomes: list[Outcome]) -> None:
         _resolve(outcomes)
