@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 PROTOCOL_VERSION = 2
@@ -232,6 +232,15 @@ class TranscriptMessage(Message):
     at: str
     """ISO 8601 UTC."""
     client_msg_id: str | None = None
+
+    _wire_form: dict[str, Any] | None = PrivateAttr(default=None)
+
+    def wire(self) -> dict[str, Any]:
+        # A message goes out twice (the sender's ack and the session's chat.message): its wire
+        # form is made once. Nobody changes it: it is encoded as soon as it is sent.
+        if self._wire_form is None:
+            self._wire_form = super().wire()
+        return self._wire_form
 
 
 class TimelineEntry(Message):
@@ -671,6 +680,9 @@ class ChatAck(Message):
     duplicate: bool = False
     """True when this ``clientMsgId`` had already been accepted."""
 
+    def wire(self) -> dict[str, Any]:
+        return {"ok": True, "message": self.message.wire(), "duplicate": self.duplicate}
+
 
 class QueueEntry(Message):
     ticket_id: str
@@ -768,6 +780,9 @@ class AttachmentAdded(Message):
 class ChatMessage(Message):
     type: Literal["chat.message"] = "chat.message"
     message: TranscriptMessage
+
+    def wire(self) -> dict[str, Any]:
+        return {"type": self.type, "message": self.message.wire()}
 
 
 class ChatTypingNotice(Message):
