@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -55,6 +54,7 @@ from signaling import keys  # noqa: E402
 from signaling.app import create_app  # noqa: E402
 from signaling.auth.accounts import add_site, ensure_demo  # noqa: E402
 from signaling.settings import Settings  # noqa: E402
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from tests.browser.fidelity_support import (  # noqa: E402
     COOKIE_PAGES,
     FIDELITY_SITE_KEY,
@@ -80,16 +80,6 @@ from tests.browser.fidelity_support import (  # noqa: E402
     tandem_widget,
 )
 
-CHROMIUM = os.environ.get("TANDEM_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 CUSTOMER_VIEWPORT = {"width": 1280, "height": 800}
 # Wide and tall enough that the replay stage holds the customer's viewport at scale 1.
 AGENT_VIEWPORT = {"width": 1760, "height": 1040}

@@ -51,6 +51,16 @@ def unknown_account_hash() -> str:
     return hash_password(secrets.token_urlsafe(16))
 
 
+def check_password(password: str, stored: str | None) -> bool:
+    """``verify_password`` against an account's hash, or, for an account that does not exist
+    (``None``), against the stand-in hash, so that the answer takes the same time. Blocking:
+    call it off the event loop (the stand-in hash is itself made on first use)."""
+    if stored is None:
+        verify_password(password, unknown_account_hash())
+        return False
+    return verify_password(password, stored)
+
+
 def verify_password(password: str, stored: str) -> bool:
     try:
         scheme, n, r, p, salt, digest = stored.split("$")

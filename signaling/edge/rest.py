@@ -121,8 +121,8 @@ async def login(request: web.Request) -> web.Response:
     agent = await store.agent_by_email(body.email)
     # scrypt takes ~100 ms of CPU by design: never on the event loop. Unknown accounts are
     # checked against a stand-in hash so that both answers take the same time.
-    stored = agent.password_hash if agent is not None else auth.unknown_account_hash()
-    valid = await asyncio.to_thread(auth.verify_password, body.password, stored)
+    stored = agent.password_hash if agent is not None else None
+    valid = await asyncio.to_thread(auth.check_password, body.password, stored)
     if agent is None or not valid:
         return api_error("unauthorized", "wrong email or password")
     throttle.succeeded(body.email, address)

@@ -10,6 +10,7 @@ import aiohttp
 import pytest
 
 from signaling import auth
+from signaling.auth import tokens
 from signaling.auth.throttle import Allowance, LoginThrottle
 from tests.support import PASSWORD, Running, running_server
 
@@ -71,13 +72,13 @@ async def test_unknown_accounts_run_the_same_password_check(
 ) -> None:
     """Unknown e-mails skipped scrypt (3 ms against 200 ms told which accounts exist)."""
     checked: list[str] = []
-    real = auth.verify_password
+    real = tokens.verify_password
 
     def spy(password: str, stored: str) -> bool:
         checked.append(stored)
         return real(password, stored)
 
-    monkeypatch.setattr(auth, "verify_password", spy)
+    monkeypatch.setattr(tokens, "verify_password", spy)
     assert await login(server, "nobody@tandem.test", "whatever") == 401
     assert checked == [auth.unknown_account_hash()]
     assert checked[0].startswith("scrypt$32768$8$1$")

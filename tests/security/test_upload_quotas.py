@@ -19,6 +19,7 @@ import aiohttp
 import pytest
 from PIL import Image
 
+from signaling import keys
 from tests.support import CONTEXT, Running, running_server
 
 
@@ -89,14 +90,43 @@ async def test_byte_quota_per_ticket(quotas: Running) -> None:
 
 
 async def test_uploads_at_once_are_bounded(server: Running) -> None:
+    """Two uploads still streaming in hold their places: a third is refused at once, and once
+    they are done the next one is taken."""
     customer = await server.customer()
     ack = await customer.call("help.request", {"context": CONTEXT})
     alice = await server.agent("alice")
     assert (await alice.call("session.accept", {"ticketId": ack["ticket"]["id"]}))["ok"]
-    results = await asyncio.gather(*(post(server, ack["token"], noisy_png(500)) for _ in range(6)))
-    statuses = sorted(status for status, _ in results)
-    assert 201 in statuses
-    assert all(status in (201, 429) for status in statuses)
+    image = noisy_png(200)
+    gate = asyncio.Event()
+
+    async def slow_body() -> AsyncIterator[bytes]:
+        yield image[:1024]  # the server has started on it...
+        await gate.wait()  # ...and waits for the rest
+        yield image[1024:]
+
+    async def slow_upload() -> int:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                f"{server.base_url}/api/uploads",
+                data=slow_body(),
+                headers={"Authorization": f"Bearer {ack['token']}", "Content-Type": "image/png"},
+            ) as response,
+        ):
+            return response.status
+
+    slow = [asyncio.ensure_future(slow_upload()) for _ in range(2)]
+    live = server.app[keys.live]
+    ticket_id = ack["ticket"]["id"]
+    async with asyncio.timeout(10):  # until both are counted as arriving
+        while await live.begin_upload(ticket_id, 2):  # a place was still free: give it back
+            await live.end_upload(ticket_id)
+            await asyncio.sleep(0.02)
+    status, body = await post(server, ack["token"], noisy_png(32))
+    assert status == 429 and body["error"]["code"] == "rate_limited", body
+    gate.set()
+    assert await asyncio.gather(*slow) == [201, 201]
+    assert (await post(server, ack["token"], noisy_png(32)))[0] == 201
 
 
 async def test_no_upload_after_the_session_ended(server: Running) -> None:
