@@ -75,9 +75,10 @@ INWARD = {
     # from the edge to the store; app, cli and keys compose everything and are not listed)
     "store": {"store"},
     "live": {"live", "protocol"},
+    "routing": {"routing"},
     "auth": {"auth", "store"},
     "assets": {"assets", "auth", "store", "protocol"},
-    "desk": {"desk", "auth", "live", "store", "protocol"},
+    "desk": {"desk", "auth", "live", "routing", "store", "protocol"},
     "hubs": {"hubs", "desk", "assets", "auth", "live", "store", "protocol", "settings"},
     "edge": {
         "edge", "hubs", "desk", "assets", "auth", "live", "store", "protocol", "settings", "keys"

@@ -1,0 +1,42 @@
+"""Routing: which queue a ticket waits in, the order tickets are served, and which agent is
+offered which ticket. Pure decisions over plain values; the desk applies them."""
+
+from signaling.routing.agents import (
+    AgentLoad,
+    AgentStatus,
+    Offer,
+    SessionLoad,
+    choose_agent,
+    eligible,
+    plan_offers,
+    session_weight,
+)
+from signaling.routing.queues import (
+    QueueSpec,
+    RoutingConfigError,
+    RoutingRule,
+    SiteRouting,
+    Waiting,
+    effective_priority,
+    estimated_wait,
+    serving_order,
+)
+
+__all__ = [
+    "AgentLoad",
+    "AgentStatus",
+    "Offer",
+    "QueueSpec",
+    "RoutingConfigError",
+    "RoutingRule",
+    "SessionLoad",
+    "SiteRouting",
+    "Waiting",
+    "choose_agent",
+    "effective_priority",
+    "eligible",
+    "estimated_wait",
+    "plan_offers",
+    "serving_order",
+    "session_weight",
+]
