@@ -63,7 +63,15 @@ class Driver(Protocol):
         ...
 
     async def script(self, sql: str) -> None:
-        """Several statements (the schema), committed."""
+        """Several statements, committed."""
+        ...
+
+    serial: str
+    """The engine's auto-increment primary key column type (``{serial}`` in migrations)."""
+
+    def migrate(self, body: WriteBody[T]) -> Awaitable[T]:
+        """Run ``body`` as one transaction holding the schema lock: one migrating process at a
+        time per database (or PostgreSQL schema), whatever the number of nodes starting."""
         ...
 
     async def close(self) -> None: ...

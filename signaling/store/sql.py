@@ -10,6 +10,7 @@ is committed.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -28,6 +29,7 @@ from signaling.store.base import (
 )
 from signaling.store.cache import CachedTicketStore
 from signaling.store.driver import Driver, Row, Statements, UniqueViolation
+from signaling.store.migrations import LATEST, MigrationRun, migrate
 from signaling.store.postgres import PostgresDriver
 from signaling.store.sqlite import SqliteDriver
 
@@ -41,92 +43,7 @@ __all__ = [
     "open_store",
 ]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS sites (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    public_key TEXT NOT NULL UNIQUE,
-    secret TEXT NOT NULL,
-    origins TEXT NOT NULL,
-    settings TEXT NOT NULL DEFAULT '{}'
-);
-CREATE TABLE IF NOT EXISTS agents (
-    id TEXT PRIMARY KEY,
-    email TEXT NOT NULL UNIQUE,
-    name TEXT NOT NULL,
-    password_hash TEXT NOT NULL,
-    role TEXT NOT NULL,
-    skills TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS tickets (
-    id TEXT PRIMARY KEY,
-    site_id TEXT NOT NULL,
-    status TEXT NOT NULL,
-    created_at DOUBLE PRECISION NOT NULL,
-    closed_at DOUBLE PRECISION,
-    customer TEXT NOT NULL,
-    context TEXT NOT NULL,
-    agents TEXT NOT NULL DEFAULT '[]',
-    previous_ticket_id TEXT,
-    search TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX IF NOT EXISTS tickets_by_status ON tickets (status, created_at);
-CREATE TABLE IF NOT EXISTS messages (
-    id {serial},
-    ticket_id TEXT NOT NULL,
-    sender TEXT NOT NULL,
-    author_id TEXT NOT NULL,
-    author TEXT NOT NULL,
-    text TEXT NOT NULL,
-    client_msg_id TEXT,
-    at DOUBLE PRECISION NOT NULL,
-    UNIQUE (ticket_id, author_id, client_msg_id)
-);
-CREATE INDEX IF NOT EXISTS messages_by_ticket ON messages (ticket_id, id);
-CREATE TABLE IF NOT EXISTS timeline (
-    id {serial},
-    ticket_id TEXT NOT NULL,
-    at DOUBLE PRECISION NOT NULL,
-    type TEXT NOT NULL,
-    data TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS timeline_by_ticket ON timeline (ticket_id, id);
-CREATE TABLE IF NOT EXISTS attachments (
-    id TEXT PRIMARY KEY,
-    ticket_id TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    content_type TEXT NOT NULL,
-    size BIGINT NOT NULL,
-    sha256 TEXT NOT NULL,
-    created_at DOUBLE PRECISION NOT NULL,
-    meta TEXT NOT NULL DEFAULT '{}'
-);
-CREATE INDEX IF NOT EXISTS attachments_by_ticket ON attachments (ticket_id, created_at);
-CREATE TABLE IF NOT EXISTS ticket_agents (
-    ticket_id TEXT NOT NULL,
-    agent_id TEXT NOT NULL,
-    name TEXT NOT NULL,
-    ordinal BIGINT NOT NULL,
-    joined_at DOUBLE PRECISION NOT NULL,
-    PRIMARY KEY (ticket_id, agent_id)
-);
-CREATE INDEX IF NOT EXISTS ticket_agents_in_order ON ticket_agents (ticket_id, ordinal);
-{ordinals}
-CREATE TABLE IF NOT EXISTS auth_sessions (
-    id TEXT PRIMARY KEY,
-    agent_id TEXT NOT NULL,
-    created_at DOUBLE PRECISION NOT NULL,
-    revoked_at DOUBLE PRECISION
-);
-CREATE INDEX IF NOT EXISTS auth_sessions_by_agent ON auth_sessions (agent_id);
-CREATE TABLE IF NOT EXISTS migrations (
-    name TEXT PRIMARY KEY,
-    at DOUBLE PRECISION NOT NULL
-);
-"""
-# ``tickets.agents`` (a JSON list, read and written back whole) lost concurrent joins; the rows of
-# ``ticket_agents`` replaced it. The column stays, unused: the change only adds tables.
-_AGENTS_TO_ROWS = "ticket_agents from tickets.agents"
+log = logging.getLogger("tandem.store")
 
 
 def _like(text: str) -> str:
@@ -151,42 +68,22 @@ class SqlTicketStore:
 
     def __init__(self, driver: Driver) -> None:
         self._db = driver
+        self.migration: MigrationRun | None = None
+        """What opening this store did to the schema."""
 
     @classmethod
     async def create(cls, driver: SqliteDriver | PostgresDriver) -> SqlTicketStore:
-        schema = _SCHEMA.replace("{serial}", driver.serial).replace("{ordinals}", driver.ordinals)
-        await driver.script(schema)
+        """The store over a database upgraded to the latest schema (``migrations.py``)."""
         store = cls(driver)
-        await store._migrate_agent_lists()
+        store.migration = await migrate(driver)
+        if store.migration.unknown:
+            log.warning(
+                "the database has schema versions %s that this build does not know (a newer "
+                "build migrated it); carrying on with version %d",
+                list(store.migration.unknown),
+                LATEST,
+            )
         return store
-
-    async def _migrate_agent_lists(self) -> None:
-        """Copy each ticket's JSON list of agents into ``ticket_agents``, once per database.
-
-        Nodes opening the same database at once may both copy: the rows are keyed, so the
-        second copy inserts nothing."""
-        done = await self._db.fetch("SELECT 1 FROM migrations WHERE name = ?", _AGENTS_TO_ROWS)
-        if done:
-            return
-        insert_agent = self._insert_agent
-
-        async def copy(tx: Statements) -> None:
-            rows = await tx.fetch(
-                "SELECT id, agents, created_at FROM tickets WHERE agents <> '[]'"
-                " ORDER BY created_at"
-            )
-            for row in rows:
-                for agent in json.loads(row["agents"]):
-                    await tx.execute(
-                        insert_agent, row["id"], agent["id"], agent["name"], row["created_at"]
-                    )
-            await tx.execute(
-                "INSERT INTO migrations (name, at) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                _AGENTS_TO_ROWS,
-                time.time(),
-            )
-
-        await self._db.write(copy)
 
     @property
     def _insert_agent(self) -> str:
