@@ -21,6 +21,7 @@ from signaling.store.base import (
     TicketRecord,
     TicketStore,
     TimelineRecord,
+    UploadQuota,
 )
 from signaling.store.cache import CachedTicketStore
 from signaling.store.files import FileStore
@@ -40,5 +41,6 @@ __all__ = [
     "TicketRecord",
     "TicketStore",
     "TimelineRecord",
+    "UploadQuota",
     "open_store",
 ]

@@ -92,6 +92,16 @@ class AttachmentRecord:
     meta: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class UploadQuota:
+    """Bounds on a ticket's attachments of some kinds (customer uploads), checked by the insert
+    itself: concurrent uploads (on any node) cannot both take the last place."""
+
+    kinds: tuple[str, ...]
+    max_count: int
+    max_bytes: int
+
+
 class TicketStore(Protocol):
     """Everything Tandem keeps durably. Every method is safe to call from several nodes."""
 
@@ -171,6 +181,12 @@ class TicketStore(Protocol):
         self, ticket_id: str, type: str, data: dict[str, Any], at: float
     ) -> TimelineRecord: ...
     async def timeline(self, ticket_id: str) -> list[TimelineRecord]: ...
-    async def add_attachment(self, attachment: AttachmentRecord) -> None: ...
+    async def add_attachment(
+        self, attachment: AttachmentRecord, quota: UploadQuota | None = None
+    ) -> bool:
+        """File an attachment; with a quota that counts its kind, only if the ticket's
+        attachments of those kinds stay within it (False otherwise, and nothing is filed)."""
+        ...
+
     async def attachments(self, ticket_id: str) -> list[AttachmentRecord]: ...
     async def attachment(self, ticket_id: str, attachment_id: str) -> AttachmentRecord | None: ...

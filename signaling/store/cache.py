@@ -40,6 +40,7 @@ from signaling.store.base import (
     TicketRecord,
     TicketStore,
     TimelineRecord,
+    UploadQuota,
 )
 
 MAX_TICKETS = 10_000
@@ -301,8 +302,10 @@ class CachedTicketStore:
     async def timeline(self, ticket_id: str) -> list[TimelineRecord]:
         return await self.inner.timeline(ticket_id)
 
-    async def add_attachment(self, attachment: AttachmentRecord) -> None:
-        await self.inner.add_attachment(attachment)
+    async def add_attachment(
+        self, attachment: AttachmentRecord, quota: UploadQuota | None = None
+    ) -> bool:
+        return await self.inner.add_attachment(attachment, quota)
 
     async def attachments(self, ticket_id: str) -> list[AttachmentRecord]:
         return await self.inner.attachments(ticket_id)

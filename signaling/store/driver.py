@@ -42,6 +42,10 @@ class Driver(Protocol):
     next_ordinal: str
     """An SQL expression for the next ``ticket_agents.ordinal``: increasing, never repeated."""
 
+    lock_rows: str
+    """Appended to a SELECT to lock the rows it reads until the write commits (PostgreSQL's
+    ``FOR UPDATE``; empty on SQLite, whose writes run one at a time)."""
+
     async def fetch(self, sql: str, *args: Any) -> Sequence[Row]:
         """A short read: by key or an index, a bounded number of rows."""
         ...

@@ -161,6 +161,7 @@ class PostgresDriver:
     engine: Literal["postgres"] = "postgres"
     serial = "BIGSERIAL PRIMARY KEY"
     next_ordinal = "nextval('ticket_agent_ordinals')"
+    lock_rows = " FOR UPDATE"
 
     def __init__(self, pool: Any, *, group_writes: bool = True) -> None:
         self._pool = pool

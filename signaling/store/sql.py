@@ -26,6 +26,7 @@ from signaling.store.base import (
     SiteRecord,
     TicketRecord,
     TimelineRecord,
+    UploadQuota,
 )
 from signaling.store.cache import CachedTicketStore
 from signaling.store.driver import Driver, Row, Statements, UniqueViolation
@@ -417,10 +418,10 @@ class SqlTicketStore:
         )
         return [_timeline(row) for row in rows]
 
-    async def add_attachment(self, attachment: AttachmentRecord) -> None:
-        await self._db.execute(
-            "INSERT INTO attachments (id, ticket_id, kind, content_type, size, sha256, created_at,"
-            " meta) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    async def add_attachment(
+        self, attachment: AttachmentRecord, quota: UploadQuota | None = None
+    ) -> bool:
+        columns = (
             attachment.id,
             attachment.ticket_id,
             attachment.kind,
@@ -430,6 +431,37 @@ class SqlTicketStore:
             attachment.created_at,
             json.dumps(attachment.meta),
         )
+        insert = (
+            "INSERT INTO attachments (id, ticket_id, kind, content_type, size, sha256, created_at,"
+            " meta)"
+        )
+        if quota is None or attachment.kind not in quota.kinds:
+            await self._db.execute(insert + " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", *columns)
+            return True
+        kinds = ", ".join("?" for _ in quota.kinds)
+        lock_ticket = "SELECT id FROM tickets WHERE id = ?" + self._db.lock_rows
+
+        async def add(tx: Statements) -> bool:
+            # The ticket's row lock (PostgreSQL; SQLite writes one at a time anyway) queues the
+            # uploads of one ticket, so the insert's count and sum see every one filed before.
+            await tx.fetch(lock_ticket, attachment.ticket_id)
+            added = await tx.execute(
+                insert + " SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE"
+                f" (SELECT COUNT(*) FROM attachments WHERE ticket_id = ? AND kind IN ({kinds}))"
+                " < ? AND (SELECT COALESCE(SUM(size), 0) FROM attachments WHERE ticket_id = ?"
+                f" AND kind IN ({kinds})) + ? <= ?",
+                *columns,
+                attachment.ticket_id,
+                *quota.kinds,
+                quota.max_count,
+                attachment.ticket_id,
+                *quota.kinds,
+                attachment.size,
+                quota.max_bytes,
+            )
+            return added == 1
+
+        return await self._db.write(add)
 
     async def attachments(self, ticket_id: str) -> list[AttachmentRecord]:
         rows = await self._db.fetch(

@@ -246,6 +246,7 @@ class SqliteDriver:
     serial = "INTEGER PRIMARY KEY AUTOINCREMENT"
     # One writer thread runs every write, one at a time, so MAX + 1 is unique.
     next_ordinal = "(SELECT COALESCE(MAX(ordinal), 0) + 1 FROM ticket_agents)"
+    lock_rows = ""
 
     def __init__(
         self,
