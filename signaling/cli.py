@@ -49,6 +49,7 @@ def _server_flags(parser: argparse.ArgumentParser, port: int) -> None:
         help="redis://... for live state shared by several nodes (TANDEM_REDIS_URL or REDIS_URL)",
     )
     parser.add_argument("--secret", default=env("SECRET"), help="token signing key (TANDEM_SECRET)")
+    _files_flags(parser)
     parser.add_argument("--public-url", default=env("PUBLIC_URL"), help="TANDEM_PUBLIC_URL")
     parser.add_argument(
         "--stun-urls", default=env("STUN_URLS", ""), help="comma-separated (TANDEM_STUN_URLS)"
@@ -76,6 +77,40 @@ def _server_flags(parser: argparse.ArgumentParser, port: int) -> None:
         help="the front-end project whose dist/ is served (TANDEM_WEB_DIR)",
     )
     _limit_flags(parser)
+
+
+def _files_flags(parser: argparse.ArgumentParser) -> None:
+    files_dir = env("FILES_DIR")
+    parser.add_argument(
+        "--files-dir",
+        type=Path,
+        default=Path(files_dir) if files_dir else None,
+        help="where attachments, recordings and the co-browse asset cache live: a directory "
+        "every node mounts (TANDEM_FILES_DIR; default the data dir)",
+    )
+    parser.add_argument(
+        "--files-url",
+        default=env("FILES_URL"),
+        help="s3://bucket/prefix to keep them in an S3-compatible bucket instead "
+        "(TANDEM_FILES_URL; needs the 's3' extra)",
+    )
+    parser.add_argument(
+        "--s3-endpoint-url",
+        default=env("S3_ENDPOINT_URL"),
+        help="the S3-compatible server, e.g. http://minio:9000 (TANDEM_S3_ENDPOINT_URL; "
+        "default AWS)",
+    )
+    parser.add_argument("--s3-region", default=env("S3_REGION"), help="TANDEM_S3_REGION")
+    parser.add_argument(
+        "--s3-access-key-id",
+        default=env("S3_ACCESS_KEY_ID"),
+        help="TANDEM_S3_ACCESS_KEY_ID (default: AWS_ACCESS_KEY_ID, ~/.aws, an instance role)",
+    )
+    parser.add_argument(
+        "--s3-secret-access-key",
+        default=env("S3_SECRET_ACCESS_KEY"),
+        help="TANDEM_S3_SECRET_ACCESS_KEY (prefer the variable: a flag shows in ps)",
+    )
 
 
 LIMITS: dict[str, str] = {
@@ -182,6 +217,12 @@ def settings_from(args: argparse.Namespace) -> Settings:
         data_dir=args.data_dir,
         database_url=args.database_url,
         redis_url=args.redis_url,
+        files_dir=args.files_dir,
+        files_url=args.files_url or None,
+        s3_endpoint_url=args.s3_endpoint_url or None,
+        s3_region=args.s3_region or None,
+        s3_access_key_id=args.s3_access_key_id or None,
+        s3_secret_access_key=args.s3_secret_access_key or None,
         secret=args.secret or "",
         public_url=args.public_url,
         stun_urls=urls(args.stun_urls),

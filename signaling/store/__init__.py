@@ -24,7 +24,7 @@ from signaling.store.base import (
     UploadQuota,
 )
 from signaling.store.cache import CachedTicketStore
-from signaling.store.files import FileStore
+from signaling.store.files import DirectoryFileStore, FileStore, open_file_store
 from signaling.store.sql import SqlTicketStore, open_store
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "AttachmentRecord",
     "AuthSessionRecord",
     "CachedTicketStore",
+    "DirectoryFileStore",
     "DuplicateError",
     "FileStore",
     "MessageRecord",
@@ -42,5 +43,6 @@ __all__ = [
     "TicketStore",
     "TimelineRecord",
     "UploadQuota",
+    "open_file_store",
     "open_store",
 ]
