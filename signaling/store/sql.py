@@ -476,17 +476,30 @@ class SqlTicketStore:
         return _attachment(rows[0]) if rows else None
 
 
-async def open_store(database_url: str | None, sqlite_path: Path) -> CachedTicketStore:
-    """PostgreSQL for a ``postgres://`` / ``postgresql://`` URL, else SQLite at the path;
-    behind the cache of what live sessions read (``cache.py``)."""
-    driver: SqliteDriver | PostgresDriver
+async def open_driver(database_url: str | None, sqlite_path: Path) -> SqliteDriver | PostgresDriver:
+    """PostgreSQL for a ``postgres://`` / ``postgresql://`` URL, else SQLite at the path (the
+    schema as it is: ``SqlTicketStore.create`` migrates it)."""
     if database_url and database_url.startswith(("postgres://", "postgresql://")):
-        driver = await PostgresDriver.open(database_url)
-    elif database_url:
+        return await PostgresDriver.open(database_url)
+    if database_url:
         raise ValueError("DATABASE_URL must be a postgresql:// URL")
-    else:
-        driver = await SqliteDriver.open(sqlite_path)
-    return CachedTicketStore(await SqlTicketStore.create(driver))
+    return await SqliteDriver.open(sqlite_path)
+
+
+async def open_store(database_url: str | None, sqlite_path: Path) -> CachedTicketStore:
+    """The store on an upgraded schema (``migrations.py``), behind the cache of what live
+    sessions read (``cache.py``)."""
+    store = await SqlTicketStore.create(await open_driver(database_url, sqlite_path))
+    run = store.migration
+    if run is not None and (run.applied or run.baseline):
+        log.info(
+            "database schema: version %d -> %d (applied %s, recorded as done %s)",
+            run.before,
+            run.after,
+            list(run.applied),
+            list(run.baseline),
+        )
+    return CachedTicketStore(store)
 
 
 # ---------------------------------------------------------------------- row -> record
