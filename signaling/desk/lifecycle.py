@@ -283,13 +283,21 @@ class Desk:
         if ticket.status == "closed":
             raise DeskError("invalid_state", "the session has ended")
         changes = patch.wire()
-        merged = StoredContext.model_validate({**ticket.context, **changes})
-        await self.store.set_context(ticket.id, merged.wire())
+        merged: list[StoredContext] = []
+
+        def merge(stored: dict[str, Any]) -> dict[str, Any]:
+            # Merged into the stored context inside the store's write, not into what this node
+            # read: a patch sent at the same moment (another tab, another node) is kept.
+            merged[:] = [StoredContext.model_validate({**stored, **changes})]
+            return merged[0].wire()
+
+        if await self.store.merge_context(ticket.id, merge) is None:
+            raise DeskError("not_found", "no such ticket")
         await self.timeline(ticket, "context.updated", changes)
         await self.broadcaster.emit(
-            ContextChanged(ticket_id=ticket.id, context=merged), self.agent_rooms(ticket)
+            ContextChanged(ticket_id=ticket.id, context=merged[0]), self.agent_rooms(ticket)
         )
-        return merged
+        return merged[0]
 
     # ------------------------------------------------------------------ agent side
 

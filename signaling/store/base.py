@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -159,6 +160,13 @@ class TicketStore(Protocol):
         ...
 
     async def set_context(self, ticket_id: str, context: dict[str, Any]) -> None: ...
+    async def merge_context(
+        self, ticket_id: str, merge: Callable[[dict[str, Any]], dict[str, Any]]
+    ) -> dict[str, Any] | None:
+        """Replace a ticket's context by ``merge(stored context)``, read and written in one
+        write with the row locked: concurrent patches (from any node) all land. The new
+        context, or None if there is no such ticket. ``merge`` must be quick and pure."""
+        ...
 
     # transcript, timeline, attachments
     async def add_message(

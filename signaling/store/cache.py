@@ -270,6 +270,13 @@ class CachedTicketStore:
             self.inner.set_context(ticket_id, context), self._drop_ticket(ticket_id)
         )
 
+    async def merge_context(
+        self, ticket_id: str, merge: Callable[[dict[str, Any]], dict[str, Any]]
+    ) -> dict[str, Any] | None:
+        return await self._changing(
+            self.inner.merge_context(ticket_id, merge), self._drop_ticket(ticket_id)
+        )
+
     # ------------------------------------------------------------------ transcript
     # Messages, timeline entries and attachments are not part of a ticket record: their
     # writes leave the cache alone.

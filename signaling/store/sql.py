@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -338,6 +338,28 @@ class SqlTicketStore:
             )
 
         await self._db.write(change)
+
+    async def merge_context(
+        self, ticket_id: str, merge: Callable[[dict[str, Any]], dict[str, Any]]
+    ) -> dict[str, Any] | None:
+        read = "SELECT customer, context FROM tickets WHERE id = ?" + self._db.lock_rows
+
+        async def change(tx: Statements) -> dict[str, Any] | None:
+            # The row stays locked (PostgreSQL; SQLite writes one at a time) from the read to
+            # the commit: a patch arriving meanwhile merges into this one's result.
+            rows = await tx.fetch(read, ticket_id)
+            if not rows:
+                return None
+            context = merge(json.loads(rows[0]["context"]))
+            await tx.execute(
+                "UPDATE tickets SET context = ?, search = ? WHERE id = ?",
+                json.dumps(context),
+                _search_text(json.loads(rows[0]["customer"]), context),
+                ticket_id,
+            )
+            return context
+
+        return await self._db.write(change)
 
     # ------------------------------------------------------------------ transcript
 

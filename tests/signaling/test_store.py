@@ -12,8 +12,9 @@ import asyncio
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -211,3 +212,22 @@ async def test_upload_quota_is_settled_by_the_insert(store: CachedTicketStore) -
     assert results.count(True) == 3
     photos = [a for a in await store.attachments("tk_q") if a.kind == "photo"]
     assert sum(a.size for a in photos) == 60 + 900
+
+
+async def test_concurrent_context_patches_all_land(store: CachedTicketStore) -> None:
+    """Patches merged inside the write (as from two tabs on two nodes): none is lost."""
+    await store.create_ticket(ticket("tk_ctx"))
+
+    def patch(i: int) -> Callable[[dict[str, Any]], dict[str, Any]]:
+        return lambda stored: {**stored, f"k{i}": i, "title": f"Page {i}"}
+
+    results = await asyncio.gather(*(store.merge_context("tk_ctx", patch(i)) for i in range(20)))
+    stored = await store.ticket("tk_ctx")
+    assert stored is not None
+    assert {k: v for k, v in stored.context.items() if k.startswith("k")} == {
+        f"k{i}": i for i in range(20)
+    }
+    assert stored.context["url"] == "http://shop.test/p/1"  # what no patch touched stays
+    assert stored.context in results  # the last merge's result is what is stored
+    assert [t.id for t in await store.tickets(text=stored.context["title"])] == ["tk_ctx"]
+    assert await store.merge_context("tk_none", patch(0)) is None
