@@ -8,11 +8,12 @@ import hashlib
 import os
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from signaling.settings import Settings
-from signaling.store import FileStore
+from signaling.store import FileStore, open_file_store
 from tests.blobs import blob_settings, blob_store, s3_server
 
 __all__ = ["blob_settings", "blob_store", "s3_server"]
@@ -82,3 +83,48 @@ def test_s3_settings_are_checked_at_start_up(tmp_path: Path) -> None:
     assert Settings(files_url="https://bucket").refusals()
     assert Settings(files_url="s3://b", files_dir=tmp_path).refusals()
     assert Settings(s3_endpoint_url="http://minio:9000").refusals()  # an S3 setting alone
+
+
+async def test_what_one_node_stores_another_reads(
+    blob_settings: dict[str, Any], tmp_path: Path
+) -> None:
+    """Two nodes' stores opened on the same settings (a shared directory, or one bucket)."""
+
+    async def node(name: str) -> FileStore:
+        return await open_file_store(
+            "attachments",
+            directory=blob_settings.get("files_dir", tmp_path / "shared"),
+            url=blob_settings.get("files_url"),
+            scratch=tmp_path / name / "scratch",
+            endpoint_url=blob_settings.get("s3_endpoint_url"),
+            region=blob_settings.get("s3_region"),
+            access_key_id=blob_settings.get("s3_access_key_id"),
+            secret_access_key=blob_settings.get("s3_secret_access_key"),
+        )
+
+    one, two = await node("one"), await node("two")
+    try:
+        clip = one.temp_dir() / "clip.webm"
+        clip.write_bytes(b"\x1a\x45\xdf\xa3" + os.urandom(50_000))
+        expected = clip.read_bytes()
+        sha, _ = await one.put_file(clip)
+        assert await two.read(sha) == expected
+        await two.delete(sha)
+        assert await one.size(sha) is None
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def test_a_bucket_that_cannot_be_read_stops_the_start(s3_server: str, tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="cannot be read"):
+        await open_file_store(
+            "attachments",
+            directory=tmp_path,
+            url="s3://no-such-bucket/tandem",
+            scratch=tmp_path,
+            endpoint_url=s3_server,
+            region="us-east-1",
+            access_key_id="testing",
+            secret_access_key="testing",
+        )
