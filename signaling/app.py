@@ -1,7 +1,7 @@
 """The application factory: one aiohttp app with socket.io attached.
 
 Resources are opened in ``cleanup_ctx`` (closed only if they opened), in dependency order:
-store -> live state -> desk -> socket API.
+store -> blob stores -> live state -> desk -> socket API.
 """
 
 from __future__ import annotations
@@ -28,13 +28,14 @@ from signaling.hubs.calls import CallHub
 from signaling.hubs.cobrowse import CobrowseHub
 from signaling.live import MemoryLiveState, OpenTicketLimits
 from signaling.settings import Settings, load_secret
-from signaling.store import FileStore, open_store
+from signaling.store import FileStore, open_file_store, open_store
 
 log = logging.getLogger("tandem")
 
 sio_key = web.AppKey("sio", socketio.AsyncServer)
 socket_api_key = keys.socket_api
 cobrowse_hub_key = web.AppKey("cobrowse_hub", CobrowseHub)
+asset_files_key = web.AppKey("asset_files", FileStore)
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -71,6 +72,7 @@ def create_app(settings: Settings) -> web.Application:
     sio.attach(app)
     app[sio_key] = sio
     app.cleanup_ctx.append(_store_ctx)
+    app.cleanup_ctx.append(_files_ctx)
     app.cleanup_ctx.append(_desk_ctx)
     app.cleanup_ctx.append(fetch_client_ctx)
     app.on_shutdown.append(_announce_shutdown)
@@ -84,9 +86,32 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.settings]
     store = await open_store(settings.database_url, settings.sqlite_path)
     app[keys.store] = store
-    app[keys.files] = FileStore(settings.attachments_dir)
     yield
     await store.close()
+
+
+async def _files_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Attachments (recordings too) and the co-browse asset cache, in a directory or a bucket."""
+    settings = app[keys.settings]
+    opened: list[FileStore] = []
+    try:
+        for name, key in (("attachments", keys.files), ("asset-cache", asset_files_key)):
+            files = await open_file_store(
+                name,
+                directory=settings.files_root,
+                url=settings.files_url,
+                scratch=settings.scratch_dir,
+                endpoint_url=settings.s3_endpoint_url,
+                region=settings.s3_region,
+                access_key_id=settings.s3_access_key_id,
+                secret_access_key=settings.s3_secret_access_key,
+            )
+            opened.append(files)
+            app[key] = files
+        yield
+    finally:
+        for files in opened:
+            await files.close()
 
 
 async def _desk_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -115,9 +140,7 @@ async def _desk_ctx(app: web.Application) -> AsyncIterator[None]:
         bytes_per_second=settings.cobrowse_bytes_per_second,
     )
     # Co-browse assets have their own evicting store: never the attachments' one.
-    assets = AssetService(
-        app[keys.secret], app[keys.store], AssetCache(FileStore(settings.data_dir / "asset-cache"))
-    )
+    assets = AssetService(app[keys.secret], app[keys.store], AssetCache(app[asset_files_key]))
     app[asset_service_key] = assets
     hub = CobrowseHub(
         desk, cobrowse.InMemoryMirrorStore(), settings.data_dir / "recordings", limits, assets

@@ -1,4 +1,4 @@
-"""The ``tandem`` command: ``serve``, ``demo``, ``site add``, ``agent add``."""
+"""The ``tandem`` command: ``serve``, ``demo``, ``site add``, ``agent add``, ``db status``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import getpass
 import logging
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,6 +25,8 @@ from signaling.auth.accounts import (
 )
 from signaling.settings import Settings, env
 from signaling.store import open_store
+from signaling.store.migrations import LATEST, status
+from signaling.store.sql import SqlTicketStore, open_driver
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -49,6 +52,7 @@ def _server_flags(parser: argparse.ArgumentParser, port: int) -> None:
         help="redis://... for live state shared by several nodes (TANDEM_REDIS_URL or REDIS_URL)",
     )
     parser.add_argument("--secret", default=env("SECRET"), help="token signing key (TANDEM_SECRET)")
+    _files_flags(parser)
     parser.add_argument("--public-url", default=env("PUBLIC_URL"), help="TANDEM_PUBLIC_URL")
     parser.add_argument(
         "--stun-urls", default=env("STUN_URLS", ""), help="comma-separated (TANDEM_STUN_URLS)"
@@ -76,6 +80,40 @@ def _server_flags(parser: argparse.ArgumentParser, port: int) -> None:
         help="the front-end project whose dist/ is served (TANDEM_WEB_DIR)",
     )
     _limit_flags(parser)
+
+
+def _files_flags(parser: argparse.ArgumentParser) -> None:
+    files_dir = env("FILES_DIR")
+    parser.add_argument(
+        "--files-dir",
+        type=Path,
+        default=Path(files_dir) if files_dir else None,
+        help="where attachments, recordings and the co-browse asset cache live: a directory "
+        "every node mounts (TANDEM_FILES_DIR; default the data dir)",
+    )
+    parser.add_argument(
+        "--files-url",
+        default=env("FILES_URL"),
+        help="s3://bucket/prefix to keep them in an S3-compatible bucket instead "
+        "(TANDEM_FILES_URL; needs the 's3' extra)",
+    )
+    parser.add_argument(
+        "--s3-endpoint-url",
+        default=env("S3_ENDPOINT_URL"),
+        help="the S3-compatible server, e.g. http://minio:9000 (TANDEM_S3_ENDPOINT_URL; "
+        "default AWS)",
+    )
+    parser.add_argument("--s3-region", default=env("S3_REGION"), help="TANDEM_S3_REGION")
+    parser.add_argument(
+        "--s3-access-key-id",
+        default=env("S3_ACCESS_KEY_ID"),
+        help="TANDEM_S3_ACCESS_KEY_ID (default: AWS_ACCESS_KEY_ID, ~/.aws, an instance role)",
+    )
+    parser.add_argument(
+        "--s3-secret-access-key",
+        default=env("S3_SECRET_ACCESS_KEY"),
+        help="TANDEM_S3_SECRET_ACCESS_KEY (prefer the variable: a flag shows in ps)",
+    )
 
 
 LIMITS: dict[str, str] = {
@@ -169,6 +207,14 @@ def build_parser() -> argparse.ArgumentParser:
     agent_remove = agent.add_parser("remove", help="remove an agent; signs them out everywhere")
     agent_remove.add_argument("email")
     _common(agent_remove)
+
+    db = commands.add_parser("db", help="the database schema").add_subparsers(
+        dest="action", required=True
+    )
+    _common(db.add_parser("status", help="list the schema's migrations: done, pending, unknown"))
+    _common(
+        db.add_parser("migrate", help="apply pending migrations now (every start does so anyway)")
+    )
     return parser
 
 
@@ -182,6 +228,12 @@ def settings_from(args: argparse.Namespace) -> Settings:
         data_dir=args.data_dir,
         database_url=args.database_url,
         redis_url=args.redis_url,
+        files_dir=args.files_dir,
+        files_url=args.files_url or None,
+        s3_endpoint_url=args.s3_endpoint_url or None,
+        s3_region=args.s3_region or None,
+        s3_access_key_id=args.s3_access_key_id or None,
+        s3_secret_access_key=args.s3_secret_access_key or None,
         secret=args.secret or "",
         public_url=args.public_url,
         stun_urls=urls(args.stun_urls),
@@ -205,6 +257,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _demo(settings_from(args))
         if args.command == "site":
             return asyncio.run(_site_add(args))
+        if args.command == "db":
+            return asyncio.run(_db_migrate(args) if args.action == "migrate" else _db_status(args))
         if args.action == "password":
             return asyncio.run(_agent_password(args))
         if args.action == "remove":
@@ -318,4 +372,36 @@ async def _agent_add(args: argparse.Namespace) -> int:
     finally:
         await store.close()
     print(f"agent {agent.email} ({agent.role}) added as {agent.id}")
+    return 0
+
+
+async def _db_status(args: argparse.Namespace) -> int:
+    """Exit status 0 when the schema is up to date, 1 when migrations are pending."""
+    driver = await open_driver(args.database_url, args.data_dir / "tandem.sqlite3")
+    try:
+        steps = await status(driver.fetch)
+    finally:
+        await driver.close()
+    for step in steps:
+        when = "" if step.at is None else time.strftime(" %Y-%m-%d %H:%M:%S", time.gmtime(step.at))
+        print(f"{step.version:4d}  {step.how:<8}{when}  {step.name}")
+    pending = [step for step in steps if step.how == "pending"]
+    print(f"latest known version: {LATEST}; pending: {len(pending)}")
+    return 1 if pending else 0
+
+
+async def _db_migrate(args: argparse.Namespace) -> int:
+    driver = await open_driver(args.database_url, args.data_dir / "tandem.sqlite3")
+    store = await SqlTicketStore.create(driver)
+    try:
+        run = store.migration
+        assert run is not None
+        print(f"schema version {run.before} -> {run.after}")
+        if run.baseline:
+            print(f"recorded as done (made before numbered migrations): {list(run.baseline)}")
+        print(f"applied: {list(run.applied) or 'nothing, up to date'}")
+        if run.unknown:
+            print(f"versions this build does not know: {list(run.unknown)}")
+    finally:
+        await store.close()
     return 0

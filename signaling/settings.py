@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -17,6 +18,17 @@ class Settings:
     """``postgresql://...`` selects PostgreSQL; absent means SQLite in ``data_dir``."""
     redis_url: str | None = None
     """Absent means in-memory live state (a single node)."""
+    files_dir: Path | None = None
+    """Where attachments, recordings and the co-browse asset cache live, as files (a directory
+    every node mounts, for several nodes); absent means ``data_dir``."""
+    files_url: str | None = None
+    """``s3://bucket/prefix``: those blobs in an S3-compatible bucket instead (extra ``s3``)."""
+    s3_endpoint_url: str | None = None
+    """The S3-compatible server (MinIO, Ceph...); absent means AWS's."""
+    s3_region: str | None = None
+    s3_access_key_id: str | None = None
+    """Absent: botocore's usual chain (``AWS_ACCESS_KEY_ID``..., ``~/.aws``, an instance role)."""
+    s3_secret_access_key: str | None = None
     secret: str = ""
     """Signs tokens. Nodes of one deployment share it; a single node keeps one in ``data_dir``."""
     agent_token_ttl: int = 15 * 60
@@ -74,7 +86,7 @@ class Settings:
     def refusals(self) -> list[str]:
         """Settings given that this build does not implement: refused at start-up, never
         silently ignored."""
-        refused = []
+        refused = [*self._files_refusals()]
         if self.redis_url:
             refused.append(
                 "REDIS_URL is set, but several nodes sharing live state over Redis are not "
@@ -82,13 +94,47 @@ class Settings:
             )
         return refused
 
+    def _files_refusals(self) -> list[str]:
+        s3 = {
+            "S3_ENDPOINT_URL": self.s3_endpoint_url,
+            "S3_REGION": self.s3_region,
+            "S3_ACCESS_KEY_ID": self.s3_access_key_id,
+            "S3_SECRET_ACCESS_KEY": self.s3_secret_access_key,
+        }
+        if not self.files_url:
+            return [
+                f"TANDEM_{name} is set, but blobs are not in S3: set TANDEM_FILES_URL "
+                "(--files-url s3://bucket/prefix) or unset it"
+                for name, value in s3.items()
+                if value
+            ]
+        refused = []
+        if not self.files_url.startswith("s3://") or len(self.files_url) <= len("s3://"):
+            refused.append("TANDEM_FILES_URL must be an s3://bucket/prefix URL")
+        if self.files_dir is not None:
+            refused.append(
+                "both TANDEM_FILES_DIR and TANDEM_FILES_URL are set: blobs live in one place; "
+                "unset one"
+            )
+        if importlib.util.find_spec("aiobotocore") is None:
+            refused.append(
+                "TANDEM_FILES_URL needs the S3 client, which is not installed: "
+                "pip install 'tandem[s3]' (aiobotocore)"
+            )
+        return refused
+
+    @property
+    def files_root(self) -> Path:
+        return self.files_dir if self.files_dir is not None else self.data_dir
+
     @property
     def sqlite_path(self) -> Path:
         return self.data_dir / "tandem.sqlite3"
 
     @property
-    def attachments_dir(self) -> Path:
-        return self.data_dir / "attachments"
+    def scratch_dir(self) -> Path:
+        """Local files on their way into an S3 store."""
+        return self.data_dir / "tmp"
 
 
 def env(name: str, default: str | None = None) -> str | None:

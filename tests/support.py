@@ -64,6 +64,12 @@ class Running:
     def origin(self) -> str:
         return "http://shop.test"
 
+    def stored_file(self, sha256: str) -> Path:
+        """Where a blob lies (the test servers keep blobs in a directory unless told otherwise)."""
+        path = self.app[keys.files].local_path(sha256)
+        assert path is not None, "this server keeps its blobs in a bucket, not in files"
+        return path
+
     async def token(self, who: str) -> str:
         async with aiohttp.ClientSession() as http:
             response = await http.post(

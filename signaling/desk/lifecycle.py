@@ -55,6 +55,7 @@ from signaling.store import (
     TicketRecord,
     TicketStore,
     TimelineRecord,
+    UploadQuota,
 )
 
 log = logging.getLogger("tandem.desk")
@@ -282,13 +283,21 @@ class Desk:
         if ticket.status == "closed":
             raise DeskError("invalid_state", "the session has ended")
         changes = patch.wire()
-        merged = StoredContext.model_validate({**ticket.context, **changes})
-        await self.store.set_context(ticket.id, merged.wire())
+        merged: list[StoredContext] = []
+
+        def merge(stored: dict[str, Any]) -> dict[str, Any]:
+            # Merged into the stored context inside the store's write, not into what this node
+            # read: a patch sent at the same moment (another tab, another node) is kept.
+            merged[:] = [StoredContext.model_validate({**stored, **changes})]
+            return merged[0].wire()
+
+        if await self.store.merge_context(ticket.id, merge) is None:
+            raise DeskError("not_found", "no such ticket")
         await self.timeline(ticket, "context.updated", changes)
         await self.broadcaster.emit(
-            ContextChanged(ticket_id=ticket.id, context=merged), self.agent_rooms(ticket)
+            ContextChanged(ticket_id=ticket.id, context=merged[0]), self.agent_rooms(ticket)
         )
-        return merged
+        return merged[0]
 
     # ------------------------------------------------------------------ agent side
 
@@ -428,11 +437,18 @@ class Desk:
         return await self._attach(ticket_id, kind, content_type, sha256, size, meta)
 
     async def file_attachment_path(
-        self, ticket_id: str, kind: str, content_type: str, path: Path, meta: dict[str, Any]
+        self,
+        ticket_id: str,
+        kind: str,
+        content_type: str,
+        path: Path,
+        meta: dict[str, Any],
+        quota: UploadQuota | None = None,
     ) -> AttachmentInfo:
-        """Like ``file_attachment`` for a finished file (moved into the store)."""
+        """Like ``file_attachment`` for a finished file (moved into the store); with a quota,
+        refused (``rate_limited``) if filing it would break the quota."""
         sha256, size = await self.files.put_file(path)
-        return await self._attach(ticket_id, kind, content_type, sha256, size, meta)
+        return await self._attach(ticket_id, kind, content_type, sha256, size, meta, quota)
 
     async def _attach(
         self,
@@ -442,6 +458,7 @@ class Desk:
         sha256: str,
         size: int,
         meta: dict[str, Any],
+        quota: UploadQuota | None = None,
     ) -> AttachmentInfo:
         ticket = await self._must_ticket(ticket_id)
         record = AttachmentRecord(
@@ -454,7 +471,9 @@ class Desk:
             created_at=time.time(),
             meta=meta,
         )
-        await self.store.add_attachment(record)
+        if not await self.store.add_attachment(record, quota):
+            # Checked again where it is filed: another upload (on any node) took the place.
+            raise DeskError("rate_limited", "this ticket's upload quota is used up")
         info = attachment_info(record)
         await self.timeline(
             ticket,

@@ -25,6 +25,7 @@ from signaling.desk import (
     ticket_summary,
     timeline_entry,
 )
+from signaling.edge.blobs import stream_blob
 from signaling.edge.clientaddr import client_address
 from signaling.edge.openapi import openapi_document
 from signaling.hubs.calls import chunks_of
@@ -264,14 +265,22 @@ async def get_attachment(request: web.Request) -> web.StreamResponse:
     record = await store.attachment(ticket.id, request.match_info["attachment_id"])
     if record is None:
         return api_error("not_found", "no such attachment")
-    path = request.app[keys.files].path(record.sha256)
-    if not path.exists():
+    headers = {
+        "Content-Disposition": f'attachment; filename="{record.id}"',
+        "Cache-Control": "private, max-age=3600",
+    }
+    files = request.app[keys.files]
+    path = files.local_path(record.sha256)
+    if path is not None:
+        if not path.exists():
+            return api_error("not_found", "attachment bytes are missing")
+        response = web.FileResponse(path, headers=headers)
+        response.content_type = record.content_type
+        return response
+    size = await files.size(record.sha256)
+    if size is None:
         return api_error("not_found", "attachment bytes are missing")
-    response = web.FileResponse(path)
-    response.content_type = record.content_type
-    response.headers["Content-Disposition"] = f'attachment; filename="{record.id}"'
-    response.headers["Cache-Control"] = "private, max-age=3600"
-    return response
+    return await stream_blob(request, files, record.sha256, size, record.content_type, headers)
 
 
 _UPLOAD_CORS = {

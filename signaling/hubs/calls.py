@@ -32,7 +32,7 @@ from signaling.protocol import (
     UploadRequested,
 )
 from signaling.settings import Settings
-from signaling.store import TicketRecord
+from signaling.store import TicketRecord, UploadQuota
 
 log = logging.getLogger("tandem.calls")
 
@@ -222,22 +222,31 @@ class CallHub:
         finally:
             await live.end_upload(ticket.id)
 
-    async def _upload_allowance(self, ticket: TicketRecord, declared_type: str) -> int:
-        """Bytes this upload may have, after the per-ticket quotas (docs/security.md): a few
-        files while the ticket waits for an agent, more once one has joined."""
+    def _quota(self, ticket: TicketRecord) -> UploadQuota:
+        """The ticket's upload quota (docs/security.md): a few files while the ticket waits for
+        an agent, more once one has joined."""
         settings = self.settings
+        return UploadQuota(
+            kinds=tuple(sorted(UPLOAD_KINDS)),
+            max_count=(
+                settings.max_uploads_while_queued
+                if ticket.status == "queued"
+                else settings.max_uploads_per_ticket
+            ),
+            max_bytes=settings.max_upload_bytes_per_ticket,
+        )
+
+    async def _upload_allowance(self, ticket: TicketRecord, declared_type: str) -> int:
+        """Bytes this upload may have, after the per-ticket quotas. Checked again, atomically,
+        when the upload is filed (``_file_upload``): uploads arriving at once may pass here."""
+        quota = self._quota(ticket)
         uploads = [
             a for a in await self.desk.store.attachments(ticket.id) if a.kind in UPLOAD_KINDS
         ]
-        count_limit = (
-            settings.max_uploads_while_queued
-            if ticket.status == "queued"
-            else settings.max_uploads_per_ticket
-        )
-        if len(uploads) >= count_limit:
+        if len(uploads) >= quota.max_count:
             when = "before an agent joins" if ticket.status == "queued" else "on this ticket"
-            raise DeskError("rate_limited", f"at most {count_limit} uploads {when}")
-        left = settings.max_upload_bytes_per_ticket - sum(a.size for a in uploads)
+            raise DeskError("rate_limited", f"at most {quota.max_count} uploads {when}")
+        left = quota.max_bytes - sum(a.size for a in uploads)
         if left <= 0:
             raise DeskError("too_large", "this ticket's upload quota is used up")
         cap = MAX_VIDEO_UPLOAD if declared_type.startswith("video/") else MAX_IMAGE_UPLOAD
@@ -261,8 +270,10 @@ class CallHub:
             )
             meta["thumbnailId"] = thumb.id
         kind = "video" if upload.content_type.startswith("video/") else "photo"
+        # The ticket as it is now: an agent may have joined while the upload arrived.
+        current = await self.desk.store.ticket(ticket.id) or ticket
         return await self.desk.file_attachment_path(
-            ticket.id, kind, upload.content_type, upload.path, meta
+            ticket.id, kind, upload.content_type, upload.path, meta, self._quota(current)
         )
 
     # ------------------------------------------------------------------ lifecycle

@@ -21,9 +21,10 @@ from signaling.store.base import (
     TicketRecord,
     TicketStore,
     TimelineRecord,
+    UploadQuota,
 )
 from signaling.store.cache import CachedTicketStore
-from signaling.store.files import FileStore
+from signaling.store.files import DirectoryFileStore, FileStore, open_file_store
 from signaling.store.sql import SqlTicketStore, open_store
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "AttachmentRecord",
     "AuthSessionRecord",
     "CachedTicketStore",
+    "DirectoryFileStore",
     "DuplicateError",
     "FileStore",
     "MessageRecord",
@@ -40,5 +42,7 @@ __all__ = [
     "TicketRecord",
     "TicketStore",
     "TimelineRecord",
+    "UploadQuota",
+    "open_file_store",
     "open_store",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -92,6 +93,16 @@ class AttachmentRecord:
     meta: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class UploadQuota:
+    """Bounds on a ticket's attachments of some kinds (customer uploads), checked by the insert
+    itself: concurrent uploads (on any node) cannot both take the last place."""
+
+    kinds: tuple[str, ...]
+    max_count: int
+    max_bytes: int
+
+
 class TicketStore(Protocol):
     """Everything Tandem keeps durably. Every method is safe to call from several nodes."""
 
@@ -149,6 +160,13 @@ class TicketStore(Protocol):
         ...
 
     async def set_context(self, ticket_id: str, context: dict[str, Any]) -> None: ...
+    async def merge_context(
+        self, ticket_id: str, merge: Callable[[dict[str, Any]], dict[str, Any]]
+    ) -> dict[str, Any] | None:
+        """Replace a ticket's context by ``merge(stored context)``, read and written in one
+        write with the row locked: concurrent patches (from any node) all land. The new
+        context, or None if there is no such ticket. ``merge`` must be quick and pure."""
+        ...
 
     # transcript, timeline, attachments
     async def add_message(
@@ -171,6 +189,12 @@ class TicketStore(Protocol):
         self, ticket_id: str, type: str, data: dict[str, Any], at: float
     ) -> TimelineRecord: ...
     async def timeline(self, ticket_id: str) -> list[TimelineRecord]: ...
-    async def add_attachment(self, attachment: AttachmentRecord) -> None: ...
+    async def add_attachment(
+        self, attachment: AttachmentRecord, quota: UploadQuota | None = None
+    ) -> bool:
+        """File an attachment; with a quota that counts its kind, only if the ticket's
+        attachments of those kinds stay within it (False otherwise, and nothing is filed)."""
+        ...
+
     async def attachments(self, ticket_id: str) -> list[AttachmentRecord]: ...
     async def attachment(self, ticket_id: str, attachment_id: str) -> AttachmentRecord | None: ...

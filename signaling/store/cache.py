@@ -40,6 +40,7 @@ from signaling.store.base import (
     TicketRecord,
     TicketStore,
     TimelineRecord,
+    UploadQuota,
 )
 
 MAX_TICKETS = 10_000
@@ -269,6 +270,13 @@ class CachedTicketStore:
             self.inner.set_context(ticket_id, context), self._drop_ticket(ticket_id)
         )
 
+    async def merge_context(
+        self, ticket_id: str, merge: Callable[[dict[str, Any]], dict[str, Any]]
+    ) -> dict[str, Any] | None:
+        return await self._changing(
+            self.inner.merge_context(ticket_id, merge), self._drop_ticket(ticket_id)
+        )
+
     # ------------------------------------------------------------------ transcript
     # Messages, timeline entries and attachments are not part of a ticket record: their
     # writes leave the cache alone.
@@ -301,8 +309,10 @@ class CachedTicketStore:
     async def timeline(self, ticket_id: str) -> list[TimelineRecord]:
         return await self.inner.timeline(ticket_id)
 
-    async def add_attachment(self, attachment: AttachmentRecord) -> None:
-        await self.inner.add_attachment(attachment)
+    async def add_attachment(
+        self, attachment: AttachmentRecord, quota: UploadQuota | None = None
+    ) -> bool:
+        return await self.inner.add_attachment(attachment, quota)
 
     async def attachments(self, ticket_id: str) -> list[AttachmentRecord]:
         return await self.inner.attachments(ticket_id)

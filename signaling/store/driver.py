@@ -42,6 +42,10 @@ class Driver(Protocol):
     next_ordinal: str
     """An SQL expression for the next ``ticket_agents.ordinal``: increasing, never repeated."""
 
+    lock_rows: str
+    """Appended to a SELECT to lock the rows it reads until the write commits (PostgreSQL's
+    ``FOR UPDATE``; empty on SQLite, whose writes run one at a time)."""
+
     async def fetch(self, sql: str, *args: Any) -> Sequence[Row]:
         """A short read: by key or an index, a bounded number of rows."""
         ...
@@ -63,7 +67,15 @@ class Driver(Protocol):
         ...
 
     async def script(self, sql: str) -> None:
-        """Several statements (the schema), committed."""
+        """Several statements, committed."""
+        ...
+
+    serial: str
+    """The engine's auto-increment primary key column type (``{serial}`` in migrations)."""
+
+    def migrate(self, body: WriteBody[T]) -> Awaitable[T]:
+        """Run ``body`` as one transaction holding the schema lock: one migrating process at a
+        time per database (or PostgreSQL schema), whatever the number of nodes starting."""
         ...
 
     async def close(self) -> None: ...

@@ -14,7 +14,7 @@ import asyncio
 import functools
 import re
 from collections.abc import Awaitable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from signaling.store.driver import Row, T, UniqueViolation, WriteBody
 
@@ -57,6 +57,9 @@ class _PostgresStatements:
 
 
 MAX_GROUP = 256
+
+SCHEMA_LOCK = 736163
+"""The first key of the advisory lock migrations hold (the second is the schema's hash)."""
 
 
 class _Grouped:
@@ -155,9 +158,10 @@ class _Grouped:
 
 
 class PostgresDriver:
+    engine: Literal["postgres"] = "postgres"
     serial = "BIGSERIAL PRIMARY KEY"
-    ordinals = "CREATE SEQUENCE IF NOT EXISTS ticket_agent_ordinals;"
     next_ordinal = "nextval('ticket_agent_ordinals')"
+    lock_rows = " FOR UPDATE"
 
     def __init__(self, pool: Any, *, group_writes: bool = True) -> None:
         self._pool = pool
@@ -215,11 +219,18 @@ class PostgresDriver:
                 return await body(statements)
 
     async def script(self, sql: str) -> None:
-        async with self._pool.acquire() as conn:
-            # Serialise schema creation across nodes starting at once.
-            async with conn.transaction():
-                await conn.execute("SELECT pg_advisory_xact_lock(736163)")
-                await conn.execute(sql)
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(sql)
+
+    async def migrate(self, body: WriteBody[T]) -> T:
+        async with self._pool.acquire() as conn, conn.transaction():
+            # Held until the commit: nodes starting at once migrate one after the other. Keyed
+            # by the schema, so databases (or test schemas) of one server do not wait on
+            # each other.
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))", SCHEMA_LOCK
+            )
+            return await body(_PostgresStatements(conn))
 
     async def close(self) -> None:
         if self._grouped is not None:

@@ -10,8 +10,9 @@ is committed.
 from __future__ import annotations
 
 import json
+import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -25,9 +26,11 @@ from signaling.store.base import (
     SiteRecord,
     TicketRecord,
     TimelineRecord,
+    UploadQuota,
 )
 from signaling.store.cache import CachedTicketStore
 from signaling.store.driver import Driver, Row, Statements, UniqueViolation
+from signaling.store.migrations import LATEST, MigrationRun, migrate
 from signaling.store.postgres import PostgresDriver
 from signaling.store.sqlite import SqliteDriver
 
@@ -41,92 +44,7 @@ __all__ = [
     "open_store",
 ]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS sites (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    public_key TEXT NOT NULL UNIQUE,
-    secret TEXT NOT NULL,
-    origins TEXT NOT NULL,
-    settings TEXT NOT NULL DEFAULT '{}'
-);
-CREATE TABLE IF NOT EXISTS agents (
-    id TEXT PRIMARY KEY,
-    email TEXT NOT NULL UNIQUE,
-    name TEXT NOT NULL,
-    password_hash TEXT NOT NULL,
-    role TEXT NOT NULL,
-    skills TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS tickets (
-    id TEXT PRIMARY KEY,
-    site_id TEXT NOT NULL,
-    status TEXT NOT NULL,
-    created_at DOUBLE PRECISION NOT NULL,
-    closed_at DOUBLE PRECISION,
-    customer TEXT NOT NULL,
-    context TEXT NOT NULL,
-    agents TEXT NOT NULL DEFAULT '[]',
-    previous_ticket_id TEXT,
-    search TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX IF NOT EXISTS tickets_by_status ON tickets (status, created_at);
-CREATE TABLE IF NOT EXISTS messages (
-    id {serial},
-    ticket_id TEXT NOT NULL,
-    sender TEXT NOT NULL,
-    author_id TEXT NOT NULL,
-    author TEXT NOT NULL,
-    text TEXT NOT NULL,
-    client_msg_id TEXT,
-    at DOUBLE PRECISION NOT NULL,
-    UNIQUE (ticket_id, author_id, client_msg_id)
-);
-CREATE INDEX IF NOT EXISTS messages_by_ticket ON messages (ticket_id, id);
-CREATE TABLE IF NOT EXISTS timeline (
-    id {serial},
-    ticket_id TEXT NOT NULL,
-    at DOUBLE PRECISION NOT NULL,
-    type TEXT NOT NULL,
-    data TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS timeline_by_ticket ON timeline (ticket_id, id);
-CREATE TABLE IF NOT EXISTS attachments (
-    id TEXT PRIMARY KEY,
-    ticket_id TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    content_type TEXT NOT NULL,
-    size BIGINT NOT NULL,
-    sha256 TEXT NOT NULL,
-    created_at DOUBLE PRECISION NOT NULL,
-    meta TEXT NOT NULL DEFAULT '{}'
-);
-CREATE INDEX IF NOT EXISTS attachments_by_ticket ON attachments (ticket_id, created_at);
-CREATE TABLE IF NOT EXISTS ticket_agents (
-    ticket_id TEXT NOT NULL,
-    agent_id TEXT NOT NULL,
-    name TEXT NOT NULL,
-    ordinal BIGINT NOT NULL,
-    joined_at DOUBLE PRECISION NOT NULL,
-    PRIMARY KEY (ticket_id, agent_id)
-);
-CREATE INDEX IF NOT EXISTS ticket_agents_in_order ON ticket_agents (ticket_id, ordinal);
-{ordinals}
-CREATE TABLE IF NOT EXISTS auth_sessions (
-    id TEXT PRIMARY KEY,
-    agent_id TEXT NOT NULL,
-    created_at DOUBLE PRECISION NOT NULL,
-    revoked_at DOUBLE PRECISION
-);
-CREATE INDEX IF NOT EXISTS auth_sessions_by_agent ON auth_sessions (agent_id);
-CREATE TABLE IF NOT EXISTS migrations (
-    name TEXT PRIMARY KEY,
-    at DOUBLE PRECISION NOT NULL
-);
-"""
-# ``tickets.agents`` (a JSON list, read and written back whole) lost concurrent joins; the rows of
-# ``ticket_agents`` replaced it. The column stays, unused: the change only adds tables.
-_AGENTS_TO_ROWS = "ticket_agents from tickets.agents"
+log = logging.getLogger("tandem.store")
 
 
 def _like(text: str) -> str:
@@ -151,42 +69,22 @@ class SqlTicketStore:
 
     def __init__(self, driver: Driver) -> None:
         self._db = driver
+        self.migration: MigrationRun | None = None
+        """What opening this store did to the schema."""
 
     @classmethod
     async def create(cls, driver: SqliteDriver | PostgresDriver) -> SqlTicketStore:
-        schema = _SCHEMA.replace("{serial}", driver.serial).replace("{ordinals}", driver.ordinals)
-        await driver.script(schema)
+        """The store over a database upgraded to the latest schema (``migrations.py``)."""
         store = cls(driver)
-        await store._migrate_agent_lists()
+        store.migration = await migrate(driver)
+        if store.migration.unknown:
+            log.warning(
+                "the database has schema versions %s that this build does not know (a newer "
+                "build migrated it); carrying on with version %d",
+                list(store.migration.unknown),
+                LATEST,
+            )
         return store
-
-    async def _migrate_agent_lists(self) -> None:
-        """Copy each ticket's JSON list of agents into ``ticket_agents``, once per database.
-
-        Nodes opening the same database at once may both copy: the rows are keyed, so the
-        second copy inserts nothing."""
-        done = await self._db.fetch("SELECT 1 FROM migrations WHERE name = ?", _AGENTS_TO_ROWS)
-        if done:
-            return
-        insert_agent = self._insert_agent
-
-        async def copy(tx: Statements) -> None:
-            rows = await tx.fetch(
-                "SELECT id, agents, created_at FROM tickets WHERE agents <> '[]'"
-                " ORDER BY created_at"
-            )
-            for row in rows:
-                for agent in json.loads(row["agents"]):
-                    await tx.execute(
-                        insert_agent, row["id"], agent["id"], agent["name"], row["created_at"]
-                    )
-            await tx.execute(
-                "INSERT INTO migrations (name, at) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                _AGENTS_TO_ROWS,
-                time.time(),
-            )
-
-        await self._db.write(copy)
 
     @property
     def _insert_agent(self) -> str:
@@ -441,6 +339,28 @@ class SqlTicketStore:
 
         await self._db.write(change)
 
+    async def merge_context(
+        self, ticket_id: str, merge: Callable[[dict[str, Any]], dict[str, Any]]
+    ) -> dict[str, Any] | None:
+        read = "SELECT customer, context FROM tickets WHERE id = ?" + self._db.lock_rows
+
+        async def change(tx: Statements) -> dict[str, Any] | None:
+            # The row stays locked (PostgreSQL; SQLite writes one at a time) from the read to
+            # the commit: a patch arriving meanwhile merges into this one's result.
+            rows = await tx.fetch(read, ticket_id)
+            if not rows:
+                return None
+            context = merge(json.loads(rows[0]["context"]))
+            await tx.execute(
+                "UPDATE tickets SET context = ?, search = ? WHERE id = ?",
+                json.dumps(context),
+                _search_text(json.loads(rows[0]["customer"]), context),
+                ticket_id,
+            )
+            return context
+
+        return await self._db.write(change)
+
     # ------------------------------------------------------------------ transcript
 
     async def add_message(
@@ -520,10 +440,10 @@ class SqlTicketStore:
         )
         return [_timeline(row) for row in rows]
 
-    async def add_attachment(self, attachment: AttachmentRecord) -> None:
-        await self._db.execute(
-            "INSERT INTO attachments (id, ticket_id, kind, content_type, size, sha256, created_at,"
-            " meta) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    async def add_attachment(
+        self, attachment: AttachmentRecord, quota: UploadQuota | None = None
+    ) -> bool:
+        columns = (
             attachment.id,
             attachment.ticket_id,
             attachment.kind,
@@ -533,6 +453,37 @@ class SqlTicketStore:
             attachment.created_at,
             json.dumps(attachment.meta),
         )
+        insert = (
+            "INSERT INTO attachments (id, ticket_id, kind, content_type, size, sha256, created_at,"
+            " meta)"
+        )
+        if quota is None or attachment.kind not in quota.kinds:
+            await self._db.execute(insert + " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", *columns)
+            return True
+        kinds = ", ".join("?" for _ in quota.kinds)
+        lock_ticket = "SELECT id FROM tickets WHERE id = ?" + self._db.lock_rows
+
+        async def add(tx: Statements) -> bool:
+            # The ticket's row lock (PostgreSQL; SQLite writes one at a time anyway) queues the
+            # uploads of one ticket, so the insert's count and sum see every one filed before.
+            await tx.fetch(lock_ticket, attachment.ticket_id)
+            added = await tx.execute(
+                insert + " SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE"
+                f" (SELECT COUNT(*) FROM attachments WHERE ticket_id = ? AND kind IN ({kinds}))"
+                " < ? AND (SELECT COALESCE(SUM(size), 0) FROM attachments WHERE ticket_id = ?"
+                f" AND kind IN ({kinds})) + ? <= ?",
+                *columns,
+                attachment.ticket_id,
+                *quota.kinds,
+                quota.max_count,
+                attachment.ticket_id,
+                *quota.kinds,
+                attachment.size,
+                quota.max_bytes,
+            )
+            return added == 1
+
+        return await self._db.write(add)
 
     async def attachments(self, ticket_id: str) -> list[AttachmentRecord]:
         rows = await self._db.fetch(
@@ -547,17 +498,30 @@ class SqlTicketStore:
         return _attachment(rows[0]) if rows else None
 
 
-async def open_store(database_url: str | None, sqlite_path: Path) -> CachedTicketStore:
-    """PostgreSQL for a ``postgres://`` / ``postgresql://`` URL, else SQLite at the path;
-    behind the cache of what live sessions read (``cache.py``)."""
-    driver: SqliteDriver | PostgresDriver
+async def open_driver(database_url: str | None, sqlite_path: Path) -> SqliteDriver | PostgresDriver:
+    """PostgreSQL for a ``postgres://`` / ``postgresql://`` URL, else SQLite at the path (the
+    schema as it is: ``SqlTicketStore.create`` migrates it)."""
     if database_url and database_url.startswith(("postgres://", "postgresql://")):
-        driver = await PostgresDriver.open(database_url)
-    elif database_url:
+        return await PostgresDriver.open(database_url)
+    if database_url:
         raise ValueError("DATABASE_URL must be a postgresql:// URL")
-    else:
-        driver = await SqliteDriver.open(sqlite_path)
-    return CachedTicketStore(await SqlTicketStore.create(driver))
+    return await SqliteDriver.open(sqlite_path)
+
+
+async def open_store(database_url: str | None, sqlite_path: Path) -> CachedTicketStore:
+    """The store on an upgraded schema (``migrations.py``), behind the cache of what live
+    sessions read (``cache.py``)."""
+    store = await SqlTicketStore.create(await open_driver(database_url, sqlite_path))
+    run = store.migration
+    if run is not None and (run.applied or run.baseline):
+        log.info(
+            "database schema: version %d -> %d (applied %s, recorded as done %s)",
+            run.before,
+            run.after,
+            list(run.applied),
+            list(run.baseline),
+        )
+    return CachedTicketStore(store)
 
 
 # ---------------------------------------------------------------------- row -> record

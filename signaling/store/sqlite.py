@@ -49,6 +49,9 @@ MAX_GROUP = 256
 
 READ_THREADS = 2
 
+MIGRATION_WAIT_MS = 60_000
+"""How long a process waits for another one's migration of the same file to finish."""
+
 Synchronous = Literal["NORMAL", "FULL"]
 
 
@@ -239,10 +242,11 @@ class _Checkpointer(threading.Thread):
 
 
 class SqliteDriver:
+    engine: Literal["sqlite"] = "sqlite"
     serial = "INTEGER PRIMARY KEY AUTOINCREMENT"
-    ordinals = ""
     # One writer thread runs every write, one at a time, so MAX + 1 is unique.
     next_ordinal = "(SELECT COALESCE(MAX(ordinal), 0) + 1 FROM ticket_agents)"
+    lock_rows = ""
 
     def __init__(
         self,
@@ -306,6 +310,26 @@ class SqliteDriver:
         future: asyncio.Future[Any] = loop.create_future()
         self._writer.submit(_Write(body, script, future, loop))
         return future
+
+    async def migrate(self, body: WriteBody[T]) -> T:
+        # On a connection of its own, in a thread: ``BEGIN IMMEDIATE`` takes the database's
+        # write lock, so another process migrating the same file waits here (not on the loop).
+        return await asyncio.to_thread(self._migrate, body)
+
+    def _migrate(self, body: WriteBody[T]) -> T:
+        conn = _connect(self.path, self.synchronous, same_thread=False)
+        try:
+            conn.execute(f"PRAGMA busy_timeout={MIGRATION_WAIT_MS}")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = run_to_end(body(_WriterStatements(conn)))
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.execute("COMMIT")
+            return result
+        finally:
+            conn.close()
 
     # ------------------------------------------------------------------ reads
 

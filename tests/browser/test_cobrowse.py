@@ -364,7 +364,8 @@ async def test_privacy_canaries_never_leave_the_browser(new_page: NewPage, serve
     assert header["format"] == "tandem-cobrowse" and header["recorder"].startswith("rrweb@2.")
     assert "Visible Name" in text  # the opted-in field is recorded, so the check below is real
     assert leaks(text, canaries) == []
-    stored = server.app[keys.files].path(recording["sha256"])
+    stored = server.app[keys.files].local_path(recording["sha256"])
+    assert stored is not None
     on_disk = await asyncio.to_thread(Path(stored).read_bytes)
     assert leaks(gzip.decompress(on_disk).decode(), canaries) == []
     assert capture.lines, "the server logged nothing at all: the capture is broken"

@@ -23,7 +23,6 @@ from hypothesis import strategies as st
 
 import cobrowse
 from cobrowse import SanitizeContext, sanitize_batch
-from signaling import keys
 from signaling.assets.tokens import AssetSigner
 from tests.signaling.test_cobrowse_functional import send, sharing_session
 from tests.support import Client, Running
@@ -154,7 +153,7 @@ async def recorded(server: Running, customer: Client, ticket_id: str) -> list[di
     assert (await customer.call("cobrowse.stop", {}))["ok"]
     _, ticket = await server.get(f"/api/tickets/{ticket_id}", await server.token("alice"))
     recording = next(a for a in ticket["attachments"] if a["kind"] == "recording")
-    _, events = cobrowse.read_recording(server.app[keys.files].path(recording["sha256"]))
+    _, events = cobrowse.read_recording(server.stored_file(recording["sha256"]))
     return list(events)
 
 

@@ -20,6 +20,7 @@ import pytest
 from PIL import Image
 
 from signaling import keys
+from tests.blobs import blob_settings, s3_server
 from tests.support import CONTEXT, Running, running_server
 
 
@@ -31,10 +32,21 @@ def noisy_png(size: int = 300) -> bytes:
     return buffer.getvalue()
 
 
+__all__ = ["blob_settings", "s3_server"]
+
+
 @pytest.fixture
-async def quotas(tmp_path: Path) -> AsyncIterator[Running]:
+async def server(tmp_path: Path, blob_settings: dict[str, Any]) -> AsyncIterator[Running]:
+    """A test server whose blobs are in a directory, then in an S3 bucket (``tests/blobs.py``)."""
+    async with running_server(tmp_path, **blob_settings) as running:
+        yield running
+
+
+@pytest.fixture
+async def quotas(tmp_path: Path, blob_settings: dict[str, Any]) -> AsyncIterator[Running]:
     async with running_server(
         tmp_path,
+        **blob_settings,
         max_uploads_while_queued=2,
         max_uploads_per_ticket=4,
         max_upload_bytes_per_ticket=1_000_000,

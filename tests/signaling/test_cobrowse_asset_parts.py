@@ -3,6 +3,7 @@ type checks every asset passes, and the ``--asset-host`` option of ``tandem site
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,9 @@ from cobrowse import AssetKind
 from signaling.assets.cache import AssetCache
 from signaling.assets.fetch import served_type
 from signaling.store import FileStore, open_store
+from tests.blobs import blob_settings, blob_store, s3_server
+
+__all__ = ["blob_settings", "blob_store", "s3_server"]
 
 
 class Clock:
@@ -29,16 +33,17 @@ WOFF2 = b"wOF2" + bytes(40)
 SVG = b"<?xml version='1.0'?><svg xmlns='http://www.w3.org/2000/svg'><rect/></svg>"
 
 
-async def test_cache_is_bounded_lru_with_a_ttl(tmp_path: Path) -> None:
+async def test_cache_is_bounded_lru_with_a_ttl(blob_store: FileStore) -> None:
+    """On a directory and on an S3 bucket (``tests/blobs.py``)."""
     clock = Clock()
-    files = FileStore(tmp_path)
-    cache = AssetCache(files, max_bytes=250, ttl=60, clock=clock)
+    cache = AssetCache(blob_store, max_bytes=250, ttl=60, clock=clock)
 
     def body(n: int) -> bytes:
         return PNG[:8] + bytes([n]) * 92  # 100 bytes each
 
-    def stored() -> int:
-        return sum(1 for p in tmp_path.rglob("*") if p.is_file())
+    async def stored() -> int:
+        digests = [hashlib.sha256(body(n)).hexdigest() for n in (1, 2, 3)]
+        return sum([await blob_store.size(d) is not None for d in digests])
 
     await cache.put("a", "image/png", body(1), "https://s.test/a")
     await cache.put("b", "image/png", body(2), "https://s.test/b")
@@ -46,15 +51,15 @@ async def test_cache_is_bounded_lru_with_a_ttl(tmp_path: Path) -> None:
     assert got is not None and got.body == body(1) and got.url == "https://s.test/a"
     await cache.put("c", "image/png", body(3), "https://s.test/c")  # over 250: "b" goes
     assert await cache.get("b") is None
-    assert len(cache) == 2 and cache.size == 200 and stored() == 2
+    assert len(cache) == 2 and cache.size == 200 and await stored() == 2
     # Two keys, one content: stored once, and kept while either key needs it.
     await cache.put("c2", "image/png", body(3), "https://s.test/c2")  # evicts "a"
-    assert await cache.get("a") is None and stored() == 1
+    assert await cache.get("a") is None and await stored() == 1
     clock.t += 30
     assert (await cache.get("c")) is not None
     clock.t += 31  # past the TTL
-    assert await cache.get("c") is None and stored() == 1  # "c2" still holds the bytes
-    assert await cache.get("c2") is None and stored() == 0 and cache.size == 0
+    assert await cache.get("c") is None and await stored() == 1  # "c2" still holds the bytes
+    assert await cache.get("c2") is None and await stored() == 0 and cache.size == 0
 
 
 @pytest.mark.parametrize(

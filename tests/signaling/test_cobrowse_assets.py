@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -29,7 +30,18 @@ from signaling import keys
 from signaling.assets.tokens import ASSET_PATH, DEFAULT_TTL, AssetSigner
 from signaling.auth.accounts import add_site
 from signaling.store import SiteRecord
-from tests.support import CONTEXT, Client, Running, free_port
+from tests.blobs import blob_settings, s3_server
+from tests.support import CONTEXT, Client, Running, free_port, running_server
+
+__all__ = ["blob_settings", "s3_server"]
+
+
+@pytest.fixture
+async def server(tmp_path: Path, blob_settings: dict[str, Any]) -> AsyncIterator[Running]:
+    """A test server whose blobs are in a directory, then in an S3 bucket (``tests/blobs.py``)."""
+    async with running_server(tmp_path, **blob_settings) as running:
+        yield running
+
 
 RECORDER = "rrweb@2.0.0-alpha.20"
 

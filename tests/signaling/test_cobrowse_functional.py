@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import cobrowse
-from signaling import keys
 from tests.support import CONTEXT, Client, Running
 
 RECORDER = "rrweb@2.0.0-alpha.20"
@@ -128,7 +127,7 @@ async def test_stream_is_sanitized_relayed_and_recorded(server: Running) -> None
     _, ticket = await server.get(f"/api/tickets/{ticket_id}", await server.token("alice"))
     recording = next(a for a in ticket["attachments"] if a["kind"] == "recording")
     assert recording["meta"]["events"] == 12
-    path: Path = server.app[keys.files].path(recording["sha256"])
+    path: Path = server.stored_file(recording["sha256"])
     header, events = cobrowse.read_recording(path)
     assert header["recorder"] == RECORDER
     assert len(list(events)) == 12

@@ -12,8 +12,9 @@ import asyncio
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -173,3 +174,60 @@ async def test_concurrent_writes_do_not_trip_each_other(store: CachedTicketStore
     assert sum(counts.values()) == 300
     lengths = [len(await store.timeline(f"tk_c{i}")) for i in range(20)]
     assert lengths == [15 + 100] * 20
+
+
+async def test_upload_quota_is_settled_by_the_insert(store: CachedTicketStore) -> None:
+    """Many uploads filed at once (as from several nodes): exactly the quota lands."""
+    from signaling.store import UploadQuota
+
+    await store.create_ticket(ticket("tk_q"))
+
+    def upload(i: int, size: int, kind: str = "photo") -> AttachmentRecord:
+        return AttachmentRecord(
+            id=f"at_q{i}",
+            ticket_id="tk_q",
+            kind=kind,
+            content_type="image/png",
+            size=size,
+            sha256="0" * 64,
+            created_at=float(i),
+            meta={},
+        )
+
+    by_count = UploadQuota(kinds=("photo", "video"), max_count=5, max_bytes=10**9)
+    results = await asyncio.gather(
+        *(store.add_attachment(upload(i, 10), by_count) for i in range(24))
+    )
+    assert results.count(True) == 5
+    assert len(await store.attachments("tk_q")) == 5
+    # Other kinds (a thumbnail, a recording) are not counted, and go in without a quota.
+    assert await store.add_attachment(upload(100, 10, "thumbnail"), by_count)
+    assert await store.add_attachment(upload(101, 10))
+
+    by_bytes = UploadQuota(kinds=("photo", "video"), max_count=100, max_bytes=50 + 1000)
+    results = await asyncio.gather(
+        *(store.add_attachment(upload(200 + i, 300), by_bytes) for i in range(16))
+    )
+    # 60 bytes of photos were filed already (50 within a quota, 10 without): three more fit.
+    assert results.count(True) == 3
+    photos = [a for a in await store.attachments("tk_q") if a.kind == "photo"]
+    assert sum(a.size for a in photos) == 60 + 900
+
+
+async def test_concurrent_context_patches_all_land(store: CachedTicketStore) -> None:
+    """Patches merged inside the write (as from two tabs on two nodes): none is lost."""
+    await store.create_ticket(ticket("tk_ctx"))
+
+    def patch(i: int) -> Callable[[dict[str, Any]], dict[str, Any]]:
+        return lambda stored: {**stored, f"k{i}": i, "title": f"Page {i}"}
+
+    results = await asyncio.gather(*(store.merge_context("tk_ctx", patch(i)) for i in range(20)))
+    stored = await store.ticket("tk_ctx")
+    assert stored is not None
+    assert {k: v for k, v in stored.context.items() if k.startswith("k")} == {
+        f"k{i}": i for i in range(20)
+    }
+    assert stored.context["url"] == "http://shop.test/p/1"  # what no patch touched stays
+    assert stored.context in results  # the last merge's result is what is stored
+    assert [t.id for t in await store.tickets(text=stored.context["title"])] == ["tk_ctx"]
+    assert await store.merge_context("tk_none", patch(0)) is None
