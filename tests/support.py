@@ -15,8 +15,10 @@ from typing import Any
 
 import aiohttp
 import asyncpg
+import pytest
 import socketio
 from aiohttp import web
+from redis import asyncio as redis_asyncio
 
 from signaling import keys
 from signaling.app import create_app
@@ -227,3 +229,37 @@ async def running_server(data_dir: Path, **overrides: Any) -> AsyncIterator[Runn
         for client in running.clients:
             await client.close()
         await runner.cleanup()
+
+
+REDIS_URL = os.environ.get("TANDEM_TEST_REDIS_URL") or "redis://127.0.0.1:6379/0"
+"""The shared redis-server: tests use key prefixes of their own there and never flush it."""
+_REDIS_PREFIXES: list[str] = []
+
+
+def unique_prefix() -> str:
+    """A key prefix no other test uses (its keys are deleted when ``redis_or_skip`` ends)."""
+    prefix = f"tt{secrets.token_hex(5)}"
+    _REDIS_PREFIXES.append(prefix)
+    return prefix
+
+
+@contextlib.asynccontextmanager
+async def redis_or_skip() -> AsyncIterator[redis_asyncio.Redis]:
+    """A client of the shared Redis; the test is skipped if none answers (failed under
+    ``TANDEM_REQUIRE_REDIS=1``). The keys of prefixes made meanwhile are deleted at the end."""
+    client = redis_asyncio.Redis.from_url(REDIS_URL)
+    try:
+        await asyncio.wait_for(client.ping(), 5)
+    except Exception as exc:
+        await client.aclose()
+        if os.environ.get("TANDEM_REQUIRE_REDIS") == "1":
+            pytest.fail(f"Redis not reachable: {exc!r}")
+        pytest.skip(f"Redis not reachable: {exc!r}")
+    first = len(_REDIS_PREFIXES)
+    try:
+        yield client
+    finally:
+        for prefix in _REDIS_PREFIXES[first:]:
+            async for key in client.scan_iter(match=f"{prefix}:*", count=500):
+                await client.delete(key)
+        await client.aclose()
