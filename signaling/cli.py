@@ -48,6 +48,11 @@ def _server_flags(parser: argparse.ArgumentParser, port: int) -> None:
         default=env("REDIS_URL") or os.environ.get("REDIS_URL"),
         help="redis://... for live state shared by several nodes (TANDEM_REDIS_URL or REDIS_URL)",
     )
+    parser.add_argument(
+        "--redis-prefix",
+        default=env("REDIS_PREFIX", "tandem"),
+        help="prefix of this deployment's Redis keys and channels (TANDEM_REDIS_PREFIX)",
+    )
     parser.add_argument("--secret", default=env("SECRET"), help="token signing key (TANDEM_SECRET)")
     parser.add_argument("--public-url", default=env("PUBLIC_URL"), help="TANDEM_PUBLIC_URL")
     parser.add_argument(
@@ -182,6 +187,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         data_dir=args.data_dir,
         database_url=args.database_url,
         redis_url=args.redis_url,
+        redis_prefix=args.redis_prefix,
         secret=args.secret or "",
         public_url=args.public_url,
         stun_urls=urls(args.stun_urls),

@@ -36,7 +36,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Literal
 
 import socketio
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.client import PubSub
 
 from signaling.protocol import ServerResync
@@ -113,7 +113,10 @@ class NodeBus(socketio.AsyncRedisManager):  # type: ignore[misc]
 
     def _client(self) -> Redis:
         if self._publisher is None:
-            self._publisher = Redis.from_url(self.redis_url, **self.redis_options)
+            pool = BlockingConnectionPool.from_url(
+                self.redis_url, max_connections=8, timeout=10, **self.redis_options
+            )
+            self._publisher = Redis(connection_pool=pool)
         return self._publisher
 
     def _redis_connect(self) -> None:

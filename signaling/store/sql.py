@@ -547,9 +547,12 @@ class SqlTicketStore:
         return _attachment(rows[0]) if rows else None
 
 
-async def open_store(database_url: str | None, sqlite_path: Path) -> CachedTicketStore:
+async def open_store(
+    database_url: str | None, sqlite_path: Path, *, several_nodes: bool = False
+) -> CachedTicketStore:
     """PostgreSQL for a ``postgres://`` / ``postgresql://`` URL, else SQLite at the path;
-    behind the cache of what live sessions read (``cache.py``)."""
+    behind the cache of what live sessions read (``cache.py``; tickets are read through when
+    ``several_nodes`` change them)."""
     driver: SqliteDriver | PostgresDriver
     if database_url and database_url.startswith(("postgres://", "postgresql://")):
         driver = await PostgresDriver.open(database_url)
@@ -557,7 +560,7 @@ async def open_store(database_url: str | None, sqlite_path: Path) -> CachedTicke
         raise ValueError("DATABASE_URL must be a postgresql:// URL")
     else:
         driver = await SqliteDriver.open(sqlite_path)
-    return CachedTicketStore(await SqlTicketStore.create(driver))
+    return CachedTicketStore(await SqlTicketStore.create(driver), cache_tickets=not several_nodes)
 
 
 # ---------------------------------------------------------------------- row -> record
