@@ -159,16 +159,15 @@ class NodeBus(socketio.AsyncRedisManager):  # type: ignore[misc]
         subscribed_before = False
         while True:
             try:
+                silent = self._silent
                 subscription = await self._subscribe()
                 if subscribed_before:
                     self.resubscriptions += 1
-                    await self._resync("bus_silent" if self._silent else "bus_reconnected")
+                    await self._resync("bus_silent" if silent else "bus_reconnected")
                 subscribed_before = True
                 backoff = 0.1
                 async for message in subscription.listen():
                     yield message
-                # listen() ends when the watchdog closed a silent subscription.
-                self._silent = True
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
