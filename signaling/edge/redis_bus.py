@@ -207,7 +207,7 @@ class NodeBus(socketio.AsyncRedisManager):  # type: ignore[misc]
     def initialize(self) -> None:
         super().initialize()
         if not self.write_only:
-            self._watch_task = asyncio.get_event_loop().create_task(self._watch())
+            self._watch_task = asyncio.get_running_loop().create_task(self._watch())
 
     async def _watch(self) -> None:
         while True:
