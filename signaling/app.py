@@ -1,32 +1,44 @@
 """The application factory: one aiohttp app with socket.io attached.
 
 Resources are opened in ``cleanup_ctx`` (closed only if they opened), in dependency order:
-store -> blob stores -> live state -> desk -> socket API.
+store -> blob stores -> Redis (several nodes only) -> bus -> live state -> desk -> socket API.
+
+With ``redis_url`` the node is one of several: the live state, the co-browse mirror and the
+login throttle are kept in Redis, and socket.io emits reach every node through ``NodeBus``.
+Without it everything live is in this process, as before.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import secrets
+import socket
 from collections.abc import AsyncIterator
 
 import socketio
 from aiohttp import web
+from redis.asyncio import BlockingConnectionPool, Redis
 
 import cobrowse
 from signaling import keys
 from signaling.assets.cache import AssetCache
 from signaling.assets.service import AssetService, asset_routes, asset_service_key, fetch_client_ctx
+from signaling.auth.redis_throttle import RedisLoginThrottle
 from signaling.auth.throttle import Allowance, LoginThrottle
 from signaling.desk import Desk
 from signaling.edge.http_errors import api_errors
+from signaling.edge.redis_bus import NodeBus
 from signaling.edge.rest import routes as rest_routes
 from signaling.edge.sockets import SocketApi, SocketBroadcaster, max_frame_bytes
 from signaling.edge.socketserver import FrameLimits, GuardedServer
 from signaling.edge.webfiles import public_host_for, security_headers, web_routes
 from signaling.hubs.calls import CallHub
 from signaling.hubs.cobrowse import CobrowseHub
-from signaling.live import MemoryLiveState, OpenTicketLimits
+from signaling.live import LiveState, MemoryLiveState, OpenTicketLimits
+from signaling.live.mirror_store import RedisMirrorStore
+from signaling.live.redis_state import RedisLiveState
 from signaling.settings import Settings, load_secret
 from signaling.store import FileStore, open_file_store, open_store
 
@@ -36,6 +48,14 @@ sio_key = web.AppKey("sio", socketio.AsyncServer)
 socket_api_key = keys.socket_api
 cobrowse_hub_key = web.AppKey("cobrowse_hub", CobrowseHub)
 asset_files_key = web.AppKey("asset_files", FileStore)
+redis_key = web.AppKey("redis", Redis)
+node_id_key = web.AppKey("node_id", str)
+bus_key = web.AppKey("bus", NodeBus)
+
+REDIS_CONNECTIONS = 32
+"""Connections one node opens to Redis at most (besides the bus's)."""
+RECONCILE_SECONDS = 5.0
+"""How often a node of several makes the shared queue match the store (Redis may have lost it)."""
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -46,10 +66,13 @@ def create_app(settings: Settings) -> web.Application:
     app[keys.settings] = settings
     app[keys.secret] = load_secret(settings.data_dir, settings.secret or None)
     public_host_for(app, settings.public_url)
-    app[keys.login_throttle] = LoginThrottle(
-        Allowance(settings.login_account_burst, settings.login_account_interval),
-        Allowance(settings.login_address_burst, settings.login_address_interval),
-    )
+    app[keys.login_throttle] = LoginThrottle(*_login_allowances(settings))
+    app[node_id_key] = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+    several: dict[str, object] = {}
+    if settings.redis_url:
+        bus = NodeBus(settings.redis_url, channel=f"{settings.redis_prefix}:bus")
+        app[bus_key] = bus
+        several["client_manager"] = bus
     sio = GuardedServer(
         FrameLimits(
             bytes_per_second=settings.socket_bytes_per_second,
@@ -68,11 +91,15 @@ def create_app(settings: Settings) -> web.Application:
         ping_timeout=20,
         logger=False,
         engineio_logger=False,
+        **several,
     )
     sio.attach(app)
     app[sio_key] = sio
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_files_ctx)
+    if settings.redis_url:
+        app.cleanup_ctx.append(_redis_ctx)
+        app.cleanup_ctx.append(_bus_ctx)
     app.cleanup_ctx.append(_desk_ctx)
     app.cleanup_ctx.append(fetch_client_ctx)
     app.on_shutdown.append(_announce_shutdown)
@@ -84,7 +111,9 @@ def create_app(settings: Settings) -> web.Application:
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.settings]
-    store = await open_store(settings.database_url, settings.sqlite_path)
+    store = await open_store(
+        settings.database_url, settings.sqlite_path, several_nodes=bool(settings.redis_url)
+    )
     app[keys.store] = store
     yield
     await store.close()
@@ -114,9 +143,58 @@ async def _files_ctx(app: web.Application) -> AsyncIterator[None]:
             await files.close()
 
 
+def _login_allowances(settings: Settings) -> tuple[Allowance, Allowance]:
+    return (
+        Allowance(settings.login_account_burst, settings.login_account_interval),
+        Allowance(settings.login_address_burst, settings.login_address_interval),
+    )
+
+
+async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The Redis client this node's live state, mirror and login throttle share."""
+    settings = app[keys.settings]
+    assert settings.redis_url is not None
+    # A bounded pool that makes callers wait for a connection (the default one fails with
+    # "Too many connections" under a burst of requests).
+    pool = BlockingConnectionPool.from_url(
+        settings.redis_url,
+        max_connections=REDIS_CONNECTIONS,
+        timeout=10,
+        socket_timeout=5,
+        socket_connect_timeout=5,
+        health_check_interval=10,
+    )
+    redis = Redis(connection_pool=pool)
+    try:
+        await redis.ping()
+    except Exception as exc:
+        await redis.aclose()
+        raise RuntimeError(f"Redis at REDIS_URL does not answer: {exc}") from exc
+    app[redis_key] = redis
+    app[keys.login_throttle] = RedisLoginThrottle(
+        redis, *_login_allowances(settings), prefix=settings.redis_prefix
+    )
+    yield
+    await redis.aclose()
+
+
+async def _bus_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The socket.io manager's subscription and canary start with the first socket; they
+    stop here."""
+    yield
+    await app[bus_key].close()
+
+
 async def _desk_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.settings]
-    live = MemoryLiveState()
+    redis = app.get(redis_key)
+    live: LiveState
+    mirror: cobrowse.MirrorStore
+    if redis is not None:
+        live = RedisLiveState(redis, prefix=settings.redis_prefix, node=app[node_id_key])
+        mirror = RedisMirrorStore(redis, prefix=settings.redis_prefix)
+    else:
+        live, mirror = MemoryLiveState(), cobrowse.InMemoryMirrorStore()
     app[keys.live] = live
     sio = app[sio_key]
     desk = Desk(
@@ -131,7 +209,13 @@ async def _desk_ctx(app: web.Application) -> AsyncIterator[None]:
             per_customer=settings.max_open_tickets_per_customer,
         ),
     )
-    await desk.rebuild_live_state()
+    tasks: list[asyncio.Task[None]] = []
+    if redis is not None:
+        # The queue lives on in Redis while nodes come and go: repaired, not refilled.
+        await desk.reconcile_live_state()
+        tasks.append(asyncio.get_running_loop().create_task(_reconcile(desk)))
+    else:
+        await desk.rebuild_live_state()
     desk.queue_feed.start()
     app[keys.desk] = desk
     limits = cobrowse.RateLimits(
@@ -142,21 +226,32 @@ async def _desk_ctx(app: web.Application) -> AsyncIterator[None]:
     # Co-browse assets have their own evicting store: never the attachments' one.
     assets = AssetService(app[keys.secret], app[keys.store], AssetCache(app[asset_files_key]))
     app[asset_service_key] = assets
-    hub = CobrowseHub(
-        desk, cobrowse.InMemoryMirrorStore(), settings.data_dir / "recordings", limits, assets
-    )
+    hub = CobrowseHub(desk, mirror, settings.data_dir / "recordings", limits, assets)
     app[cobrowse_hub_key] = hub
     calls = CallHub(desk, settings)
     app[keys.calls] = calls
     api = SocketApi(sio, desk, hub, calls, app[keys.store], settings, app[keys.secret])
     app[socket_api_key] = api
-    sweeper = asyncio.get_running_loop().create_task(_sweep_auth_sessions(api))
+    tasks.append(asyncio.get_running_loop().create_task(_sweep_auth_sessions(api)))
     yield
-    sweeper.cancel()
+    for task in tasks:
+        task.cancel()
     await desk.queue_feed.close()
     await calls.close()
     await hub.close()
     await live.close()
+
+
+async def _reconcile(desk: Desk) -> None:
+    while True:
+        await asyncio.sleep(RECONCILE_SECONDS)
+        try:
+            repaired = await desk.reconcile_live_state()
+        except Exception as exc:
+            log.warning("live state reconcile failed: %s", exc)
+            continue
+        if repaired:
+            log.warning("repaired %d live state entries from the store", repaired)
 
 
 AUTH_SWEEP_SECONDS = 30.0

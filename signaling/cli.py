@@ -51,6 +51,11 @@ def _server_flags(parser: argparse.ArgumentParser, port: int) -> None:
         default=env("REDIS_URL") or os.environ.get("REDIS_URL"),
         help="redis://... for live state shared by several nodes (TANDEM_REDIS_URL or REDIS_URL)",
     )
+    parser.add_argument(
+        "--redis-prefix",
+        default=env("REDIS_PREFIX", "tandem"),
+        help="prefix of this deployment's Redis keys and channels (TANDEM_REDIS_PREFIX)",
+    )
     parser.add_argument("--secret", default=env("SECRET"), help="token signing key (TANDEM_SECRET)")
     _files_flags(parser)
     parser.add_argument("--public-url", default=env("PUBLIC_URL"), help="TANDEM_PUBLIC_URL")
@@ -228,6 +233,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         data_dir=args.data_dir,
         database_url=args.database_url,
         redis_url=args.redis_url,
+        redis_prefix=args.redis_prefix,
         files_dir=args.files_dir,
         files_url=args.files_url or None,
         s3_endpoint_url=args.s3_endpoint_url or None,

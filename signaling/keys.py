@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from signaling.auth.throttle import LoginThrottle
+from signaling.auth.throttle import LoginGuard
 from signaling.desk import Desk
 from signaling.edge.sockets import SocketApi
 from signaling.hubs.calls import CallHub
@@ -19,5 +19,5 @@ live = web.AppKey("live", LiveState)
 files = web.AppKey("files", FileStore)
 desk = web.AppKey("desk", Desk)
 calls = web.AppKey("calls", CallHub)
-login_throttle = web.AppKey("login_throttle", LoginThrottle)
+login_throttle = web.AppKey("login_throttle", LoginGuard)
 socket_api = web.AppKey("socket_api", SocketApi)

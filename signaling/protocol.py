@@ -941,6 +941,17 @@ class ServerRestarting(Message):
     reconnect_after_ms: int
 
 
+class ServerResync(Message):
+    """This node may have missed events meant for its sockets (its link to the other nodes broke
+    and was mended): fetch the state again (``session.resume`` with the last message id seen,
+    and ``queue.list`` for agents). Sent only when running as several nodes."""
+
+    type: Literal["server.resync"] = "server.resync"
+    reason: Literal["bus_reconnected", "bus_silent"]
+    """``bus_reconnected``: the node's Redis subscription failed and was made again;
+    ``bus_silent``: it stopped delivering while Redis answered, and was made again."""
+
+
 class AssetWanted(Message):
     id: Id
     url: Url
@@ -981,6 +992,7 @@ SERVER_EVENTS: tuple[type[Message], ...] = (
     UploadRequested,
     ServerRestarting,
     CobrowseAssetsNeeded,
+    ServerResync,
 )
 
 

@@ -17,7 +17,10 @@ class Settings:
     database_url: str | None = None
     """``postgresql://...`` selects PostgreSQL; absent means SQLite in ``data_dir``."""
     redis_url: str | None = None
-    """Absent means in-memory live state (a single node)."""
+    """Absent means in-memory live state (a single node). Set, nodes sharing it (and one
+    PostgreSQL database) run as one deployment."""
+    redis_prefix: str = "tandem"
+    """Prefix of every Redis key and channel of this deployment (several may share a Redis)."""
     files_dir: Path | None = None
     """Where attachments, recordings and the co-browse asset cache live, as files (a directory
     every node mounts, for several nodes); absent means ``data_dir``."""
@@ -87,10 +90,18 @@ class Settings:
         """Settings given that this build does not implement: refused at start-up, never
         silently ignored."""
         refused = [*self._files_refusals()]
-        if self.redis_url:
+        if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            refused.append("REDIS_URL must be a redis://, rediss:// or unix:// URL")
+        if self.redis_url and not self.database_url:
             refused.append(
-                "REDIS_URL is set, but several nodes sharing live state over Redis are not "
-                "implemented yet; unset REDIS_URL and TANDEM_REDIS_URL to run one node"
+                "REDIS_URL is set (several nodes) but DATABASE_URL is not: nodes must share one "
+                "PostgreSQL database, SQLite is one node's file; set DATABASE_URL=postgresql://... "
+                "or unset REDIS_URL and TANDEM_REDIS_URL to run one node"
+            )
+        if self.redis_url and not self.secret:
+            refused.append(
+                "REDIS_URL is set (several nodes) but TANDEM_SECRET is not: every node must sign "
+                "tokens with the same secret; set TANDEM_SECRET (or --secret) on each node"
             )
         return refused
 

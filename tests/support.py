@@ -15,8 +15,10 @@ from typing import Any
 
 import aiohttp
 import asyncpg
+import pytest
 import socketio
 from aiohttp import web
+from redis import asyncio as redis_asyncio
 
 from signaling import keys
 from signaling.app import create_app
@@ -176,7 +178,18 @@ async def _postgres_url(data_dir: Path) -> str:
     return f"{PG_URL}{separator}search_path={schema}"
 
 
+_LIVE_PREFIXES: dict[Path, str] = {}
+"""Under ``TANDEM_TEST_LIVE=redis``: each test server's Redis key prefix, by data dir."""
+
+
 async def drop_test_schemas() -> None:
+    if _LIVE_PREFIXES:
+        client = redis_asyncio.Redis.from_url(REDIS_URL)
+        for prefix in _LIVE_PREFIXES.values():
+            async for key in client.scan_iter(match=f"{prefix}:*", count=500):
+                await client.delete(key)
+        await client.aclose()
+        _LIVE_PREFIXES.clear()
     if not _PG_SCHEMAS:
         return
     conn = await asyncpg.connect(PG_URL)
@@ -192,10 +205,18 @@ async def start_server(
     data_dir: Path, **overrides: Any
 ) -> tuple[web.Application, web.AppRunner, str]:
     """The real server on 127.0.0.1; its store is SQLite in ``data_dir``, or a PostgreSQL
-    schema of its own when ``TANDEM_TEST_STORE=postgres`` (the same suite on both stores)."""
+    schema of its own when ``TANDEM_TEST_STORE=postgres`` (the same suite on both stores).
+    ``TANDEM_TEST_LIVE=redis`` (with PostgreSQL) runs it as a node of several: live state in
+    the shared Redis, under a key prefix of its own."""
     port = free_port()
     if os.environ.get("TANDEM_TEST_STORE") == "postgres" and "database_url" not in overrides:
         overrides["database_url"] = await _postgres_url(data_dir)
+    if os.environ.get("TANDEM_TEST_LIVE") == "redis" and "redis_url" not in overrides:
+        prefix = _LIVE_PREFIXES.get(data_dir)
+        if prefix is None:
+            prefix = _LIVE_PREFIXES[data_dir] = f"tl{secrets.token_hex(5)}"
+        overrides.update(redis_url=REDIS_URL, redis_prefix=prefix)
+        overrides.setdefault("secret", "test-secret-shared-by-nodes")
     # Every test client connects from 127.0.0.1: the per-address limits would count a whole
     # test's customers as one client. Tests of those limits set them explicitly.
     overrides.setdefault("max_customer_sockets_per_address", 10_000)
@@ -233,3 +254,37 @@ async def running_server(data_dir: Path, **overrides: Any) -> AsyncIterator[Runn
         for client in running.clients:
             await client.close()
         await runner.cleanup()
+
+
+REDIS_URL = os.environ.get("TANDEM_TEST_REDIS_URL") or "redis://127.0.0.1:6379/0"
+"""The shared redis-server: tests use key prefixes of their own there and never flush it."""
+_REDIS_PREFIXES: list[str] = []
+
+
+def unique_prefix() -> str:
+    """A key prefix no other test uses (its keys are deleted when ``redis_or_skip`` ends)."""
+    prefix = f"tt{secrets.token_hex(5)}"
+    _REDIS_PREFIXES.append(prefix)
+    return prefix
+
+
+@contextlib.asynccontextmanager
+async def redis_or_skip() -> AsyncIterator[redis_asyncio.Redis]:
+    """A client of the shared Redis; the test is skipped if none answers (failed under
+    ``TANDEM_REQUIRE_REDIS=1``). The keys of prefixes made meanwhile are deleted at the end."""
+    client = redis_asyncio.Redis.from_url(REDIS_URL)
+    try:
+        await asyncio.wait_for(client.ping(), 5)
+    except Exception as exc:
+        await client.aclose()
+        if os.environ.get("TANDEM_REQUIRE_REDIS") == "1":
+            pytest.fail(f"Redis not reachable: {exc!r}")
+        pytest.skip(f"Redis not reachable: {exc!r}")
+    first = len(_REDIS_PREFIXES)
+    try:
+        yield client
+    finally:
+        for prefix in _REDIS_PREFIXES[first:]:
+            async for key in client.scan_iter(match=f"{prefix}:*", count=500):
+                await client.delete(key)
+        await client.aclose()

@@ -7,6 +7,10 @@ instead of going on with 429 meaning "wrong" (an attacker who sprays one passwor
 accounts runs out of their address's tokens, and one who spreads over many addresses runs out
 of the account's).
 
+``LoginThrottle`` keeps the buckets of one node in memory; with several nodes
+``RedisLoginThrottle`` (``redis_throttle.py``) keeps them in Redis, so an attacker gains nothing
+by spreading guesses over the nodes. Both are a ``LoginGuard``.
+
 Memory is bounded: a bucket that has refilled says nothing and is dropped first; when the table
 is still full, the buckets closest to full go, so a flood of made-up e-mails cannot push out the
 buckets of accounts under attack.
@@ -17,6 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -25,6 +30,21 @@ class Allowance:
     """Failed attempts allowed at once."""
     interval: float
     """Seconds for one more attempt to become available."""
+
+
+class LoginGuard(Protocol):
+    async def reserve(self, email: str, address: str) -> float | None:
+        """Take one attempt for this account and address; None if allowed, else the seconds
+        to wait (and nothing is taken)."""
+        ...
+
+    async def succeeded(self, email: str, address: str) -> None:
+        """The password was right: the reserved attempt was not a failure."""
+        ...
+
+
+def account_key(email: str) -> str:
+    return email.strip().lower()
 
 
 class _Buckets:
@@ -88,10 +108,8 @@ class LoginThrottle:
         self._accounts = _Buckets(per_account, max_entries, clock)
         self._addresses = _Buckets(per_address, max_entries, clock)
 
-    def reserve(self, email: str, address: str) -> float | None:
-        """Take one attempt for this account and address; None if allowed, else the seconds
-        to wait (and nothing is taken)."""
-        account = email.strip().lower()
+    async def reserve(self, email: str, address: str) -> float | None:
+        account = account_key(email)
         if not self._addresses.take(address):
             return self._addresses.wait(address)
         if not self._accounts.take(account):
@@ -99,9 +117,8 @@ class LoginThrottle:
             return self._accounts.wait(account)
         return None
 
-    def succeeded(self, email: str, address: str) -> None:
-        """The password was right: the reserved attempt was not a failure."""
-        self._accounts.give_back(email.strip().lower())
+    async def succeeded(self, email: str, address: str) -> None:
+        self._accounts.give_back(account_key(email))
         self._addresses.give_back(address)
 
     def tracked(self) -> int:

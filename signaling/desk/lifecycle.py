@@ -525,6 +525,46 @@ class Desk:
             for agent in ticket.agents:
                 await self.live.join(ticket.id, agent["id"])
 
+    async def reconcile_live_state(self) -> int:
+        """Make the shared live state match the store again (after Redis lost it, or a node
+        died between a store write and its live change); how many entries were repaired.
+
+        Queued tickets missing from the live queue are added, and entries of tickets no
+        longer queued removed. A ticket is read again after it was added: an accept or a close
+        that raced the listing has committed before its own dequeue, so the second read sees
+        it and the entry goes again. Sessions with no members get theirs back."""
+        repaired = 0
+        queued = await self.store.tickets(status="queued", limit=100_000)
+        listed = {ticket.id for ticket in queued}
+        waiting = set(await self.live.queued_ids())
+        for ticket in reversed(queued):
+            if ticket.id in waiting:
+                continue
+            site = await self.store.site(ticket.site_id)
+            if site is None:
+                continue
+            entry = self._queue_entry(ticket, site)
+            await self.live.enqueue(ticket.id, ticket.created_at, entry.wire())
+            now = await self.store.ticket(ticket.id)
+            if now is None or now.status != "queued":
+                await self.live.dequeue(ticket.id)
+            else:
+                repaired += 1
+        for ticket_id in waiting - listed:
+            now = await self.store.ticket(ticket_id)
+            if now is None or now.status != "queued":
+                repaired += await self.live.dequeue(ticket_id)
+        for ticket in await self.store.tickets(status="active", limit=100_000):
+            if ticket.agents and not await self.live.members(ticket.id):
+                for agent in ticket.agents:
+                    await self.live.join(ticket.id, agent["id"])
+                now = await self.store.ticket(ticket.id)
+                if now is None or now.status == "closed":
+                    await self.live.drop_session(ticket.id)
+                else:
+                    repaired += 1
+        return repaired
+
     # ------------------------------------------------------------------ internals
 
     async def ticket_for(

@@ -113,7 +113,7 @@ async def login(request: web.Request) -> web.Response:
     address = request_address(request)
     # The attempt is reserved before the password is looked at: once the account's or the
     # address's allowance is spent, even the right password gets 429 until it refills.
-    wait = throttle.reserve(body.email, address)
+    wait = await throttle.reserve(body.email, address)
     if wait is not None:
         response = api_error("rate_limited", "too many failed logins; wait and try again")
         response.headers["Retry-After"] = str(max(1, math.ceil(wait)))
@@ -126,7 +126,7 @@ async def login(request: web.Request) -> web.Response:
     valid = await asyncio.to_thread(auth.check_password, body.password, stored)
     if agent is None or not valid:
         return api_error("unauthorized", "wrong email or password")
-    throttle.succeeded(body.email, address)
+    await throttle.succeeded(body.email, address)
     session = await agent_sessions.start(store, agent)
     return web.json_response(_login_response(request, agent, session.id))
 

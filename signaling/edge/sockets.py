@@ -28,6 +28,7 @@ from signaling.desk.rooms import AGENTS_ROOM, QUEUE_ROOM, QUEUE_V1_ROOM, agent_r
 from signaling.edge.clientaddr import client_address
 from signaling.edge.handlers import Connection, Hubs, routes
 from signaling.edge.ratelimit import TokenBucket
+from signaling.edge.redis_bus import NodeBus
 from signaling.edge.socketserver import GuardedServer, error_ack
 from signaling.hubs.calls import CallHub
 from signaling.hubs.cobrowse import CobrowseHub
@@ -50,6 +51,10 @@ log = logging.getLogger("tandem.sockets")
 
 MAX_NESTING = 32
 """Deepest JSON nesting of an event payload (co-browse batches travel as one string)."""
+
+
+AUTH_SESSION_ENDED = "auth_session.ended"
+"""Node message: close your sockets of this sign-in session."""
 
 
 def max_frame_bytes(event: str) -> int:
@@ -104,6 +109,8 @@ class SocketApi:
         sio.on("connect", self.connect)
         sio.on("disconnect", self.disconnect)
         sio.on("*", self.dispatch)
+        if isinstance(sio.manager, NodeBus):
+            sio.manager.on_node_message(AUTH_SESSION_ENDED, self._auth_session_ended)
 
     # ------------------------------------------------------------------ handshake
 
@@ -241,7 +248,18 @@ class SocketApi:
     # ------------------------------------------------------------------ sign-in sessions
 
     async def close_auth_session(self, session_id: str) -> None:
-        """Close this node's sockets of an ended sign-in session."""
+        """Close the sockets of an ended sign-in session, on every node."""
+        if isinstance(self.sio.manager, NodeBus):
+            await self.sio.manager.tell_nodes(AUTH_SESSION_ENDED, {"sessionId": session_id})
+        else:
+            await self._close_auth_session_here(session_id)
+
+    async def _auth_session_ended(self, data: dict[str, Any]) -> None:
+        session_id = data.get("sessionId")
+        if isinstance(session_id, str):
+            await self._close_auth_session_here(session_id)
+
+    async def _close_auth_session_here(self, session_id: str) -> None:
         for sid, auth_session_id in await self._agent_sockets():
             if auth_session_id == session_id:
                 await self.sio.disconnect(sid)

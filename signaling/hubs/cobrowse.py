@@ -237,7 +237,10 @@ class CobrowseHub:
         ticket = await self.desk.ticket_for(caller, ticket_id, read_only=True)
         live = self._live.get(ticket.id)
         if live is None:
-            return CobrowseView(sharing=False, events=[], control="none")
+            # The customer's events may arrive on another node: the shared mirror has them
+            # (the control grant stays on that node, so none is reported here).
+            shared = await self.mirror.catch_up(ticket.id)
+            return CobrowseView(sharing=bool(shared), events=shared, control="none")
         events = await live.session.catch_up()
         if not events:
             await self._need_snapshot(ticket.id)

@@ -4,13 +4,14 @@ The desk reads a session's ticket on every chat message, typing notice and conte
 the socket edge reads the site and agent on every connection. ``CachedTicketStore`` wraps the
 SQL store and answers those reads from memory, so the chat hot path costs one write and no read.
 
-Correct on ONE node: every write that changes a ticket goes through this object, which drops the
+On ONE node every write that changes a ticket goes through this object, which drops the
 ticket's entry when the write is done (the next read loads it again). A read that was already on
 its way to the database when such a write finished does not put what it read into the cache
 (``_Lru.load``), so a change is visible through ``ticket()`` as soon as its write returns.
-Several nodes will need each node's entries invalidated through the live state (a node that
-changes a ticket tells the others); that is not built yet, and until it is a cache entry on
-another node would go stale.
+With several nodes (``cache_tickets=False``) tickets are not cached at all: another node's accept
+or close would leave an entry here stale (a chat message sent to the rooms of a ticket without
+its agent), and an invalidation over the lossy bus could arrive after the next read. Every
+ticket read then goes to the database.
 
 Sites and agents are also changed by the ``tandem site|agent`` commands, which run in another
 process and so cannot invalidate this cache: their entries live ``RECORD_TTL`` seconds. (An
@@ -152,8 +153,11 @@ class CachedTicketStore:
         max_records: int = MAX_RECORDS,
         record_ttl: float = RECORD_TTL,
         clock: Callable[[], float] = time.monotonic,
+        cache_tickets: bool = True,
     ) -> None:
         self.inner = inner
+        self.cache_tickets = cache_tickets
+        """False when other nodes change tickets too (see the module)."""
         self.tickets_cache: _Lru[str, TicketRecord] = _Lru(
             max_tickets, evict_first=lambda ticket: ticket.status == "closed"
         )
@@ -238,6 +242,8 @@ class CachedTicketStore:
         await self._changing(self.inner.create_ticket(ticket), self._drop_ticket(ticket.id))
 
     async def ticket(self, ticket_id: str) -> TicketRecord | None:
+        if not self.cache_tickets:
+            return await self.inner.ticket(ticket_id)
         return await self.tickets_cache.load(ticket_id, lambda: self.inner.ticket(ticket_id))
 
     async def tickets(

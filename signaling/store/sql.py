@@ -508,9 +508,11 @@ async def open_driver(database_url: str | None, sqlite_path: Path) -> SqliteDriv
     return await SqliteDriver.open(sqlite_path)
 
 
-async def open_store(database_url: str | None, sqlite_path: Path) -> CachedTicketStore:
+async def open_store(
+    database_url: str | None, sqlite_path: Path, *, several_nodes: bool = False
+) -> CachedTicketStore:
     """The store on an upgraded schema (``migrations.py``), behind the cache of what live
-    sessions read (``cache.py``)."""
+    sessions read (``cache.py``; tickets are read through when ``several_nodes`` change them)."""
     store = await SqlTicketStore.create(await open_driver(database_url, sqlite_path))
     run = store.migration
     if run is not None and (run.applied or run.baseline):
@@ -521,7 +523,7 @@ async def open_store(database_url: str | None, sqlite_path: Path) -> CachedTicke
             list(run.applied),
             list(run.baseline),
         )
-    return CachedTicketStore(store)
+    return CachedTicketStore(store, cache_tickets=not several_nodes)
 
 
 # ---------------------------------------------------------------------- row -> record

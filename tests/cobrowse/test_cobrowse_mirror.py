@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import pytest
 
-from cobrowse import InMemoryMirrorStore, MirrorPolicy, MirrorState, MirrorStore, TargetStatus
+from cobrowse import (
+    InMemoryMirrorStore,
+    MirrorPolicy,
+    MirrorState,
+    MirrorStore,
+    TargetStatus,
+)
+from signaling.live.mirror_store import RedisMirrorStore
 from tests.cobrowse.cobrowse_factories import (
     FakeClock,
     add,
@@ -16,6 +25,7 @@ from tests.cobrowse.cobrowse_factories import (
     page,
     text,
 )
+from tests.support import redis_or_skip, unique_prefix
 
 
 def _state(**kw: object) -> tuple[MirrorState, FakeClock]:
@@ -159,10 +169,20 @@ def test_target_status_masks() -> None:
     assert st.target_status(5) is TargetStatus.MASKED
 
 
+@pytest.fixture(params=["memory", "redis"])
+async def mirror_store(request: pytest.FixtureRequest) -> AsyncIterator[MirrorStore]:
+    """Each ``MirrorStore``: in this process, and in Redis (a prefix of this test's own)."""
+    policy, clock = MirrorPolicy(snapshot_after_events=3), FakeClock()
+    if request.param == "memory":
+        yield InMemoryMirrorStore(policy, clock)
+        return
+    async with redis_or_skip() as client:
+        yield RedisMirrorStore(client, prefix=unique_prefix(), policy=policy, clock=clock)
+
+
 @pytest.mark.asyncio
-async def test_in_memory_store_protocol() -> None:
-    clock = FakeClock()
-    store: MirrorStore = InMemoryMirrorStore(MirrorPolicy(snapshot_after_events=3), clock)
+async def test_store_protocol(mirror_store: MirrorStore) -> None:
+    store = mirror_store
     assert await store.catch_up("s1") == []
     assert await store.needs_snapshot("s1")
     m, s = meta(), full(page(el("a", {"class": "rr-block"}, id=50)))
@@ -176,3 +196,28 @@ async def test_in_memory_store_protocol() -> None:
     assert await store.catch_up("s2") == []
     await store.clear("s1")
     assert await store.catch_up("s1") == []
+
+
+@pytest.mark.asyncio
+async def test_redis_mirror_is_read_on_another_node() -> None:
+    """The node that ingests writes through; another node's store reads the same mirror,
+    and its mask index follows new snapshots."""
+    async with redis_or_skip() as client:
+        prefix = unique_prefix()
+        writer = RedisMirrorStore(client, prefix=prefix)
+        reader = RedisMirrorStore(client, prefix=prefix)
+        assert await reader.needs_snapshot("s1")
+        first = full(page(el("a", {"class": "rr-block"}, id=50)))
+        await writer.append("s1", [meta(), first, mouse_move()])
+        assert await reader.catch_up("s1") == [meta(), first, mouse_move()]
+        assert not await reader.needs_snapshot("s1")
+        assert await reader.target_status("s1", 50) is TargetStatus.MASKED
+        # A snapshot without the mask: the reader's index is rebuilt for the new generation.
+        second = full(page(el("a", {}, id=50)))
+        await writer.append("s1", [second])
+        assert await reader.catch_up("s1") == [meta(), second]
+        assert await reader.target_status("s1", 50) is TargetStatus.OK
+        await writer.append("s1", [mouse_move()])
+        assert await reader.catch_up("s1") == [meta(), second, mouse_move()]
+        await reader.clear("s1")
+        assert await writer.catch_up("s1") == []

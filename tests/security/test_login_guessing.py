@@ -11,8 +11,9 @@ import pytest
 
 from signaling import auth
 from signaling.auth import tokens
-from signaling.auth.throttle import Allowance, LoginThrottle
-from tests.support import PASSWORD, Running, running_server
+from signaling.auth.redis_throttle import RedisLoginThrottle
+from signaling.auth.throttle import Allowance, LoginGuard, LoginThrottle
+from tests.support import PASSWORD, Running, redis_or_skip, running_server, unique_prefix
 
 
 @pytest.fixture
@@ -84,7 +85,7 @@ async def test_unknown_accounts_run_the_same_password_check(
     assert checked[0].startswith("scrypt$32768$8$1$")
 
 
-def test_made_up_emails_cannot_evict_an_attacked_account() -> None:
+async def test_made_up_emails_cannot_evict_an_attacked_account() -> None:
     """~10,000 made-up e-mails used to evict the bucket table (the oldest half went)."""
     now = [0.0]
     throttle = LoginThrottle(
@@ -94,31 +95,71 @@ def test_made_up_emails_cannot_evict_an_attacked_account() -> None:
         clock=lambda: now[0],
     )
     for _ in range(5):
-        assert throttle.reserve("victim@tandem.test", "10.0.0.1") is None
-    assert throttle.reserve("victim@tandem.test", "10.0.0.1") is not None
+        assert await throttle.reserve("victim@tandem.test", "10.0.0.1") is None
+    assert await throttle.reserve("victim@tandem.test", "10.0.0.1") is not None
     for n in range(10_000):
-        throttle.reserve(f"made-up-{n}@x.test", f"10.1.{n // 250}.{n % 250}")
+        await throttle.reserve(f"made-up-{n}@x.test", f"10.1.{n // 250}.{n % 250}")
         now[0] += 0.0001
     assert throttle.tracked() <= 2 * 1000
-    assert throttle.reserve("victim@tandem.test", "10.9.9.9") is not None
+    assert await throttle.reserve("victim@tandem.test", "10.9.9.9") is not None
 
 
-def test_buckets_refill_and_are_forgotten_when_full() -> None:
-    now = [0.0]
-    throttle = LoginThrottle(
-        Allowance(burst=2, interval=10), Allowance(burst=100, interval=1), clock=lambda: now[0]
-    )
-    assert throttle.reserve("a@x", "1.1.1.1") is None
-    assert throttle.reserve("a@x", "1.1.1.1") is None
-    wait = throttle.reserve("a@x", "1.1.1.1")
+@pytest.fixture(params=["memory", "redis"])
+async def throttle_and_clock(
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[tuple[LoginGuard, list[float]]]:
+    """Each login throttle (one node's memory, and Redis shared by nodes) on a clock of the
+    test's own."""
+    now = [1_000_000.0]
+    accounts, addresses = Allowance(burst=2, interval=10), Allowance(burst=100, interval=1)
+    if request.param == "memory":
+        yield LoginThrottle(accounts, addresses, clock=lambda: now[0]), now
+        return
+    async with redis_or_skip() as client:
+        yield (
+            RedisLoginThrottle(
+                client, accounts, addresses, prefix=unique_prefix(), clock=lambda: now[0]
+            ),
+            now,
+        )
+
+
+async def test_buckets_refill_and_are_forgotten_when_full(
+    throttle_and_clock: tuple[LoginGuard, list[float]],
+) -> None:
+    throttle, now = throttle_and_clock
+    assert await throttle.reserve("a@x", "1.1.1.1") is None
+    assert await throttle.reserve("a@x", "1.1.1.1") is None
+    wait = await throttle.reserve("a@x", "1.1.1.1")
     assert wait is not None and 9 < wait <= 10
     now[0] += 10
-    assert throttle.reserve("a@x", "1.1.1.1") is None
-    throttle.succeeded("a@x", "1.1.1.1")
+    assert await throttle.reserve("a@x", "1.1.1.1") is None
+    await throttle.succeeded("a@x", "1.1.1.1")
     now[0] += 100
-    assert throttle.reserve("b@x", "1.1.1.1") is None
-    throttle.succeeded("b@x", "1.1.1.1")
-    assert throttle.tracked() <= 1
+    assert await throttle.reserve("b@x", "1.1.1.1") is None
+    await throttle.succeeded("b@x", "1.1.1.1")
+    # Full buckets are forgotten: only a's, still refilling, is held.
+    if isinstance(throttle, LoginThrottle):
+        assert throttle.tracked() <= 1
+    else:
+        assert isinstance(throttle, RedisLoginThrottle)
+        assert await throttle.tracked() <= 1
+
+
+async def test_nodes_share_the_buckets_in_redis() -> None:
+    """Guesses spread over the nodes of a deployment spend one allowance."""
+    async with redis_or_skip() as client:
+        prefix = unique_prefix()
+        nodes = [
+            RedisLoginThrottle(
+                client, Allowance(burst=3, interval=3600), Allowance(100, 1), prefix=prefix
+            )
+            for _ in range(3)
+        ]
+        for node in nodes:
+            assert await node.reserve("Victim@tandem.test", "10.0.0.1") is None
+        for node in nodes:
+            assert await node.reserve("victim@tandem.test ", "10.0.0.2") is not None
 
 
 async def test_a_nul_in_the_email_is_malformed(server: Running) -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from signaling import auth
+from signaling.cli import main
 from signaling.desk.useragent import parse_user_agent
 from signaling.edge.ratelimit import TokenBucket
+from signaling.settings import Settings
 
 UAS = [
     (
@@ -97,3 +99,35 @@ def test_token_bucket() -> None:
     assert [bucket.take() for _ in range(5)] == [True] * 4 + [False]
     now[0] = 1.0
     assert [bucket.take() for _ in range(3)] == [True, True, False]
+
+
+def test_several_nodes_need_postgresql_and_a_shared_secret() -> None:
+    alone = Settings(redis_url="redis://127.0.0.1:6379/0").refusals()
+    assert any("PostgreSQL" in refusal for refusal in alone)
+    assert any("TANDEM_SECRET" in refusal for refusal in alone)
+    assert Settings(redis_url="http://redis", database_url="postgresql://x", secret="s").refusals()
+    assert (
+        Settings(
+            redis_url="redis://127.0.0.1:6379/0", database_url="postgresql://x/db", secret="s"
+        ).refusals()
+        == []
+    )
+    assert Settings().refusals() == []
+
+
+def test_serve_refuses_redis_with_sqlite(capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        main(
+            [
+                "serve",
+                "--redis-url",
+                "redis://127.0.0.1:6379/0",
+                "--secret",
+                "s",
+                "--database-url",
+                "",
+            ]
+        )
+        == 2
+    )
+    assert "PostgreSQL" in capsys.readouterr().err

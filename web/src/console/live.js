@@ -137,6 +137,11 @@ export function connect() {
     refreshed = false;
     store.connected = true;
     fire("status");
+    await catchUp();
+  });
+  // The node may have missed events meant for us (several nodes): fetch everything again.
+  socket.on("server.resync", () => catchUp());
+  async function catchUp() {
     // The oldest page of the queue; later changes arrive as queue.changed.
     const queue = await request("queue.list", { limit: 500 });
     if (queue.ok) {
@@ -148,7 +153,7 @@ export function connect() {
     if (list.ok) for (const ticket of list.sessions) session(ticket);
     // Every session we hold (restored or already open) catches up on what it missed.
     await Promise.all([...store.sessions.values()].map((s) => (s.ended ? null : resume(s.id))));
-  });
+  }
   socket.on("disconnect", () => {
     store.connected = false;
     fire("status");

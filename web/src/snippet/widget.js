@@ -385,6 +385,10 @@ class Widget {
       this.online = false; // transport error: socket.io keeps retrying
       this.update();
     });
+    socket.on("server.resync", () => {
+      // The node may have missed events of our session (several nodes): catch up.
+      if (this.token) this.resume();
+    });
     socket.on("server.restarting", ({ reconnectAfterMs }) => {
       this.online = false;
       this.update();

@@ -1,0 +1,441 @@
+"""Live state in Redis, shared by every node of a deployment.
+
+The same facts as ``MemoryLiveState``, kept where every node sees them. Each change that must
+be decided once (a dequeue, a count against a limit) is one Lua script, so it is atomic however
+many nodes ask at once: ``ZREM`` of a queued ticket returns 1 to exactly one caller.
+
+Keys, under a configurable prefix ``P`` (tests use a unique one per test):
+
+- ``P:q`` ZSET of waiting ticket ids scored by when they were created; ``P:qe`` HASH of their
+  wire entries.
+- ``P:m:{ticket}`` SET of the agents in a session; ``P:as:{agent}`` SET of an agent's sessions.
+- ``P:p:{agent}`` ZSET of the agent's sockets (``{node}/{sid}``) scored by when they were last
+  seen; ``P:online`` SET of agents that may have such sockets. Each node refreshes its own
+  sockets every ``heartbeat`` seconds; a socket not seen for ``presence_ttl`` seconds (its node
+  died) no longer counts, and is purged on the next change.
+- ``P:cs:{address}`` ZSET of a client address's customer sockets, kept alive the same way.
+- ``P:ta:{address}`` / ``P:tc:{customer}`` SETs of open tickets held against limits, and
+  ``P:th:{ticket}`` the holder of one (``address\\ncustomer``).
+- ``P:up:{ticket}`` the uploads arriving for a ticket (expiring: a node that dies mid-upload
+  does not hold a place for ever).
+
+Nothing here is durable: SQL is the truth, and ``Desk.reconcile_live_state`` repairs the queue
+and the session members from it (after Redis restarts, for one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any, cast
+
+from redis.asyncio import Redis
+
+from signaling.live.state import OpenTicketLimits
+
+log = logging.getLogger("tandem.live")
+
+HEARTBEAT_SECONDS = 5.0
+PRESENCE_TTL_SECONDS = 15.0
+UPLOAD_TTL_SECONDS = 3600
+
+_ENQUEUE = """
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+return redis.call('ZRANK', KEYS[1], ARGV[1]) + 1
+"""
+
+_DEQUEUE = """
+local removed = redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+return removed
+"""
+
+_QUEUE_PAGE = """
+local start = 0
+if ARGV[2] ~= '' then
+  local rank = redis.call('ZRANK', KEYS[1], ARGV[2])
+  if rank then start = rank + 1 end
+end
+local limit = tonumber(ARGV[1])
+local ids = {}
+if limit > 0 then ids = redis.call('ZRANGE', KEYS[1], start, start + limit - 1) end
+local entries = {}
+if #ids > 0 then entries = redis.call('HMGET', KEYS[2], unpack(ids)) end
+return {redis.call('ZCARD', KEYS[1]), entries}
+"""
+
+_QUEUE_ALL = """
+local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
+if #ids == 0 then return {} end
+return redis.call('HMGET', KEYS[2], unpack(ids))
+"""
+
+_DROP_SESSION = """
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+local members = redis.call('SMEMBERS', KEYS[3])
+for _, agent in ipairs(members) do
+  redis.call('SREM', ARGV[2] .. agent, ARGV[1])
+end
+redis.call('DEL', KEYS[3])
+return #members
+"""
+
+# KEYS: presence zset, online set. ARGV: member, now, stale-before, agent id, ttl seconds
+_AGENT_ONLINE = """
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+redis.call('SADD', KEYS[2], ARGV[4])
+return 1
+"""
+
+_AGENT_OFFLINE = """
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[2])
+local left = redis.call('ZCARD', KEYS[1])
+if left == 0 then
+  redis.call('SREM', KEYS[2], ARGV[3])
+end
+return left
+"""
+
+# KEYS[1]: online set. ARGV: presence key prefix, stale-before
+_ONLINE_AGENTS = """
+local online = {}
+for _, agent in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if redis.call('ZCOUNT', ARGV[1] .. agent, ARGV[2], '+inf') > 0 then
+    table.insert(online, agent)
+  elseif redis.call('EXISTS', ARGV[1] .. agent) == 0 then
+    redis.call('SREM', KEYS[1], agent)
+  end
+end
+return online
+"""
+
+# KEYS[1]: the address's zset. ARGV: member, now, stale-before, limit, ttl seconds
+_ADD_CUSTOMER_SOCKET = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[3])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return 1
+"""
+
+# KEYS: by address, by customer, holder. ARGV: ticket, per address, per customer, holder, has
+# customer ('1' or '')
+_HOLD_TICKET = """
+if redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 'address' end
+if ARGV[5] ~= '' and redis.call('SCARD', KEYS[2]) >= tonumber(ARGV[3]) then return 'customer' end
+redis.call('SADD', KEYS[1], ARGV[1])
+if ARGV[5] ~= '' then redis.call('SADD', KEYS[2], ARGV[1]) end
+redis.call('SET', KEYS[3], ARGV[4])
+return false
+"""
+
+# KEYS[1]: holder. ARGV: address key prefix, customer key prefix, ticket
+_RELEASE_TICKET = """
+local holder = redis.call('GET', KEYS[1])
+if not holder then return 0 end
+redis.call('DEL', KEYS[1])
+local cut = string.find(holder, '\\n', 1, true)
+local address = string.sub(holder, 1, cut - 1)
+local customer = string.sub(holder, cut + 1)
+redis.call('SREM', ARGV[1] .. address, ARGV[3])
+if customer ~= '' then redis.call('SREM', ARGV[2] .. customer, ARGV[3]) end
+return 1
+"""
+
+_BEGIN_UPLOAD = """
+local arriving = tonumber(redis.call('GET', KEYS[1]) or '0')
+if arriving >= tonumber(ARGV[1]) then return 0 end
+redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
+_END_UPLOAD = """
+local left = redis.call('DECR', KEYS[1])
+if left <= 0 then redis.call('DEL', KEYS[1]) end
+return left
+"""
+
+
+class RedisLiveState:
+    """``LiveState`` in Redis; see the module. ``node`` names this process in socket records."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        prefix: str,
+        node: str,
+        heartbeat: float = HEARTBEAT_SECONDS,
+        presence_ttl: float = PRESENCE_TTL_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.node = node
+        self.heartbeat = heartbeat
+        self.presence_ttl = presence_ttl
+        self._clock = clock
+        self._agent_sockets: defaultdict[str, set[str]] = defaultdict(set)
+        self._customer_sockets: defaultdict[str, set[str]] = defaultdict(set)
+        """This node's own sockets, which its heartbeat keeps alive."""
+        self._heartbeat_task: asyncio.Task[None] | None = None
+        self._scripts = {
+            name: redis.register_script(source)
+            for name, source in {
+                "enqueue": _ENQUEUE,
+                "dequeue": _DEQUEUE,
+                "queue_page": _QUEUE_PAGE,
+                "queue_all": _QUEUE_ALL,
+                "drop_session": _DROP_SESSION,
+                "agent_online": _AGENT_ONLINE,
+                "agent_offline": _AGENT_OFFLINE,
+                "online_agents": _ONLINE_AGENTS,
+                "add_customer_socket": _ADD_CUSTOMER_SOCKET,
+                "hold_ticket": _HOLD_TICKET,
+                "release_ticket": _RELEASE_TICKET,
+                "begin_upload": _BEGIN_UPLOAD,
+                "end_upload": _END_UPLOAD,
+            }.items()
+        }
+
+    # ------------------------------------------------------------------ keys
+
+    def _key(self, *parts: str) -> str:
+        return ":".join((self.prefix, *parts))
+
+    @property
+    def _queue_keys(self) -> list[str]:
+        return [self._key("q"), self._key("qe")]
+
+    async def _run(self, script: str, keys: list[str], args: list[Any]) -> Any:
+        return await self._scripts[script](keys=keys, args=args)
+
+    # ------------------------------------------------------------------ queue
+
+    async def enqueue(self, ticket_id: str, created_at: float, entry: dict[str, Any]) -> int:
+        position = await self._run(
+            "enqueue",
+            self._queue_keys,
+            [ticket_id, repr(created_at), json.dumps(entry, separators=(",", ":"))],
+        )
+        return int(position)
+
+    async def dequeue(self, ticket_id: str) -> bool:
+        return bool(await self._run("dequeue", self._queue_keys, [ticket_id]))
+
+    async def position(self, ticket_id: str) -> int | None:
+        rank: Any = await self.redis.zrank(self._key("q"), ticket_id)
+        return None if rank is None else int(rank) + 1
+
+    async def queue_page(self, limit: int, after: str | None) -> tuple[list[dict[str, Any]], int]:
+        waiting, entries = await self._run("queue_page", self._queue_keys, [limit, after or ""])
+        return _entries(entries), int(waiting)
+
+    async def queue(self) -> list[dict[str, Any]]:
+        return _entries(await self._run("queue_all", self._queue_keys, []))
+
+    async def queued_ids(self) -> list[str]:
+        ids: list[Any] = await self.redis.zrange(self._key("q"), 0, -1)
+        return [_text(t) for t in ids]
+
+    # ------------------------------------------------------------------ sessions
+
+    async def join(self, ticket_id: str, agent_id: str) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.sadd(self._key("m", ticket_id), agent_id)
+            pipe.sadd(self._key("as", agent_id), ticket_id)
+            await pipe.execute()
+
+    async def leave(self, ticket_id: str, agent_id: str) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.srem(self._key("m", ticket_id), agent_id)
+            pipe.srem(self._key("as", agent_id), ticket_id)
+            await pipe.execute()
+
+    async def members(self, ticket_id: str) -> set[str]:
+        return {_text(a) for a in await self.redis.smembers(self._key("m", ticket_id))}
+
+    async def sessions_of(self, agent_id: str) -> set[str]:
+        return {_text(t) for t in await self.redis.smembers(self._key("as", agent_id))}
+
+    async def drop_session(self, ticket_id: str) -> None:
+        await self._run(
+            "drop_session",
+            [*self._queue_keys, self._key("m", ticket_id)],
+            [ticket_id, self._key("as", "")],
+        )
+        await self.release_ticket(ticket_id)
+
+    # ------------------------------------------------------------------ presence
+
+    def _socket(self, sid: str) -> str:
+        return f"{self.node}/{sid}"
+
+    def _stale_before(self) -> float:
+        return self._clock() - self.presence_ttl
+
+    async def agent_online(self, agent_id: str, sid: str) -> None:
+        self._agent_sockets[agent_id].add(sid)
+        self._start_heartbeat()
+        await self._mark_agent(agent_id, sid)
+
+    async def _mark_agent(self, agent_id: str, sid: str) -> None:
+        await self._run(
+            "agent_online",
+            [self._key("p", agent_id), self._key("online")],
+            [
+                self._socket(sid),
+                repr(self._clock()),
+                repr(self._stale_before()),
+                agent_id,
+                int(self.presence_ttl * 2),
+            ],
+        )
+
+    async def agent_offline(self, agent_id: str, sid: str) -> int:
+        _discard(self._agent_sockets, agent_id, sid)
+        left = await self._run(
+            "agent_offline",
+            [self._key("p", agent_id), self._key("online")],
+            [self._socket(sid), repr(self._stale_before()), agent_id],
+        )
+        return int(left)
+
+    async def online_agents(self) -> set[str]:
+        online = await self._run(
+            "online_agents",
+            [self._key("online")],
+            [self._key("p", ""), repr(self._stale_before())],
+        )
+        return {_text(agent) for agent in online}
+
+    async def add_customer_socket(self, address: str, sid: str, limit: int) -> bool:
+        added = await self._run(
+            "add_customer_socket",
+            [self._key("cs", address)],
+            [
+                self._socket(sid),
+                repr(self._clock()),
+                repr(self._stale_before()),
+                limit,
+                int(self.presence_ttl * 2),
+            ],
+        )
+        if added:
+            self._customer_sockets[address].add(sid)
+            self._start_heartbeat()
+        return bool(added)
+
+    async def drop_customer_socket(self, address: str, sid: str) -> None:
+        _discard(self._customer_sockets, address, sid)
+        await self.redis.zrem(self._key("cs", address), self._socket(sid))
+
+    async def refresh_presence(self) -> None:
+        """Mark every socket of this node as seen now (what the heartbeat does)."""
+        now = repr(self._clock())
+        ttl = int(self.presence_ttl * 2)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for agent_id, sids in list(self._agent_sockets.items()):
+                key = self._key("p", agent_id)
+                pipe.zadd(key, {self._socket(sid): now for sid in sids})
+                pipe.expire(key, ttl)
+                pipe.sadd(self._key("online"), agent_id)
+            for address, sids in list(self._customer_sockets.items()):
+                key = self._key("cs", address)
+                pipe.zadd(key, {self._socket(sid): now for sid in sids})
+                pipe.expire(key, ttl)
+            await pipe.execute()
+
+    def _start_heartbeat(self) -> None:
+        if self._heartbeat_task is None:
+            self._heartbeat_task = asyncio.get_running_loop().create_task(self._beat())
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat)
+            try:
+                await self.refresh_presence()
+            except Exception:
+                log.warning("presence heartbeat failed (Redis unreachable?)", exc_info=True)
+
+    # ------------------------------------------------------------------ limits
+
+    async def hold_ticket(
+        self, ticket_id: str, address: str, customer_id: str | None, limits: OpenTicketLimits
+    ) -> str | None:
+        refused = await self._run(
+            "hold_ticket",
+            [
+                self._key("ta", address),
+                self._key("tc", customer_id or ""),
+                self._key("th", ticket_id),
+            ],
+            [
+                ticket_id,
+                limits.per_address,
+                limits.per_customer,
+                f"{address}\n{customer_id or ''}",
+                "1" if customer_id else "",
+            ],
+        )
+        return None if refused is None else _text(refused)
+
+    async def release_ticket(self, ticket_id: str) -> None:
+        await self._run(
+            "release_ticket",
+            [self._key("th", ticket_id)],
+            [self._key("ta", ""), self._key("tc", ""), ticket_id],
+        )
+
+    async def begin_upload(self, ticket_id: str, limit: int) -> bool:
+        began = await self._run(
+            "begin_upload", [self._key("up", ticket_id)], [limit, UPLOAD_TTL_SECONDS]
+        )
+        return bool(began)
+
+    async def end_upload(self, ticket_id: str) -> None:
+        await self._run("end_upload", [self._key("up", ticket_id)], [])
+
+    async def close(self) -> None:
+        """Stop the heartbeat and forget this node's sockets (they are going with it)."""
+        if self._heartbeat_task is not None:
+            self._heartbeat_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat_task
+            self._heartbeat_task = None
+        with contextlib.suppress(Exception):
+            for agent_id, sids in list(self._agent_sockets.items()):
+                for sid in list(sids):
+                    await self.agent_offline(agent_id, sid)
+            for address, sids in list(self._customer_sockets.items()):
+                for sid in list(sids):
+                    await self.drop_customer_socket(address, sid)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _entries(raw: list[Any]) -> list[dict[str, Any]]:
+    """Wire entries from ``HMGET`` (an entry missing mid-read is skipped)."""
+    return [cast(dict[str, Any], json.loads(entry)) for entry in raw if entry is not None]
+
+
+def _discard(index: defaultdict[str, set[str]], key: str, member: str) -> None:
+    members = index.get(key)
+    if members is None:
+        return
+    members.discard(member)
+    if not members:
+        del index[key]

@@ -1,0 +1,187 @@
+"""The ``LiveState`` contract, run against both implementations: in memory (one node) and in
+Redis (several nodes; the shared redis-server, under a key prefix of this test's own)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from signaling.live import LiveState, MemoryLiveState, OpenTicketLimits
+from signaling.live.redis_state import RedisLiveState
+from tests.support import REDIS_URL, redis_or_skip, unique_prefix
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def redis() -> AsyncIterator[Redis]:
+    async with redis_or_skip() as client:
+        yield client
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def live(request: pytest.FixtureRequest) -> AsyncIterator[LiveState]:
+    if request.param == "memory":
+        yield MemoryLiveState()
+        return
+    async with redis_or_skip() as client:
+        state = RedisLiveState(client, prefix=unique_prefix(), node="n1")
+        yield state
+        await state.close()
+
+
+def entry(ticket_id: str) -> dict[str, Any]:
+    return {"ticketId": ticket_id}
+
+
+async def test_queue_keeps_waiting_order_and_pages(live: LiveState) -> None:
+    assert await live.enqueue("t2", 2.0, entry("t2")) == 1
+    assert await live.enqueue("t3", 3.0, entry("t3")) == 2
+    # One that arrives out of order takes its place by creation time.
+    assert await live.enqueue("t1", 1.0, entry("t1")) == 1
+    assert await live.queued_ids() == ["t1", "t2", "t3"]
+    assert await live.queue() == [entry("t1"), entry("t2"), entry("t3")]
+    assert await live.position("t3") == 3
+    assert await live.position("nope") is None
+    assert await live.queue_page(2, None) == ([entry("t1"), entry("t2")], 3)
+    assert await live.queue_page(2, "t2") == ([entry("t3")], 3)
+    assert await live.queue_page(5, "unknown") == ([entry("t1"), entry("t2"), entry("t3")], 3)
+
+
+async def test_dequeue_has_one_winner(live: LiveState) -> None:
+    await live.enqueue("t1", 1.0, entry("t1"))
+    results = await asyncio.gather(*(live.dequeue("t1") for _ in range(20)))
+    assert results.count(True) == 1
+    assert await live.queued_ids() == []
+    assert await live.position("t1") is None
+
+
+async def test_members_and_sessions(live: LiveState) -> None:
+    await live.enqueue("t1", 1.0, entry("t1"))
+    await live.join("t1", "alice")
+    await live.join("t1", "sam")
+    await live.join("t2", "alice")
+    assert await live.members("t1") == {"alice", "sam"}
+    assert await live.sessions_of("alice") == {"t1", "t2"}
+    await live.leave("t1", "sam")
+    assert await live.members("t1") == {"alice"}
+    assert await live.sessions_of("sam") == set()
+    await live.drop_session("t1")
+    assert await live.members("t1") == set()
+    assert await live.sessions_of("alice") == {"t2"}
+    assert await live.queued_ids() == []
+
+
+async def test_presence_counts_sockets(live: LiveState) -> None:
+    await live.agent_online("alice", "s1")
+    await live.agent_online("alice", "s2")
+    await live.agent_online("bob", "s3")
+    assert await live.online_agents() == {"alice", "bob"}
+    assert await live.agent_offline("alice", "s1") == 1
+    assert await live.agent_offline("alice", "s2") == 0
+    assert await live.online_agents() == {"bob"}
+
+
+async def test_customer_sockets_per_address(live: LiveState) -> None:
+    assert await live.add_customer_socket("10.0.0.1", "a", 2)
+    assert await live.add_customer_socket("10.0.0.1", "b", 2)
+    assert not await live.add_customer_socket("10.0.0.1", "c", 2)
+    assert await live.add_customer_socket("10.0.0.2", "d", 2)
+    await live.drop_customer_socket("10.0.0.1", "a")
+    assert await live.add_customer_socket("10.0.0.1", "c", 2)
+
+
+async def test_open_ticket_holds(live: LiveState) -> None:
+    limits = OpenTicketLimits(per_address=2, per_customer=1)
+    assert await live.hold_ticket("t1", "10.0.0.1", "c1", limits) is None
+    assert await live.hold_ticket("t2", "10.0.0.1", "c1", limits) == "customer"
+    assert await live.hold_ticket("t2", "10.0.0.1", None, limits) is None
+    assert await live.hold_ticket("t3", "10.0.0.1", "c2", limits) == "address"
+    await live.release_ticket("t2")
+    await live.release_ticket("t2")  # twice is harmless
+    assert await live.hold_ticket("t3", "10.0.0.1", "c2", limits) is None
+    # Dropping a session releases its hold.
+    await live.drop_session("t1")
+    assert await live.hold_ticket("t4", "10.0.0.1", "c1", limits) is None
+
+
+async def test_upload_counter(live: LiveState) -> None:
+    assert await live.begin_upload("t1", 2)
+    assert await live.begin_upload("t1", 2)
+    assert not await live.begin_upload("t1", 2)
+    await live.end_upload("t1")
+    assert await live.begin_upload("t1", 2)
+    await live.end_upload("t1")
+    await live.end_upload("t1")
+    assert await live.begin_upload("t1", 1)
+
+
+# ---------------------------------------------------------------------- Redis across nodes
+
+
+async def test_dequeue_race_across_nodes_has_one_winner(redis: Redis) -> None:
+    prefix = unique_prefix()
+    nodes = [
+        RedisLiveState(Redis.from_url(REDIS_URL), prefix=prefix, node=f"n{i}") for i in range(4)
+    ]
+    try:
+        for round_ in range(25):
+            ticket = f"t{round_}"
+            await nodes[0].enqueue(ticket, float(round_), entry(ticket))
+            results = await asyncio.gather(
+                *(node.dequeue(ticket) for node in nodes for _ in range(5))
+            )
+            assert results.count(True) == 1, ticket
+        assert await nodes[1].queued_ids() == []
+    finally:
+        for node in nodes:
+            await node.close()
+            await node.redis.aclose()
+
+
+async def test_a_dead_nodes_sockets_expire(redis: Redis) -> None:
+    clock = Clock()
+    prefix = unique_prefix()
+    dead = RedisLiveState(redis, prefix=prefix, node="dead", clock=clock, presence_ttl=15)
+    alive = RedisLiveState(redis, prefix=prefix, node="alive", clock=clock, presence_ttl=15)
+    await dead.agent_online("alice", "s1")
+    await alive.agent_online("bob", "s2")
+    assert await dead.add_customer_socket("10.0.0.1", "c1", 1)
+    assert await alive.online_agents() == {"alice", "bob"}
+    assert not await alive.add_customer_socket("10.0.0.1", "c2", 1)
+    # The dead node stops refreshing; the live one goes on.
+    clock.now += 10
+    await alive.refresh_presence()
+    clock.now += 10
+    assert await alive.online_agents() == {"bob"}
+    assert await alive.add_customer_socket("10.0.0.1", "c2", 1)
+    # Alice's socket on the dead node no longer counts when she connects elsewhere.
+    await alive.agent_online("alice", "s3")
+    assert await alive.agent_offline("alice", "s3") == 0
+    await alive.close()
+
+
+async def test_the_same_facts_seen_from_two_nodes(redis: Redis) -> None:
+    prefix = unique_prefix()
+    one = RedisLiveState(redis, prefix=prefix, node="n1")
+    two = RedisLiveState(redis, prefix=prefix, node="n2")
+    await one.enqueue("t1", 1.0, entry("t1"))
+    await one.join("t0", "alice")
+    await one.agent_online("alice", "s1")
+    await two.agent_online("alice", "s1")  # the same sid on another node is another socket
+    assert await two.queued_ids() == ["t1"]
+    assert await two.members("t0") == {"alice"}
+    assert await one.agent_offline("alice", "s1") == 1
+    assert await two.online_agents() == {"alice"}
+    await one.close()
+    await two.close()
