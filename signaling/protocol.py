@@ -29,6 +29,9 @@ MAX_CHAT_TEXT = 10_000
 """Characters in one chat message (Chatwoot's limit for web messages)."""
 MAX_APP_CONTEXT_BYTES = 8_192
 """The host app's free-form context fields, serialized as JSON."""
+MAX_ROW_ID = 2**63 - 1
+"""Ids the store numbers (chat lines) are 64-bit signed integers in PostgreSQL: a client's
+"after" id beyond that is refused at the edge, not sent to the database."""
 
 ShortText = Annotated[str, Field(max_length=200)]
 Url = Annotated[str, Field(max_length=2048)]
@@ -299,7 +302,7 @@ class SessionResume(ClientEvent):
     type: Literal["session.resume"] = "session.resume"
     ticket_id: Id | None = None
     """Agents name the ticket; customers may omit it (their token names it)."""
-    after_message_id: Annotated[int, Field(ge=0)] = 0
+    after_message_id: Annotated[int, Field(ge=0, le=MAX_ROW_ID)] = 0
     """Only transcript lines with a greater id are returned."""
 
 
