@@ -124,6 +124,7 @@ async def _desk_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     app[cobrowse_hub_key] = hub
     calls = CallHub(desk, settings)
+    hub.on_stopped.append(calls.end_cobrowse_channel)
     app[keys.calls] = calls
     api = SocketApi(sio, desk, hub, calls, app[keys.store], settings, app[keys.secret])
     app[socket_api_key] = api
