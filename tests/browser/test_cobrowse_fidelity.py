@@ -222,6 +222,49 @@ async def test_video_shows_as_pictures_of_its_size(
     assert match_share(dark, frame, LOOSE) < 0.98  # not an empty box
 
 
+async def test_video_plays_live_over_the_mirror_through_the_media_relay(
+    new_page: NewPage, server: Server, sites: FixtureSites
+) -> None:
+    """A playing ``<video>`` goes to the agent as a WebRTC stream (its own captureStream(),
+    relayed by the server on the co-browse channel) and plays in the console over the mirrored
+    element, at its box, following it when the page scrolls."""
+    s = await co_browse(new_page, server, sites, "video")
+    view = mirror_frame(s.agent)
+    mirrored = view.locator("video#tour")
+    overlay = s.agent.locator(".cb-streams video[data-element]")
+    await expect(overlay).to_have_count(1, timeout=30_000)
+    element = int(await overlay.get_attribute("data-element") or 0)
+    assert element > 0
+    # The server relayed it: an element track of the customer's co-browse connection.
+    room = server.app[keys.calls]._rooms[s.ticket_id]
+    tracks = [t for t in room.tracks() if t.source == "element"]
+    assert [(t.participant_id, t.element, t.kind) for t in tracks] == [
+        ("customer/cobrowse", element, "video")
+    ]
+
+    async def boxes_match() -> bool:
+        mine = await overlay.bounding_box()
+        theirs = await mirrored.bounding_box()
+        if not mine or not theirs:
+            return False
+        return all(abs(mine[k] - theirs[k]) <= 1 for k in ("x", "y", "width", "height"))
+
+    await until(boxes_match, bool)
+    # Live: its frames change.
+    await until(lambda: overlay.evaluate("(v) => v.videoWidth"), lambda w: w > 0)
+    first = await picture(overlay)
+    await until(lambda: picture(overlay), lambda p: match_share(first, p, 8) < 0.99)
+    # The customer scrolls: the overlay follows the mirrored element.
+    await s.customer.evaluate("scrollBy({top: 120, behavior: 'instant'})")
+    _, y = await customer_scroll(s.customer)
+    await until(lambda: mirror_scroll(s.agent), lambda pos: abs(pos[1] - y) <= 1)
+    await until(boxes_match, bool)
+    # Paused, it is no longer streamed: the sampled picture beneath is what shows.
+    await s.customer.locator("video#tour").evaluate("(v) => v.pause()")
+    await expect(overlay).to_have_count(0, timeout=20_000)
+    await expect(mirrored).to_have_attribute("poster", re.compile(r"^data:image/webp"))
+
+
 async def test_late_joiner_lands_at_the_customers_scroll(
     new_page: NewPage, server: Server, sites: FixtureSites
 ) -> None:

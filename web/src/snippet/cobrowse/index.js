@@ -15,6 +15,7 @@ import { consentKey } from "./bridge.js";
 import { AssetSupplier } from "./assets.js";
 import { perform } from "./control.js";
 import { Pixels, videoPoster } from "./pixels.js";
+import { ElementStreams } from "./streams.js";
 import { Privacy } from "./privacy.js";
 import css from "./cobrowse.shadow.css";
 
@@ -90,6 +91,14 @@ class Cobrowse {
       getId: (node) => record.mirror.getId(node),
       skip: (el) => this.privacy.marked(el),
     });
+    // Playing <video>s also go live to the agent as WebRTC streams (./streams.js).
+    this.streams = new ElementStreams({
+      request,
+      getId: (node) => record.mirror.getId(node),
+      skip: (el) => this.privacy.marked(el),
+      storageKey: `${this.key}:media`,
+    });
+    for (const name of ["rtc.offer", "media.tracks"]) socket.on(name, (ev) => this.streams.on(name, ev));
     this.stopRecording = null;
     this.accepted = false;
     this.sharing = false;
@@ -216,6 +225,7 @@ class Cobrowse {
         });
         this.lastSnapshotAt = Date.now();
         this.pixels.start(); // canvases and videos as pictures (rrweb's recordCanvas stays off)
+        this.streams.start();
       } else {
         this.snapshot(true);
       }
@@ -262,6 +272,7 @@ class Cobrowse {
     if (this.stopRecording) this.stopRecording();
     this.stopRecording = null;
     this.pixels.stop();
+    this.streams.stop();
     this.accepted = false;
     this.sharing = false;
     this.control = "none";
