@@ -22,13 +22,14 @@ import pytest
 import pytest_asyncio
 from PIL import Image
 from playwright.async_api import Error as PlaywrightError
-from playwright.async_api import Locator, Page, expect
+from playwright.async_api import FrameLocator, Locator, Page, expect
 
 from signaling import keys
 from signaling.auth.accounts import add_site
 from tests.browser.cobrowse_support import share
 from tests.browser.fidelity_support import (
     FIDELITY_SITE_KEY,
+    PAGES,
     FixtureSites,
     customer_scroll,
     fit_scale_one,
@@ -265,6 +266,38 @@ async def test_video_plays_live_over_the_mirror_through_the_media_relay(
     await expect(mirrored).to_have_attribute("poster", re.compile(r"^data:image/webp"))
 
 
+async def max_scroll(frame: Page | FrameLocator) -> int:
+    """How far the page scrolls: its scroll height less the viewport's."""
+    script = "(el) => el.scrollHeight - el.ownerDocument.defaultView.innerHeight"
+    return int(await frame.locator("html").evaluate(script))
+
+
+@pytest.mark.parametrize("name", PAGES)
+async def test_the_mirror_scrolls_exactly_as_far_as_the_customers_page(
+    new_page: NewPage, server: Server, sites: FixtureSites, name: str
+) -> None:
+    """Every fixture page is as tall in the mirror as for the customer, so the end of the page
+    is the same place (a lost stylesheet declaration, a collapsed box, a missing font show up
+    here first), and the mirror follows the customer there."""
+    s = await co_browse(new_page, server, sites, name)
+    view = mirror_frame(s.agent)
+    await expect(view.locator("[data-fixture]")).to_be_attached()
+    mine = await until(lambda: max_scroll(s.customer), lambda v: v > 0)
+    await until(lambda: max_scroll(view), lambda v: v == mine)
+
+    async def to_the_end() -> float:
+        """The customer scrolls to the end (again if the page grew meanwhile)."""
+        await s.customer.evaluate(
+            "scrollTo({top: document.documentElement.scrollHeight, behavior: 'instant'})"
+        )
+        _, y = await customer_scroll(s.customer)
+        return y if y == await max_scroll(s.customer) else -1.0
+
+    end = await until(to_the_end, lambda y: y > 0)
+    await until(lambda: max_scroll(view), lambda v: v == end)
+    await until(lambda: mirror_scroll(s.agent), lambda pos: pos[1] == end)
+
+
 async def test_late_joiner_lands_at_the_customers_scroll(
     new_page: NewPage, server: Server, sites: FixtureSites
 ) -> None:
@@ -469,3 +502,8 @@ async def test_cross_origin_content_shows_labelled_placeholders_of_its_size(
         assert mine and theirs, element
         assert abs(mine["width"] - theirs["width"]) <= 1, (element, mine, theirs)
         assert abs(mine["height"] - theirs["height"]) <= 1, (element, mine, theirs)
+    # The foreign video's own stream is refused too (captureStream() of cross-origin media):
+    # nothing goes to the media relay, no overlay covers its placeholder.
+    room = server.app[keys.calls]._rooms.get(s.ticket_id)
+    assert room is None or not [t for t in room.tracks() if t.source == "element"]
+    await expect(s.agent.locator(".cb-streams video")).to_have_count(0)
