@@ -298,6 +298,35 @@ async def test_the_mirror_scrolls_exactly_as_far_as_the_customers_page(
     await until(lambda: mirror_scroll(s.agent), lambda pos: pos[1] == end)
 
 
+async def test_a_var_shorthand_with_an_overridden_longhand_keeps_its_other_longhands(
+    new_page: NewPage, server: Server, sites: FixtureSites
+) -> None:
+    """Chromium writes such a rule's other longhands with empty values (``rule.cssText``); the
+    snippet sends the rule from the page's own source instead (here a <style>'s text)."""
+    s = await co_browse(new_page, server, sites, "album")
+    await s.customer.evaluate(
+        """() => {
+            const style = document.createElement('style');
+            style.textContent = `:root { --edge: 5px; }
+              /* a comment; with { braces } */
+              #lossy { border: solid var(--edge) rgb(217, 51, 26); border-top-width: 20px;
+                       margin: var(--edge) 0; margin-bottom: 30px; height: 40px;
+                       box-sizing: content-box; }`;
+            document.head.append(style);
+            const box = document.createElement('div');
+            box.id = 'lossy';
+            document.querySelector('main').prepend(box);
+            if (!style.sheet.cssRules[1].cssText.includes(': ;')) throw new Error('not lossy');
+        }"""
+    )
+    mirrored = mirror_frame(s.agent).locator("#lossy")
+    await expect(mirrored).to_be_attached()
+    box = "(el) => { const c = getComputedStyle(el); return [el.offsetHeight, c.borderLeftWidth, c.borderTopWidth, c.marginTop, c.marginBottom, c.borderLeftColor]; }"
+    mine = await s.customer.locator("#lossy").evaluate(box)
+    assert mine == [65, "5px", "20px", "5px", "30px", "rgb(217, 51, 26)"]
+    await until(lambda: mirrored.evaluate(box), lambda theirs: theirs == mine)
+
+
 async def test_late_joiner_lands_at_the_customers_scroll(
     new_page: NewPage, server: Server, sites: FixtureSites
 ) -> None:
