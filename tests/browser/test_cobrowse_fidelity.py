@@ -266,6 +266,58 @@ async def test_video_plays_live_over_the_mirror_through_the_media_relay(
     await expect(mirrored).to_have_attribute("poster", re.compile(r"^data:image/webp"))
 
 
+async def test_a_canvas_too_busy_to_sample_plays_live_over_the_mirror(
+    new_page: NewPage, server: Server, sites: FixtureSites
+) -> None:
+    """A canvas whose pictures are too big to send (noise that changes every frame) is marked
+    too busy and then streamed like a video, overlaid at its box."""
+    s = await co_browse(new_page, server, sites, "album")
+    await s.customer.evaluate(
+        """() => {
+            const noise = document.createElement('canvas');
+            noise.width = 1800;
+            noise.height = 1300;
+            const n = noise.getContext('2d');
+            const data = n.createImageData(noise.width, noise.height);
+            const bytes = new Uint32Array(data.data.buffer);
+            for (let i = 0; i < bytes.length; i++) bytes[i] = (Math.random() * 0xffffffff) | 0xff000000;
+            n.putImageData(data, 0, 0);
+            const canvas = document.createElement('canvas');
+            canvas.id = 'busy';
+            canvas.width = 1600;
+            canvas.height = 1200;
+            canvas.style.cssText = 'display: block; width: 480px; height: 360px';
+            document.querySelector('main').prepend(canvas);
+            const ctx = canvas.getContext('2d');
+            let step = 0;
+            const draw = () => {
+                step = (step + 37) % 200;
+                ctx.drawImage(noise, -step, -step);
+                requestAnimationFrame(draw);
+            };
+            draw();
+        }"""
+    )
+    mirrored = mirror_frame(s.agent).locator("#busy")
+    overlay = s.agent.locator(".cb-streams video[data-element]")
+    await expect(overlay).to_have_count(1, timeout=30_000)
+    element = int(await overlay.get_attribute("data-element") or 0)
+    room = server.app[keys.calls]._rooms[s.ticket_id]
+    assert [(t.element, t.source) for t in room.tracks()] == [(element, "element")]
+
+    async def boxes_match() -> bool:
+        mine = await overlay.bounding_box()
+        theirs = await mirrored.bounding_box()
+        if not mine or not theirs:
+            return False
+        return all(abs(mine[k] - theirs[k]) <= 1 for k in ("x", "y", "width", "height"))
+
+    await until(boxes_match, bool)
+    await until(lambda: overlay.evaluate("(v) => v.videoWidth"), lambda w: w > 0)
+    first = await picture(overlay)
+    await until(lambda: picture(overlay), lambda p: match_share(first, p, 8) < 0.9)
+
+
 async def max_scroll(frame: Page | FrameLocator) -> int:
     """How far the page scrolls: its scroll height less the viewport's."""
     script = "(el) => el.scrollHeight - el.ownerDocument.defaultView.innerHeight"

@@ -193,6 +193,7 @@ export function mountCobrowse({ ticketId, actions, layout, toast, ended }) {
     for (const e of events) {
       if (e.type === 4 && e.data && e.data.href) state.href = e.data.href;
       if (e.type === 5 && e.data && e.data.tag === "tandem" && e.data.payload) state.hidden = !!e.data.payload.hidden;
+      else if (e.type === 5 && e.data && e.data.tag === "tandem-streams" && e.data.payload) streams.announced(e.data.payload.ids);
       else if (e.type === 3 && e.data && (e.data.source === 1 || e.data.source === 2)) state.hidden = false;
     }
   }

@@ -20,7 +20,7 @@
 //
 // Live <video> streams are not played in here (the mirror runs no script, and a MediaStream
 // cannot be posted into this page): the console overlays them. This page tells it, whenever it
-// changes, the stage's box in this page and each mirrored <video>'s box on the stage, in this
+// changes, the stage's box in this page and each mirrored <video>'s and <canvas>'s box on the stage, in this
 // page's pixels (scale, the mirror's scroll, layout changes and resizes included), with its rrweb
 // id and object-fit.
 //
@@ -416,11 +416,11 @@ function trackElements() {
   const win = live ? mirrorWindow() : null;
   const boxes = [];
   if (win) {
-    for (const video of win.document.querySelectorAll("video")) {
-      const id = idOf(video);
-      const r = video.getBoundingClientRect();
+    for (const el of win.document.querySelectorAll("video, canvas")) {
+      const id = idOf(el);
+      const r = el.getBoundingClientRect();
       if (id == null || !r.width || !r.height) continue;
-      const style = win.getComputedStyle(video);
+      const style = win.getComputedStyle(el);
       if (style.visibility === "hidden") continue;
       boxes.push({
         id,
@@ -428,7 +428,7 @@ function trackElements() {
         y: r.top * scale,
         width: r.width * scale,
         height: r.height * scale,
-        fit: style.objectFit || "contain",
+        fit: el.localName === "canvas" ? "fill" : style.objectFit || "contain",
       });
     }
   }

@@ -9,7 +9,8 @@
 // beneath: it shows wherever there is no stream.
 //
 // The co-browse connection (a Call on the "cobrowse" channel, receive-only) is opened only once
-// the mirror shows a <video>, and closed when co-browse ends.
+// the customer's page says it streams elements (a "tandem-streams" custom event in the co-browse
+// stream), and closed when co-browse ends.
 
 import { h } from "../../shared/dom.js";
 import * as live from "../live.js";
@@ -23,6 +24,7 @@ export function elementStreams({ ticketId, view, sharing }) {
   const layer = h("div", { class: "cb-streams", "aria-hidden": "true" });
   view.querySelector("iframe").after(layer); // under the notices, over the mirror
   let boxes = [];
+  let streamed = false; // the customer's page streams some element
   let call = null;
   let retryAt = 0;
 
@@ -40,7 +42,7 @@ export function elementStreams({ ticketId, view, sharing }) {
     });
 
   function connect() {
-    if (call || !boxes.length || !sharing() || Date.now() < retryAt) return;
+    if (call || !streamed || !sharing() || Date.now() < retryAt) return;
     call = newCall();
     const mine = call;
     mine.start({}).catch(() => {
@@ -90,6 +92,11 @@ export function elementStreams({ ticketId, view, sharing }) {
       boxes = Array.isArray(m.boxes) ? m.boxes.filter((b) => Number.isInteger(b.id)) : [];
       connect();
       render();
+    },
+    /** The page's "tandem-streams" announcement: the elements it streams now. */
+    announced(ids) {
+      streamed = Array.isArray(ids) && ids.length > 0;
+      connect();
     },
     /** A socket message of the co-browse channel. */
     server(name, ev) {

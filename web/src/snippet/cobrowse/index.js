@@ -91,11 +91,20 @@ class Cobrowse {
       getId: (node) => record.mirror.getId(node),
       skip: (el) => this.privacy.marked(el),
     });
-    // Playing <video>s also go live to the agent as WebRTC streams (./streams.js).
+    // Playing <video>s and canvases too busy to sample also go live to the agent as WebRTC
+    // streams (./streams.js).
     this.streams = new ElementStreams({
       request,
       getId: (node) => record.mirror.getId(node),
       skip: (el) => this.privacy.marked(el),
+      busy: (id) => this.pixels.busy.has(id),
+      announce: (ids) => {
+        try {
+          record.addCustomEvent("tandem-streams", { ids });
+        } catch {
+          // not recording
+        }
+      },
       storageKey: `${this.key}:media`,
     });
     for (const name of ["rtc.offer", "media.tracks"]) socket.on(name, (ev) => this.streams.on(name, ev));
@@ -286,7 +295,10 @@ class Cobrowse {
 
   push(event) {
     if (!this.privacy.scrub(event, (id) => record.mirror.getNode(id))) return;
-    if (event.type === 2) this.pixels.resend(); // the pictures start over with the page
+    if (event.type === 2) {
+      this.pixels.resend(); // the pictures start over with the page
+      this.streams.resend();
+    }
     const text = asciiJson(event);
     if (event.type !== 2 && text.length > SINGLE_CHARS) return void this.snapshot(true);
     this.buf.push(text);

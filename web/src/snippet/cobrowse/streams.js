@@ -1,7 +1,9 @@
-// <video> elements shown live in the agent's co-browse view, as video rather than pictures.
+// <video> elements (and canvases too busy to sample) shown live in the agent's co-browse view,
+// as video rather than pictures.
 //
 // While co-browse is on, every visible, playing <video> of the page that is neither masked nor
-// blocked is captured with its own `captureStream()` and sent on the co-browse media channel
+// blocked, and every visible canvas ./pixels.js gave up sampling as too busy, is captured with
+// its own `captureStream()` and sent on the co-browse media channel
 // (a peer connection to Tandem's media relay beside any call, see shared/rtc.js): one track per
 // element, tagged with the element's rrweb node id, which the agent's console overlays on the
 // mirrored element. The customer's consent to co-browse covers it: it is a picture of the page
@@ -18,6 +20,7 @@ import { Call } from "../../shared/rtc.js";
 
 const CHECK_MS = 1000;
 const RETRY_MS = 30_000;
+const CANVAS_FPS = 10;
 const MAX_STREAMS = 4; // a page of autoplaying thumbnails must not upload a dozen videos
 
 function visible(el) {
@@ -27,12 +30,13 @@ function visible(el) {
 
 const playing = (video) => !video.paused && !video.ended && video.readyState >= 2;
 
-/** The element's own video track, or null where the browser refuses (cross-origin media). */
-function capture(video) {
-  const grab = video.captureStream || video.mozCaptureStream;
+/** The element's own video track, or null where the browser refuses (cross-origin pixels). */
+function capture(el) {
+  const grab = el.captureStream || el.mozCaptureStream;
   if (!grab) return null;
   try {
-    const track = grab.call(video).getVideoTracks()[0];
+    const stream = el.localName === "canvas" ? grab.call(el, CANVAS_FPS) : grab.call(el);
+    const track = stream.getVideoTracks()[0];
     if (track) track.contentHint = "motion";
     return track || null;
   } catch {
@@ -43,10 +47,16 @@ function capture(video) {
 export class ElementStreams {
   /**
    * @param {{request: (event: string, payload: object) => Promise<any>, getId: (node: Node) => number,
-   *          skip: (el: Element) => boolean, storageKey: string}} opts
+   *          skip: (el: Element) => boolean, busy: (id: number) => boolean,
+   *          announce: (ids: number[]) => void, storageKey: string}} opts
+   *   `busy(id)` is true for a canvas too busy to sample; `announce(ids)` tells the agents (in
+   *   the co-browse stream) which elements are streamed, so their consoles connect for them
    */
-  constructor({ request, getId, skip, storageKey }) {
+  constructor({ request, getId, skip, busy, announce, storageKey }) {
     this.request = request;
+    this.busy = busy;
+    this.announce = announce;
+    this.announced = "[]";
     this.getId = getId;
     this.skip = skip;
     this.storageKey = storageKey;
@@ -65,9 +75,23 @@ export class ElementStreams {
     this.check();
   }
 
+  /** After a full snapshot: say again what is streamed (a late joiner starts from it). */
+  resend() {
+    this.announced = null;
+    if (this.timer) this.tell();
+  }
+
+  tell() {
+    const ids = JSON.stringify([...this.streams.keys()].sort((a, b) => a - b));
+    if (ids === this.announced) return;
+    this.announced = ids;
+    this.announce(JSON.parse(ids));
+  }
+
   stop() {
     clearInterval(this.timer);
     this.timer = 0;
+    this.announced = "[]";
     this.streams.clear();
     const call = this.call;
     this.call = null;
@@ -89,10 +113,11 @@ export class ElementStreams {
   check() {
     if (document.hidden || Date.now() < this.retryAt) return;
     const want = new Map();
-    for (const video of document.querySelectorAll("video")) {
-      const id = this.getId(video);
+    for (const el of document.querySelectorAll("video, canvas")) {
+      const id = this.getId(el);
       if (want.size >= MAX_STREAMS) break;
-      if (id > 0 && !this.refused.has(video) && playing(video) && visible(video) && !this.skip(video)) want.set(id, video);
+      const live = el.localName === "video" ? playing(el) : this.busy(id);
+      if (id > 0 && live && !this.refused.has(el) && visible(el) && !this.skip(el)) want.set(id, el);
     }
     for (const [id, s] of [...this.streams]) {
       if (want.get(id) === s.video && s.track.readyState === "live") continue;
@@ -109,6 +134,7 @@ export class ElementStreams {
       this.streams.set(id, { video, track });
       this.enqueue(() => this.send(id, track));
     }
+    this.tell();
   }
 
   async send(id, track) {
@@ -140,6 +166,7 @@ export class ElementStreams {
     this.call = null;
     for (const s of this.streams.values()) s.track.stop();
     this.streams.clear();
+    this.tell();
     this.retryAt = Date.now() + RETRY_MS;
   }
 }
