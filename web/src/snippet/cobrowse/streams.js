@@ -37,7 +37,9 @@ function capture(el) {
   try {
     const stream = el.localName === "canvas" ? grab.call(el, CANVAS_FPS) : grab.call(el);
     const track = stream.getVideoTracks()[0];
-    if (track) track.contentHint = "motion";
+    // "detail": under a tight bitrate keep the resolution and drop frames (what an agent reads
+    // in a video is small text and controls, and a blurred picture matches nothing)
+    if (track) track.contentHint = "detail";
     return track || null;
   } catch {
     return null; // SecurityError / NotSupportedError: its pictures are placeholders then
