@@ -34,11 +34,13 @@ from .exceptions import (
 )
 from .room import MediaRoom
 from .turn import IceServer, TurnCredentials, ice_servers, mint_turn_credentials
-from .types import Kind, Role, Source, TrackInfo
+from .types import CHANNELS, Channel, Kind, Role, Source, TrackInfo
 from .uploads import ValidatedUpload, receive_upload
 
 __all__ = [
+    "CHANNELS",
     "CaptureError",
+    "Channel",
     "Clip",
     "CorruptUpload",
     "IceServer",

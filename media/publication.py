@@ -90,8 +90,10 @@ class Publication:
         clock_rate: int,
         payload_types: frozenset[int],
         send_pli: Callable[[int], Awaitable[None]],
+        element: int | None = None,
     ) -> None:
         self.track_id = track_id
+        self.element = element
         self.participant_id = participant_id
         self.role: Role = role
         self.kind: Kind = kind
@@ -140,6 +142,7 @@ class Publication:
             codec=self.codec_mime,
             muted=self.muted,
             active=self.active,
+            element=self.element,
         )
 
     # -- subscribers -------------------------------------------------------------------

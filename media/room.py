@@ -14,7 +14,12 @@ Signaling contract (what the caller wires to its transport):
   client's answer comes back through ``await handle_answer(...)``. ``tracks`` maps each
   m-line (``mid``) to the :class:`~media.types.TrackInfo` it carries.
 * Whenever the set of tracks or their state changes, every participant gets
-  ``{"type": "media.tracks", "tracks": [...]}``.
+  ``{"type": "media.tracks", "tracks": [...]}`` (the tracks of its channel).
+* Channels (:data:`~media.types.Channel`): a participant's connection is either for the
+  ``call`` (camera, screen, microphone) or for ``cobrowse``, where the customer publishes
+  elements of the co-browsed page (a ``<video>``'s ``captureStream()``) as ``element`` tracks
+  tagged with the mirror's node id, and agents receive them. Tracks never cross channels. One
+  person joins both channels as two participants (the caller picks distinct ids).
 * Trickled client candidates: ``await add_ice_candidate(...)``. The server never trickles:
   its candidates are in its SDP.
 * Glare: the server is the impolite peer of W3C "perfect negotiation". A client offer that
@@ -61,7 +66,7 @@ from .exceptions import (
 from .forwarding import ForwardedTrack, host_addresses
 from .publication import Publication
 from .turn import IceServer
-from .types import ROLES, SOURCES, Kind, Role, Source, TrackInfo
+from .types import CHANNELS, ROLES, SOURCES, Channel, Kind, Role, Source, TrackInfo
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +114,9 @@ class _Participant:
     "Transceivers the server added to send subscriptions."
     labels: dict[str, Source] = field(default_factory=dict)
     "Source labels by mid or client track id, kept for tracks not published yet."
+    channel: Channel = "call"
+    elements: dict[str, int] = field(default_factory=dict)
+    "On the cobrowse channel: the mirror node id each mid's track shows."
     connected: bool = False
     renegotiate: bool = False
 
@@ -158,15 +166,20 @@ class MediaRoom:
         role: Role,
         sdp: str,
         labels: Mapping[str, str] | None = None,
+        *,
+        channel: Channel = "call",
+        elements: Mapping[str, int] | None = None,
     ) -> str:
         """Apply a client offer and return the server's answer SDP.
 
         Creates the participant on first use. ``labels`` maps a mid (``transceiver.mid``
         after the client's ``setLocalDescription``) or a client track id (the SDP msid) to
         ``"camera"``, ``"screen"`` or ``"microphone"``. Unlabelled audio is a microphone and
-        unlabelled video a camera.
+        unlabelled video a camera. On the ``cobrowse`` channel every track is an ``element``
+        and ``elements`` maps its mid to the mirror node id it shows; a customer's track
+        without one is not forwarded, and agents publish nothing there.
         """
-        participant = self._participant_for_offer(participant_id, role)
+        participant = self._participant_for_offer(participant_id, role, channel)
         async with participant.lock:
             pc = participant.pc
             if pc.signalingState == "have-local-offer":
@@ -174,6 +187,7 @@ class MediaRoom:
             if pc.signalingState != "stable":
                 raise NegotiationError(f"cannot take an offer in state {pc.signalingState}")
             self._store_labels(participant, labels)
+            participant.elements.update(elements or {})
             try:
                 with host_addresses(self._host_addresses):
                     await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
@@ -254,6 +268,8 @@ class MediaRoom:
         participant = self._get(participant_id)
         if source is not None and source not in SOURCES:
             raise ValueError(f"unknown source {source!r}")
+        if source is not None and (source == "element") != (participant.channel == "cobrowse"):
+            raise NegotiationError(f"no {source} tracks on the {participant.channel} channel")
         publication = self._find_publication(participant, ref)
         if publication is None:
             if source is not None:
@@ -359,18 +375,25 @@ class MediaRoom:
 
     # -- participants --------------------------------------------------------------------
 
-    def _participant_for_offer(self, participant_id: str, role: str) -> _Participant:
+    def _participant_for_offer(
+        self, participant_id: str, role: str, channel: Channel = "call"
+    ) -> _Participant:
         if self._closed:
             raise MediaError("room is closed")
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r}")
+        if channel not in CHANNELS:
+            raise ValueError(f"unknown channel {channel!r}")
         participant = self._participants.get(participant_id)
         if participant is not None:
-            if participant.role != role:
-                raise ValueError(f"{participant_id} is a {participant.role}, not a {role}")
+            if participant.role != role or participant.channel != channel:
+                raise ValueError(
+                    f"{participant_id} is a {participant.role} on the {participant.channel}"
+                    f" channel, not a {role} on the {channel} channel"
+                )
             return participant
         pc = RTCPeerConnection(RTCConfiguration(iceServers=list(self._ice_servers)))
-        participant = _Participant(id=participant_id, role=role, pc=pc)
+        participant = _Participant(id=participant_id, role=role, pc=pc, channel=channel)
         self._participants[participant_id] = participant
 
         @pc.on("connectionstatechange")
@@ -397,6 +420,8 @@ class MediaRoom:
         for ref, source in (labels or {}).items():
             if source not in SOURCES:
                 raise ValueError(f"unknown source {source!r}")
+            if (source == "element") != (participant.channel == "cobrowse"):
+                raise NegotiationError(f"no {source} tracks on the {participant.channel} channel")
             participant.labels[ref] = source
 
     def _find_publication(self, participant: _Participant, ref: str) -> Publication | None:
@@ -463,6 +488,17 @@ class MediaRoom:
         )
         if source is None:
             source = "microphone" if kind == "audio" else "camera"
+        element: int | None = None
+        if participant.channel == "cobrowse":
+            element = participant.elements.get(mid)
+            if participant.role != "customer" or kind != "video" or element is None:
+                logger.warning(
+                    "room %s: %s sends a cobrowse track that is no page element",
+                    self.room_id,
+                    participant.id,
+                )
+                return None
+            source = "element"
         receiver = transceiver.receiver
         publication = Publication(
             track_id=uuid.uuid4().hex[:12],
@@ -482,6 +518,7 @@ class MediaRoom:
                 and c.parameters == codec.parameters
             ),
             send_pli=lambda ssrc: forwarding.request_keyframe(receiver, ssrc),
+            element=element,
         )
         forwarding.tap_receiver(receiver, kind, publication.on_rtp_frame)
         logger.info(
@@ -495,11 +532,12 @@ class MediaRoom:
         return publication
 
     def _wanted_by(self, participant: _Participant) -> dict[str, Publication]:
-        """The live publications ``participant`` should receive: everyone else's."""
+        """The live publications ``participant`` should receive: everyone else's on its
+        channel."""
         return {
             publication.track_id: publication
             for other in self._participants.values()
-            if other is not participant
+            if other is not participant and other.channel == participant.channel
             for publication in other.publications.values()
             if not publication.ended
         }
@@ -561,9 +599,12 @@ class MediaRoom:
     def _tracks_changed(self) -> None:
         tracks = self.tracks()
         self._last_broadcast = tracks
-        message = {"type": "media.tracks", "tracks": [t.to_json() for t in tracks]}
-        for participant_id in list(self._participants):
-            self._spawn(self._signal(participant_id, message))
+        for participant in list(self._participants.values()):
+            channel = [
+                t for t in tracks if (t.source == "element") == (participant.channel == "cobrowse")
+            ]
+            message = {"type": "media.tracks", "tracks": [t.to_json() for t in channel]}
+            self._spawn(self._signal(participant.id, message))
 
     async def _monitor_activity(self) -> None:
         while True:

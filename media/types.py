@@ -11,11 +11,20 @@ Role = Literal["customer", "agent"]
 Kind = Literal["audio", "video"]
 """Media kind of a track, as in the SDP ``m=`` line."""
 
-Source = Literal["camera", "screen", "microphone"]
-"""What a published track shows, as stated by the client (see ``MediaRoom.update_track``)."""
+Source = Literal["camera", "screen", "microphone", "element"]
+"""What a published track shows, as stated by the client (see ``MediaRoom.update_track``).
+``element`` is one element of the customer's co-browsed page (a ``<video>``'s own
+``captureStream()``), published on the ``cobrowse`` channel only."""
+
+Channel = Literal["call", "cobrowse"]
+"""What a participant's peer connection is for. A ``call`` connection sends and receives the
+call's camera, screen and microphone; a ``cobrowse`` connection carries only ``element`` tracks
+(the customer's page elements shown as video in the agent's co-browse view), so starting or
+stopping one never touches the call, and a call never carries page elements."""
 
 ROLES: tuple[Role, ...] = get_args(Role)
 SOURCES: tuple[Source, ...] = get_args(Source)
+CHANNELS: tuple[Channel, ...] = get_args(Channel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +40,7 @@ class TrackInfo:
     kind: Kind
     "audio or video."
     source: Source
-    "camera, screen or microphone."
+    "camera, screen, microphone or element."
     mid: str
     "The publisher's SDP ``a=mid`` of the transceiver carrying it."
     codec: str
@@ -40,9 +49,12 @@ class TrackInfo:
     "The client said it muted the track (``MediaRoom.update_track``)."
     active: bool
     "Media arrived within the last two seconds."
+    element: int | None = None
+    "For an ``element`` track: the co-browse mirror's node id of the element it shows."
 
     def to_json(self) -> dict[str, object]:
         """The wire form (camelCase keys), as sent in ``media.tracks`` and ``rtc.offer``."""
+        extra: dict[str, object] = {} if self.element is None else {"element": self.element}
         return {
             "trackId": self.track_id,
             "participantId": self.participant_id,
@@ -53,4 +65,5 @@ class TrackInfo:
             "codec": self.codec,
             "muted": self.muted,
             "active": self.active,
+            **extra,
         }

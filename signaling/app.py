@@ -229,6 +229,7 @@ async def _desk_ctx(app: web.Application) -> AsyncIterator[None]:
     hub = CobrowseHub(desk, mirror, settings.data_dir / "recordings", limits, assets)
     app[cobrowse_hub_key] = hub
     calls = CallHub(desk, settings)
+    hub.on_stopped.append(calls.end_cobrowse_channel)
     app[keys.calls] = calls
     api = SocketApi(sio, desk, hub, calls, app[keys.store], settings, app[keys.secret])
     app[socket_api_key] = api

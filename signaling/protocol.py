@@ -479,6 +479,9 @@ class RtcJoin(ClientEvent):
     senders: ClassVar[Senders] = frozenset({"customer", "agent"})
     type: Literal["rtc.join"] = "rtc.join"
     ticket_id: Id | None = None
+    channel: Literal["call", "cobrowse"] = "call"
+    """Which of the participant's connections: the call's, or the co-browse one that carries
+    the customer's page elements (``<video>`` streams) to the agents' co-browse view."""
 
 
 class RtcOffer(ClientEvent):
@@ -489,9 +492,19 @@ class RtcOffer(ClientEvent):
     ticket_id: Id | None = None
     sdp: Annotated[str, Field(max_length=100_000)]
     labels: dict[
-        Annotated[str, Field(max_length=128)], Literal["camera", "screen", "microphone"]
+        Annotated[str, Field(max_length=128)],
+        Literal["camera", "screen", "microphone", "element"],
     ] = Field(default_factory=dict)
-    """mid or track id -> what the track is."""
+    """mid or track id -> what the track is (``element`` on the ``cobrowse`` channel only)."""
+    channel: Literal["call", "cobrowse"] = "call"
+    """Which of the participant's connections: the call's, or the co-browse one that carries
+    the customer's page elements (``<video>`` streams) to the agents' co-browse view."""
+    elements: Annotated[
+        dict[Annotated[str, Field(max_length=128)], Annotated[int, Field(ge=1)]],
+        Field(max_length=16),
+    ] = Field(default_factory=dict)
+    """On the ``cobrowse`` channel: mid -> the co-browse mirror's node id of the page element
+    (a ``<video>``) that the track shows."""
 
 
 class RtcAnswer(ClientEvent):
@@ -501,6 +514,9 @@ class RtcAnswer(ClientEvent):
     type: Literal["rtc.answer"] = "rtc.answer"
     ticket_id: Id | None = None
     sdp: Annotated[str, Field(max_length=100_000)]
+    channel: Literal["call", "cobrowse"] = "call"
+    """Which of the participant's connections: the call's, or the co-browse one that carries
+    the customer's page elements (``<video>`` streams) to the agents' co-browse view."""
 
 
 class RtcCandidate(ClientEvent):
@@ -511,6 +527,9 @@ class RtcCandidate(ClientEvent):
     type: Literal["rtc.candidate"] = "rtc.candidate"
     ticket_id: Id | None = None
     candidate: dict[str, Any] | None = None
+    channel: Literal["call", "cobrowse"] = "call"
+    """Which of the participant's connections: the call's, or the co-browse one that carries
+    the customer's page elements (``<video>`` streams) to the agents' co-browse view."""
 
 
 class RtcLeave(ClientEvent):
@@ -519,6 +538,9 @@ class RtcLeave(ClientEvent):
     senders: ClassVar[Senders] = frozenset({"customer", "agent"})
     type: Literal["rtc.leave"] = "rtc.leave"
     ticket_id: Id | None = None
+    channel: Literal["call", "cobrowse"] = "call"
+    """Which of the participant's connections: the call's, or the co-browse one that carries
+    the customer's page elements (``<video>`` streams) to the agents' co-browse view."""
 
 
 class TrackUpdate(ClientEvent):
@@ -918,6 +940,8 @@ class RtcOfferOut(Message):
     ticket_id: str
     sdp: str
     tracks: list[dict[str, Any]]
+    channel: Literal["call", "cobrowse"] = "call"
+    """The connection this offer is for (see ``rtc.join``)."""
 
 
 class MediaTracks(Message):
@@ -926,6 +950,9 @@ class MediaTracks(Message):
     type: Literal["media.tracks"] = "media.tracks"
     ticket_id: str
     tracks: list[dict[str, Any]]
+    channel: Literal["call", "cobrowse"] = "call"
+    """The tracks of this channel only (an ``element`` track has ``element``: its mirror node
+    id)."""
 
 
 class UploadRequested(Message):

@@ -41,27 +41,42 @@ const common = {
   legalComments: "none",
   logLevel: "warning",
   charset: "utf8",
-  plugins: [shadowCss(), rrwebStyleDiffWithoutCsp()],
+  plugins: [shadowCss(), rrwebPatches()],
 };
 
 /**
- * rrweb's recorder parses an element's previous style attribute by setting it on a span of a
+ * Two changes to the bundled rrweb, made at build time (the build fails if rrweb no longer has
+ * the lines; re-check on every rrweb upgrade):
+ *
+ * 1. rrweb's recorder parses an element's previous style attribute by setting it on a span of a
  * detached document (`old.setAttribute("style", ...)`). That document inherits the host page's
  * CSP, so on a site whose `style-src` has no 'unsafe-inline' every style change the page makes
  * (even through CSSOM, which the CSP allows) logs a violation while co-browsing: hundreds a
  * minute with an animated element. Parsing through CSSOM (`old.style.cssText = ...`) gives the
- * same declarations and is not an inline style under CSP. The bundled copy is changed at build
- * time; the build fails if rrweb no longer has that line (re-check on every rrweb upgrade).
+ * same declarations and is not an inline style under CSP.
+ * 2. Every stylesheet rule rrweb copies goes through src/snippet/cobrowse/css-rules.js, which
+ *    restores the shorthands Chromium's `rule.cssText` loses (a var() shorthand with one longhand
+ *    overridden).
  */
-function rrwebStyleDiffWithoutCsp() {
-  const needle = 'if (m.oldValue) old.setAttribute("style", m.oldValue);';
+function rrwebPatches() {
+  const patches = [
+    ['if (m.oldValue) old.setAttribute("style", m.oldValue);', "if (m.oldValue) old.style.cssText = m.oldValue;"],
+    // A rule's text with the shorthands Chromium's serialization loses restored (see
+    // src/snippet/cobrowse/css-rules.js): every stylesheet rrweb copies goes through it.
+    ["let ruleStringified = rule.cssText;", "let ruleStringified = __tandemRuleText(rule);"],
+  ];
+  const ruleText = JSON.stringify(path.join(root, "src/snippet/cobrowse/css-rules.js"));
   return {
-    name: "rrweb-style-diff-without-csp",
+    name: "rrweb-patches",
     setup(build) {
       build.onLoad({ filter: /[\\/]node_modules[\\/]rrweb[\\/]dist[\\/]rrweb\.js$/ }, async (args) => {
-        const code = await readFile(args.path, "utf8");
-        if (!code.includes(needle)) throw new Error(`rrweb changed: "${needle}" not found in ${args.path}`);
-        return { contents: code.replace(needle, "if (m.oldValue) old.style.cssText = m.oldValue;"), loader: "js" };
+        let code = await readFile(args.path, "utf8");
+        for (const [needle, replacement] of patches) {
+          if (!code.includes(needle)) throw new Error(`rrweb changed: "${needle}" not found in ${args.path}`);
+          code = code.replace(needle, replacement);
+        }
+        code = `import { ruleText as __tandemRuleText } from ${ruleText};\n${code}`;
+        return { contents: code, loader: "js", resolveDir: path.dirname(args.path) };
       });
     },
   };

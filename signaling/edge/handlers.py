@@ -121,21 +121,27 @@ class SharedEvents:
         await self.cobrowse.control_revoke(conn.caller, msg.ticket_id)
 
     async def on_rtc_join(self, conn: Connection[Caller], msg: RtcJoin) -> Message:
-        pid, servers = await self.calls.join(conn.caller, msg.ticket_id)
+        if msg.channel == "cobrowse":
+            await self.cobrowse.require_sharing(conn.caller, msg.ticket_id)
+        pid, servers = await self.calls.join(conn.caller, msg.ticket_id, msg.channel)
         return RtcJoined(ice_servers=servers, participant_id=pid)
 
     async def on_rtc_offer(self, conn: Connection[Caller], msg: RtcOffer) -> Message:
-        answer = await self.calls.offer(conn.caller, msg.ticket_id, msg.sdp, msg.labels)
+        if msg.channel == "cobrowse":
+            await self.cobrowse.require_sharing(conn.caller, msg.ticket_id)
+        answer = await self.calls.offer(
+            conn.caller, msg.ticket_id, msg.sdp, msg.labels, msg.channel, msg.elements
+        )
         return RtcAnswerAck(sdp=answer)
 
     async def on_rtc_answer(self, conn: Connection[Caller], msg: RtcAnswer) -> None:
-        await self.calls.answer(conn.caller, msg.ticket_id, msg.sdp)
+        await self.calls.answer(conn.caller, msg.ticket_id, msg.sdp, msg.channel)
 
     async def on_rtc_candidate(self, conn: Connection[Caller], msg: RtcCandidate) -> None:
-        await self.calls.candidate(conn.caller, msg.ticket_id, msg.candidate)
+        await self.calls.candidate(conn.caller, msg.ticket_id, msg.candidate, msg.channel)
 
     async def on_rtc_leave(self, conn: Connection[Caller], msg: RtcLeave) -> None:
-        await self.calls.leave(conn.caller, msg.ticket_id)
+        await self.calls.leave(conn.caller, msg.ticket_id, msg.channel)
 
     async def on_media_track_update(self, conn: Connection[Caller], msg: TrackUpdate) -> None:
         await self.calls.update_track(conn.caller, msg.ticket_id, msg.ref, msg.source, msg.muted)

@@ -1,6 +1,10 @@
 """Calls in a support session: one ``media.MediaRoom`` per ticket, wired to sockets and tickets.
 
-Participants are ``customer`` and ``agent:<id>``; each holds one peer connection to this node.
+Participants are ``customer`` and ``agent:<id>``; each holds one peer connection to this node
+per channel (``media.Channel``): the call's, and the co-browse one that carries the customer's
+page elements (``<video>`` streams) to the agents' co-browse view, whose participants are
+``customer/cobrowse`` and ``agent:<id>/cobrowse``. The co-browse channel needs the customer to be
+sharing their page (that consent covers it) and is closed when they stop.
 Offers, answers and candidates travel over the session's sockets; what the room sends on its own
 (server offers, track lists) goes to the participant's room. Captures and clips are filed on the
 ticket as attachments, like customer uploads.
@@ -44,8 +48,12 @@ UPLOAD_KINDS = frozenset({"photo", "video"})
 """Attachment kinds that customers upload (and that the per-ticket quotas count)."""
 
 
-def participant_id(caller: Caller) -> str:
-    return "customer" if isinstance(caller, CustomerCaller) else f"agent:{caller.agent.id}"
+COBROWSE_SUFFIX = "/cobrowse"
+
+
+def participant_id(caller: Caller, channel: media.Channel = "call") -> str:
+    base = "customer" if isinstance(caller, CustomerCaller) else f"agent:{caller.agent.id}"
+    return base + COBROWSE_SUFFIX if channel == "cobrowse" else base
 
 
 def media_error(exc: media.MediaError) -> DeskError:
@@ -71,9 +79,11 @@ class CallHub:
 
     # ------------------------------------------------------------------ signaling
 
-    async def join(self, caller: Caller, ticket_id: str | None) -> tuple[str, list[IceServerInfo]]:
+    async def join(
+        self, caller: Caller, ticket_id: str | None, channel: media.Channel = "call"
+    ) -> tuple[str, list[IceServerInfo]]:
         ticket = await self._active(caller, ticket_id)
-        pid = participant_id(caller)
+        pid = participant_id(caller, channel)
         servers = media.ice_servers(
             stun_urls=self.settings.stun_urls,
             turn_urls=self.settings.turn_urls,
@@ -85,34 +95,49 @@ class CallHub:
         return pid, [IceServerInfo.model_validate(s.to_json()) for s in servers]
 
     async def offer(
-        self, caller: Caller, ticket_id: str | None, sdp: str, labels: Mapping[str, str]
+        self,
+        caller: Caller,
+        ticket_id: str | None,
+        sdp: str,
+        labels: Mapping[str, str],
+        channel: media.Channel = "call",
+        elements: Mapping[str, int] | None = None,
     ) -> str:
         ticket = await self._active(caller, ticket_id)
         room = await self._room(ticket)
         role: media.Role = "customer" if isinstance(caller, CustomerCaller) else "agent"
+        pid = participant_id(caller, channel)
         try:
-            answer = await room.handle_offer(participant_id(caller), role, sdp, labels)
+            answer = await room.handle_offer(
+                pid, role, sdp, labels, channel=channel, elements=elements
+            )
         except media.MediaError as exc:
             raise media_error(exc) from None
-        pid = participant_id(caller)
         if (ticket.id, pid) not in self._joined:
             self._joined.add((ticket.id, pid))
-            await self.desk.timeline(ticket, "call.joined", {"participant": pid})
+            if channel == "call":  # the co-browse channel is part of co-browse, not a call
+                await self.desk.timeline(ticket, "call.joined", {"participant": pid})
         return answer
 
-    async def answer(self, caller: Caller, ticket_id: str | None, sdp: str) -> None:
+    async def answer(
+        self, caller: Caller, ticket_id: str | None, sdp: str, channel: media.Channel = "call"
+    ) -> None:
         room = await self._existing(caller, ticket_id)
         try:
-            await room.handle_answer(participant_id(caller), sdp)
+            await room.handle_answer(participant_id(caller, channel), sdp)
         except media.MediaError as exc:
             raise media_error(exc) from None
 
     async def candidate(
-        self, caller: Caller, ticket_id: str | None, candidate: dict[str, Any] | None
+        self,
+        caller: Caller,
+        ticket_id: str | None,
+        candidate: dict[str, Any] | None,
+        channel: media.Channel = "call",
     ) -> None:
         room = await self._existing(caller, ticket_id)
         try:
-            await room.add_ice_candidate(participant_id(caller), candidate)
+            await room.add_ice_candidate(participant_id(caller, channel), candidate)
         except media.MediaError as exc:
             raise media_error(exc) from None
 
@@ -129,14 +154,27 @@ class CallHub:
         if info is None:
             raise DeskError("not_found", "no such track of yours")
 
-    async def leave(self, caller: Caller, ticket_id: str | None) -> None:
+    async def leave(
+        self, caller: Caller, ticket_id: str | None, channel: media.Channel = "call"
+    ) -> None:
         ticket = await self.desk.ticket_for(caller, ticket_id)
         room = self._rooms.get(ticket.id)
-        pid = participant_id(caller)
+        pid = participant_id(caller, channel)
         if room is not None and (ticket.id, pid) in self._joined:
             self._joined.discard((ticket.id, pid))
             await room.remove_participant(pid)
-            await self.desk.timeline(ticket, "call.left", {"participant": pid})
+            if channel == "call":
+                await self.desk.timeline(ticket, "call.left", {"participant": pid})
+
+    async def end_cobrowse_channel(self, ticket_id: str) -> None:
+        """Co-browse stopped: every co-browse connection of the session is closed (the
+        customer's consent to show page elements ended with it)."""
+        room = self._rooms.get(ticket_id)
+        gone = {(t, p) for t, p in self._joined if t == ticket_id and p.endswith(COBROWSE_SUFFIX)}
+        self._joined -= gone
+        if room is not None:
+            for _ticket, pid in gone:
+                await room.remove_participant(pid)
 
     # ------------------------------------------------------------------ captures
 
@@ -317,17 +355,25 @@ class CallHub:
         return ticket
 
     async def _signal(self, ticket_id: str, pid: str, message: dict[str, Any]) -> None:
-        agent_id = pid.removeprefix("agent:")
-        rooms = [customer_room(ticket_id)] if pid == "customer" else [agent_room(agent_id)]
+        channel: media.Channel = "cobrowse" if pid.endswith(COBROWSE_SUFFIX) else "call"
+        person = pid.removesuffix(COBROWSE_SUFFIX)
+        agent_id = person.removeprefix("agent:")
+        rooms = [customer_room(ticket_id)] if person == "customer" else [agent_room(agent_id)]
         kind = message.get("type")
         if kind == "rtc.offer":
             await self.desk.broadcaster.emit(
-                RtcOfferOut(ticket_id=ticket_id, sdp=message["sdp"], tracks=message["tracks"]),
+                RtcOfferOut(
+                    ticket_id=ticket_id,
+                    sdp=message["sdp"],
+                    tracks=message["tracks"],
+                    channel=channel,
+                ),
                 rooms,
             )
         elif kind == "media.tracks":
             await self.desk.broadcaster.emit(
-                MediaTracks(ticket_id=ticket_id, tracks=message["tracks"]), rooms
+                MediaTracks(ticket_id=ticket_id, tracks=message["tracks"], channel=channel),
+                rooms,
             )
         else:
             log.warning("unexpected media signal %r", kind)

@@ -20,14 +20,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import cobrowse
 from signaling.assets.service import AssetService
-from signaling.desk import AgentCaller, CustomerCaller, Desk, DeskError, iso
+from signaling.desk import AgentCaller, Caller, CustomerCaller, Desk, DeskError, iso
 from signaling.desk.rooms import customer_room
 from signaling.protocol import (
     AgentRef,
@@ -111,6 +111,9 @@ class CobrowseHub:
         self._parts: dict[str, _Parts] = {}
         self._pending_bytes = 0
         self._ticker: asyncio.Task[None] | None = None
+        self.on_stopped: list[Callable[[str], Awaitable[None]]] = []
+        """Called with the ticket id when a co-browse ends (the co-browse media channel
+        closes with it)."""
         desk.on_close.append(self.on_ticket_closed)
 
     # ------------------------------------------------------------------ consent
@@ -246,10 +249,17 @@ class CobrowseHub:
             await self._need_snapshot(ticket.id)
         return CobrowseView(sharing=True, events=events, control=live.session.control.state.value)
 
+    async def require_sharing(self, caller: Caller, ticket_id: str | None) -> None:
+        """Refuse unless the customer is sharing their page in this session."""
+        ticket = await self.desk.ticket_for(caller, ticket_id)
+        self._require_live(ticket)
+
     async def stop(self, ticket_id: str, by: str) -> None:
         live = self._live.pop(ticket_id, None)
         if live is None:
             return
+        for stopped in self.on_stopped:
+            await stopped(ticket_id)
         await live.session.close()
         ticket = await self.desk.store.ticket(ticket_id)
         if ticket is None:

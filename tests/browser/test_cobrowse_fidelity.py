@@ -22,13 +22,14 @@ import pytest
 import pytest_asyncio
 from PIL import Image
 from playwright.async_api import Error as PlaywrightError
-from playwright.async_api import Locator, Page, expect
+from playwright.async_api import FrameLocator, Locator, Page, expect
 
 from signaling import keys
 from signaling.auth.accounts import add_site
 from tests.browser.cobrowse_support import share
 from tests.browser.fidelity_support import (
     FIDELITY_SITE_KEY,
+    PAGES,
     FixtureSites,
     customer_scroll,
     fit_scale_one,
@@ -220,6 +221,162 @@ async def test_video_shows_as_pictures_of_its_size(
     frame = await steady_picture(video)
     dark = Image.new("RGB", frame.size, (12, 19, 32))
     assert match_share(dark, frame, LOOSE) < 0.98  # not an empty box
+
+
+async def test_video_plays_live_over_the_mirror_through_the_media_relay(
+    new_page: NewPage, server: Server, sites: FixtureSites
+) -> None:
+    """A playing ``<video>`` goes to the agent as a WebRTC stream (its own captureStream(),
+    relayed by the server on the co-browse channel) and plays in the console over the mirrored
+    element, at its box, following it when the page scrolls."""
+    s = await co_browse(new_page, server, sites, "video")
+    view = mirror_frame(s.agent)
+    mirrored = view.locator("video#tour")
+    overlay = s.agent.locator(".cb-streams video[data-element]")
+    await expect(overlay).to_have_count(1, timeout=30_000)
+    element = int(await overlay.get_attribute("data-element") or 0)
+    assert element > 0
+    # The server relayed it: an element track of the customer's co-browse connection.
+    room = server.app[keys.calls]._rooms[s.ticket_id]
+    tracks = [t for t in room.tracks() if t.source == "element"]
+    assert [(t.participant_id, t.element, t.kind) for t in tracks] == [
+        ("customer/cobrowse", element, "video")
+    ]
+
+    async def boxes_match() -> bool:
+        mine = await overlay.bounding_box()
+        theirs = await mirrored.bounding_box()
+        if not mine or not theirs:
+            return False
+        return all(abs(mine[k] - theirs[k]) <= 1 for k in ("x", "y", "width", "height"))
+
+    await until(boxes_match, bool)
+    # Live: its frames change.
+    await until(lambda: overlay.evaluate("(v) => v.videoWidth"), lambda w: w > 0)
+    first = await picture(overlay)
+    await until(lambda: picture(overlay), lambda p: match_share(first, p, 8) < 0.99)
+    # The customer scrolls: the overlay follows the mirrored element.
+    await s.customer.evaluate("scrollBy({top: 120, behavior: 'instant'})")
+    _, y = await customer_scroll(s.customer)
+    await until(lambda: mirror_scroll(s.agent), lambda pos: abs(pos[1] - y) <= 1)
+    await until(boxes_match, bool)
+    # Paused, it is no longer streamed: the sampled picture beneath is what shows.
+    await s.customer.locator("video#tour").evaluate("(v) => v.pause()")
+    await expect(overlay).to_have_count(0, timeout=20_000)
+    await expect(mirrored).to_have_attribute("poster", re.compile(r"^data:image/webp"))
+
+
+async def test_a_canvas_too_busy_to_sample_plays_live_over_the_mirror(
+    new_page: NewPage, server: Server, sites: FixtureSites
+) -> None:
+    """A canvas whose pictures are too big to send (noise that changes every frame) is marked
+    too busy and then streamed like a video, overlaid at its box."""
+    s = await co_browse(new_page, server, sites, "album")
+    await s.customer.evaluate(
+        """() => {
+            const noise = document.createElement('canvas');
+            noise.width = 1800;
+            noise.height = 1300;
+            const n = noise.getContext('2d');
+            const data = n.createImageData(noise.width, noise.height);
+            const bytes = new Uint32Array(data.data.buffer);
+            for (let i = 0; i < bytes.length; i++) bytes[i] = (Math.random() * 0xffffffff) | 0xff000000;
+            n.putImageData(data, 0, 0);
+            const canvas = document.createElement('canvas');
+            canvas.id = 'busy';
+            canvas.width = 1600;
+            canvas.height = 1200;
+            canvas.style.cssText = 'display: block; width: 480px; height: 360px';
+            document.querySelector('main').prepend(canvas);
+            const ctx = canvas.getContext('2d');
+            let step = 0;
+            const draw = () => {
+                step = (step + 37) % 200;
+                ctx.drawImage(noise, -step, -step);
+                requestAnimationFrame(draw);
+            };
+            draw();
+        }"""
+    )
+    mirrored = mirror_frame(s.agent).locator("#busy")
+    overlay = s.agent.locator(".cb-streams video[data-element]")
+    await expect(overlay).to_have_count(1, timeout=30_000)
+    element = int(await overlay.get_attribute("data-element") or 0)
+    room = server.app[keys.calls]._rooms[s.ticket_id]
+    assert [(t.element, t.source) for t in room.tracks()] == [(element, "element")]
+
+    async def boxes_match() -> bool:
+        mine = await overlay.bounding_box()
+        theirs = await mirrored.bounding_box()
+        if not mine or not theirs:
+            return False
+        return all(abs(mine[k] - theirs[k]) <= 1 for k in ("x", "y", "width", "height"))
+
+    await until(boxes_match, bool)
+    await until(lambda: overlay.evaluate("(v) => v.videoWidth"), lambda w: w > 0)
+    first = await picture(overlay)
+    await until(lambda: picture(overlay), lambda p: match_share(first, p, 8) < 0.9)
+
+
+async def max_scroll(frame: Page | FrameLocator) -> int:
+    """How far the page scrolls: its scroll height less the viewport's."""
+    script = "(el) => el.scrollHeight - el.ownerDocument.defaultView.innerHeight"
+    return int(await frame.locator("html").evaluate(script))
+
+
+@pytest.mark.parametrize("name", PAGES)
+async def test_the_mirror_scrolls_exactly_as_far_as_the_customers_page(
+    new_page: NewPage, server: Server, sites: FixtureSites, name: str
+) -> None:
+    """Every fixture page is as tall in the mirror as for the customer, so the end of the page
+    is the same place (a lost stylesheet declaration, a collapsed box, a missing font show up
+    here first), and the mirror follows the customer there."""
+    s = await co_browse(new_page, server, sites, name)
+    view = mirror_frame(s.agent)
+    await expect(view.locator("[data-fixture]")).to_be_attached()
+    mine = await until(lambda: max_scroll(s.customer), lambda v: v > 0)
+    await until(lambda: max_scroll(view), lambda v: v == mine)
+
+    async def to_the_end() -> float:
+        """The customer scrolls to the end (again if the page grew meanwhile)."""
+        await s.customer.evaluate(
+            "scrollTo({top: document.documentElement.scrollHeight, behavior: 'instant'})"
+        )
+        _, y = await customer_scroll(s.customer)
+        return y if y == await max_scroll(s.customer) else -1.0
+
+    end = await until(to_the_end, lambda y: y > 0)
+    await until(lambda: max_scroll(view), lambda v: v == end)
+    await until(lambda: mirror_scroll(s.agent), lambda pos: pos[1] == end)
+
+
+async def test_a_var_shorthand_with_an_overridden_longhand_keeps_its_other_longhands(
+    new_page: NewPage, server: Server, sites: FixtureSites
+) -> None:
+    """Chromium writes such a rule's other longhands with empty values (``rule.cssText``); the
+    snippet sends the rule from the page's own source instead (here a <style>'s text)."""
+    s = await co_browse(new_page, server, sites, "album")
+    await s.customer.evaluate(
+        """() => {
+            const style = document.createElement('style');
+            style.textContent = `:root { --edge: 5px; }
+              /* a comment; with { braces } */
+              #lossy { border: solid var(--edge) rgb(217, 51, 26); border-top-width: 20px;
+                       margin: var(--edge) 0; margin-bottom: 30px; height: 40px;
+                       box-sizing: content-box; }`;
+            document.head.append(style);
+            const box = document.createElement('div');
+            box.id = 'lossy';
+            document.querySelector('main').prepend(box);
+            if (!style.sheet.cssRules[1].cssText.includes(': ;')) throw new Error('not lossy');
+        }"""
+    )
+    mirrored = mirror_frame(s.agent).locator("#lossy")
+    await expect(mirrored).to_be_attached()
+    box = "(el) => { const c = getComputedStyle(el); return [el.offsetHeight, c.borderLeftWidth, c.borderTopWidth, c.marginTop, c.marginBottom, c.borderLeftColor]; }"
+    mine = await s.customer.locator("#lossy").evaluate(box)
+    assert mine == [65, "5px", "20px", "5px", "30px", "rgb(217, 51, 26)"]
+    await until(lambda: mirrored.evaluate(box), lambda theirs: theirs == mine)
 
 
 async def test_late_joiner_lands_at_the_customers_scroll(
@@ -426,3 +583,8 @@ async def test_cross_origin_content_shows_labelled_placeholders_of_its_size(
         assert mine and theirs, element
         assert abs(mine["width"] - theirs["width"]) <= 1, (element, mine, theirs)
         assert abs(mine["height"] - theirs["height"]) <= 1, (element, mine, theirs)
+    # The foreign video's own stream is refused too (captureStream() of cross-origin media):
+    # nothing goes to the media relay, no overlay covers its placeholder.
+    room = server.app[keys.calls]._rooms.get(s.ticket_id)
+    assert room is None or not [t for t in room.tracks() if t.source == "element"]
+    await expect(s.agent.locator(".cb-streams video")).to_have_count(0)

@@ -18,14 +18,17 @@
 //   trickles: its candidates are in its SDP.
 //
 // Our own media goes out on sendonly transceivers, one per source (microphone, camera, screen),
-// labelled by mid in every offer. Stopping a source sets its transceiver inactive (the server
+// labelled by mid in every offer. A Call on the "cobrowse" channel is a second connection beside
+// the call: the customer sends page elements on it (source "element:<mirror node id>", labelled
+// "element" with the node id in `elements`), agents receive them; every request carries the
+// channel and only that channel's server messages may be given to it. Stopping a source sets its transceiver inactive (the server
 // ends the publication); starting it again reuses the transceiver. What we receive comes on the
 // server's transceivers: each server offer lists which mid carries which track, and
 // `media.tracks` carries every track's state (muted, active).
 
 import { Numbering } from "./sdp.js";
 
-const SOURCES = ["microphone", "camera", "screen"];
+const ELEMENT = "element:";
 const CONNECT_TIMEOUT = 20_000;
 const GLARE_WAIT = 3_000;
 
@@ -86,9 +89,11 @@ export class Call {
    * @param {() => void} opts.onChange anything shown changed
    * @param {(message: string) => void} [opts.onError] the call failed or ended by itself
    * @param {string} [opts.storageKey] sessionStorage key marking "in a call" (stale-call cleanup)
+   * @param {"call"|"cobrowse"} [opts.channel] which of the participant's connections this is
    */
-  constructor({ request, onChange, onError, storageKey }) {
-    this.request = request;
+  constructor({ request, onChange, onError, storageKey, channel = "call" }) {
+    this.channel = channel;
+    this.request = channel === "call" ? request : (event, payload) => request(event, { ...payload, channel });
     this.onChange = onChange;
     this.onError = onError || (() => {});
     this.storageKey = storageKey;
@@ -172,7 +177,7 @@ export class Call {
       pc.addEventListener("track", () => this.changed());
       pc.addEventListener("negotiationneeded", () => this.negotiate());
       pc.addEventListener("connectionstatechange", () => this.connectionChanged());
-      for (const source of SOURCES) if (tracks[source]) this.attach(source, tracks[source]);
+      for (const [source, track] of Object.entries(tracks)) if (track) this.attach(source, track);
       if (!pc.getTransceivers().length) pc.addTransceiver("audio", { direction: "recvonly" });
       this.mark(true);
       this.startedAt = Date.now();
@@ -236,7 +241,9 @@ export class Call {
     try {
       await pc.setLocalDescription();
       this.numbering.learn(pc.localDescription.sdp);
-      const ack = await this.request("rtc.offer", { sdp: pc.localDescription.sdp, labels: this.labels() });
+      const payload = { sdp: pc.localDescription.sdp, labels: this.labels() };
+      if (this.channel === "cobrowse") payload.elements = this.elements();
+      const ack = await this.request("rtc.offer", payload);
       if (!this.pc) return;
       if (ack.ok) {
         await pc.setRemoteDescription({ type: "answer", sdp: ack.sdp });
@@ -264,6 +271,7 @@ export class Call {
 
   /** A server `rtc.offer` event for us. */
   serverOffer(msg) {
+    if ((msg.channel || "call") !== this.channel) return Promise.resolve(); // the other connection's
     return this.enqueue(async () => {
       const pc = this.pc;
       if (!pc || pc.signalingState === "closed") return;
@@ -289,6 +297,7 @@ export class Call {
 
   /** A `media.tracks` event: every published track in the room and its state. */
   serverTracks(msg) {
+    if ((msg.channel || "call") !== this.channel) return;
     this.trackState = new Map((msg.tracks || []).map((t) => [t.trackId, t]));
     this.changed();
   }
@@ -307,9 +316,18 @@ export class Call {
   labels() {
     const labels = {};
     for (const [source, entry] of Object.entries(this.local)) {
-      if (entry.transceiver.mid) labels[entry.transceiver.mid] = source;
+      if (entry.transceiver.mid) labels[entry.transceiver.mid] = source.startsWith(ELEMENT) ? "element" : source;
     }
     return labels;
+  }
+
+  /** mid -> mirror node id of each page element we send (cobrowse channel). */
+  elements() {
+    const elements = {};
+    for (const [source, entry] of Object.entries(this.local)) {
+      if (source.startsWith(ELEMENT) && entry.transceiver.mid) elements[entry.transceiver.mid] = Number(source.slice(ELEMENT.length));
+    }
+    return elements;
   }
 
   // ------------------------------------------------------------------ our media

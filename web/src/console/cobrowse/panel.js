@@ -7,6 +7,7 @@
 //   pointer / click    -> cobrowse.pointer move / highlight (<= 10 per second)
 //   Request control    -> control.request; once granted, clicks, keys and wheel on the view
 //                         become control.action {type, targetId, x, y, text, key}
+//   <video> in the page -> its live stream overlaid at its box (./streams.js)
 //
 // Every request, grant, denial, revocation and action is put on the ticket timeline by the server.
 
@@ -14,6 +15,7 @@ import { h } from "../../shared/dom.js";
 import * as auth from "../auth.js";
 import * as live from "../live.js";
 import { replayFrame } from "./frame.js";
+import { elementStreams } from "./streams.js";
 
 const STALE_AFTER_MS = 25_000; // the customer's page sends a heartbeat every 10 s
 const HIDDEN_TEXT = "The customer switched to another tab or window";
@@ -51,6 +53,7 @@ export function mountCobrowse({ ticketId, actions, layout, toast, ended }) {
   const closeBtn = h("button", { type: "button", class: "btn small ghost", onClick: () => hidePanel() }, "Hide");
   const notice = h("div", { class: "cb-notice", role: "status", hidden: true });
   const frame = replayFrame("The customer's page (co-browse)", onFrameMessage);
+  const view = h("div", { class: "cb-view" }, frame.iframe, notice);
   const section = h(
     "section",
     { class: "cobrowse", "aria-label": "Co-browse", hidden: true },
@@ -60,9 +63,10 @@ export function mountCobrowse({ ticketId, actions, layout, toast, ended }) {
       h("div", { class: "cb-title" }, h("strong", null, "Co-browse"), pill, url),
       h("div", { class: "cb-tools" }, pointerBtn, controlBtn, closeBtn),
     ),
-    h("div", { class: "cb-view" }, frame.iframe, notice),
+    view,
   );
   layout.prepend(section);
+  const streams = elementStreams({ ticketId, view, sharing: () => state.sharing });
 
   // ------------------------------------------------------------------ drawing
 
@@ -189,6 +193,7 @@ export function mountCobrowse({ ticketId, actions, layout, toast, ended }) {
     for (const e of events) {
       if (e.type === 4 && e.data && e.data.href) state.href = e.data.href;
       if (e.type === 5 && e.data && e.data.tag === "tandem" && e.data.payload) state.hidden = !!e.data.payload.hidden;
+      else if (e.type === 5 && e.data && e.data.tag === "tandem-streams" && e.data.payload) streams.announced(e.data.payload.ids);
       else if (e.type === 3 && e.data && (e.data.source === 1 || e.data.source === 2)) state.hidden = false;
     }
   }
@@ -203,6 +208,7 @@ export function mountCobrowse({ ticketId, actions, layout, toast, ended }) {
         state.requested = false;
         toast("The customer declined to share their page.");
       } else if (ev.state === "stopped") {
+        streams.stop();
         state.requested = false;
         if (state.sharing) state.stopped = true;
         state.sharing = false;
@@ -230,6 +236,8 @@ export function mountCobrowse({ ticketId, actions, layout, toast, ended }) {
       if (mine && ev.state === "expired") toast("Remote control expired.");
       draw();
     }),
+    live.onServer("rtc.offer", (ev) => streams.server("rtc.offer", ev)),
+    live.onServer("media.tracks", (ev) => streams.server("media.tracks", ev)),
     live.onServer("connect", () => {
       if (state.sharing || !section.hidden) join();
     }),
@@ -243,6 +251,7 @@ export function mountCobrowse({ ticketId, actions, layout, toast, ended }) {
   // ------------------------------------------------------------------ the view's messages
 
   function onFrameMessage(m) {
+    if (m.type === "elements") return void streams.elements(m);
     if (!state.sharing) return;
     if (m.type === "pointer") {
       live.request("cobrowse.pointer", { ticketId, x: m.x, y: m.y, mode: m.mode });
@@ -278,6 +287,7 @@ export function mountCobrowse({ ticketId, actions, layout, toast, ended }) {
     destroy() {
       clearInterval(ticker);
       for (const off of offs) off();
+      streams.stop();
       frame.destroy();
     },
   };

@@ -14,6 +14,15 @@
 //                    {type: "pointer", x, y, mode}                 page coordinates
 //                    {type: "action", action}                      control.action payload
 //                    {type: "refused", reason}                     a masked target was clicked
+//                    {type: "elements", stage, boxes}              live view: where each mirrored
+//                                                                  <video> is, for the console's
+//                                                                  stream overlay (see below)
+//
+// Live <video> streams are not played in here (the mirror runs no script, and a MediaStream
+// cannot be posted into this page): the console overlays them. This page tells it, whenever it
+// changes, the stage's box in this page and each mirrored <video>'s and <canvas>'s box on the stage, in this
+// page's pixels (scale, the mirror's scroll, layout changes and resizes included), with its rrweb
+// id and object-fit.
 //
 // Remote control never goes through the mirror: clicks, keys and wheel land on a "glass" layer
 // above it, are mapped to rrweb node ids (replayer.getMirror()), and sent as actions.
@@ -113,7 +122,19 @@ function makeReplayer(events, options) {
     ...options,
   });
   replayer.on("resize", (dim) => fit(dim.width, dim.height));
+  quietMedia();
+  replayer.on("fullsnapshot-rebuilded", quietMedia);
   return replayer;
+}
+
+/**
+ * The mirror never plays media (it has none: a live <video> is overlaid by the console), but
+ * rrweb's replay calls play() and pause() on mirrored media as the customer's change, and a
+ * play() cut short by pause() rejects with nobody to catch it. In the mirror, play() is a no-op.
+ */
+function quietMedia() {
+  const win = mirrorWindow();
+  if (win && win.HTMLMediaElement) win.HTMLMediaElement.prototype.play = () => Promise.resolve();
 }
 
 function startLive(events) {
@@ -385,5 +406,39 @@ glass.addEventListener(
   },
   { passive: false },
 );
+
+// ------------------------------------------------------------------ where the videos are
+
+let lastBoxes = "";
+
+function trackElements() {
+  requestAnimationFrame(trackElements);
+  const win = live ? mirrorWindow() : null;
+  const boxes = [];
+  if (win) {
+    for (const el of win.document.querySelectorAll("video, canvas")) {
+      const id = idOf(el);
+      const r = el.getBoundingClientRect();
+      if (id == null || !r.width || !r.height) continue;
+      const style = win.getComputedStyle(el);
+      if (style.visibility === "hidden") continue;
+      boxes.push({
+        id,
+        x: r.left * scale,
+        y: r.top * scale,
+        width: r.width * scale,
+        height: r.height * scale,
+        fit: el.localName === "canvas" ? "fill" : style.objectFit || "contain",
+      });
+    }
+  }
+  const rect = stage.getBoundingClientRect();
+  const stageBox = { x: rect.left, y: rect.top, width: rect.width, height: rect.height };
+  const text = JSON.stringify([stageBox, boxes]);
+  if (text === lastBoxes) return;
+  lastBoxes = text;
+  post({ type: "elements", stage: stageBox, boxes });
+}
+requestAnimationFrame(trackElements);
 
 post({ type: "ready" });

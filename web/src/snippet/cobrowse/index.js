@@ -15,6 +15,7 @@ import { consentKey } from "./bridge.js";
 import { AssetSupplier } from "./assets.js";
 import { perform } from "./control.js";
 import { Pixels, videoPoster } from "./pixels.js";
+import { ElementStreams } from "./streams.js";
 import { Privacy } from "./privacy.js";
 import css from "./cobrowse.shadow.css";
 
@@ -90,6 +91,23 @@ class Cobrowse {
       getId: (node) => record.mirror.getId(node),
       skip: (el) => this.privacy.marked(el),
     });
+    // Playing <video>s and canvases too busy to sample also go live to the agent as WebRTC
+    // streams (./streams.js).
+    this.streams = new ElementStreams({
+      request,
+      getId: (node) => record.mirror.getId(node),
+      skip: (el) => this.privacy.marked(el),
+      busy: (id) => this.pixels.busy.has(id),
+      announce: (ids) => {
+        try {
+          record.addCustomEvent("tandem-streams", { ids });
+        } catch {
+          // not recording
+        }
+      },
+      storageKey: `${this.key}:media`,
+    });
+    for (const name of ["rtc.offer", "media.tracks"]) socket.on(name, (ev) => this.streams.on(name, ev));
     this.stopRecording = null;
     this.accepted = false;
     this.sharing = false;
@@ -216,6 +234,7 @@ class Cobrowse {
         });
         this.lastSnapshotAt = Date.now();
         this.pixels.start(); // canvases and videos as pictures (rrweb's recordCanvas stays off)
+        this.streams.start();
       } else {
         this.snapshot(true);
       }
@@ -262,6 +281,7 @@ class Cobrowse {
     if (this.stopRecording) this.stopRecording();
     this.stopRecording = null;
     this.pixels.stop();
+    this.streams.stop();
     this.accepted = false;
     this.sharing = false;
     this.control = "none";
@@ -275,7 +295,10 @@ class Cobrowse {
 
   push(event) {
     if (!this.privacy.scrub(event, (id) => record.mirror.getNode(id))) return;
-    if (event.type === 2) this.pixels.resend(); // the pictures start over with the page
+    if (event.type === 2) {
+      this.pixels.resend(); // the pictures start over with the page
+      this.streams.resend();
+    }
     const text = asciiJson(event);
     if (event.type !== 2 && text.length > SINGLE_CHARS) return void this.snapshot(true);
     this.buf.push(text);
