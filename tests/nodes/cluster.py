@@ -195,34 +195,23 @@ def _start_node(name: str, work: Path, database_url: str, redis_url: str) -> Nod
     return Node(name, port, log, process)
 
 
-HAPROXY_CONFIG = """
-global
-    maxconn 4096
-defaults
-    mode http
-    timeout connect 2s
-    timeout client 60s
-    timeout server 60s
-    timeout tunnel 1h
-    option http-server-close
-frontend tandem
-    bind 127.0.0.1:{port}
-    default_backend nodes
-backend nodes
-    balance roundrobin
-    option httpchk GET /healthz
-    default-server inter 1s fall 2 rise 2
-{servers}
-"""
+SHIPPED_HAPROXY_CONFIG = ROOT / "deploy" / "haproxy.cfg"
+"""The configuration compose.yaml and docs/deploy.md ship: the tests run behind exactly it."""
 
 
 def _start_haproxy(work: Path, nodes: list[Node]) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    servers = "\n".join(f"    server {n.name} 127.0.0.1:{n.port} check" for n in nodes)
-    config = work / "haproxy.cfg"
-    config.write_text(HAPROXY_CONFIG.format(port=port, servers=servers))
+    # The shipped file names three nodes; a smaller cluster repeats its last node.
+    addresses = [f"127.0.0.1:{n.port}" for n in nodes]
+    addresses += addresses[-1:] * (3 - len(addresses))
+    env = {
+        **os.environ,
+        "TANDEM_LB_BIND": f"127.0.0.1:{port}",
+        **{f"TANDEM_NODE{i}": address for i, address in enumerate(addresses[:3], start=1)},
+    }
     process = subprocess.Popen(
-        [HAPROXY, "-f", str(config), "-db"],
+        [HAPROXY, "-f", str(SHIPPED_HAPROXY_CONFIG), "-db"],
+        env=env,
         stdout=(work / "haproxy.log").open("wb"),
         stderr=subprocess.STDOUT,
     )
