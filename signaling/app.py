@@ -1,7 +1,7 @@
 """The application factory: one aiohttp app with socket.io attached.
 
 Resources are opened in ``cleanup_ctx`` (closed only if they opened), in dependency order:
-store -> live state -> desk -> socket API.
+store -> session event log -> live state -> desk -> socket API.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 
+import redis.asyncio as aioredis
 import socketio
 from aiohttp import web
 
@@ -26,7 +27,13 @@ from signaling.edge.socketserver import FrameLimits, GuardedServer
 from signaling.edge.webfiles import public_host_for, security_headers, web_routes
 from signaling.hubs.calls import CallHub
 from signaling.hubs.cobrowse import CobrowseHub
-from signaling.live import MemoryLiveState, OpenTicketLimits
+from signaling.live import (
+    EventLog,
+    MemoryEventLog,
+    MemoryLiveState,
+    OpenTicketLimits,
+    RedisEventLog,
+)
 from signaling.settings import Settings, load_secret
 from signaling.store import FileStore, open_store
 
@@ -71,6 +78,7 @@ def create_app(settings: Settings) -> web.Application:
     sio.attach(app)
     app[sio_key] = sio
     app.cleanup_ctx.append(_store_ctx)
+    app.cleanup_ctx.append(_event_log_ctx)
     app.cleanup_ctx.append(_desk_ctx)
     app.cleanup_ctx.append(fetch_client_ctx)
     app.on_shutdown.append(_announce_shutdown)
@@ -89,6 +97,34 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     await store.close()
 
 
+REDIS_KEY_PREFIX = "tandem:"
+
+
+async def _event_log_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Session events, numbered: in Redis when several nodes share one (a client resumes on
+    any node), else in this process."""
+    settings = app[keys.settings]
+    if not settings.redis_url:
+        log_: EventLog = MemoryEventLog()
+        app[keys.event_log] = log_
+        yield
+        await log_.close()
+        return
+    # A client of its own until the shared Redis client lands. A blocking pool: a burst of
+    # appends waits for a connection instead of failing with "too many connections".
+    pool = aioredis.BlockingConnectionPool.from_url(
+        settings.redis_url, max_connections=32, timeout=10, decode_responses=True
+    )
+    client = aioredis.Redis(connection_pool=pool)
+    try:
+        await client.ping()
+        app[keys.event_log] = RedisEventLog(client, prefix=REDIS_KEY_PREFIX)
+        yield
+    finally:
+        await client.aclose()
+        await pool.disconnect()
+
+
 async def _desk_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.settings]
     live = MemoryLiveState()
@@ -105,6 +141,7 @@ async def _desk_ctx(app: web.Application) -> AsyncIterator[None]:
             per_address=settings.max_open_tickets_per_address,
             per_customer=settings.max_open_tickets_per_customer,
         ),
+        events=app[keys.event_log],
     )
     await desk.rebuild_live_state()
     desk.queue_feed.start()

@@ -301,6 +301,9 @@ class SessionResume(ClientEvent):
     """Agents name the ticket; customers may omit it (their token names it)."""
     after_message_id: Annotated[int, Field(ge=0)] = 0
     """Only transcript lines with a greater id are returned."""
+    after_seq: Annotated[int, Field(ge=0)] | None = None
+    """The last ``seq`` the client applied for this session: the ack replays every session event
+    after it (``events``), or, when the server no longer holds them, is a snapshot."""
 
 
 class ChatSend(ClientEvent):
@@ -672,6 +675,16 @@ class SessionState(Message):
     """1-based place in the queue while the ticket is queued."""
     token: str | None = None
     """Customers: the resumable token for this session (store it; reconnect with it)."""
+    seq: int | None = None
+    """Where the client stands in the session's numbered events: the ``seq`` of the last one
+    this state includes. Events with a ``seq`` up to it are already in it; the next is
+    ``seq + 1``."""
+    events: list[dict[str, Any]] | None = None
+    """Only in the ack of ``session.resume`` with ``afterSeq``, when the server still held what
+    the client missed: those events, in order, each exactly as it was sent live (``type``,
+    ``seq``, ...). ``messages`` is then empty; the client applies the events as if they had
+    just arrived. Absent: the ack is a snapshot, and the client replaces its view of the session
+    with it."""
 
 
 class ChatAck(Message):
@@ -723,6 +736,15 @@ class CobrowseView(Message):
 # --------------------------------------------------------------------------- server -> client
 
 
+class SessionEvent(Message):
+    """A session event that is numbered: not lost on a reconnect (docs/protocol.md, "Sequence
+    numbers"). Ephemeral events (typing, pointer, co-browse frames, media negotiation) are not."""
+
+    seq: int | None = None
+    """Its place among the session's events its recipient gets: 1, 2, 3, ... per ticket, counted
+    apart for the customer and for the agents (who also get the timeline)."""
+
+
 class QueueAdded(Message):
     type: Literal["queue.added"] = "queue.added"
     entry: QueueEntry
@@ -757,13 +779,13 @@ class QueuePosition(Message):
     position: int
 
 
-class SessionAccepted(Message):
+class SessionAccepted(SessionEvent):
     type: Literal["session.accepted"] = "session.accepted"
     ticket_id: str
     agent: AgentRef
 
 
-class SessionJoined(Message):
+class SessionJoined(SessionEvent):
     """Another agent (a supervisor, or a colleague receiving a transfer) joined the session."""
 
     type: Literal["session.joined"] = "session.joined"
@@ -771,18 +793,21 @@ class SessionJoined(Message):
     agent: AgentRef
 
 
-class AttachmentAdded(Message):
+class AttachmentAdded(SessionEvent):
     type: Literal["attachment.added"] = "attachment.added"
     ticket_id: str
     attachment: AttachmentInfo
 
 
-class ChatMessage(Message):
+class ChatMessage(SessionEvent):
     type: Literal["chat.message"] = "chat.message"
     message: TranscriptMessage
 
     def wire(self) -> dict[str, Any]:
-        return {"type": self.type, "message": self.message.wire()}
+        body: dict[str, Any] = {"type": self.type, "message": self.message.wire()}
+        if self.seq is not None:
+            body["seq"] = self.seq
+        return body
 
 
 class ChatTypingNotice(Message):
@@ -793,14 +818,14 @@ class ChatTypingNotice(Message):
     typing: bool
 
 
-class SessionEnded(Message):
+class SessionEnded(SessionEvent):
     type: Literal["session.ended"] = "session.ended"
     ticket_id: str
     by: Literal["customer", "agent", "system"]
     at: str
 
 
-class TicketTimeline(Message):
+class TicketTimeline(SessionEvent):
     """A new entry on a ticket's timeline (sent to the agents in the session)."""
 
     type: Literal["ticket.timeline"] = "ticket.timeline"
@@ -808,13 +833,13 @@ class TicketTimeline(Message):
     entry: TimelineEntry
 
 
-class ContextChanged(Message):
+class ContextChanged(SessionEvent):
     type: Literal["context.changed"] = "context.changed"
     ticket_id: str
     context: StoredContext
 
 
-class CobrowseRequested(Message):
+class CobrowseRequested(SessionEvent):
     """To the customer: an agent asks to see the page."""
 
     type: Literal["cobrowse.requested"] = "cobrowse.requested"
@@ -822,7 +847,7 @@ class CobrowseRequested(Message):
     agent: AgentRef
 
 
-class CobrowseStateNotice(Message):
+class CobrowseStateNotice(SessionEvent):
     """To the session: sharing started, was declined or stopped."""
 
     type: Literal["cobrowse.state"] = "cobrowse.state"
@@ -862,7 +887,7 @@ class CobrowsePointerOut(Message):
     mode: Literal["move", "highlight", "hide"]
 
 
-class ControlStateNotice(Message):
+class ControlStateNotice(SessionEvent):
     """To the session: the remote-control state changed."""
 
     type: Literal["control.state"] = "control.state"
@@ -925,7 +950,7 @@ class MediaTracks(Message):
     tracks: list[dict[str, Any]]
 
 
-class UploadRequested(Message):
+class UploadRequested(SessionEvent):
     """To the customer: the agent asks for a photo or video."""
 
     type: Literal["upload.requested"] = "upload.requested"
@@ -939,6 +964,14 @@ class ServerRestarting(Message):
 
     type: Literal["server.restarting"] = "server.restarting"
     reconnect_after_ms: int
+
+
+class ServerResync(Message):
+    """The node may have missed session events meant for this client (its link to the other
+    nodes was broken and is restored): resume every open session now (``session.resume`` with
+    ``afterSeq``)."""
+
+    type: Literal["server.resync"] = "server.resync"
 
 
 class AssetWanted(Message):
@@ -981,6 +1014,7 @@ SERVER_EVENTS: tuple[type[Message], ...] = (
     UploadRequested,
     ServerRestarting,
     CobrowseAssetsNeeded,
+    ServerResync,
 )
 
 

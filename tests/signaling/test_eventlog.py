@@ -198,7 +198,7 @@ async def test_redis_lines_expire_and_end(redis_client: aioredis.Redis) -> None:
     assert await log.append("tk_1", "customer", "chat.message", {"a": 2}) == 2
     await log.end("tk_1")
     for audience in ("customer", "agents"):
-        for key in log._keys("tk_1", audience):  # type: ignore[arg-type]
+        for key in log._keys("tk_1", audience):
             assert 0 < await redis_client.pttl(key) <= 120_000
 
 
