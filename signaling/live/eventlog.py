@@ -232,7 +232,13 @@ class RedisEventLog:
         self, ticket_id: str, audience: Audience, name: str, payload: dict[str, Any]
     ) -> int:
         body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
-        args: list[str | int] = [self.keep, name, body, int(self.ttl * 1000), int(self.counter_ttl * 1000)]
+        args: list[str | int] = [
+            self.keep,
+            name,
+            body,
+            int(self.ttl * 1000),
+            int(self.counter_ttl * 1000),
+        ]
         return int(await self._append(keys=self._keys(ticket_id, audience), args=args))
 
     async def since(self, ticket_id: str, audience: Audience, seq: int) -> list[LoggedEvent] | None:
