@@ -29,6 +29,8 @@ MAX_CHAT_TEXT = 10_000
 """Characters in one chat message (Chatwoot's limit for web messages)."""
 MAX_APP_CONTEXT_BYTES = 8_192
 """The host app's free-form context fields, serialized as JSON."""
+MAX_SEQ = 2**53 - 1
+"""The largest ``seq`` a client may name (a JSON number every client holds exactly)."""
 
 ShortText = Annotated[str, Field(max_length=200)]
 Url = Annotated[str, Field(max_length=2048)]
@@ -301,7 +303,7 @@ class SessionResume(ClientEvent):
     """Agents name the ticket; customers may omit it (their token names it)."""
     after_message_id: Annotated[int, Field(ge=0)] = 0
     """Only transcript lines with a greater id are returned."""
-    after_seq: Annotated[int, Field(ge=0)] | None = None
+    after_seq: Annotated[int, Field(ge=0, le=MAX_SEQ)] | None = None
     """The last ``seq`` the client applied for this session: the ack replays every session event
     after it (``events``), or, when the server no longer holds them, is a snapshot."""
 
