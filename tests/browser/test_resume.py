@@ -7,6 +7,7 @@ drops one server message or keeps the socket down; the agent is a real socket.io
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,7 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Page, WebSocketRoute, expect
 
+from signaling.auth.accounts import DEMO_SITE_KEY
 from tests.support import Client
 
 if TYPE_CHECKING:
@@ -172,3 +174,52 @@ async def test_a_dropped_socket_resumes_without_duplicates(
         ["before", "while away 1", "while away 2", "while away 3", "after"]
     )
     await expect(page.locator("#tandem-panel .msg.mine")).to_have_count(1)
+
+
+async def test_the_console_resumes_its_session_after_a_dropped_socket(
+    new_page: NewPage, server: Server
+) -> None:
+    console = await new_page()
+    wire = Wire()
+    await wire.attach(console)
+    await console.goto(f"{server.url}/console/")
+    await console.get_by_label("Email").fill(server.agent_email)
+    await console.get_by_label("Password").fill(server.password)
+    await console.get_by_role("button", name="Sign in").click()
+    await expect(console.locator(".conn")).to_have_text("Online")
+
+    customer = Client()
+    await customer.connect(
+        server.url, {"v": 1, "role": "customer", "site": DEMO_SITE_KEY}, origin=server.url
+    )
+    try:
+        asked = await customer.call(
+            "help.request", {"context": {"url": f"{server.url}/", "title": "Console resume"}}
+        )
+        assert asked["ok"], asked
+        item = console.locator(".q-item", has_text="Console resume")
+        await item.get_by_role("button", name="Accept").click()
+        transcript = console.locator(".transcript")
+        await customer.wait_for("session.accepted")
+        await customer.call("chat.send", {"clientMsgId": "c0", "text": "first line"})
+        await expect(transcript).to_contain_text("first line")
+
+        await wire.cut()
+        await expect(console.locator(".conn")).not_to_have_text("Online")
+        for n in range(1, 4):
+            await customer.call("chat.send", {"clientMsgId": f"c{n}", "text": f"away line {n}"})
+        wire.restore()
+
+        await expect(console.locator(".conn")).to_have_text("Online")
+        lines = transcript.get_by_text(re.compile(r"^(first line|away line \d)$"))
+        await expect(lines).to_have_text(
+            ["first line", "away line 1", "away line 2", "away line 3"]
+        )
+        resumes = [p for name, p in wire.sent if name == "session.resume"]
+        assert resumes and resumes[-1].get("afterSeq") is not None, resumes
+        await customer.call("chat.send", {"clientMsgId": "c4", "text": "away line 4"})
+        await expect(lines).to_have_text(
+            ["first line", "away line 1", "away line 2", "away line 3", "away line 4"]
+        )
+    finally:
+        await customer.close()
