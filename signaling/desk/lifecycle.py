@@ -360,7 +360,13 @@ class Desk:
         audience: Audience = "customer" if customer else "agents"
         token = self._token_for(ticket) if customer else None
         if after_seq is not None:
-            missed = await self.events.since(ticket.id, audience, after_seq)
+            try:
+                missed = await self.events.since(ticket.id, audience, after_seq)
+            except Exception as exc:
+                log.warning(
+                    "event log unreadable for %s (%r): resumed from the store", ticket.id, exc
+                )
+                missed = None
             if missed is not None:
                 position = (
                     await self.live.position(ticket.id) if ticket.status == "queued" else None
@@ -432,7 +438,10 @@ class Desk:
         if was_queued or ticket.status == "queued":
             await self.queue_feed.removed(ticket.id, "ended")
         await self.tell(ticket, SessionEnded(ticket_id=ticket.id, by=by, at=iso(now)))
-        await self.events.end(ticket.id)
+        try:
+            await self.events.end(ticket.id)
+        except Exception as exc:  # its lines expire on their own anyway
+            log.warning("event log of %s not shortened: %r", ticket.id, exc)
 
     # ------------------------------------------------------------------ attachments
 
@@ -497,7 +506,7 @@ class Desk:
     ) -> SessionState:
         # The number first, then the state: an event numbered later may show in the state as
         # well (clients drop a message they hold by its id), but none can fall between the two.
-        seq = await self.events.current(ticket.id, audience)
+        seq = await self._current_seq(ticket.id, audience)
         if ticket.status == "queued" and position is None:
             position = await self.live.position(ticket.id)
         messages = [transcript_message(m) for m in await self.store.messages(ticket.id, after_id)]
@@ -520,19 +529,36 @@ class Desk:
         agents, or both (each audience has its own numbers: the customer does not see all). The
         one way session events leave the desk and the hubs; ephemeral ones (typing, pointer,
         co-browse frames, media negotiation) go straight to the broadcaster."""
-        name: str = type(event).model_fields["type"].default
-        payload = event.wire()
         if to != "agents":
-            seq = await self.events.append(ticket.id, "customer", name, payload)
-            await self.broadcaster.emit(
-                event.model_copy(update={"seq": seq}), [customer_room(ticket.id)]
-            )
+            await self._tell(ticket.id, "customer", event, [customer_room(ticket.id)])
         agents = self.agent_rooms(ticket)
         # With no agent in the session yet there is nobody to number for: the one who accepts
         # gets the state, and the numbers from there.
         if to != "customer" and agents:
-            seq = await self.events.append(ticket.id, "agents", name, payload)
-            await self.broadcaster.emit(event.model_copy(update={"seq": seq}), agents)
+            await self._tell(ticket.id, "agents", event, agents)
+
+    async def _tell(
+        self, ticket_id: str, audience: Audience, event: SessionEvent, rooms: list[str]
+    ) -> None:
+        name: str = type(event).model_fields["type"].default
+        try:
+            seq: int | None = await self.events.append(ticket_id, audience, name, event.wire())
+        except Exception as exc:
+            # The log is out of reach (Redis down): the event still goes out, unnumbered, so the
+            # session goes on live. The log skips the number it would have had, so a client
+            # that resumes across it gets a snapshot (with the event) rather than a replay.
+            log.warning("session event %s of %s sent unnumbered: %r", name, ticket_id, exc)
+            seq = None
+        await self.broadcaster.emit(event.model_copy(update={"seq": seq}), rooms)
+
+    async def _current_seq(self, ticket_id: str, audience: Audience) -> int | None:
+        try:
+            return await self.events.current(ticket_id, audience)
+        except Exception as exc:
+            # A state without a number: clients keep theirs, and find a hole in the numbers
+            # (resuming from the store) once the log is back.
+            log.warning("event log unreadable for %s: %r", ticket_id, exc)
+            return None
 
     def rooms(self, ticket: TicketRecord) -> list[str]:
         """Every socket in a session: the customer's and each joined agent's."""

@@ -174,7 +174,7 @@ class MemoryEventLog:
 # Both keys of a line share the ticket's hash tag, so a cluster keeps them on one shard and the
 # scripts below may touch both.
 _APPEND = """
-local seq = redis.call('INCR', KEYS[1])
+local seq = redis.call('INCRBY', KEYS[1], 1 + tonumber(ARGV[6]))
 local id = seq .. '-0'
 local added = redis.pcall('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], id, 'n', ARGV[2], 'p', ARGV[3])
 if type(added) == 'table' and added.err then
@@ -196,7 +196,10 @@ local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
 if #first == 0 then return {last} end
 local oldest = tonumber(string.match(first[1][1], '^(%d+)'))
 if after < oldest - 1 then return {last} end
-return {last, redis.call('XRANGE', KEYS[2], (after + 1) .. '-0', '+')}
+local events = redis.call('XRANGE', KEYS[2], (after + 1) .. '-0', '+')
+-- A number skipped on purpose (an event went out unlogged) leaves a hole: not replayable.
+if #events ~= last - after then return {last} end
+return {last, events}
 """
 
 
@@ -223,6 +226,10 @@ class RedisEventLog:
         self.counter_ttl = max(counter_ttl, ttl)
         self._append = client.register_script(_APPEND)
         self._since = client.register_script(_SINCE)
+        self._unlogged: set[str] = set()
+        """Lines of which this node sent an event it could not log (Redis out of reach): their
+        next number is skipped, so a resume across the hole is a snapshot, not a replay that
+        lacks the event. (This node's hint only: if it dies first, there is no hole.)"""
 
     def _keys(self, ticket_id: str, audience: Audience) -> list[str]:
         base = f"{self.prefix}ev:{{{ticket_id}}}:{audience}"
@@ -231,6 +238,7 @@ class RedisEventLog:
     async def append(
         self, ticket_id: str, audience: Audience, name: str, payload: dict[str, Any]
     ) -> int:
+        keys = self._keys(ticket_id, audience)
         body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
         args: list[str | int] = [
             self.keep,
@@ -238,8 +246,16 @@ class RedisEventLog:
             body,
             int(self.ttl * 1000),
             int(self.counter_ttl * 1000),
+            1 if keys[0] in self._unlogged else 0,
         ]
-        return int(await self._append(keys=self._keys(ticket_id, audience), args=args))
+        try:
+            seq = int(await self._append(keys=keys, args=args))
+        except Exception:
+            # The caller sends the event anyway, unnumbered (Desk.tell).
+            self._unlogged.add(keys[0])
+            raise
+        self._unlogged.discard(keys[0])
+        return seq
 
     async def since(self, ticket_id: str, audience: Audience, seq: int) -> list[LoggedEvent] | None:
         reply = await self._since(keys=self._keys(ticket_id, audience), args=[seq])

@@ -12,6 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from signaling.live import EventLog, MemoryEventLog, RedisEventLog
+from tests.signaling.redis_server import own_redis
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -213,3 +214,31 @@ async def test_redis_log_recovers_from_a_lost_counter(redis_client: aioredis.Red
     assert await log.append("tk_1", "customer", "chat.message", {"again": True}) == 1
     events = await log.since("tk_1", "customer", 0)
     assert events is not None and [(e.seq, e.payload) for e in events] == [(1, {"again": True})]
+
+
+async def test_an_event_that_could_not_be_logged_leaves_a_hole() -> None:
+    # Redis frozen (SIGSTOP) mid-session: the append times out and the desk sends the event
+    # unnumbered; the line's next number is skipped, so nobody is replayed past the event.
+    with own_redis() as server:
+        client = aioredis.from_url(server.url, decode_responses=True, socket_timeout=0.5)
+        try:
+            log = RedisEventLog(client, prefix="test:")
+            for _ in range(3):
+                await log.append("tk_1", "customer", "chat.message", {})
+            server.pause()
+            with pytest.raises(aioredis.RedisError):
+                await log.append("tk_1", "customer", "chat.message", {"lost": True})
+            server.resume()
+            seq = await log.append("tk_1", "customer", "chat.message", {"after": True})
+            assert seq in (5, 6)  # 6 if the timed-out append ran after all, once Redis woke
+            assert await log.since("tk_1", "customer", 3) is None
+            assert await log.since("tk_1", "customer", 2) is None
+            tail = await log.since("tk_1", "customer", seq - 1)
+            assert tail is not None and [(e.seq, e.payload) for e in tail] == [
+                (seq, {"after": True})
+            ]
+            # Only that line skips, and only once.
+            assert await log.append("tk_1", "customer", "chat.message", {}) == seq + 1
+            assert await log.append("tk_1", "agents", "chat.message", {}) == 1
+        finally:
+            await client.aclose()

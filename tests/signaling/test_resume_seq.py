@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 
 from signaling import keys
 from signaling.live import EventLog, MemoryEventLog, RedisEventLog
+from tests.signaling.redis_server import own_redis
 from tests.support import CONTEXT, Client, Running
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -246,3 +247,36 @@ async def test_session_end_is_replayed_then_forgotten(server: Running, desk_log:
         (2, "session.ended", "agent")
     ]
     assert state["ticket"]["status"] == "closed"
+
+
+async def test_events_while_redis_is_frozen_reach_a_resuming_client(server: Running) -> None:
+    # Redis frozen while the customer is away: the agent's message is stored and sent
+    # unnumbered; when Redis is back, the customer's resume across it is a snapshot holding it.
+    with own_redis() as redis_server:
+        client = aioredis.from_url(redis_server.url, decode_responses=True, socket_timeout=0.5)
+        try:
+            use_log(server, RedisEventLog(client, prefix="test:"))
+            alice, customer, ticket_id, asked, _ = await session(server)
+            await customer.close()
+
+            redis_server.pause()
+            sent = await alice.call(
+                "chat.send", {"ticketId": ticket_id, "clientMsgId": "a1", "text": "in the dark"}
+            )
+            assert sent["ok"]  # stored, and delivered live, without a number
+            live = await alice.wait_for(
+                "chat.message", lambda e: e["message"]["clientMsgId"] == "a1"
+            )
+            assert "seq" not in live
+            redis_server.resume()
+            await alice.call(
+                "chat.send", {"ticketId": ticket_id, "clientMsgId": "a2", "text": "light again"}
+            )
+
+            back = await server.customer(token=asked["token"])
+            state = await back.call("session.resume", {"afterSeq": 1, "afterMessageId": 0})
+            assert "events" not in state
+            assert [m["text"] for m in state["messages"]] == ["in the dark", "light again"]
+            assert state["seq"] >= 3
+        finally:
+            await client.aclose()
