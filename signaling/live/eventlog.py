@@ -74,13 +74,18 @@ class EventLog(Protocol):
     async def close(self) -> None: ...
 
 
+def _json(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+
+
 # --------------------------------------------------------------------------- one node
 
 
 @dataclass
 class _Line:
     seq: int = 0
-    events: deque[LoggedEvent] = field(default_factory=deque)
+    events: deque[tuple[int, str, str]] = field(default_factory=deque)
+    """(seq, name, payload as JSON): a fifth of the memory of the payload's dict."""
     written: float = 0.0
     forget_at: float = 0.0
 
@@ -113,7 +118,7 @@ class MemoryEventLog:
         if line is None:
             line = self._lines[(ticket_id, audience)] = _Line(events=deque(maxlen=self.keep))
         line.seq += 1
-        line.events.append(LoggedEvent(line.seq, name, payload))
+        line.events.append((line.seq, name, _json(payload)))
         line.written = now
         line.forget_at = now + self.counter_ttl
         return line.seq
@@ -123,9 +128,13 @@ class MemoryEventLog:
         last = line.seq if line else 0
         if seq == last:
             return []
-        if line is None or seq > last or not line.events or seq < line.events[0].seq - 1:
+        if line is None or seq > last or not line.events or seq < line.events[0][0] - 1:
             return None
-        return [event for event in line.events if event.seq > seq]
+        return [
+            LoggedEvent(number, name, json.loads(body))
+            for number, name, body in line.events
+            if number > seq
+        ]
 
     async def current(self, ticket_id: str, audience: Audience) -> int:
         line = self._line(ticket_id, audience, self._clock())
@@ -239,7 +248,7 @@ class RedisEventLog:
         self, ticket_id: str, audience: Audience, name: str, payload: dict[str, Any]
     ) -> int:
         keys = self._keys(ticket_id, audience)
-        body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+        body = _json(payload)
         args: list[str | int] = [
             self.keep,
             name,
