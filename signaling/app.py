@@ -1,7 +1,8 @@
 """The application factory: one aiohttp app with socket.io attached.
 
 Resources are opened in ``cleanup_ctx`` (closed only if they opened), in dependency order:
-store -> blob stores -> Redis (several nodes only) -> bus -> live state -> desk -> socket API.
+store -> blob stores -> Redis (several nodes only) -> bus -> session event log -> live state
+-> desk -> socket API.
 
 With ``redis_url`` the node is one of several: the live state, the co-browse mirror and the
 login throttle are kept in Redis, and socket.io emits reach every node through ``NodeBus``.
@@ -17,6 +18,7 @@ import secrets
 import socket
 from collections.abc import AsyncIterator
 
+import redis.asyncio as aioredis
 import socketio
 from aiohttp import web
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -36,7 +38,14 @@ from signaling.edge.socketserver import FrameLimits, GuardedServer
 from signaling.edge.webfiles import public_host_for, security_headers, web_routes
 from signaling.hubs.calls import CallHub
 from signaling.hubs.cobrowse import CobrowseHub
-from signaling.live import LiveState, MemoryLiveState, OpenTicketLimits
+from signaling.live import (
+    EventLog,
+    LiveState,
+    MemoryEventLog,
+    MemoryLiveState,
+    OpenTicketLimits,
+    RedisEventLog,
+)
 from signaling.live.mirror_store import RedisMirrorStore
 from signaling.live.redis_state import RedisLiveState
 from signaling.settings import Settings, load_secret
@@ -100,6 +109,7 @@ def create_app(settings: Settings) -> web.Application:
     if settings.redis_url:
         app.cleanup_ctx.append(_redis_ctx)
         app.cleanup_ctx.append(_bus_ctx)
+    app.cleanup_ctx.append(_event_log_ctx)
     app.cleanup_ctx.append(_desk_ctx)
     app.cleanup_ctx.append(fetch_client_ctx)
     app.on_shutdown.append(_announce_shutdown)
@@ -185,6 +195,31 @@ async def _bus_ctx(app: web.Application) -> AsyncIterator[None]:
     await app[bus_key].close()
 
 
+async def _event_log_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Session events, numbered: in Redis when several nodes share one (a client resumes on
+    any node), else in this process."""
+    settings = app[keys.settings]
+    if not settings.redis_url:
+        log_: EventLog = MemoryEventLog()
+        app[keys.event_log] = log_
+        yield
+        await log_.close()
+        return
+    # A client of its own: the log reads text (decoded replies), the shared client bytes.
+    # A blocking pool: a burst of appends waits for a connection instead of failing.
+    pool = aioredis.BlockingConnectionPool.from_url(
+        settings.redis_url, max_connections=32, timeout=10, decode_responses=True
+    )
+    client = aioredis.Redis(connection_pool=pool)
+    try:
+        await client.ping()
+        app[keys.event_log] = RedisEventLog(client, prefix=f"{settings.redis_prefix}:")
+        yield
+    finally:
+        await client.aclose()
+        await pool.disconnect()
+
+
 async def _desk_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.settings]
     redis = app.get(redis_key)
@@ -208,6 +243,7 @@ async def _desk_ctx(app: web.Application) -> AsyncIterator[None]:
             per_address=settings.max_open_tickets_per_address,
             per_customer=settings.max_open_tickets_per_customer,
         ),
+        events=app[keys.event_log],
     )
     tasks: list[asyncio.Task[None]] = []
     if redis is not None:

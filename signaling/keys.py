@@ -8,7 +8,7 @@ from signaling.auth.throttle import LoginGuard
 from signaling.desk import Desk
 from signaling.edge.sockets import SocketApi
 from signaling.hubs.calls import CallHub
-from signaling.live import LiveState
+from signaling.live import EventLog, LiveState
 from signaling.settings import Settings
 from signaling.store import FileStore, TicketStore
 
@@ -16,6 +16,7 @@ settings = web.AppKey("settings", Settings)
 secret = web.AppKey("secret", str)
 store = web.AppKey("store", TicketStore)
 live = web.AppKey("live", LiveState)
+event_log = web.AppKey("event_log", EventLog)
 files = web.AppKey("files", FileStore)
 desk = web.AppKey("desk", Desk)
 calls = web.AppKey("calls", CallHub)

@@ -32,6 +32,8 @@ MAX_APP_CONTEXT_BYTES = 8_192
 MAX_ROW_ID = 2**63 - 1
 """Ids the store numbers (chat lines) are 64-bit signed integers in PostgreSQL: a client's
 "after" id beyond that is refused at the edge, not sent to the database."""
+MAX_SEQ = 2**53 - 1
+"""The largest ``seq`` a client may name (a JSON number every client holds exactly)."""
 
 ShortText = Annotated[str, Field(max_length=200)]
 Url = Annotated[str, Field(max_length=2048)]
@@ -304,6 +306,9 @@ class SessionResume(ClientEvent):
     """Agents name the ticket; customers may omit it (their token names it)."""
     after_message_id: Annotated[int, Field(ge=0, le=MAX_ROW_ID)] = 0
     """Only transcript lines with a greater id are returned."""
+    after_seq: Annotated[int, Field(ge=0, le=MAX_SEQ)] | None = None
+    """The last ``seq`` the client applied for this session: the ack replays every session event
+    after it (``events``), or, when the server no longer holds them, is a snapshot."""
 
 
 class ChatSend(ClientEvent):
@@ -697,6 +702,16 @@ class SessionState(Message):
     """1-based place in the queue while the ticket is queued."""
     token: str | None = None
     """Customers: the resumable token for this session (store it; reconnect with it)."""
+    seq: int | None = None
+    """Where the client stands in the session's numbered events: the ``seq`` of the last one
+    this state includes. Events with a ``seq`` up to it are already in it; the next is
+    ``seq + 1``."""
+    events: list[dict[str, Any]] | None = None
+    """Only in the ack of ``session.resume`` with ``afterSeq``, when the server still held what
+    the client missed: those events, in order, each exactly as it was sent live (``type``,
+    ``seq``, ...). ``messages`` is then empty; the client applies the events as if they had
+    just arrived. Absent: the ack is a snapshot, and the client replaces its view of the session
+    with it."""
 
 
 class ChatAck(Message):
@@ -748,6 +763,15 @@ class CobrowseView(Message):
 # --------------------------------------------------------------------------- server -> client
 
 
+class SessionEvent(Message):
+    """A session event that is numbered: not lost on a reconnect (docs/protocol.md, "Sequence
+    numbers"). Ephemeral events (typing, pointer, co-browse frames, media negotiation) are not."""
+
+    seq: int | None = None
+    """Its place among the session's events its recipient gets: 1, 2, 3, ... per ticket, counted
+    apart for the customer and for the agents (who also get the timeline)."""
+
+
 class QueueAdded(Message):
     type: Literal["queue.added"] = "queue.added"
     entry: QueueEntry
@@ -782,13 +806,13 @@ class QueuePosition(Message):
     position: int
 
 
-class SessionAccepted(Message):
+class SessionAccepted(SessionEvent):
     type: Literal["session.accepted"] = "session.accepted"
     ticket_id: str
     agent: AgentRef
 
 
-class SessionJoined(Message):
+class SessionJoined(SessionEvent):
     """Another agent (a supervisor, or a colleague receiving a transfer) joined the session."""
 
     type: Literal["session.joined"] = "session.joined"
@@ -796,18 +820,21 @@ class SessionJoined(Message):
     agent: AgentRef
 
 
-class AttachmentAdded(Message):
+class AttachmentAdded(SessionEvent):
     type: Literal["attachment.added"] = "attachment.added"
     ticket_id: str
     attachment: AttachmentInfo
 
 
-class ChatMessage(Message):
+class ChatMessage(SessionEvent):
     type: Literal["chat.message"] = "chat.message"
     message: TranscriptMessage
 
     def wire(self) -> dict[str, Any]:
-        return {"type": self.type, "message": self.message.wire()}
+        body: dict[str, Any] = {"type": self.type, "message": self.message.wire()}
+        if self.seq is not None:
+            body["seq"] = self.seq
+        return body
 
 
 class ChatTypingNotice(Message):
@@ -818,14 +845,14 @@ class ChatTypingNotice(Message):
     typing: bool
 
 
-class SessionEnded(Message):
+class SessionEnded(SessionEvent):
     type: Literal["session.ended"] = "session.ended"
     ticket_id: str
     by: Literal["customer", "agent", "system"]
     at: str
 
 
-class TicketTimeline(Message):
+class TicketTimeline(SessionEvent):
     """A new entry on a ticket's timeline (sent to the agents in the session)."""
 
     type: Literal["ticket.timeline"] = "ticket.timeline"
@@ -833,13 +860,13 @@ class TicketTimeline(Message):
     entry: TimelineEntry
 
 
-class ContextChanged(Message):
+class ContextChanged(SessionEvent):
     type: Literal["context.changed"] = "context.changed"
     ticket_id: str
     context: StoredContext
 
 
-class CobrowseRequested(Message):
+class CobrowseRequested(SessionEvent):
     """To the customer: an agent asks to see the page."""
 
     type: Literal["cobrowse.requested"] = "cobrowse.requested"
@@ -847,7 +874,7 @@ class CobrowseRequested(Message):
     agent: AgentRef
 
 
-class CobrowseStateNotice(Message):
+class CobrowseStateNotice(SessionEvent):
     """To the session: sharing started, was declined or stopped."""
 
     type: Literal["cobrowse.state"] = "cobrowse.state"
@@ -887,7 +914,7 @@ class CobrowsePointerOut(Message):
     mode: Literal["move", "highlight", "hide"]
 
 
-class ControlStateNotice(Message):
+class ControlStateNotice(SessionEvent):
     """To the session: the remote-control state changed."""
 
     type: Literal["control.state"] = "control.state"
@@ -955,7 +982,7 @@ class MediaTracks(Message):
     id)."""
 
 
-class UploadRequested(Message):
+class UploadRequested(SessionEvent):
     """To the customer: the agent asks for a photo or video."""
 
     type: Literal["upload.requested"] = "upload.requested"
@@ -973,11 +1000,11 @@ class ServerRestarting(Message):
 
 class ServerResync(Message):
     """This node may have missed events meant for its sockets (its link to the other nodes broke
-    and was mended): fetch the state again (``session.resume`` with the last message id seen,
-    and ``queue.list`` for agents). Sent only when running as several nodes."""
+    and was mended): resume every open session now (``session.resume`` with ``afterSeq``), and
+    agents list the queue again. Sent only when running as several nodes."""
 
     type: Literal["server.resync"] = "server.resync"
-    reason: Literal["bus_reconnected", "bus_silent"]
+    reason: Literal["bus_reconnected", "bus_silent"] | None = None
     """``bus_reconnected``: the node's Redis subscription failed and was made again;
     ``bus_silent``: it stopped delivering while Redis answered, and was made again."""
 

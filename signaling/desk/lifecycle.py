@@ -21,7 +21,7 @@ from signaling.desk import access
 from signaling.desk.queue_feed import QueueFeed
 from signaling.desk.rooms import agent_room, customer_room
 from signaling.desk.useragent import parse_user_agent
-from signaling.live import LiveState, OpenTicketLimits
+from signaling.live import Audience, EventLog, LiveState, MemoryEventLog, OpenTicketLimits
 from signaling.protocol import (
     AgentRef,
     AttachmentAdded,
@@ -37,6 +37,7 @@ from signaling.protocol import (
     QueueEntry,
     SessionAccepted,
     SessionEnded,
+    SessionEvent,
     SessionJoined,
     SessionState,
     StoredContext,
@@ -61,6 +62,8 @@ from signaling.store import (
 log = logging.getLogger("tandem.desk")
 
 EndedBy = Literal["customer", "agent", "system"]
+Recipients = Literal["session", "customer", "agents"]
+"""Who gets a session event: everyone in it, only the customer, or only its agents."""
 
 DEFAULT_TICKET_LIMITS = OpenTicketLimits(per_address=20, per_customer=3)
 
@@ -131,6 +134,7 @@ class Desk:
         customer_token_ttl: int,
         ticket_limits: OpenTicketLimits = DEFAULT_TICKET_LIMITS,
         queue_feed: QueueFeed | None = None,
+        events: EventLog | None = None,
     ) -> None:
         self.ticket_limits = ticket_limits
         self.queue_feed = queue_feed or QueueFeed(broadcaster.emit, live)
@@ -139,6 +143,8 @@ class Desk:
         self.live = live
         self.files = files
         self.broadcaster = broadcaster
+        self.events: EventLog = events or MemoryEventLog()
+        """Every session event, numbered, so clients resume exactly where they left off."""
         self._secret = secret
         self._customer_token_ttl = customer_token_ttl
         self.on_close: list[Callable[[str], Awaitable[None]]] = []
@@ -159,7 +165,9 @@ class Desk:
         if caller.ticket_id:
             previous = await self.store.ticket(caller.ticket_id)
             if previous is not None and previous.status != "closed":
-                state = await self.session_state(previous, token=self._token_for(previous))
+                state = await self.session_state(
+                    previous, "customer", token=self._token_for(previous)
+                )
                 return state, caller
         if request.previous_token and previous is None:
             previous, customer_id = await self._previous_from_token(caller, request.previous_token)
@@ -255,7 +263,7 @@ class Desk:
             sid=caller.sid,
             address=caller.address,
         )
-        state = await self.session_state(ticket, token=token, position=position)
+        state = await self.session_state(ticket, "customer", token=token, position=position)
         return state, new_caller
 
     async def _previous_from_token(
@@ -294,9 +302,7 @@ class Desk:
         if await self.store.merge_context(ticket.id, merge) is None:
             raise DeskError("not_found", "no such ticket")
         await self.timeline(ticket, "context.updated", changes)
-        await self.broadcaster.emit(
-            ContextChanged(ticket_id=ticket.id, context=merged[0]), self.agent_rooms(ticket)
-        )
+        await self.tell(ticket, ContextChanged(ticket_id=ticket.id, context=merged[0]), "agents")
         return merged[0]
 
     # ------------------------------------------------------------------ agent side
@@ -322,10 +328,8 @@ class Desk:
         agent = AgentRef(id=caller.agent.id, name=caller.agent.name)
         await self.timeline(ticket, "session.accepted", {"agent": agent.wire()})
         await self.queue_feed.removed(ticket_id, "accepted", agent)
-        await self.broadcaster.emit(
-            SessionAccepted(ticket_id=ticket_id, agent=agent), self.rooms(ticket)
-        )
-        return await self.session_state(ticket)
+        await self.tell(ticket, SessionAccepted(ticket_id=ticket_id, agent=agent))
+        return await self.session_state(ticket, "agents")
 
     async def join(self, caller: AgentCaller, ticket_id: str) -> SessionState:
         if not caller.oversees:
@@ -340,10 +344,8 @@ class Desk:
         ticket = await self._must_ticket(ticket_id)
         agent = AgentRef(id=caller.agent.id, name=caller.agent.name)
         await self.timeline(ticket, "session.joined", {"agent": agent.wire()})
-        await self.broadcaster.emit(
-            SessionJoined(ticket_id=ticket_id, agent=agent), self.rooms(ticket)
-        )
-        return await self.session_state(ticket)
+        await self.tell(ticket, SessionJoined(ticket_id=ticket_id, agent=agent))
+        return await self.session_state(ticket, "agents")
 
     async def sessions(self, caller: AgentCaller) -> list[TicketSummary]:
         """The agent's open sessions (what a reconnecting console restores)."""
@@ -356,10 +358,37 @@ class Desk:
 
     # ------------------------------------------------------------------ both sides
 
-    async def resume(self, caller: Caller, ticket_id: str | None, after_id: int) -> SessionState:
+    async def resume(
+        self, caller: Caller, ticket_id: str | None, after_id: int, after_seq: int | None = None
+    ) -> SessionState:
+        """What the caller missed: the session events after ``after_seq`` replayed from the
+        event log, or (without one, or when the log no longer reaches back) a snapshot from the
+        store with the transcript after ``after_id``."""
         ticket = await self.ticket_for(caller, ticket_id, read_only=True)
-        token = self._token_for(ticket) if isinstance(caller, CustomerCaller) else None
-        return await self.session_state(ticket, after_id=after_id, token=token)
+        customer = isinstance(caller, CustomerCaller)
+        audience: Audience = "customer" if customer else "agents"
+        token = self._token_for(ticket) if customer else None
+        if after_seq is not None:
+            try:
+                missed = await self.events.since(ticket.id, audience, after_seq)
+            except Exception as exc:
+                log.warning(
+                    "event log unreadable for %s (%r): resumed from the store", ticket.id, exc
+                )
+                missed = None
+            if missed is not None:
+                position = (
+                    await self.live.position(ticket.id) if ticket.status == "queued" else None
+                )
+                return SessionState(
+                    ticket=await self.summary(ticket),
+                    messages=[],
+                    position=position,
+                    token=token,
+                    seq=missed[-1].seq if missed else after_seq,
+                    events=[event.wire() for event in missed],
+                )
+        return await self.session_state(ticket, audience, after_id=after_id, token=token)
 
     async def chat(
         self, caller: Caller, ticket_id: str | None, client_msg_id: str, text: str
@@ -378,7 +407,7 @@ class Desk:
         )
         message = transcript_message(record)
         if new:
-            await self.broadcaster.emit(ChatMessage(message=message), self.rooms(ticket))
+            await self.tell(ticket, ChatMessage(message=message))
         return message, new
 
     async def typing(self, caller: Caller, ticket_id: str | None, typing: bool) -> None:
@@ -417,10 +446,11 @@ class Desk:
         await self.timeline(ticket, "session.ended", data)
         if was_queued or ticket.status == "queued":
             await self.queue_feed.removed(ticket.id, "ended")
-        await self.broadcaster.emit(
-            SessionEnded(ticket_id=ticket.id, by=by, at=iso(now)),
-            self.rooms(ticket),
-        )
+        await self.tell(ticket, SessionEnded(ticket_id=ticket.id, by=by, at=iso(now)))
+        try:
+            await self.events.end(ticket.id)
+        except Exception as exc:  # its lines expire on their own anyway
+            log.warning("event log of %s not shortened: %r", ticket.id, exc)
 
     # ------------------------------------------------------------------ attachments
 
@@ -480,9 +510,7 @@ class Desk:
             "attachment.added",
             {"attachmentId": record.id, "kind": kind, "contentType": content_type, "size": size},
         )
-        await self.broadcaster.emit(
-            AttachmentAdded(ticket_id=ticket_id, attachment=info), self.rooms(ticket)
-        )
+        await self.tell(ticket, AttachmentAdded(ticket_id=ticket_id, attachment=info))
         return info
 
     # ------------------------------------------------------------------ views
@@ -490,20 +518,66 @@ class Desk:
     async def session_state(
         self,
         ticket: TicketRecord,
+        audience: Audience,
         after_id: int = 0,
         token: str | None = None,
         position: int | None = None,
     ) -> SessionState:
+        # The number first, then the state: an event numbered later may show in the state as
+        # well (clients drop a message they hold by its id), but none can fall between the two.
+        seq = await self._current_seq(ticket.id, audience)
         if ticket.status == "queued" and position is None:
             position = await self.live.position(ticket.id)
         messages = [transcript_message(m) for m in await self.store.messages(ticket.id, after_id)]
         return SessionState(
-            ticket=await self.summary(ticket), messages=messages, position=position, token=token
+            ticket=await self.summary(ticket),
+            messages=messages,
+            position=position,
+            token=token,
+            seq=seq,
         )
 
     async def summary(self, ticket: TicketRecord) -> TicketSummary:
         site = await self.store.site(ticket.site_id)
         return ticket_summary(ticket, site.name if site else ticket.site_id)
+
+    async def tell(
+        self, ticket: TicketRecord, event: SessionEvent, to: Recipients = "session"
+    ) -> None:
+        """Send a session event, numbered through the event log, to the ticket's customer, its
+        agents, or both (each audience has its own numbers: the customer does not see all). The
+        one way session events leave the desk and the hubs; ephemeral ones (typing, pointer,
+        co-browse frames, media negotiation) go straight to the broadcaster."""
+        if to != "agents":
+            await self._tell(ticket.id, "customer", event, [customer_room(ticket.id)])
+        agents = self.agent_rooms(ticket)
+        # With no agent in the session yet there is nobody to number for: the one who accepts
+        # gets the state, and the numbers from there.
+        if to != "customer" and agents:
+            await self._tell(ticket.id, "agents", event, agents)
+
+    async def _tell(
+        self, ticket_id: str, audience: Audience, event: SessionEvent, rooms: list[str]
+    ) -> None:
+        name: str = type(event).model_fields["type"].default
+        try:
+            seq: int | None = await self.events.append(ticket_id, audience, name, event.wire())
+        except Exception as exc:
+            # The log is out of reach (Redis down): the event still goes out, unnumbered, so the
+            # session goes on live. The log skips the number it would have had, so a client
+            # that resumes across it gets a snapshot (with the event) rather than a replay.
+            log.warning("session event %s of %s sent unnumbered: %r", name, ticket_id, exc)
+            seq = None
+        await self.broadcaster.emit(event.model_copy(update={"seq": seq}), rooms)
+
+    async def _current_seq(self, ticket_id: str, audience: Audience) -> int | None:
+        try:
+            return await self.events.current(ticket_id, audience)
+        except Exception as exc:
+            # A state without a number: clients keep theirs, and find a hole in the numbers
+            # (resuming from the store) once the log is back.
+            log.warning("event log unreadable for %s: %r", ticket_id, exc)
+            return None
 
     def rooms(self, ticket: TicketRecord) -> list[str]:
         """Every socket in a session: the customer's and each joined agent's."""
@@ -598,9 +672,8 @@ class Desk:
 
     async def timeline(self, ticket: TicketRecord, type: str, data: dict[str, Any]) -> None:
         record = await self.store.add_timeline(ticket.id, type, data, time.time())
-        await self.broadcaster.emit(
-            TicketTimeline(ticket_id=ticket.id, entry=timeline_entry(record)),
-            self.agent_rooms(ticket),
+        await self.tell(
+            ticket, TicketTimeline(ticket_id=ticket.id, entry=timeline_entry(record)), "agents"
         )
 
     def _queue_entry(self, ticket: TicketRecord, site: SiteRecord) -> QueueEntry:

@@ -105,7 +105,9 @@ class SharedEvents:
         self.sio = hubs.sio
 
     async def on_session_resume(self, conn: Connection[Caller], msg: SessionResume) -> Message:
-        return await self.desk.resume(conn.caller, msg.ticket_id, msg.after_message_id)
+        return await self.desk.resume(
+            conn.caller, msg.ticket_id, msg.after_message_id, msg.after_seq
+        )
 
     async def on_chat_send(self, conn: Connection[Caller], msg: ChatSend) -> Message:
         message, new = await self.desk.chat(conn.caller, msg.ticket_id, msg.client_msg_id, msg.text)

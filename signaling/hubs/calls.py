@@ -236,9 +236,8 @@ class CallHub:
         ticket = await self._active(caller, ticket_id)
         agent = AgentRef(id=caller.agent.id, name=caller.agent.name)
         await self.desk.timeline(ticket, "upload.requested", {"agent": agent.wire(), "note": note})
-        await self.desk.broadcaster.emit(
-            UploadRequested(ticket_id=ticket.id, agent=agent, note=note),
-            [customer_room(ticket.id)],
+        await self.desk.tell(
+            ticket, UploadRequested(ticket_id=ticket.id, agent=agent, note=note), "customer"
         )
 
     async def upload(

@@ -122,8 +122,8 @@ class CobrowseHub:
         ticket = await self._open_ticket(caller, ticket_id)
         agent = AgentRef(id=caller.agent.id, name=caller.agent.name)
         await self.desk.timeline(ticket, "cobrowse.requested", {"agent": agent.wire()})
-        await self.desk.broadcaster.emit(
-            CobrowseRequested(ticket_id=ticket.id, agent=agent), [customer_room(ticket.id)]
+        await self.desk.tell(
+            ticket, CobrowseRequested(ticket_id=ticket.id, agent=agent), "customer"
         )
 
     async def accept(self, caller: CustomerCaller, v: int, recorder: str) -> None:
@@ -394,14 +394,14 @@ class CobrowseHub:
 
     async def _announce_control(self, ticket: TicketRecord, grant: cobrowse.ControlGrant) -> None:
         agent = next((a for a in ticket.agents if a["id"] == grant.agent_id), None)
-        await self.desk.broadcaster.emit(
+        await self.desk.tell(
+            ticket,
             ControlStateNotice(
                 ticket_id=ticket.id,
                 state=grant.state.value,
                 agent=AgentRef.model_validate(agent) if agent else None,
                 expires_at=iso(grant.expires_at) if grant.expires_at else None,
             ),
-            self.desk.rooms(ticket),
         )
 
     async def _file_audit(self, ticket: TicketRecord, entries: list[dict[str, Any]]) -> None:
@@ -449,7 +449,4 @@ class CobrowseHub:
         )
 
     async def _announce(self, ticket: TicketRecord, state: str, by: str) -> None:
-        await self.desk.broadcaster.emit(
-            CobrowseStateNotice(ticket_id=ticket.id, state=state, by=by),
-            self.desk.rooms(ticket),
-        )
+        await self.desk.tell(ticket, CobrowseStateNotice(ticket_id=ticket.id, state=state, by=by))

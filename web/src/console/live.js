@@ -5,6 +5,7 @@
 
 import { io } from "socket.io-client";
 import * as auth from "./auth.js";
+import { SeqGate, gated } from "../shared/seq.js";
 
 const ACK_TIMEOUT = 10_000;
 
@@ -98,6 +99,8 @@ async function loadDetails(s) {
 }
 
 let socket = null;
+/** Each session's events in order and once; a hole in their numbers resumes that session. */
+const gate = new SeqGate((ticketId) => resume(ticketId));
 /** [event, fn] pairs registered with onServer(), attached to every socket this module opens. */
 const extraHandlers = [];
 
@@ -126,12 +129,15 @@ export function request(event, payload) {
 export function connect() {
   if (socket) return;
   let refreshed = false;
-  socket = io({
-    transports: ["websocket"],
-    reconnectionDelay: 500,
-    reconnectionDelayMax: 8000,
-    auth: (cb) => cb({ v: 2, role: "agent", token: auth.token() }),
-  });
+  socket = gated(
+    io({
+      transports: ["websocket"],
+      reconnectionDelay: 500,
+      reconnectionDelayMax: 8000,
+      auth: (cb) => cb({ v: 2, role: "agent", token: auth.token() }),
+    }),
+    gate,
+  );
   for (const [event, fn] of extraHandlers) socket.on(event, fn);
   socket.on("connect", async () => {
     refreshed = false;
@@ -244,15 +250,30 @@ export function disconnect() {
   socket = null;
   store.connected = false;
   store.queue.clear();
+  for (const id of store.sessions.keys()) gate.forget(id);
   store.sessions.clear();
 }
 
+/** Catch up on a session: the events after the last applied seq, or a snapshot (a session this
+ * page has not followed yet, or one the server no longer holds the events of). */
 async function resume(ticketId) {
   const s = store.sessions.get(ticketId);
-  const ack = await request("session.resume", { ticketId, afterMessageId: s ? s.lastId : 0 });
+  const afterSeq = s ? gate.last(ticketId) : null;
+  const ack = await request("session.resume", {
+    ticketId,
+    afterMessageId: s ? s.lastId : 0,
+    afterSeq: afterSeq === null ? undefined : afterSeq,
+  });
   if (!ack.ok) return ack;
   const current = session(ack.ticket);
-  for (const message of ack.messages) addMessage(current, message, false);
+  if (ack.events) {
+    gate.replay(ack.events);
+  } else {
+    for (const message of ack.messages) addMessage(current, message, false);
+    // A snapshot replaces what we knew, timeline and attachments too.
+    if (afterSeq !== null) loadDetails(current);
+    gate.start(ticketId, ack.seq);
+  }
   for (const m of current.messages) if (m.pending && !m.failed) deliver(current, m);
   fire("session", ticketId);
   return ack;
@@ -265,6 +286,7 @@ export async function accept(ticketId) {
   fire("queue");
   const s = session(ack.ticket);
   for (const message of ack.messages) addMessage(s, message, false);
+  gate.start(ticketId, ack.seq);
   fire("session", ticketId);
   return ack;
 }
@@ -275,6 +297,7 @@ export async function join(ticketId) {
   if (!ack.ok) return ack;
   const s = session(ack.ticket);
   for (const message of ack.messages) addMessage(s, message, false);
+  gate.start(ticketId, ack.seq);
   fire("session", ticketId);
   return ack;
 }
@@ -328,6 +351,7 @@ export function end(ticketId) {
 
 /** Drop an ended session from the sidebar. */
 export function dismiss(ticketId) {
+  gate.forget(ticketId);
   if (store.sessions.delete(ticketId)) fire("sessions");
 }
 

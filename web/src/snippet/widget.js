@@ -6,6 +6,7 @@
 
 import { io } from "socket.io-client";
 import { h, icon, ICONS } from "../shared/dom.js";
+import { SeqGate, gated } from "../shared/seq.js";
 import { contextPacket, contextPatch, askGeo } from "./context.js";
 import { attachCobrowse } from "./cobrowse/bridge.js";
 import { attachCall } from "./call/bridge.js";
@@ -57,6 +58,8 @@ class Widget {
     this.typingTimer = 0;
     this.theirTypingTimer = 0;
     this.contextTimer = 0;
+    // Session events in order and once; a hole in their numbers asks for a resume.
+    this.gate = new SeqGate(() => this.resume());
     this.build();
     this.update();
     if (this.token) this.connect();
@@ -323,7 +326,7 @@ class Widget {
 
   connect() {
     if (!this.socket) {
-      this.socket = io(this.config.base, {
+      const socket = io(this.config.base, {
         transports: ["websocket"],
         autoConnect: false,
         reconnectionDelay: 500,
@@ -331,6 +334,7 @@ class Widget {
         auth: (cb) =>
           cb({ v: 1, role: "customer", site: this.config.site, token: this.token || undefined }),
       });
+      this.socket = gated(socket, this.gate); // numbered events reach every listener via the gate
       this.listen(this.socket);
       attachCobrowse(this); // co-browse: its own lazily loaded chunk (./cobrowse/)
       this.calls = attachCall(this); // calls and uploads: their own lazy chunk (./call/)
@@ -483,8 +487,14 @@ class Widget {
     this.el.first.focus();
   }
 
+  /** Catch up after a reconnect, a gap or a resync: the events after the last applied seq, or
+   * (after a reload, or when the server no longer holds them) a snapshot. */
   async resume() {
-    const ack = await this.request("session.resume", { afterMessageId: this.lastId });
+    const afterSeq = this.ticket ? this.gate.last(this.ticket.id) : null;
+    const ack = await this.request("session.resume", {
+      afterMessageId: this.lastId,
+      afterSeq: afterSeq === null ? undefined : afterSeq,
+    });
     if (!ack.ok) {
       if (["not_found", "unauthorized", "forbidden"].includes(ack.error.code)) {
         this.forget();
@@ -493,7 +503,17 @@ class Widget {
       }
       return;
     }
-    this.apply(ack);
+    if (ack.events && this.ticket && ack.ticket.id === this.ticket.id) {
+      if (ack.token) {
+        this.token = ack.token;
+        this.save();
+      }
+      if (ack.position) this.position = ack.position;
+      this.gate.replay(ack.events);
+      this.update();
+    } else {
+      this.apply(ack);
+    }
     if (!this.resumedOnce && this.ticket.status !== "closed") this.sendContext(); // a new page
     this.resumedOnce = true;
     this.flush();
@@ -510,8 +530,10 @@ class Widget {
     }
     for (const message of ack.messages) this.addMessage(message, false);
     for (const p of this.pending.values()) this.line({ ...p, from: "customer", pending: true });
-    if (ack.ticket.status === "closed") return this.ended(null);
-    this.view = ack.ticket.status === "queued" ? "queued" : "active";
+    // Where the session stands now; numbered events held behind it follow at once.
+    this.gate.start(ack.ticket.id, ack.seq);
+    if (this.ticket.status === "closed") return this.ended(null);
+    this.view = this.ticket.status === "queued" ? "queued" : "active";
     this.update();
     this.scrollDown();
   }

@@ -1,0 +1,244 @@
+"""The session event log, both kinds: the in-memory one of a single node and the Redis one of
+several (against the real redis-server on 127.0.0.1:6379, under a key prefix of its own)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+import redis.asyncio as aioredis
+
+from signaling.live import EventLog, MemoryEventLog, RedisEventLog
+from tests.signaling.redis_server import own_redis
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+LogFactory = Callable[..., EventLog]
+
+
+@pytest.fixture
+async def redis_client() -> AsyncIterator[aioredis.Redis]:
+    async with _redis() as client:
+        yield client
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def make_log(request: pytest.FixtureRequest) -> AsyncIterator[LogFactory]:
+    if request.param == "memory":
+        yield lambda **kw: MemoryEventLog(**kw)
+        return
+    async with _redis() as client:
+        prefix: str = client.test_prefix  # type: ignore[attr-defined]
+        yield lambda **kw: RedisEventLog(client, prefix=prefix, **kw)
+
+
+@contextlib.asynccontextmanager
+async def _redis() -> AsyncIterator[aioredis.Redis]:
+    # As the server's own client: a blocking pool, so a burst of appends waits for a connection
+    # rather than failing with "too many connections".
+    pool = aioredis.BlockingConnectionPool.from_url(
+        REDIS_URL, max_connections=16, timeout=10, decode_responses=True
+    )
+    client = aioredis.Redis(connection_pool=pool)
+    try:
+        await client.ping()
+    except Exception as exc:  # pragma: no cover - the suite's services start Redis
+        pytest.skip(f"no Redis at {REDIS_URL}: {exc}")
+    prefix = f"test:{secrets.token_hex(6)}:"
+    client.test_prefix = prefix  # type: ignore[attr-defined]
+    try:
+        yield client
+    finally:
+        # Only this test's keys: the shared Redis is never flushed.
+        keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+        await pool.disconnect()
+
+
+async def test_events_come_back_in_order_after_any_seq(make_log: LogFactory) -> None:
+    log = make_log()
+    seqs = [await log.append("tk_1", "customer", "chat.message", {"n": i}) for i in range(5)]
+    assert seqs == [1, 2, 3, 4, 5]
+    assert await log.current("tk_1", "customer") == 5
+    events = await log.since("tk_1", "customer", 2)
+    assert events is not None
+    assert [(e.seq, e.name, e.payload) for e in events] == [
+        (3, "chat.message", {"n": 2}),
+        (4, "chat.message", {"n": 3}),
+        (5, "chat.message", {"n": 4}),
+    ]
+    assert events[0].wire() == {"n": 2, "seq": 3}
+    assert await log.since("tk_1", "customer", 5) == []
+    full = await log.since("tk_1", "customer", 0)
+    assert full is not None and [e.seq for e in full] == [1, 2, 3, 4, 5]
+
+
+async def test_tickets_and_audiences_are_numbered_apart(make_log: LogFactory) -> None:
+    log = make_log()
+    assert await log.append("tk_1", "agents", "ticket.timeline", {}) == 1
+    assert await log.append("tk_1", "agents", "ticket.timeline", {}) == 2
+    assert await log.append("tk_1", "customer", "session.accepted", {}) == 1
+    assert await log.append("tk_2", "agents", "ticket.timeline", {}) == 1
+    assert await log.current("tk_1", "customer") == 1
+    assert await log.current("tk_3", "customer") == 0
+    assert await log.since("tk_3", "customer", 0) == []
+
+
+async def test_a_seq_ahead_of_the_log_is_not_answered_from_it(make_log: LogFactory) -> None:
+    # A client ahead of the counter (its numbers were lost and started again) takes a snapshot.
+    log = make_log()
+    await log.append("tk_1", "customer", "chat.message", {})
+    assert await log.since("tk_1", "customer", 7) is None
+    assert await log.since("tk_9", "customer", 3) is None
+
+
+async def test_the_log_keeps_only_its_bound(make_log: LogFactory) -> None:
+    log = make_log(keep=500)
+    for i in range(1300):
+        await log.append("tk_1", "agents", "chat.message", {"n": i})
+    assert await log.current("tk_1", "agents") == 1300
+    # Past the bound: not answered from the log (the client takes a snapshot).
+    assert await log.since("tk_1", "agents", 0) is None
+    assert await log.since("tk_1", "agents", 100) is None
+    # Within it: exactly the events after the seq. (Redis trims approximately, MAXLEN ~: it keeps
+    # at least the bound, whole nodes more at most.)
+    recent = await log.since("tk_1", "agents", 800)
+    assert recent is not None
+    assert [e.seq for e in recent] == list(range(801, 1301))
+    assert [e.payload["n"] for e in recent] == list(range(800, 1300))
+
+
+async def test_the_memory_log_keeps_exactly_its_bound() -> None:
+    log = MemoryEventLog(keep=3)
+    for i in range(10):
+        await log.append("tk_1", "customer", "chat.message", {"n": i})
+    assert await log.since("tk_1", "customer", 6) is None
+    kept = await log.since("tk_1", "customer", 7)
+    assert kept is not None and [e.seq for e in kept] == [8, 9, 10]
+
+
+async def test_concurrent_appends_get_distinct_consecutive_seqs(make_log: LogFactory) -> None:
+    log = make_log()
+    seqs = await asyncio.gather(
+        *(log.append("tk_1", "customer", "chat.message", {"task": i}) for i in range(300))
+    )
+    assert sorted(seqs) == list(range(1, 301))
+    events = await log.since("tk_1", "customer", 0)
+    assert events is not None
+    assert [e.seq for e in events] == list(range(1, 301))
+    # Each event is filed under the number its own append got.
+    assert {e.payload["task"]: e.seq for e in events} == dict(enumerate(seqs))
+
+
+async def test_memory_events_expire_after_the_last_write() -> None:
+    clock = Clock()
+    log = MemoryEventLog(ttl=120, counter_ttl=3600, clock=clock)
+    await log.append("tk_1", "customer", "chat.message", {})
+    clock.now += 100
+    await log.append("tk_1", "customer", "chat.message", {})
+    clock.now += 100  # 200 s after the first write, 100 s after the last: still kept
+    kept = await log.since("tk_1", "customer", 0)
+    assert kept is not None and [e.seq for e in kept] == [1, 2]
+    clock.now += 20
+    assert await log.since("tk_1", "customer", 0) is None
+    assert await log.since("tk_1", "customer", 2) == []  # nothing missed: nothing to replay
+    # The counter outlives the events: numbering goes on, it never restarts under a client.
+    assert await log.current("tk_1", "customer") == 2
+    assert await log.append("tk_1", "customer", "chat.message", {}) == 3
+    clock.now += 3600
+    assert await log.current("tk_1", "customer") == 0
+
+
+async def test_memory_lines_of_ended_sessions_are_swept() -> None:
+    clock = Clock()
+    log = MemoryEventLog(ttl=120, counter_ttl=3600, clock=clock)
+    for n in range(50):
+        await log.append(f"tk_{n}", "customer", "chat.message", {})
+        await log.append(f"tk_{n}", "agents", "chat.message", {})
+    assert len(log) == 100
+    await log.end("tk_0")
+    clock.now += 119
+    ended = await log.since("tk_0", "customer", 0)
+    assert ended is not None and len(ended) == 1  # a client that missed the end still gets it
+    clock.now += 2
+    await log.append("tk_new", "customer", "chat.message", {})  # a write sweeps
+    assert len(log) == 99
+    assert await log.current("tk_0", "agents") == 0
+    clock.now += 3600
+    await log.append("tk_new", "customer", "chat.message", {})
+    assert len(log) == 1
+
+
+async def test_redis_lines_expire_and_end(redis_client: aioredis.Redis) -> None:
+    prefix: str = redis_client.test_prefix  # type: ignore[attr-defined]
+    log = RedisEventLog(redis_client, prefix=prefix, ttl=120, counter_ttl=3600)
+    await log.append("tk_1", "customer", "chat.message", {"a": 1})
+    await log.append("tk_1", "agents", "chat.message", {"a": 1})
+    seq_key, stream_key = log._keys("tk_1", "customer")
+    assert 110_000 < await redis_client.pttl(stream_key) <= 120_000
+    assert 3_500_000 < await redis_client.pttl(seq_key) <= 3_600_000
+    # The stream expiring (Redis does it on its own clock) leaves the counter: a resume from
+    # before is a snapshot, a resume from now is nothing missed, and numbering goes on.
+    await redis_client.delete(stream_key)
+    assert await log.since("tk_1", "customer", 0) is None
+    assert await log.since("tk_1", "customer", 1) == []
+    assert await log.append("tk_1", "customer", "chat.message", {"a": 2}) == 2
+    await log.end("tk_1")
+    for audience in ("customer", "agents"):
+        for key in log._keys("tk_1", audience):
+            assert 0 < await redis_client.pttl(key) <= 120_000
+
+
+async def test_redis_log_recovers_from_a_lost_counter(redis_client: aioredis.Redis) -> None:
+    prefix: str = redis_client.test_prefix  # type: ignore[attr-defined]
+    log = RedisEventLog(redis_client, prefix=prefix)
+    for _ in range(3):
+        await log.append("tk_1", "customer", "chat.message", {})
+    seq_key, _stream = log._keys("tk_1", "customer")
+    await redis_client.delete(seq_key)  # data loss: the counter is gone, the stream is not
+    assert await log.since("tk_1", "customer", 3) is None  # the client is ahead: snapshot
+    assert await log.append("tk_1", "customer", "chat.message", {"again": True}) == 1
+    events = await log.since("tk_1", "customer", 0)
+    assert events is not None and [(e.seq, e.payload) for e in events] == [(1, {"again": True})]
+
+
+async def test_an_event_that_could_not_be_logged_leaves_a_hole() -> None:
+    # Redis frozen (SIGSTOP) mid-session: the append times out and the desk sends the event
+    # unnumbered; the line's next number is skipped, so nobody is replayed past the event.
+    with own_redis() as server:
+        client = aioredis.from_url(server.url, decode_responses=True, socket_timeout=0.5)
+        try:
+            log = RedisEventLog(client, prefix="test:")
+            for _ in range(3):
+                await log.append("tk_1", "customer", "chat.message", {})
+            server.pause()
+            with pytest.raises(aioredis.RedisError):
+                await log.append("tk_1", "customer", "chat.message", {"lost": True})
+            server.resume()
+            seq = await log.append("tk_1", "customer", "chat.message", {"after": True})
+            assert seq in (5, 6)  # 6 if the timed-out append ran after all, once Redis woke
+            assert await log.since("tk_1", "customer", 3) is None
+            assert await log.since("tk_1", "customer", 2) is None
+            tail = await log.since("tk_1", "customer", seq - 1)
+            assert tail is not None and [(e.seq, e.payload) for e in tail] == [
+                (seq, {"after": True})
+            ]
+            # Only that line skips, and only once.
+            assert await log.append("tk_1", "customer", "chat.message", {}) == seq + 1
+            assert await log.append("tk_1", "agents", "chat.message", {}) == 1
+        finally:
+            await client.aclose()
