@@ -23,6 +23,7 @@ from signaling.store.base import (
     MessageRecord,
     Sender,
     SiteRecord,
+    StaleEpoch,
     TicketRecord,
     TimelineRecord,
 )
@@ -127,6 +128,9 @@ CREATE TABLE IF NOT EXISTS migrations (
 # ``tickets.agents`` (a JSON list, read and written back whole) lost concurrent joins; the rows of
 # ``ticket_agents`` replaced it. The column stays, unused: the change only adds tables.
 _AGENTS_TO_ROWS = "ticket_agents from tickets.agents"
+_OWNER_EPOCH = "tickets.owner_epoch"
+_AT_EPOCH = "EXISTS (SELECT 1 FROM tickets WHERE id = ? AND owner_epoch = ?)"
+"""The condition of a home node's write: the ticket's owner epoch is still the writer's."""
 
 
 def _like(text: str) -> str:
@@ -158,6 +162,7 @@ class SqlTicketStore:
         await driver.script(schema)
         store = cls(driver)
         await store._migrate_agent_lists()
+        await store._migrate_owner_epoch(isinstance(driver, PostgresDriver))
         return store
 
     async def _migrate_agent_lists(self) -> None:
@@ -187,6 +192,35 @@ class SqlTicketStore:
             )
 
         await self._db.write(copy)
+
+    # ---------------------------------------------------------------- migration step: owner epoch
+    # Self-contained so it can move into the numbered migrations as one step: adds
+    # ``tickets.owner_epoch`` (the home node's lease epoch, ``signaling.live.placement``).
+
+    async def _migrate_owner_epoch(self, postgres: bool) -> None:
+        done = await self._db.fetch("SELECT 1 FROM migrations WHERE name = ?", _OWNER_EPOCH)
+        if done:
+            return
+        add = "ALTER TABLE tickets ADD COLUMN {} owner_epoch BIGINT NOT NULL DEFAULT 0"
+        if postgres:
+            # Nodes starting at once may both get here: IF NOT EXISTS makes the second a no-op.
+            ddl: str | None = add.format("IF NOT EXISTS")
+        else:
+            columns = await self._db.fetch("PRAGMA table_info(tickets)")
+            ddl = None if any(c["name"] == "owner_epoch" for c in columns) else add.format("")
+
+        async def migrate(tx: Statements) -> None:
+            if ddl is not None:
+                await tx.execute(ddl)
+            await tx.execute(
+                "INSERT INTO migrations (name, at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                _OWNER_EPOCH,
+                time.time(),
+            )
+
+        await self._db.write(migrate)
+
+    # ---------------------------------------------------------------- end of the migration step
 
     @property
     def _insert_agent(self) -> str:
@@ -500,16 +534,28 @@ class SqlTicketStore:
         return {row["ticket_id"]: int(row["n"]) for row in rows}
 
     async def add_timeline(
-        self, ticket_id: str, type: str, data: dict[str, Any], at: float
+        self, ticket_id: str, type: str, data: dict[str, Any], at: float, epoch: int | None = None
     ) -> TimelineRecord:
+        values = (ticket_id, at, type, json.dumps(data))
+
         async def add(tx: Statements) -> TimelineRecord:
-            rows = await tx.fetch(
-                "INSERT INTO timeline (ticket_id, at, type, data) VALUES (?, ?, ?, ?) RETURNING *",
-                ticket_id,
-                at,
-                type,
-                json.dumps(data),
-            )
+            if epoch is None:
+                rows = await tx.fetch(
+                    "INSERT INTO timeline (ticket_id, at, type, data) VALUES (?, ?, ?, ?)"
+                    " RETURNING *",
+                    *values,
+                )
+            else:
+                # One statement: the entry goes in only while the epoch is the ticket's.
+                rows = await tx.fetch(
+                    "INSERT INTO timeline (ticket_id, at, type, data) SELECT ?, ?, ?, ?"
+                    f" WHERE {_AT_EPOCH} RETURNING *",
+                    *values,
+                    ticket_id,
+                    epoch,
+                )
+                if not rows:
+                    raise StaleEpoch(f"{ticket_id}: epoch {epoch} is not the owner's")
             return _timeline(rows[0])
 
         return await self._db.write(add, atomic=False)
@@ -520,10 +566,12 @@ class SqlTicketStore:
         )
         return [_timeline(row) for row in rows]
 
-    async def add_attachment(self, attachment: AttachmentRecord) -> None:
-        await self._db.execute(
+    async def add_attachment(self, attachment: AttachmentRecord, epoch: int | None = None) -> None:
+        insert = (
             "INSERT INTO attachments (id, ticket_id, kind, content_type, size, sha256, created_at,"
-            " meta) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " meta)"
+        )
+        values = (
             attachment.id,
             attachment.ticket_id,
             attachment.kind,
@@ -533,6 +581,31 @@ class SqlTicketStore:
             attachment.created_at,
             json.dumps(attachment.meta),
         )
+        if epoch is None:
+            await self._db.execute(f"{insert} VALUES (?, ?, ?, ?, ?, ?, ?, ?)", *values)
+            return
+        added = await self._db.execute(
+            f"{insert} SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE {_AT_EPOCH}",
+            *values,
+            attachment.ticket_id,
+            epoch,
+        )
+        if added != 1:
+            raise StaleEpoch(f"{attachment.ticket_id}: epoch {epoch} is not the owner's")
+
+    async def advance_owner_epoch(self, ticket_id: str, epoch: int) -> bool:
+        await self._db.execute(
+            "UPDATE tickets SET owner_epoch = ? WHERE id = ? AND owner_epoch < ?",
+            epoch,
+            ticket_id,
+            epoch,
+        )
+        # Already this epoch (a second record of the same take) counts as recorded.
+        return await self.owner_epoch(ticket_id) == epoch
+
+    async def owner_epoch(self, ticket_id: str) -> int:
+        rows = await self._db.fetch("SELECT owner_epoch FROM tickets WHERE id = ?", ticket_id)
+        return int(rows[0]["owner_epoch"]) if rows else 0
 
     async def attachments(self, ticket_id: str) -> list[AttachmentRecord]:
         rows = await self._db.fetch(
