@@ -7,13 +7,14 @@ import asyncio
 import getpass
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from aiohttp import web
 
-from signaling.app import create_app
+from signaling.app import create_app, drain
 from signaling.auth.accounts import (
     AccountError,
     add_agent,
@@ -47,6 +48,16 @@ def _server_flags(parser: argparse.ArgumentParser, port: int) -> None:
         "--redis-url",
         default=env("REDIS_URL") or os.environ.get("REDIS_URL"),
         help="redis://... for live state shared by several nodes (TANDEM_REDIS_URL or REDIS_URL)",
+    )
+    parser.add_argument(
+        "--redis-prefix",
+        default=env("REDIS_PREFIX", ""),
+        help="Redis key prefix (TANDEM_REDIS_PREFIX)",
+    )
+    parser.add_argument(
+        "--node-name",
+        default=env("NODE_NAME", ""),
+        help="this node's name among the nodes (TANDEM_NODE_NAME; default: the host name)",
     )
     parser.add_argument("--secret", default=env("SECRET"), help="token signing key (TANDEM_SECRET)")
     parser.add_argument("--public-url", default=env("PUBLIC_URL"), help="TANDEM_PUBLIC_URL")
@@ -93,6 +104,7 @@ LIMITS: dict[str, str] = {
     "login_address_burst": "failed logins at once from one address",
     "login_address_interval": "seconds for one more failed login from an address",
     "agent_session_max_age": "seconds an agent stays signed in before logging in again",
+    "home_lease_ms": "milliseconds a session's home-node lease lives unrenewed",
 }
 """Limits of ``Settings``, each a ``--flag`` and a ``TANDEM_*`` variable (docs/security.md)."""
 
@@ -182,6 +194,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         data_dir=args.data_dir,
         database_url=args.database_url,
         redis_url=args.redis_url,
+        redis_prefix=args.redis_prefix,
+        node_name=args.node_name,
         secret=args.secret or "",
         public_url=args.public_url,
         stun_urls=urls(args.stun_urls),
@@ -229,9 +243,23 @@ def _serve(settings: Settings, banner: str | None = None) -> int:
     async def announce(_app: web.Application) -> None:
         print(banner or f"Tandem listening on http://{settings.host}:{settings.port}", flush=True)
 
+    async def drain_on_signal(app: web.Application) -> None:
+        # SIGUSR1 drains and keeps the node up (until SIGTERM); SIGTERM drains, then exits
+        # (``on_shutdown``).
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(
+            signal.SIGUSR1, lambda: loop.create_task(drain(app)).add_done_callback(_logged)
+        )
+
     app.on_startup.append(announce)
+    app.on_startup.append(drain_on_signal)
     web.run_app(app, host=settings.host, port=settings.port, print=None, shutdown_timeout=5)
     return 0
+
+
+def _logged(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logging.getLogger("tandem").error("drain failed", exc_info=task.exception())
 
 
 def _demo(settings: Settings) -> int:

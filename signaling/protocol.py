@@ -956,6 +956,15 @@ class CobrowseAssetsNeeded(Message):
     assets: list[AssetWanted]
 
 
+class CallReoffer(Message):
+    """To the session: the call's media moved to another node (its node stopped): whoever is in
+    the call closes their peer connection and joins again (``rtc.join``, then ``rtc.offer``)."""
+
+    type: Literal["call.reoffer"] = "call.reoffer"
+    ticket_id: str
+    reason: Literal["home_moved"] = "home_moved"
+
+
 SERVER_EVENTS: tuple[type[Message], ...] = (
     QueueAdded,
     QueueRemoved,
@@ -981,6 +990,7 @@ SERVER_EVENTS: tuple[type[Message], ...] = (
     UploadRequested,
     ServerRestarting,
     CobrowseAssetsNeeded,
+    CallReoffer,
 )
 
 

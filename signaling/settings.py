@@ -17,6 +17,14 @@ class Settings:
     """``postgresql://...`` selects PostgreSQL; absent means SQLite in ``data_dir``."""
     redis_url: str | None = None
     """Absent means in-memory live state (a single node)."""
+    redis_prefix: str = ""
+    """Prepended to every Redis key of this deployment (several deployments share a Redis)."""
+    node_name: str = ""
+    """This node's name among the nodes (default: the host name); a random suffix is added
+    at each start, so a restarted node never mistakes an old lease for its own."""
+    home_lease_ms: int = 15_000
+    """Milliseconds a home node's lease of a session lives unrenewed (renewed every third of
+    it): how long a dead node's calls and co-browse stay away at most."""
     secret: str = ""
     """Signs tokens. Nodes of one deployment share it; a single node keeps one in ``data_dir``."""
     agent_token_ttl: int = 15 * 60

@@ -422,17 +422,25 @@ class Desk:
         content_type: str,
         data: bytes,
         meta: dict[str, Any],
+        epoch: int | None = None,
     ) -> AttachmentInfo:
-        """Store bytes content-addressed, record them on the ticket, tell everyone in it."""
+        """Store bytes content-addressed, record them on the ticket, tell everyone in it.
+        ``epoch``: the home node's lease epoch, for its writes (``StaleEpoch`` if moved on)."""
         sha256, size = await self.files.put_bytes(data)
-        return await self._attach(ticket_id, kind, content_type, sha256, size, meta)
+        return await self._attach(ticket_id, kind, content_type, sha256, size, meta, epoch)
 
     async def file_attachment_path(
-        self, ticket_id: str, kind: str, content_type: str, path: Path, meta: dict[str, Any]
+        self,
+        ticket_id: str,
+        kind: str,
+        content_type: str,
+        path: Path,
+        meta: dict[str, Any],
+        epoch: int | None = None,
     ) -> AttachmentInfo:
         """Like ``file_attachment`` for a finished file (moved into the store)."""
         sha256, size = await self.files.put_file(path)
-        return await self._attach(ticket_id, kind, content_type, sha256, size, meta)
+        return await self._attach(ticket_id, kind, content_type, sha256, size, meta, epoch)
 
     async def _attach(
         self,
@@ -442,6 +450,7 @@ class Desk:
         sha256: str,
         size: int,
         meta: dict[str, Any],
+        epoch: int | None,
     ) -> AttachmentInfo:
         ticket = await self._must_ticket(ticket_id)
         record = AttachmentRecord(
@@ -454,12 +463,13 @@ class Desk:
             created_at=time.time(),
             meta=meta,
         )
-        await self.store.add_attachment(record)
+        await self.store.add_attachment(record, epoch)
         info = attachment_info(record)
         await self.timeline(
             ticket,
             "attachment.added",
             {"attachmentId": record.id, "kind": kind, "contentType": content_type, "size": size},
+            epoch,
         )
         await self.broadcaster.emit(
             AttachmentAdded(ticket_id=ticket_id, attachment=info), self.rooms(ticket)
@@ -537,8 +547,12 @@ class Desk:
             raise DeskError("not_found", "no such ticket")
         return ticket
 
-    async def timeline(self, ticket: TicketRecord, type: str, data: dict[str, Any]) -> None:
-        record = await self.store.add_timeline(ticket.id, type, data, time.time())
+    async def timeline(
+        self, ticket: TicketRecord, type: str, data: dict[str, Any], epoch: int | None = None
+    ) -> None:
+        """Append to the ticket's timeline and show it to its agents; with ``epoch`` (a home
+        node's write) only while that is the ticket's owner epoch (else ``StaleEpoch``)."""
+        record = await self.store.add_timeline(ticket.id, type, data, time.time(), epoch)
         await self.broadcaster.emit(
             TicketTimeline(ticket_id=ticket.id, entry=timeline_entry(record)),
             self.agent_rooms(ticket),

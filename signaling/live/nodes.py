@@ -37,7 +37,19 @@ class Nodes(Protocol):
     state: NodeState
 
     async def get(self, node: str) -> NodeRecord | None: ...
+    async def serving(self) -> list[NodeRecord]:
+        """The live nodes taking new work (this one included if it does), least loaded first."""
+        ...
+
+    async def ping(self) -> bool:
+        """Whether the shared state (Redis) answers; True for an embedded node."""
+        ...
+
     async def advertise(self) -> None: ...
+    async def withdraw(self) -> None:
+        """Stop advertising (a node that leaves)."""
+        ...
+
     def start(self) -> None: ...
     async def close(self) -> None: ...
 
@@ -89,7 +101,16 @@ class LocalNodes(_Advertising):
     async def get(self, node: str) -> NodeRecord | None:
         return self.record() if node == self.node else None
 
+    async def serving(self) -> list[NodeRecord]:
+        return [self.record()] if self.state == "serving" else []
+
+    async def ping(self) -> bool:
+        return True
+
     async def advertise(self) -> None:
+        return None
+
+    async def withdraw(self) -> None:
         return None
 
 
@@ -114,6 +135,9 @@ class RedisNodes(_Advertising):
         record = self.record()
         key = self._key(self.node)
         async with self._redis.pipeline(transaction=True) as pipe:
+            # The set of names lets ``serving`` find the records; names whose record expired
+            # are removed by whoever reads them.
+            pipe.sadd(f"{self._prefix}nodes", self.node)
             pipe.hset(
                 key,
                 mapping={
@@ -138,5 +162,25 @@ class RedisNodes(_Advertising):
             fields.get("state", "serving"),
         )  # fmt: skip
 
+    async def serving(self) -> list[NodeRecord]:
+        names = [
+            n.decode() if isinstance(n, bytes) else str(n)
+            for n in await self._redis.smembers(f"{self._prefix}nodes")
+        ]
+        found = []
+        for name in sorted(names):
+            record = await self.get(name)
+            if record is None:
+                await self._redis.srem(f"{self._prefix}nodes", name)
+            elif record.state == "serving":
+                found.append(record)
+        return sorted(found, key=lambda r: r.load)
+
+    async def ping(self) -> bool:
+        return bool(await self._redis.ping())
+
     async def withdraw(self) -> None:
-        await self._redis.delete(self._key(self.node))
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(self._key(self.node))
+            pipe.srem(f"{self._prefix}nodes", self.node)
+            await pipe.execute()
