@@ -101,7 +101,7 @@ async def healthz(request: web.Request) -> web.Response:
     app = request.app
     nodes = app[keys.nodes]
     store_ok = await _answers(app[keys.store].owner_epoch("-"))
-    shared_ok = await _answers(nodes.ping())
+    shared_ok = await _answers(nodes.ping()) if nodes.shared else True
     ready = store_ok and shared_ok and nodes.state == "serving"
     body = {
         "status": "ok" if ready else "unavailable",
@@ -110,7 +110,7 @@ async def healthz(request: web.Request) -> web.Response:
         "node": nodes.node,
         "state": nodes.state,
         "store": store_ok,
-        "redis": shared_ok,
+        "redis": shared_ok if nodes.shared else None,
     }
     return web.json_response(body, status=200 if ready else 503)
 

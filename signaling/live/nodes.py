@@ -35,6 +35,8 @@ class NodeRecord:
 class Nodes(Protocol):
     node: str
     state: NodeState
+    shared: bool
+    """Whether nodes share state (Redis); False for an embedded node."""
 
     async def get(self, node: str) -> NodeRecord | None: ...
     async def serving(self) -> list[NodeRecord]:
@@ -92,6 +94,8 @@ class _Advertising:
 class LocalNodes(_Advertising):
     """The embedded node knows only itself."""
 
+    shared = False
+
     def __init__(
         self, node: str = "local", media: tuple[str, ...] = (), load: Callable[[], int] = int
     ) -> None:
@@ -115,6 +119,8 @@ class LocalNodes(_Advertising):
 
 
 class RedisNodes(_Advertising):
+    shared = True
+
     def __init__(
         self,
         redis: Any,
