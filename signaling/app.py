@@ -137,6 +137,7 @@ async def _home_ctx(app: web.Application) -> AsyncIterator[None]:
     placement.start()
     nodes.start()
     yield
+    await home.close()
     await nodes.close()
     await rpc.close()
     await placement.close()
@@ -191,6 +192,7 @@ async def _desk_ctx(app: web.Application) -> AsyncIterator[None]:
     desk.on_close.append(home.ticket_closed)
     # Requests from other nodes are served once every hub has registered its work.
     home.rpc.start()
+    home.start()
     app[keys.calls] = calls
     api = SocketApi(sio, desk, hub, calls, app[keys.store], settings, app[keys.secret])
     app[socket_api_key] = api

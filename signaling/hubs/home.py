@@ -15,6 +15,7 @@ hubs' ``on_lost`` hooks drop what they held for the session, writing nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -32,6 +33,9 @@ Work = Callable[[Caller, TicketRecord, Lease, dict[str, Any]], Awaitable[dict[st
 TicketHook = Callable[[str], Awaitable[None]]
 TakenHook = Callable[[TicketRecord, Lease], Awaitable[None]]
 
+ORPHAN_CHECK_SECONDS = 2.0
+"""How often a node looks for sessions whose home node died (node records live 6 s)."""
+
 _CODES: frozenset[str] = frozenset(
     {"malformed", "forbidden", "not_found", "invalid_state", "too_large", "rate_limited"}
 )
@@ -45,6 +49,7 @@ class Home:
         self.store = store
         self._work: dict[str, Work] = {}
         self._taking: dict[str, asyncio.Lock] = {}
+        self._watch: asyncio.Task[None] | None = None
         self.on_taken: list[TakenHook] = []
         """Run when this node takes a session whose earlier home is gone (epoch > 1)."""
         self.on_lost: list[TicketHook] = []
@@ -144,6 +149,51 @@ class Home:
                 return None
             taken = await self._record(ticket, taken)
         return taken if taken.node == self.node else None
+
+    async def adopt_orphans(self) -> list[str]:
+        """Take the sessions whose home node has died (its node record expired, its lease
+        not yet): their calls are re-offered and co-browse asks for a snapshot now, not at the
+        next request. Several nodes may try; the lease's compare-and-set lets one win."""
+        if self.nodes.state != "serving":
+            return []
+        alive: dict[str, bool] = {self.node: True}
+        adopted = []
+        for lease in await self.placement.all_leases():
+            if lease.node not in alive:
+                alive[lease.node] = await self.nodes.get(lease.node) is not None
+            if alive[lease.node]:
+                continue
+            ticket = await self.store.ticket(lease.ticket_id)
+            if ticket is None or ticket.status == "closed":
+                taken = await self.placement.take_over(lease)
+                if taken is not None:  # nothing to adopt: let it go
+                    await self.placement.release(taken)
+                continue
+            if await self._take_from_dead(ticket, lease) is not None:
+                adopted.append(ticket.id)
+        return adopted
+
+    def start(self) -> None:
+        if self._watch is None:
+            self._watch = asyncio.get_running_loop().create_task(self._watch_forever())
+
+    async def _watch_forever(self) -> None:
+        while True:
+            await asyncio.sleep(ORPHAN_CHECK_SECONDS)
+            try:
+                adopted = await self.adopt_orphans()
+            except Exception:
+                log.exception("looking for sessions of dead nodes failed")
+                continue
+            if adopted:
+                log.info("adopted %d sessions of dead nodes", len(adopted))
+
+    async def close(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+            self._watch = None
 
     async def ticket_closed(self, ticket_id: str) -> None:
         """A session ended (on any node): its home node files what it holds and lets go."""

@@ -82,6 +82,10 @@ class Placement(Protocol):
         """The leases this node holds (as far as it knows)."""
         ...
 
+    async def all_leases(self) -> list[Lease]:
+        """Every session's lease, on any node (to find those of dead nodes)."""
+        ...
+
     def on_lost(self, handler: LostHandler) -> None: ...
     async def renew_all(self) -> list[str]:
         """Renew every held lease once (the loop does it every ``renew_seconds``); the tickets
@@ -217,6 +221,13 @@ class MemoryPlacement(_Renewing):
             return None
         return self._take(stale.ticket_id, floor)
 
+    async def all_leases(self) -> list[Lease]:
+        return [
+            parse_lease(t, value)
+            for t in list(self._owners)
+            if (value := self._live(t)) is not None
+        ]
+
     async def renew(self, lease: Lease) -> bool:
         if self._live(lease.ticket_id) != lease.value:
             return False
@@ -329,6 +340,19 @@ class RedisPlacement(_Renewing):
             stale.ticket_id, await self._take_over(keys=self._keys(stale.ticket_id), args=args)
         )
         return lease if lease.taken else None
+
+    async def all_leases(self) -> list[Lease]:
+        own = f"{self._prefix}own:"
+        found = []
+        async for raw in self._redis.scan_iter(match=f"{own}*", count=500):
+            key = raw.decode() if isinstance(raw, bytes) else str(raw)
+            if key.endswith(":ep"):
+                continue
+            value = await self._redis.get(key)
+            if value is not None:
+                text = value.decode() if isinstance(value, bytes) else str(value)
+                found.append(parse_lease(key[len(own) :], text))
+        return found
 
     async def renew(self, lease: Lease) -> bool:
         keys = self._keys(lease.ticket_id)[:1]

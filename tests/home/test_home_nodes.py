@@ -143,3 +143,36 @@ async def test_the_other_node_takes_over_when_the_home_node_stops_answering(
                 with contextlib.suppress(Exception):
                     await each.close()
             await asyncio.sleep(0)
+
+
+async def test_a_dead_home_nodes_call_is_adopted_without_waiting_for_a_request(
+    tmp_path: Path, redis: aioredis.Redis, prefix: str
+) -> None:
+    """kill -9 of the home node, in process: it stops everything at once and its node record
+    expires; another node finds the orphaned lease and re-offers the call by itself."""
+    async with nodes(tmp_path, prefix) as (one, two):
+        customer, alice, ticket_id, _ = await open_session(two, two)
+        assert (await customer.call("rtc.join", {}))["ok"]
+        publisher = peer(customer, ticket_id, "customer")
+        camera = CounterVideoTrack(320, 240)
+        publisher.add_track(camera)
+        try:
+            # The customer's offer went to node one (through node two): one is home.
+            await one.home.lease(await store_of(one).ticket(ticket_id))
+            await publisher.negotiate(lambda: {camera.id: "camera"})
+            assert ticket_id in one.app[keys.calls]._rooms
+            assert await two.home.adopt_orphans() == []  # node one is alive: nothing to do
+
+            await one.home.close()
+            await one.home.placement.close()
+            await one.home.rpc.close()
+            await one.home.nodes.close()
+            await redis.delete(f"{prefix}n:{one.home.node}")
+            assert await two.home.adopt_orphans() == [ticket_id]
+            lease = await two.home.placement.current(ticket_id)
+            assert lease is not None and (lease.node, lease.epoch) == (two.home.node, 2)
+            await customer.wait_for("call.reoffer", timeout=10)
+            await alice.wait_for("call.reoffer", timeout=10)
+            assert await two.home.adopt_orphans() == []
+        finally:
+            await publisher.close()
