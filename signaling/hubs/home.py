@@ -94,6 +94,9 @@ class Home:
         except RpcUnavailable:
             taken = await self._take_from_dead(ticket, lease)
             if taken is None:
+                # Another request or the orphan check may have taken it for this node already.
+                taken = await self.lease(ticket)
+            if taken.node != self.node:
                 raise DeskError(
                     "invalid_state", "the session's home node is not answering; try again"
                 ) from None
@@ -101,10 +104,7 @@ class Home:
 
     async def here(self, ticket_id: str) -> Lease | None:
         """This node's lease of the session, if it is the home node (no new lease taken)."""
-        for lease in self.placement.held():
-            if lease.ticket_id == ticket_id:
-                return lease
-        return None
+        return self.placement.holding(ticket_id)
 
     async def lease(self, ticket: TicketRecord) -> Lease:
         """The session's lease: this node's if it holds it, else whoever holds it, else taken

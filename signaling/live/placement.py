@@ -82,6 +82,10 @@ class Placement(Protocol):
         """The leases this node holds (as far as it knows)."""
         ...
 
+    def holding(self, ticket_id: str) -> Lease | None:
+        """This node's lease of one session, as far as it knows (no Redis round trip)."""
+        ...
+
     async def all_leases(self) -> list[Lease]:
         """Every session's lease, on any node (to find those of dead nodes)."""
         ...
@@ -110,6 +114,9 @@ class _Renewing:
 
     def held(self) -> list[Lease]:
         return list(self._held.values())
+
+    def holding(self, ticket_id: str) -> Lease | None:
+        return self._held.get(ticket_id)
 
     def on_lost(self, handler: LostHandler) -> None:
         self._lost.append(handler)

@@ -23,6 +23,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from redis import exceptions as redis_errors
+
 log = logging.getLogger("tandem.rpc")
 
 RPC_TIMEOUT = 5.0
@@ -148,13 +150,16 @@ class RedisRpc(_Handlers):
             "from": self.node,
         }
         inbox = self._inbox(node)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.rpush(inbox, json.dumps(request))
-            # A dead node's inbox does not grow forever: it lapses after the last request.
-            pipe.pexpire(inbox, int(timeout * 1000) + REPLY_TTL_MS)
-            await pipe.execute()
-        # BLPOP's timeout is whole or fractional seconds (Redis >= 6); 0 would block forever.
-        answer = await self._redis.blpop([reply_key], timeout=max(timeout, 0.01))
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.rpush(inbox, json.dumps(request))
+                # A dead node's inbox does not grow forever: it lapses after the last request.
+                pipe.pexpire(inbox, int(timeout * 1000) + REPLY_TTL_MS)
+                await pipe.execute()
+            # BLPOP's timeout is whole or fractional seconds (Redis >= 6); 0 blocks forever.
+            answer = await self._redis.blpop([reply_key], timeout=max(timeout, 0.01))
+        except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
+            raise RpcUnavailable(f"Redis failed while asking {node}: {exc}") from exc
         if answer is None:
             raise RpcUnavailable(f"node {node} did not answer {method} within {timeout}s")
         return _unwrap(json.loads(answer[1]))
