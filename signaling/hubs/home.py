@@ -228,7 +228,13 @@ class Home:
         """Draining: give every session up (what can be filed is filed, the lease released)
         and ask the least loaded serving nodes to adopt them now, so calls are re-offered and
         co-browse resumes without waiting for a request. How many were handed over."""
-        targets = [n.node for n in await self.nodes.serving() if n.node != self.node]
+        try:
+            targets = [n.node for n in await self.nodes.serving() if n.node != self.node]
+        except Exception:
+            # Redis away: nobody can be asked; the leases lapse and the sessions are adopted
+            # by the others' orphan checks once it is back.
+            log.exception("could not list the serving nodes")
+            targets = []
         held = self.placement.held()
         for index, lease in enumerate(held):
             for hook in self.on_hand_over:
@@ -236,7 +242,11 @@ class Home:
                     await hook(lease.ticket_id)
                 except Exception:
                     log.exception("hand-over hook failed for %s", lease.ticket_id)
-            await self.placement.release(lease)
+            try:
+                await self.placement.release(lease)
+            except Exception:
+                log.exception("could not release %s", lease.ticket_id)
+                continue
             if not targets:
                 continue  # the next request, on whichever node, takes the session
             target = targets[index % len(targets)]
