@@ -118,6 +118,12 @@ async def _home_ctx(app: web.Application) -> AsyncIterator[None]:
     node = f"{settings.node_name or socket.gethostname()}-{secrets.token_hex(3)}"
     renew_seconds = settings.home_lease_ms / 3000
     redis = app.get(redis_key)
+    opened = None
+    if redis is None and settings.redis_url:
+        # The socket timeout outlasts the request channel's 5 s BLPOP.
+        opened = redis = aioredis.Redis.from_url(
+            settings.redis_url, socket_timeout=10, socket_connect_timeout=2
+        )
     placement: Placement
     rpc: Rpc
     nodes: RedisNodes | LocalNodes
@@ -146,6 +152,8 @@ async def _home_ctx(app: web.Application) -> AsyncIterator[None]:
         await nodes.withdraw()
     except Exception:
         log.exception("could not release this node's leases")
+    if opened is not None:
+        await opened.aclose()
 
 
 async def _desk_ctx(app: web.Application) -> AsyncIterator[None]:
