@@ -90,7 +90,7 @@ class CallHub:
         home.serve("calls.clip_stop", self._clip_stop_here)
         home.on_close.append(self.on_ticket_closed)
         home.on_lost.append(self.on_ticket_closed)
-        home.on_hand_over.append(self.on_ticket_closed)
+        home.on_hand_over.append(self.hand_over)
         home.on_taken.append(self._taken)
 
     # ------------------------------------------------------------------ signaling
@@ -265,28 +265,42 @@ class CallHub:
             clip = await room.stop_clip(clip_id)
         except media.MediaError as exc:
             raise media_error(exc) from None
+        info = await self._file_clip(ticket.id, clip_id, clip, _agent_name(caller), lease.epoch)
+        return info.wire()
+
+    async def _file_clip(
+        self, ticket_id: str, clip_id: str, clip: media.Clip, by: str, epoch: int
+    ) -> AttachmentInfo:
         meta: dict[str, Any] = {
             "durationS": round(clip.duration_s, 3),
             "frames": clip.frames,
             "width": clip.width,
             "height": clip.height,
             "trackId": clip.track_id,
-            "by": _agent_name(caller),
+            "by": by,
         }
         if clip.thumbnail_png:
             thumb = await self.desk.file_attachment(
-                ticket.id,
-                "thumbnail",
-                "image/png",
-                clip.thumbnail_png,
-                {"of": clip_id},
-                epoch=lease.epoch,
+                ticket_id, "thumbnail", "image/png", clip.thumbnail_png, {"of": clip_id}, epoch
             )
             meta["thumbnailId"] = thumb.id
-        info = await self.desk.file_attachment_path(
-            ticket.id, "clip", clip.content_type, clip.path, meta, epoch=lease.epoch
+        return await self.desk.file_attachment_path(
+            ticket_id, "clip", clip.content_type, clip.path, meta, epoch
         )
-        return info.wire()
+
+    async def hand_over(self, ticket_id: str) -> None:
+        """This node gives the session up (draining): clips recording now are closed as far as
+        they got and filed, then the room goes (the new home re-offers the call)."""
+        held = self._rooms.get(ticket_id)
+        if held is not None:
+            epoch, room = held
+            for clip_id in room.clip_ids():
+                try:
+                    clip = await room.stop_clip(clip_id)
+                    await self._file_clip(ticket_id, clip_id, clip, "system", epoch)
+                except Exception:
+                    log.exception("could not file clip %s of %s", clip_id, ticket_id)
+        await self.on_ticket_closed(ticket_id)
 
     async def request_upload(self, caller: AgentCaller, ticket_id: str, note: str) -> None:
         ticket = await self._active(caller, ticket_id)

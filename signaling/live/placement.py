@@ -21,7 +21,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
 log = logging.getLogger("tandem.placement")
@@ -37,8 +37,8 @@ class Lease:
     ticket_id: str
     node: str
     epoch: int
-    taken: bool = False
-    """True when this very call took the lease (a new epoch began)."""
+    taken: bool = field(default=False, compare=False)
+    """True when this very call took the lease (a new epoch began); not part of its identity."""
 
     @property
     def value(self) -> str:

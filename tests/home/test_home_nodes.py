@@ -13,6 +13,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from signaling import keys
+from signaling.app import drain
 from signaling.store import StaleEpoch
 from tests.home.nodes_support import Node, nodes, store_of
 from tests.media.media_support import CounterVideoTrack, wait_for
@@ -176,3 +177,41 @@ async def test_a_dead_home_nodes_call_is_adopted_without_waiting_for_a_request(
             assert await two.home.adopt_orphans() == []
         finally:
             await publisher.close()
+
+
+async def test_a_draining_home_files_the_running_clip_and_the_adopter_reoffers(
+    tmp_path: Path, redis: aioredis.Redis, prefix: str
+) -> None:
+    async with nodes(tmp_path, prefix) as (one, two):
+        customer, alice, ticket_id, _ = await open_session(one, two)
+        assert (await customer.call("rtc.join", {}))["ok"]
+        assert (await alice.call("rtc.join", {"ticketId": ticket_id}))["ok"]
+        publisher = peer(customer, ticket_id, "customer")
+        camera = CounterVideoTrack(320, 240)
+        publisher.add_track(camera)
+        viewer = peer(alice, ticket_id, "agent")
+        viewer.pc.addTransceiver("audio", direction="recvonly")
+        try:
+            await publisher.negotiate(lambda: {camera.id: "camera"})
+            await viewer.negotiate()
+            await wait_for(lambda: bool(viewer.video), 15, "the agent to receive the camera")
+            track_id = next(iter(viewer.video))
+            started = await alice.call(
+                "capture.clip.start", {"ticketId": ticket_id, "trackId": track_id}
+            )
+            assert started["ok"], started
+            await next(iter(viewer.video.values())).wait_frames(30, within=15)
+
+            await drain(one.app)
+            moved = await two.home.placement.current(ticket_id)
+            assert moved is not None and (moved.node, moved.epoch) == (two.home.node, 2)
+            await customer.wait_for("call.reoffer", timeout=10)
+            await alice.wait_for("call.reoffer", timeout=10)
+            clips = [a for a in await store_of(two).attachments(ticket_id) if a.kind == "clip"]
+            assert len(clips) == 1
+            assert clips[0].meta["by"] == "system" and clips[0].meta["frames"] > 0
+            assert two.home.placement.held() == [moved]
+            assert one.home.placement.held() == []
+        finally:
+            await publisher.close()
+            await viewer.close()
