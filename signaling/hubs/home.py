@@ -156,21 +156,22 @@ class Home:
         next request. Several nodes may try; the lease's compare-and-set lets one win."""
         if self.nodes.state != "serving":
             return []
-        alive: dict[str, bool] = {self.node: True}
         adopted = []
-        for lease in await self.placement.all_leases():
-            if lease.node not in alive:
-                alive[lease.node] = await self.nodes.get(lease.node) is not None
-            if alive[lease.node]:
+        for name in await self.nodes.names():
+            if name == self.node or await self.nodes.get(name) is not None:
                 continue
-            ticket = await self.store.ticket(lease.ticket_id)
-            if ticket is None or ticket.status == "closed":
-                taken = await self.placement.take_over(lease)
-                if taken is not None:  # nothing to adopt: let it go
-                    await self.placement.release(taken)
-                continue
-            if await self._take_from_dead(ticket, lease) is not None:
-                adopted.append(ticket.id)
+            leases = await self.placement.leases_of(name)
+            for lease in leases:
+                ticket = await self.store.ticket(lease.ticket_id)
+                if ticket is None or ticket.status == "closed":
+                    taken = await self.placement.take_over(lease)
+                    if taken is not None:  # nothing to adopt: let it go
+                        await self.placement.release(taken)
+                    continue
+                if await self._take_from_dead(ticket, lease) is not None:
+                    adopted.append(ticket.id)
+            if not leases:
+                await self.nodes.forget(name)
         return adopted
 
     def start(self) -> None:

@@ -47,6 +47,14 @@ class Nodes(Protocol):
         """Whether the shared state (Redis) answers; True for an embedded node."""
         ...
 
+    async def names(self) -> list[str]:
+        """Every node known, alive or not (until ``forget``)."""
+        ...
+
+    async def forget(self, node: str) -> None:
+        """Drop a dead node's name once nothing of it is left to adopt."""
+        ...
+
     async def advertise(self) -> None: ...
     async def withdraw(self) -> None:
         """Stop advertising (a node that leaves)."""
@@ -111,6 +119,12 @@ class LocalNodes(_Advertising):
     async def ping(self) -> bool:
         return True
 
+    async def names(self) -> list[str]:
+        return [self.node]
+
+    async def forget(self, node: str) -> None:
+        return None
+
     async def advertise(self) -> None:
         return None
 
@@ -141,8 +155,8 @@ class RedisNodes(_Advertising):
         record = self.record()
         key = self._key(self.node)
         async with self._redis.pipeline(transaction=True) as pipe:
-            # The set of names lets ``serving`` find the records; names whose record expired
-            # are removed by whoever reads them.
+            # The set of names lets ``serving`` find the records, and the orphan check find
+            # the nodes that died (their record expired); it forgets them once adopted.
             pipe.sadd(f"{self._prefix}nodes", self.node)
             pipe.hset(
                 key,
@@ -168,17 +182,20 @@ class RedisNodes(_Advertising):
             fields.get("state", "serving"),
         )  # fmt: skip
 
-    async def serving(self) -> list[NodeRecord]:
-        names = [
+    async def names(self) -> list[str]:
+        return sorted(
             n.decode() if isinstance(n, bytes) else str(n)
             for n in await self._redis.smembers(f"{self._prefix}nodes")
-        ]
+        )
+
+    async def forget(self, node: str) -> None:
+        await self._redis.srem(f"{self._prefix}nodes", node)
+
+    async def serving(self) -> list[NodeRecord]:
         found = []
-        for name in sorted(names):
+        for name in await self.names():
             record = await self.get(name)
-            if record is None:
-                await self._redis.srem(f"{self._prefix}nodes", name)
-            elif record.state == "serving":
+            if record is not None and record.state == "serving":
                 found.append(record)
         return sorted(found, key=lambda r: r.load)
 

@@ -86,8 +86,8 @@ class Placement(Protocol):
         """This node's lease of one session, as far as it knows (no Redis round trip)."""
         ...
 
-    async def all_leases(self) -> list[Lease]:
-        """Every session's lease, on any node (to find those of dead nodes)."""
+    async def leases_of(self, node: str) -> list[Lease]:
+        """The leases ``node`` holds (to adopt the sessions of a dead node)."""
         ...
 
     def on_lost(self, handler: LostHandler) -> None: ...
@@ -228,12 +228,9 @@ class MemoryPlacement(_Renewing):
             return None
         return self._take(stale.ticket_id, floor)
 
-    async def all_leases(self) -> list[Lease]:
-        return [
-            parse_lease(t, value)
-            for t in list(self._owners)
-            if (value := self._live(t)) is not None
-        ]
+    async def leases_of(self, node: str) -> list[Lease]:
+        leases = [parse_lease(t, v) for t in list(self._owners) if (v := self._live(t)) is not None]
+        return [lease for lease in leases if lease.node == node]
 
     async def renew(self, lease: Lease) -> bool:
         if self._live(lease.ticket_id) != lease.value:
@@ -249,11 +246,13 @@ class MemoryPlacement(_Renewing):
         return True
 
 
-# KEYS[1] = own:{t}, KEYS[2] = own:{t}:ep; ARGV = node, lease ms, floor, epoch key ttl ms.
+# KEYS[1] = own:{t}, KEYS[2] = own:{t}:ep, KEYS[3] = owns:{node} (the tickets a node holds);
+# ARGV = node, lease ms, floor, epoch key ttl ms, ticket id.
 # Take the lease if free (epoch = max(counter, floor) + 1), else return the holder's value.
 _CLAIM = """
 local held = redis.call('GET', KEYS[1])
 if held then return {0, held} end
+redis.call('SADD', KEYS[3], ARGV[5])
 local epoch = redis.call('INCR', KEYS[2])
 local floor = tonumber(ARGV[3])
 if epoch <= floor then
@@ -265,10 +264,13 @@ local value = ARGV[1] .. ':' .. epoch
 redis.call('SET', KEYS[1], value, 'PX', ARGV[2])
 return {1, value}
 """
-# Like _CLAIM, but also when the holder is still ARGV[5] (known dead): compare-and-set.
+# Like _CLAIM, but also when the holder is still ARGV[6] (known dead): compare-and-set; the
+# ticket moves from the dead node's set (KEYS[4]) to this one's.
 _TAKE_OVER = """
 local held = redis.call('GET', KEYS[1])
-if held and held ~= ARGV[5] then return {0, held} end
+if held and held ~= ARGV[6] then return {0, held} end
+redis.call('SADD', KEYS[3], ARGV[5])
+redis.call('SREM', KEYS[4], ARGV[5])
 local epoch = redis.call('INCR', KEYS[2])
 local floor = tonumber(ARGV[3])
 if epoch <= floor then
@@ -288,6 +290,7 @@ return 0
 """
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SREM', KEYS[2], ARGV[2])
   return redis.call('DEL', KEYS[1])
 end
 return 0
@@ -320,7 +323,10 @@ class RedisPlacement(_Renewing):
 
     def _keys(self, ticket_id: str) -> list[str]:
         own = f"{self._prefix}own:{ticket_id}"
-        return [own, f"{own}:ep"]
+        return [own, f"{own}:ep", self._owns(self.node)]
+
+    def _owns(self, node: str) -> str:
+        return f"{self._prefix}owns:{node}"
 
     def _lease(self, ticket_id: str, reply: Any) -> Lease:
         taken, value = cast(list[Any], reply)
@@ -331,7 +337,7 @@ class RedisPlacement(_Renewing):
         return self._hold(lease)
 
     async def claim(self, ticket_id: str, floor: int = 0) -> Lease:
-        args = [self.node, self._lease_ms, floor, EPOCH_TTL_MS]
+        args = [self.node, self._lease_ms, floor, EPOCH_TTL_MS, ticket_id]
         return self._lease(ticket_id, await self._claim(keys=self._keys(ticket_id), args=args))
 
     async def current(self, ticket_id: str) -> Lease | None:
@@ -342,23 +348,21 @@ class RedisPlacement(_Renewing):
         return parse_lease(ticket_id, text)
 
     async def take_over(self, stale: Lease, floor: int = 0) -> Lease | None:
-        args = [self.node, self._lease_ms, floor, EPOCH_TTL_MS, stale.value]
-        lease = self._lease(
-            stale.ticket_id, await self._take_over(keys=self._keys(stale.ticket_id), args=args)
-        )
+        args = [self.node, self._lease_ms, floor, EPOCH_TTL_MS, stale.ticket_id, stale.value]
+        keys = [*self._keys(stale.ticket_id), self._owns(stale.node)]
+        lease = self._lease(stale.ticket_id, await self._take_over(keys=keys, args=args))
         return lease if lease.taken else None
 
-    async def all_leases(self) -> list[Lease]:
-        own = f"{self._prefix}own:"
+    async def leases_of(self, node: str) -> list[Lease]:
+        owns = self._owns(node)
         found = []
-        async for raw in self._redis.scan_iter(match=f"{own}*", count=500):
-            key = raw.decode() if isinstance(raw, bytes) else str(raw)
-            if key.endswith(":ep"):
-                continue
-            value = await self._redis.get(key)
-            if value is not None:
-                text = value.decode() if isinstance(value, bytes) else str(value)
-                found.append(parse_lease(key[len(own) :], text))
+        for raw in await self._redis.smembers(owns):
+            ticket_id = raw.decode() if isinstance(raw, bytes) else str(raw)
+            lease = await self.current(ticket_id)
+            if lease is not None and lease.node == node:
+                found.append(lease)
+            else:  # lapsed, or taken since: no longer this node's
+                await self._redis.srem(owns, ticket_id)
         return found
 
     async def renew(self, lease: Lease) -> bool:
@@ -367,5 +371,5 @@ class RedisPlacement(_Renewing):
 
     async def release(self, lease: Lease) -> bool:
         self._held.pop(lease.ticket_id, None)
-        keys = self._keys(lease.ticket_id)[:1]
-        return bool(await self._release(keys=keys, args=[lease.value]))
+        keys = [self._keys(lease.ticket_id)[0], self._owns(lease.node)]
+        return bool(await self._release(keys=keys, args=[lease.value, lease.ticket_id]))

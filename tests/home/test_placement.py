@@ -81,11 +81,17 @@ async def test_redis_take_over_only_from_the_dead_holder(
     two = RedisPlacement(redis, "n2", prefix)
     three = RedisPlacement(redis, "n3", prefix)
     dead = await one.claim("tk_4")
+    assert await three.leases_of("n1") == [dead]
     taken = await two.take_over(dead)
     assert taken is not None and (taken.node, taken.epoch) == ("n2", 2)
     # A second node that also saw n1 dead does not take n2's lease.
     assert await three.take_over(dead) is None
     assert (await three.current("tk_4")) == taken.__class__("tk_4", "n2", 2)
+    # Each node's set of sessions follows: the dead node's is empty, the taker's has it.
+    assert await three.leases_of("n1") == []
+    assert await three.leases_of("n2") == [taken]
+    assert await two.release(taken)
+    assert await three.leases_of("n2") == []
 
 
 async def test_redis_leases_renew_on_their_own_and_release_on_close(
