@@ -198,6 +198,7 @@ class Home:
 
     async def ticket_closed(self, ticket_id: str) -> None:
         """A session ended (on any node): its home node files what it holds and lets go."""
+        self._taking.pop(ticket_id, None)
         lease = await self.placement.current(ticket_id)
         if lease is None or lease.node == self.node:
             await self._closed_here({"ticket": ticket_id})
