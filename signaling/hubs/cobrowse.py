@@ -48,7 +48,7 @@ from signaling.protocol import (
     ControlStateNotice,
     ErrorCode,
 )
-from signaling.store import TicketRecord
+from signaling.store import StaleEpoch, TicketRecord
 
 log = logging.getLogger("tandem.cobrowse")
 
@@ -586,9 +586,15 @@ class CobrowseHub:
                 if not expired:
                     continue
                 ticket = await self.desk.store.ticket(ticket_id)
-                if ticket is not None:
+                if ticket is None:
+                    continue
+                try:
                     await self._file_audit(ticket, expired, live.epoch)
-                    await self._announce_control(ticket, live.session.control)
+                except StaleEpoch:
+                    # The session moved to another node while this one was away: let go.
+                    await self.drop(ticket_id)
+                    continue
+                await self._announce_control(ticket, live.session.control)
 
     # ------------------------------------------------------------------ internals
 

@@ -25,7 +25,7 @@ from signaling.live.nodes import Nodes
 from signaling.live.placement import Lease, Placement
 from signaling.live.rpc import Rpc, RpcRefused, RpcUnavailable
 from signaling.protocol import ErrorCode
-from signaling.store import TicketRecord, TicketStore
+from signaling.store import StaleEpoch, TicketRecord, TicketStore
 
 log = logging.getLogger("tandem.home")
 
@@ -75,7 +75,7 @@ class Home:
             lease = await self.lease(ticket)
             if lease.node != self.node:
                 raise DeskError("invalid_state", "the session's home node moved; try again")
-            return await work(caller, ticket, lease, params["args"])
+            return await self._fenced(work, caller, ticket, lease, params["args"])
 
         self.rpc.register(method, handle)
 
@@ -85,7 +85,7 @@ class Home:
         """Do ``method`` on the session's home node (taking the lease if nobody holds it)."""
         lease = await self.lease(ticket)
         if lease.node == self.node:
-            return await self._work[method](caller, ticket, lease, args)
+            return await self._fenced(self._work[method], caller, ticket, lease, args)
         params = {"caller": caller_wire(caller), "ticket": ticket.id, "args": args}
         try:
             return await self.rpc.call(lease.node, method, params)
@@ -100,7 +100,22 @@ class Home:
                 raise DeskError(
                     "invalid_state", "the session's home node is not answering; try again"
                 ) from None
-            return await self._work[method](caller, ticket, taken, args)
+            return await self._fenced(self._work[method], caller, ticket, taken, args)
+
+    async def _fenced(
+        self, work: Work, caller: Caller, ticket: TicketRecord, lease: Lease, args: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Run home-node work; if the store refuses its epoch, this node was not the home any
+        more (it froze, and woke after its lease moved): it lets the session go."""
+        try:
+            return await work(caller, ticket, lease, args)
+        except StaleEpoch:
+            log.warning("%s: epoch %d refused; letting the session go", ticket.id, lease.epoch)
+            self.placement.forget(ticket.id)
+            await self._lost(ticket.id)
+            raise DeskError(
+                "invalid_state", "the session moved to another node; try again"
+            ) from None
 
     async def here(self, ticket_id: str) -> Lease | None:
         """This node's lease of the session, if it is the home node (no new lease taken)."""

@@ -86,6 +86,10 @@ class Placement(Protocol):
         """This node's lease of one session, as far as it knows (no Redis round trip)."""
         ...
 
+    def forget(self, ticket_id: str) -> None:
+        """Stop counting a lease as this node's (the store said it moved on)."""
+        ...
+
     async def leases_of(self, node: str) -> list[Lease]:
         """The leases ``node`` holds (to adopt the sessions of a dead node)."""
         ...
@@ -117,6 +121,9 @@ class _Renewing:
 
     def holding(self, ticket_id: str) -> Lease | None:
         return self._held.get(ticket_id)
+
+    def forget(self, ticket_id: str) -> None:
+        self._held.pop(ticket_id, None)
 
     def on_lost(self, handler: LostHandler) -> None:
         self._lost.append(handler)

@@ -129,14 +129,25 @@ async def test_the_other_node_takes_over_when_the_home_node_stops_answering(
             await wait_for(lambda: bool(moved.video), 15, "the camera through the new home")
             await next(iter(moved.video.values())).wait_frames(5, within=15)
 
-            # The old home wakes: its renewal is refused and it lets the room go; a write it
-            # still had on its way is refused by the store.
-            assert ticket_id in one.app[keys.calls]._rooms
-            assert await one.home.placement.renew_all() == [ticket_id]
-            assert ticket_id not in one.app[keys.calls]._rooms
+            # The old home wakes. A write it still had on its way is refused by the store; a
+            # request it serves before its renewal runs finds its epoch refused too, and it
+            # lets the room go; its renewal then has nothing left to lose.
             ticket = await store_of(one).ticket(ticket_id)
             with pytest.raises(StaleEpoch):
                 await one.app[keys.desk].timeline(ticket, "call.left", {}, stale.epoch)
+            assert ticket_id in one.app[keys.calls]._rooms
+            shots = len(await store_of(one).attachments(ticket_id))
+            woken = await one.running.agent("alice")
+            track_id = next(iter(viewer.video))
+            refused = await woken.call(
+                "capture.still", {"ticketId": ticket_id, "trackId": track_id}
+            )
+            assert refused["error"]["code"] == "invalid_state", refused
+            assert "moved" in refused["error"]["message"]
+            assert ticket_id not in one.app[keys.calls]._rooms
+            assert one.home.placement.held() == []
+            assert len(await store_of(one).attachments(ticket_id)) == shots
+            assert await one.home.placement.renew_all() == []
             types = [e.type for e in await store_of(two).timeline(ticket_id)]
             assert "call.moved" in types and "call.left" not in types
         finally:
