@@ -100,3 +100,20 @@ async def test_sigusr1_drains_and_sigterm_exits(tmp_path: Path) -> None:
         server.wait()
         log.close()
     assert "handed 0 sessions over" in (tmp_path / "server.log").read_text()
+
+
+def test_node_flags_and_their_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    from signaling.cli import build_parser, settings_from
+
+    flags = ["serve", "--home-lease-ms", "3000", "--node-name", "edge-1", "--redis-prefix", "t:"]
+    settings = settings_from(build_parser().parse_args(flags))
+    assert (settings.home_lease_ms, settings.node_name, settings.redis_prefix) == (
+        3000, "edge-1", "t:"
+    )  # fmt: skip
+    monkeypatch.setenv("TANDEM_HOME_LEASE_MS", "4500")
+    monkeypatch.setenv("TANDEM_NODE_NAME", "edge-2")
+    monkeypatch.setenv("TANDEM_REDIS_PREFIX", "u:")
+    settings = settings_from(build_parser().parse_args(["serve"]))
+    assert (settings.home_lease_ms, settings.node_name, settings.redis_prefix) == (
+        4500, "edge-2", "u:"
+    )  # fmt: skip
