@@ -335,6 +335,10 @@ class MediaRoom:
         publication.request_keyframe()
         return clip_id
 
+    def clip_ids(self) -> list[str]:
+        """The clips recording now."""
+        return list(self._clips)
+
     async def stop_clip(self, clip_id: str) -> Clip:
         """Stop a clip and return it once its file is complete."""
         entry = self._clips.pop(clip_id, None)

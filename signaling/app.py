@@ -17,6 +17,7 @@ import os
 import secrets
 import socket
 from collections.abc import AsyncIterator
+from typing import Any
 
 import redis.asyncio as aioredis
 import socketio
@@ -38,6 +39,7 @@ from signaling.edge.socketserver import FrameLimits, GuardedServer
 from signaling.edge.webfiles import public_host_for, security_headers, web_routes
 from signaling.hubs.calls import CallHub
 from signaling.hubs.cobrowse import CobrowseHub
+from signaling.hubs.home import Home
 from signaling.live import (
     EventLog,
     LiveState,
@@ -47,7 +49,10 @@ from signaling.live import (
     RedisEventLog,
 )
 from signaling.live.mirror_store import RedisMirrorStore
+from signaling.live.nodes import LocalNodes, RedisNodes
+from signaling.live.placement import MemoryPlacement, Placement, RedisPlacement
 from signaling.live.redis_state import RedisLiveState
+from signaling.live.rpc import LoopbackRpc, RedisRpc, Rpc
 from signaling.settings import Settings, load_secret
 from signaling.store import FileStore, open_file_store, open_store
 
@@ -65,9 +70,17 @@ REDIS_CONNECTIONS = 32
 """Connections one node opens to Redis at most (besides the bus's)."""
 RECONCILE_SECONDS = 5.0
 """How often a node of several makes the shared queue match the store (Redis may have lost it)."""
+home_key = web.AppKey("home", Home)
 
 
-def create_app(settings: Settings) -> web.Application:
+def create_app(
+    settings: Settings,
+    *,
+    redis: aioredis.Redis | None = None,
+    client_manager: Any = None,
+) -> web.Application:
+    """The app. ``redis`` and ``client_manager`` hand in the shared-state parts of a node of
+    several (a Redis client, a socket.io client manager over it) built by the caller."""
     refusals = settings.refusals()
     if refusals:
         raise ValueError("; ".join(refusals))
@@ -76,12 +89,20 @@ def create_app(settings: Settings) -> web.Application:
     app[keys.secret] = load_secret(settings.data_dir, settings.secret or None)
     public_host_for(app, settings.public_url)
     app[keys.login_throttle] = LoginThrottle(*_login_allowances(settings))
-    app[node_id_key] = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+    app[node_id_key] = (
+        f"{settings.node_name or socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+    )
     several: dict[str, object] = {}
     if settings.redis_url:
         bus = NodeBus(settings.redis_url, channel=f"{settings.redis_prefix}:bus")
         app[bus_key] = bus
         several["client_manager"] = bus
+    elif client_manager is not None:
+        several["client_manager"] = client_manager
+    if redis is not None:
+        if settings.redis_url:
+            raise ValueError("a Redis client is handed in and REDIS_URL is set: choose one")
+        app[redis_key] = redis
     sio = GuardedServer(
         FrameLimits(
             bytes_per_second=settings.socket_bytes_per_second,
@@ -110,6 +131,7 @@ def create_app(settings: Settings) -> web.Application:
         app.cleanup_ctx.append(_redis_ctx)
         app.cleanup_ctx.append(_bus_ctx)
     app.cleanup_ctx.append(_event_log_ctx)
+    app.cleanup_ctx.append(_home_ctx)
     app.cleanup_ctx.append(_desk_ctx)
     app.cleanup_ctx.append(fetch_client_ctx)
     app.on_shutdown.append(_announce_shutdown)
@@ -213,11 +235,57 @@ async def _event_log_ctx(app: web.Application) -> AsyncIterator[None]:
     client = aioredis.Redis(connection_pool=pool)
     try:
         await client.ping()
-        app[keys.event_log] = RedisEventLog(client, prefix=f"{settings.redis_prefix}:")
+        app[keys.event_log] = RedisEventLog(client, prefix=settings.redis_key_prefix)
         yield
     finally:
         await client.aclose()
         await pool.disconnect()
+
+
+async def _home_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Where this node stands among the nodes: its leases of sessions, its request channel,
+    its node record (in Redis when shared, in memory for an embedded node)."""
+    settings = app[keys.settings]
+    node = app[node_id_key]
+    renew_seconds = settings.home_lease_ms / 3000
+    redis = app.get(redis_key)
+    opened = None
+    if settings.redis_url:
+        # A client of its own: the request channel's BLPOP holds a connection for 5 s, which
+        # the shared client's pool and socket timeout are not made for.
+        opened = redis = aioredis.Redis.from_url(
+            settings.redis_url, socket_timeout=10, socket_connect_timeout=2
+        )
+    placement: Placement
+    rpc: Rpc
+    nodes: RedisNodes | LocalNodes
+    if redis is not None:
+        prefix = settings.redis_key_prefix
+        placement = RedisPlacement(redis, node, prefix, settings.home_lease_ms, renew_seconds)
+        rpc = RedisRpc(redis, node, prefix)
+        nodes = RedisNodes(redis, node, prefix, settings.media_host_addresses)
+    else:
+        placement = MemoryPlacement(node, settings.home_lease_ms, renew_seconds)
+        rpc = LoopbackRpc(node)
+        nodes = LocalNodes(node, settings.media_host_addresses)
+    nodes.load = lambda: len(placement.held())
+    home = Home(placement, rpc, nodes, app[keys.store])
+    app[home_key] = home
+    app[keys.nodes] = nodes
+    placement.start()
+    nodes.start()
+    yield
+    await home.close()
+    await nodes.close()
+    await rpc.close()
+    await placement.close()
+    try:
+        await placement.release_all()
+        await nodes.withdraw()
+    except Exception:
+        log.exception("could not release this node's leases")
+    if opened is not None:
+        await opened.aclose()
 
 
 async def _desk_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -262,10 +330,15 @@ async def _desk_ctx(app: web.Application) -> AsyncIterator[None]:
     # Co-browse assets have their own evicting store: never the attachments' one.
     assets = AssetService(app[keys.secret], app[keys.store], AssetCache(app[asset_files_key]))
     app[asset_service_key] = assets
-    hub = CobrowseHub(desk, mirror, settings.data_dir / "recordings", limits, assets)
+    home = app[home_key]
+    hub = CobrowseHub(desk, mirror, settings.data_dir / "recordings", home, limits, assets)
     app[cobrowse_hub_key] = hub
-    calls = CallHub(desk, settings)
+    calls = CallHub(desk, settings, home)
     hub.on_stopped.append(calls.end_cobrowse_channel)
+    desk.on_close.append(home.ticket_closed)
+    # Requests from other nodes are served once every hub has registered its work.
+    home.rpc.start()
+    home.start()
     app[keys.calls] = calls
     api = SocketApi(sio, desk, hub, calls, app[keys.store], settings, app[keys.secret])
     app[socket_api_key] = api
@@ -307,10 +380,33 @@ async def _sweep_auth_sessions(api: SocketApi) -> None:
             log.info("closed %d agent sockets of ended sign-in sessions", closed)
 
 
-async def _announce_shutdown(app: web.Application) -> None:
-    # Everything a session holds is in the store already; clients only need to know to
-    # reconnect (to this node when it is back, or to another one).
+async def drain(app: web.Application) -> None:
+    """Stop taking new work and hand this node's sessions to the others: ``/healthz`` answers
+    503 and new sockets are refused from now on, connected clients are told to reconnect
+    (elsewhere), and every session this node is home to is handed over (its recording part
+    filed, its lease released, a serving node asked to adopt it). Runs once; the node stays
+    up (SIGUSR1), or exits after it (SIGTERM, on shutdown)."""
+    nodes = app[keys.nodes]
+    if nodes.state == "draining":
+        return
+    nodes.state = "draining"
     api = app.get(socket_api_key)
+    if api is not None:
+        api.draining = True
+    try:
+        await nodes.advertise()
+    except Exception:
+        log.exception("could not advertise draining")
+    # Everything a session holds is in the store already; clients only need to know to
+    # reconnect (to another node, or to this one when it is back).
     if api is not None:
         await api.announce_restart()
         log.info("told connected clients to reconnect")
+    home = app.get(home_key)
+    if home is not None:
+        handed = await home.hand_over_all()
+        log.info("handed %d sessions over", handed)
+
+
+async def _announce_shutdown(app: web.Application) -> None:
+    await drain(app)

@@ -7,6 +7,7 @@ import asyncio
 import getpass
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from signaling.app import create_app
+from signaling.app import create_app, drain
 from signaling.auth.accounts import (
     AccountError,
     add_agent,
@@ -55,6 +56,11 @@ def _server_flags(parser: argparse.ArgumentParser, port: int) -> None:
         "--redis-prefix",
         default=env("REDIS_PREFIX", "tandem"),
         help="prefix of this deployment's Redis keys and channels (TANDEM_REDIS_PREFIX)",
+    )
+    parser.add_argument(
+        "--node-name",
+        default=env("NODE_NAME", ""),
+        help="this node's name among the nodes (TANDEM_NODE_NAME; default: the host name)",
     )
     parser.add_argument("--secret", default=env("SECRET"), help="token signing key (TANDEM_SECRET)")
     _files_flags(parser)
@@ -136,6 +142,7 @@ LIMITS: dict[str, str] = {
     "login_address_burst": "failed logins at once from one address",
     "login_address_interval": "seconds for one more failed login from an address",
     "agent_session_max_age": "seconds an agent stays signed in before logging in again",
+    "home_lease_ms": "milliseconds a session's home-node lease lives unrenewed",
 }
 """Limits of ``Settings``, each a ``--flag`` and a ``TANDEM_*`` variable (docs/security.md)."""
 
@@ -240,6 +247,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         s3_region=args.s3_region or None,
         s3_access_key_id=args.s3_access_key_id or None,
         s3_secret_access_key=args.s3_secret_access_key or None,
+        node_name=args.node_name,
         secret=args.secret or "",
         public_url=args.public_url,
         stun_urls=urls(args.stun_urls),
@@ -289,9 +297,23 @@ def _serve(settings: Settings, banner: str | None = None) -> int:
     async def announce(_app: web.Application) -> None:
         print(banner or f"Tandem listening on http://{settings.host}:{settings.port}", flush=True)
 
+    async def drain_on_signal(app: web.Application) -> None:
+        # SIGUSR1 drains and keeps the node up (until SIGTERM); SIGTERM drains, then exits
+        # (``on_shutdown``).
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(
+            signal.SIGUSR1, lambda: loop.create_task(drain(app)).add_done_callback(_logged)
+        )
+
     app.on_startup.append(announce)
+    app.on_startup.append(drain_on_signal)
     web.run_app(app, host=settings.host, port=settings.port, print=None, shutdown_timeout=5)
     return 0
+
+
+def _logged(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logging.getLogger("tandem").error("drain failed", exc_info=task.exception())
 
 
 def _demo(settings: Settings) -> int:

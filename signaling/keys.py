@@ -9,6 +9,7 @@ from signaling.desk import Desk
 from signaling.edge.sockets import SocketApi
 from signaling.hubs.calls import CallHub
 from signaling.live import EventLog, LiveState
+from signaling.live.nodes import Nodes
 from signaling.settings import Settings
 from signaling.store import FileStore, TicketStore
 
@@ -22,3 +23,6 @@ desk = web.AppKey("desk", Desk)
 calls = web.AppKey("calls", CallHub)
 login_throttle = web.AppKey("login_throttle", LoginGuard)
 socket_api = web.AppKey("socket_api", SocketApi)
+nodes = web.AppKey("nodes", Nodes)
+"""This node's record among the nodes: its state (serving, draining) and the shared state's
+health, which ``/healthz`` reports."""

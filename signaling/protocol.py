@@ -1024,6 +1024,15 @@ class CobrowseAssetsNeeded(Message):
     assets: list[AssetWanted]
 
 
+class CallReoffer(Message):
+    """To the session: the call's media moved to another node (its node stopped): whoever is in
+    the call closes their peer connection and joins again (``rtc.join``, then ``rtc.offer``)."""
+
+    type: Literal["call.reoffer"] = "call.reoffer"
+    ticket_id: str
+    reason: Literal["home_moved"] = "home_moved"
+
+
 SERVER_EVENTS: tuple[type[Message], ...] = (
     QueueAdded,
     QueueRemoved,
@@ -1050,6 +1059,7 @@ SERVER_EVENTS: tuple[type[Message], ...] = (
     ServerRestarting,
     CobrowseAssetsNeeded,
     ServerResync,
+    CallReoffer,
 )
 
 

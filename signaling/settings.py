@@ -32,6 +32,12 @@ class Settings:
     s3_access_key_id: str | None = None
     """Absent: botocore's usual chain (``AWS_ACCESS_KEY_ID``..., ``~/.aws``, an instance role)."""
     s3_secret_access_key: str | None = None
+    node_name: str = ""
+    """This node's name among the nodes (default: the host name); a random suffix is added
+    at each start, so a restarted node never mistakes an old lease for its own."""
+    home_lease_ms: int = 15_000
+    """Milliseconds a home node's lease of a session lives unrenewed (renewed every third of
+    it): how long a dead node's calls and co-browse stay away at most."""
     secret: str = ""
     """Signs tokens. Nodes of one deployment share it; a single node keeps one in ``data_dir``."""
     agent_token_ttl: int = 15 * 60
@@ -133,6 +139,12 @@ class Settings:
                 "pip install 'tandem[s3]' (aiobotocore)"
             )
         return refused
+
+    @property
+    def redis_key_prefix(self) -> str:
+        """``redis_prefix`` as the start of a key: ``tandem`` gives ``tandem:...``."""
+        prefix = self.redis_prefix
+        return prefix if not prefix or prefix.endswith(":") else f"{prefix}:"
 
     @property
     def files_root(self) -> Path:

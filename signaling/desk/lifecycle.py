@@ -461,10 +461,12 @@ class Desk:
         content_type: str,
         data: bytes,
         meta: dict[str, Any],
+        epoch: int | None = None,
     ) -> AttachmentInfo:
-        """Store bytes content-addressed, record them on the ticket, tell everyone in it."""
+        """Store bytes content-addressed, record them on the ticket, tell everyone in it.
+        ``epoch``: the home node's lease epoch, for its writes (``StaleEpoch`` if moved on)."""
         sha256, size = await self.files.put_bytes(data)
-        return await self._attach(ticket_id, kind, content_type, sha256, size, meta)
+        return await self._attach(ticket_id, kind, content_type, sha256, size, meta, epoch=epoch)
 
     async def file_attachment_path(
         self,
@@ -474,11 +476,12 @@ class Desk:
         path: Path,
         meta: dict[str, Any],
         quota: UploadQuota | None = None,
+        epoch: int | None = None,
     ) -> AttachmentInfo:
         """Like ``file_attachment`` for a finished file (moved into the store); with a quota,
         refused (``rate_limited``) if filing it would break the quota."""
         sha256, size = await self.files.put_file(path)
-        return await self._attach(ticket_id, kind, content_type, sha256, size, meta, quota)
+        return await self._attach(ticket_id, kind, content_type, sha256, size, meta, quota, epoch)
 
     async def _attach(
         self,
@@ -489,6 +492,7 @@ class Desk:
         size: int,
         meta: dict[str, Any],
         quota: UploadQuota | None = None,
+        epoch: int | None = None,
     ) -> AttachmentInfo:
         ticket = await self._must_ticket(ticket_id)
         record = AttachmentRecord(
@@ -501,7 +505,7 @@ class Desk:
             created_at=time.time(),
             meta=meta,
         )
-        if not await self.store.add_attachment(record, quota):
+        if not await self.store.add_attachment(record, quota, epoch):
             # Checked again where it is filed: another upload (on any node) took the place.
             raise DeskError("rate_limited", "this ticket's upload quota is used up")
         info = attachment_info(record)
@@ -509,6 +513,7 @@ class Desk:
             ticket,
             "attachment.added",
             {"attachmentId": record.id, "kind": kind, "contentType": content_type, "size": size},
+            epoch,
         )
         await self.tell(ticket, AttachmentAdded(ticket_id=ticket_id, attachment=info))
         return info
@@ -670,8 +675,12 @@ class Desk:
             raise DeskError("not_found", "no such ticket")
         return ticket
 
-    async def timeline(self, ticket: TicketRecord, type: str, data: dict[str, Any]) -> None:
-        record = await self.store.add_timeline(ticket.id, type, data, time.time())
+    async def timeline(
+        self, ticket: TicketRecord, type: str, data: dict[str, Any], epoch: int | None = None
+    ) -> None:
+        """Append to the ticket's timeline and show it to its agents; with ``epoch`` (a home
+        node's write) only while that is the ticket's owner epoch (else ``StaleEpoch``)."""
+        record = await self.store.add_timeline(ticket.id, type, data, time.time(), epoch)
         await self.tell(
             ticket, TicketTimeline(ticket_id=ticket.id, entry=timeline_entry(record)), "agents"
         )

@@ -41,7 +41,13 @@ def openapi_document() -> dict[str, Any]:
         },
         "paths": {
             "/healthz": {
-                "get": {"summary": "Health check", "responses": {"200": {"description": "ok"}}}
+                "get": {
+                    "summary": "Readiness: the store and Redis answer and the node is not draining",
+                    "responses": {
+                        "200": {"description": "ready"},
+                        "503": {"description": "not ready (draining, or the store or Redis down)"},
+                    },
+                }
             },
             "/api/auth/login": {
                 "post": {

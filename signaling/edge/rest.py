@@ -91,9 +91,38 @@ def agent_only(handler: Handler) -> Handler:
     return wrapped
 
 
+HEALTH_CHECK_SECONDS = 1.0
+"""How long ``/healthz`` waits for the store and Redis (HAProxy's ``timeout check``)."""
+
+
 @routes.get("/healthz")
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok", "time": iso(time.time()), "version": "0.1.0"})
+    """Ready (200) when the store and the shared state (Redis, if any) answer and the node is
+    not draining; else 503 with what is wrong, so a load balancer sends new clients elsewhere."""
+    app = request.app
+    nodes = app[keys.nodes]
+    store_ok = await _answers(app[keys.store].owner_epoch("-"))
+    shared_ok = await _answers(nodes.ping()) if nodes.shared else True
+    ready = store_ok and shared_ok and nodes.state == "serving"
+    body = {
+        "status": "ok" if ready else "unavailable",
+        "time": iso(time.time()),
+        "version": "0.1.0",
+        "node": nodes.node,
+        "state": nodes.state,
+        "store": store_ok,
+        "redis": shared_ok if nodes.shared else None,
+    }
+    return web.json_response(body, status=200 if ready else 503)
+
+
+async def _answers(check: Awaitable[object]) -> bool:
+    try:
+        async with asyncio.timeout(HEALTH_CHECK_SECONDS):
+            await check
+    except Exception:
+        return False
+    return True
 
 
 def request_address(request: web.Request) -> str:

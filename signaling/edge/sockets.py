@@ -105,6 +105,8 @@ class SocketApi:
         self.store = store
         self.settings = settings
         self.secret = secret
+        self.draining = False
+        """Set when the node drains: new sockets are refused (they go to another node)."""
         self.routes = routes(Hubs(desk=desk, cobrowse=cobrowse, calls=calls, sio=sio))
         sio.on("connect", self.connect)
         sio.on("disconnect", self.disconnect)
@@ -115,6 +117,8 @@ class SocketApi:
     # ------------------------------------------------------------------ handshake
 
     async def connect(self, sid: str, environ: dict[str, Any], raw_auth: Any) -> None:
+        if self.draining:
+            raise _refuse("invalid_state", "this node is draining; connect again (to another)")
         try:
             hello = ConnectAuth.model_validate(raw_auth or {})
         except ValidationError as exc:

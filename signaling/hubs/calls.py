@@ -1,8 +1,9 @@
 """Calls in a support session: one ``media.MediaRoom`` per ticket, wired to sockets and tickets.
 
-Participants are ``customer`` and ``agent:<id>``; each holds one peer connection to this node
-per channel (``media.Channel``): the call's, and the co-browse one that carries the customer's
-page elements (``<video>`` streams) to the agents' co-browse view, whose participants are
+Participants are ``customer`` and ``agent:<id>``; each holds one peer connection to the
+session's home node (``home.Home``), whichever node their socket is on, per channel
+(``media.Channel``): the call's, and the co-browse one that carries the customer's page elements
+(``<video>`` streams) to the agents' co-browse view, whose participants are
 ``customer/cobrowse`` and ``agent:<id>/cobrowse``. The co-browse channel needs the customer to be
 sharing their page (that consent covers it) and is closed when they stop.
 Offers, answers and candidates travel over the session's sockets; what the room sends on its own
@@ -27,9 +28,12 @@ from signaling.desk import (
     DeskError,
 )
 from signaling.desk.rooms import agent_room, customer_room
+from signaling.hubs.home import Home
+from signaling.live.placement import Lease
 from signaling.protocol import (
     AgentRef,
     AttachmentInfo,
+    CallReoffer,
     IceServerInfo,
     MediaTracks,
     RtcOfferOut,
@@ -56,6 +60,15 @@ def participant_id(caller: Caller, channel: media.Channel = "call") -> str:
     return base + COBROWSE_SUFFIX if channel == "cobrowse" else base
 
 
+def _channel(args: dict[str, Any]) -> media.Channel:
+    """The channel a forwarded request names (validated at the edge; "call" when absent)."""
+    return "cobrowse" if args.get("channel") == "cobrowse" else "call"
+
+
+def _agent_name(caller: Caller) -> str:
+    return caller.agent.name if isinstance(caller, AgentCaller) else "customer"
+
+
 def media_error(exc: media.MediaError) -> DeskError:
     if isinstance(exc, media.UnknownTrack | media.UnknownParticipant):
         return DeskError("not_found", f"{exc.code}: {exc}")
@@ -68,14 +81,30 @@ def media_error(exc: media.MediaError) -> DeskError:
 
 
 class CallHub:
-    def __init__(self, desk: Desk, settings: Settings) -> None:
+    """The media room of each session lives on the session's home node (``home.Home``): the
+    methods below validate on the socket's node, then run the room work on the home node."""
+
+    def __init__(self, desk: Desk, settings: Settings, home: Home) -> None:
         self.desk = desk
         self.settings = settings
-        self._rooms: dict[str, media.MediaRoom] = {}
+        self.home = home
+        self._rooms: dict[str, tuple[int, media.MediaRoom]] = {}
+        """The media room of each session this node is home to, with the lease epoch."""
         self._joined: set[tuple[str, str]] = set()
         """(ticket, participant) pairs already in the call: renegotiations are not joins."""
         self._lock = asyncio.Lock()
-        desk.on_close.append(self.on_ticket_closed)
+        home.serve("calls.offer", self._offer_here)
+        home.serve("calls.answer", self._answer_here)
+        home.serve("calls.candidate", self._candidate_here)
+        home.serve("calls.track", self._track_here)
+        home.serve("calls.leave", self._leave_here)
+        home.serve("calls.still", self._still_here)
+        home.serve("calls.clip_start", self._clip_start_here)
+        home.serve("calls.clip_stop", self._clip_stop_here)
+        home.on_close.append(self.on_ticket_closed)
+        home.on_lost.append(self.on_ticket_closed)
+        home.on_hand_over.append(self.hand_over)
+        home.on_taken.append(self._taken)
 
     # ------------------------------------------------------------------ signaling
 
@@ -104,29 +133,50 @@ class CallHub:
         elements: Mapping[str, int] | None = None,
     ) -> str:
         ticket = await self._active(caller, ticket_id)
-        room = await self._room(ticket)
+        args = {"sdp": sdp, "labels": labels, "channel": channel, "elements": elements}
+        reply = await self.home.run("calls.offer", caller, ticket, args)
+        return str(reply["sdp"])
+
+    async def _offer_here(
+        self, caller: Caller, ticket: TicketRecord, lease: Lease, args: dict[str, Any]
+    ) -> dict[str, Any]:
+        room = await self._room(ticket, lease)
         role: media.Role = "customer" if isinstance(caller, CustomerCaller) else "agent"
+        channel = _channel(args)
+        elements = {str(mid): int(node) for mid, node in (args.get("elements") or {}).items()}
         pid = participant_id(caller, channel)
         try:
             answer = await room.handle_offer(
-                pid, role, sdp, labels, channel=channel, elements=elements
+                pid,
+                role,
+                str(args["sdp"]),
+                dict(args["labels"]),
+                channel=channel,
+                elements=elements,
             )
         except media.MediaError as exc:
             raise media_error(exc) from None
         if (ticket.id, pid) not in self._joined:
             self._joined.add((ticket.id, pid))
             if channel == "call":  # the co-browse channel is part of co-browse, not a call
-                await self.desk.timeline(ticket, "call.joined", {"participant": pid})
-        return answer
+                await self.desk.timeline(ticket, "call.joined", {"participant": pid}, lease.epoch)
+        return {"sdp": answer}
 
     async def answer(
         self, caller: Caller, ticket_id: str | None, sdp: str, channel: media.Channel = "call"
     ) -> None:
-        room = await self._existing(caller, ticket_id)
+        ticket = await self.desk.ticket_for(caller, ticket_id)
+        await self.home.run("calls.answer", caller, ticket, {"sdp": sdp, "channel": channel})
+
+    async def _answer_here(
+        self, caller: Caller, ticket: TicketRecord, lease: Lease, args: dict[str, Any]
+    ) -> dict[str, Any]:
+        room = self._existing(ticket, lease)
         try:
-            await room.handle_answer(participant_id(caller, channel), sdp)
+            await room.handle_answer(participant_id(caller, _channel(args)), str(args["sdp"]))
         except media.MediaError as exc:
             raise media_error(exc) from None
+        return {}
 
     async def candidate(
         self,
@@ -135,11 +185,19 @@ class CallHub:
         candidate: dict[str, Any] | None,
         channel: media.Channel = "call",
     ) -> None:
-        room = await self._existing(caller, ticket_id)
+        ticket = await self.desk.ticket_for(caller, ticket_id)
+        args = {"candidate": candidate, "channel": channel}
+        await self.home.run("calls.candidate", caller, ticket, args)
+
+    async def _candidate_here(
+        self, caller: Caller, ticket: TicketRecord, lease: Lease, args: dict[str, Any]
+    ) -> dict[str, Any]:
+        room = self._existing(ticket, lease)
         try:
-            await room.add_ice_candidate(participant_id(caller, channel), candidate)
+            await room.add_ice_candidate(participant_id(caller, _channel(args)), args["candidate"])
         except media.MediaError as exc:
             raise media_error(exc) from None
+        return {}
 
     async def update_track(
         self,
@@ -149,43 +207,69 @@ class CallHub:
         source: str | None,
         muted: bool | None,
     ) -> None:
-        room = await self._existing(caller, ticket_id)
-        info = room.update_track(participant_id(caller), ref, source=source, muted=muted)
+        ticket = await self.desk.ticket_for(caller, ticket_id)
+        args = {"ref": ref, "source": source, "muted": muted}
+        await self.home.run("calls.track", caller, ticket, args)
+
+    async def _track_here(
+        self, caller: Caller, ticket: TicketRecord, lease: Lease, args: dict[str, Any]
+    ) -> dict[str, Any]:
+        room = self._existing(ticket, lease)
+        info = room.update_track(
+            participant_id(caller), str(args["ref"]), source=args["source"], muted=args["muted"]
+        )
         if info is None:
             raise DeskError("not_found", "no such track of yours")
+        return {}
 
     async def leave(
         self, caller: Caller, ticket_id: str | None, channel: media.Channel = "call"
     ) -> None:
         ticket = await self.desk.ticket_for(caller, ticket_id)
-        room = self._rooms.get(ticket.id)
+        if await self.home.placement.current(ticket.id) is None:
+            return  # no home node: no call to leave (and none is started for it)
+        await self.home.run("calls.leave", caller, ticket, {"channel": channel})
+
+    async def _leave_here(
+        self, caller: Caller, ticket: TicketRecord, lease: Lease, args: dict[str, Any]
+    ) -> dict[str, Any]:
+        channel = _channel(args)
+        held = self._rooms.get(ticket.id)
         pid = participant_id(caller, channel)
-        if room is not None and (ticket.id, pid) in self._joined:
+        if held is not None and (ticket.id, pid) in self._joined:
             self._joined.discard((ticket.id, pid))
-            await room.remove_participant(pid)
+            await held[1].remove_participant(pid)
             if channel == "call":
-                await self.desk.timeline(ticket, "call.left", {"participant": pid})
+                await self.desk.timeline(ticket, "call.left", {"participant": pid}, lease.epoch)
+        return {}
 
     async def end_cobrowse_channel(self, ticket_id: str) -> None:
-        """Co-browse stopped: every co-browse connection of the session is closed (the
-        customer's consent to show page elements ended with it)."""
-        room = self._rooms.get(ticket_id)
+        """Co-browse stopped (on this, its home node): every co-browse connection of the session
+        is closed (the customer's consent to show page elements ended with it)."""
+        held = self._rooms.get(ticket_id)
         gone = {(t, p) for t, p in self._joined if t == ticket_id and p.endswith(COBROWSE_SUFFIX)}
         self._joined -= gone
-        if room is not None:
+        if held is not None:
             for _ticket, pid in gone:
-                await room.remove_participant(pid)
+                await held[1].remove_participant(pid)
 
     # ------------------------------------------------------------------ captures
 
     async def still(self, caller: AgentCaller, ticket_id: str, track_id: str) -> AttachmentInfo:
         ticket = await self._active(caller, ticket_id)
-        room = await self._existing(caller, ticket.id)
+        reply = await self.home.run("calls.still", caller, ticket, {"track": track_id})
+        return AttachmentInfo.model_validate(reply)
+
+    async def _still_here(
+        self, caller: Caller, ticket: TicketRecord, lease: Lease, args: dict[str, Any]
+    ) -> dict[str, Any]:
+        track_id = str(args["track"])
+        room = self._existing(ticket, lease)
         try:
             still = await room.capture_still(track_id)
         except media.MediaError as exc:
             raise media_error(exc) from None
-        return await self.desk.file_attachment(
+        info = await self.desk.file_attachment(
             ticket.id,
             "screenshot",
             "image/png",
@@ -195,42 +279,81 @@ class CallHub:
                 "height": still.height,
                 "trackId": track_id,
                 "source": self._source(room, track_id),
-                "by": caller.agent.name,
+                "by": _agent_name(caller),
             },
+            epoch=lease.epoch,
         )
+        return info.wire()
 
     async def clip_start(self, caller: AgentCaller, ticket_id: str, track_id: str) -> str:
-        room = await self._existing(caller, ticket_id)
+        ticket = await self.desk.ticket_for(caller, ticket_id)
+        reply = await self.home.run("calls.clip_start", caller, ticket, {"track": track_id})
+        return str(reply["clipId"])
+
+    async def _clip_start_here(
+        self, caller: Caller, ticket: TicketRecord, lease: Lease, args: dict[str, Any]
+    ) -> dict[str, Any]:
+        track_id = str(args["track"])
+        room = self._existing(ticket, lease)
         try:
             clip_id = await room.start_clip(track_id)
         except media.MediaError as exc:
             raise media_error(exc) from None
-        ticket = await self.desk.ticket_for(caller, ticket_id)
-        await self.desk.timeline(ticket, "clip.started", {"trackId": track_id, "clipId": clip_id})
-        return clip_id
+        await self.desk.timeline(
+            ticket, "clip.started", {"trackId": track_id, "clipId": clip_id}, lease.epoch
+        )
+        return {"clipId": clip_id}
 
     async def clip_stop(self, caller: AgentCaller, ticket_id: str, clip_id: str) -> AttachmentInfo:
-        room = await self._existing(caller, ticket_id)
+        ticket = await self.desk.ticket_for(caller, ticket_id)
+        reply = await self.home.run("calls.clip_stop", caller, ticket, {"clip": clip_id})
+        return AttachmentInfo.model_validate(reply)
+
+    async def _clip_stop_here(
+        self, caller: Caller, ticket: TicketRecord, lease: Lease, args: dict[str, Any]
+    ) -> dict[str, Any]:
+        clip_id = str(args["clip"])
+        room = self._existing(ticket, lease)
         try:
             clip = await room.stop_clip(clip_id)
         except media.MediaError as exc:
             raise media_error(exc) from None
+        info = await self._file_clip(ticket.id, clip_id, clip, _agent_name(caller), lease.epoch)
+        return info.wire()
+
+    async def _file_clip(
+        self, ticket_id: str, clip_id: str, clip: media.Clip, by: str, epoch: int
+    ) -> AttachmentInfo:
         meta: dict[str, Any] = {
             "durationS": round(clip.duration_s, 3),
             "frames": clip.frames,
             "width": clip.width,
             "height": clip.height,
             "trackId": clip.track_id,
-            "by": caller.agent.name,
+            "by": by,
         }
         if clip.thumbnail_png:
             thumb = await self.desk.file_attachment(
-                ticket_id, "thumbnail", "image/png", clip.thumbnail_png, {"of": clip_id}
+                ticket_id, "thumbnail", "image/png", clip.thumbnail_png, {"of": clip_id}, epoch
             )
             meta["thumbnailId"] = thumb.id
         return await self.desk.file_attachment_path(
-            ticket_id, "clip", clip.content_type, clip.path, meta
+            ticket_id, "clip", clip.content_type, clip.path, meta, epoch=epoch
         )
+
+    async def hand_over(self, ticket_id: str) -> None:
+        """This node gives the session up (draining): clips recording now are closed as far as
+        they got and filed, then the room goes (the new home re-offers the call)."""
+        held = self._rooms.get(ticket_id)
+        if held is not None:
+            epoch, room = held
+            for clip_id in room.clip_ids():
+                try:
+                    clip = await room.stop_clip(clip_id)
+                    await self._file_clip(ticket_id, clip_id, clip, "system", epoch)
+                except Exception:
+                    log.exception("could not file clip %s of %s", clip_id, ticket_id)
+        await self.on_ticket_closed(ticket_id)
 
     async def request_upload(self, caller: AgentCaller, ticket_id: str, note: str) -> None:
         ticket = await self._active(caller, ticket_id)
@@ -316,36 +439,63 @@ class CallHub:
     # ------------------------------------------------------------------ lifecycle
 
     async def on_ticket_closed(self, ticket_id: str) -> None:
-        room = self._rooms.pop(ticket_id, None)
+        """The session ended, or this node is no longer its home: the room goes."""
+        held = self._rooms.pop(ticket_id, None)
         self._joined = {(t, p) for t, p in self._joined if t != ticket_id}
-        if room is not None:
-            await room.close()
+        if held is not None:
+            await held[1].close()
+
+    async def _taken(self, ticket: TicketRecord, lease: Lease) -> None:
+        """This node became the home of a session whose earlier home is gone: if a call was
+        going, its peer connections ended with that node, so everyone in it offers again."""
+        if ticket.status != "active" or not await self._call_going(ticket.id):
+            return
+        await self.desk.timeline(ticket, "call.moved", {"epoch": lease.epoch}, lease.epoch)
+        await self.desk.broadcaster.emit(
+            CallReoffer(ticket_id=ticket.id, reason="home_moved"), self.desk.rooms(ticket)
+        )
+
+    async def _call_going(self, ticket_id: str) -> bool:
+        """Whether anyone is in the session's call, by its timeline (the room died with the
+        earlier home node)."""
+        inside: set[str] = set()
+        for entry in await self.desk.store.timeline(ticket_id):
+            who = entry.data.get("participant")
+            if entry.type == "call.joined":
+                inside.add(str(who))
+            elif entry.type == "call.left":
+                inside.discard(str(who))
+            elif entry.type == "call.moved":
+                inside = set()  # re-offered participants join again
+        return bool(inside)
 
     async def close(self) -> None:
         for ticket_id in list(self._rooms):
             await self.on_ticket_closed(ticket_id)
 
-    async def _room(self, ticket: TicketRecord) -> media.MediaRoom:
+    async def _room(self, ticket: TicketRecord, lease: Lease) -> media.MediaRoom:
         async with self._lock:
-            room = self._rooms.get(ticket.id)
-            if room is None:
-                hosts = list(self.settings.media_host_addresses) or None
-                room = media.MediaRoom(
-                    ticket.id,
-                    [],  # clients bring STUN/TURN; the server's own candidates are host ones
-                    lambda pid, msg: self._signal(ticket.id, pid, msg),
-                    host_addresses=hosts,
-                    clip_dir=self.desk.files.temp_dir(),
-                )
-                self._rooms[ticket.id] = room
+            held = self._rooms.get(ticket.id)
+            if held is not None and held[0] == lease.epoch:
+                return held[1]
+            if held is not None:
+                await self.on_ticket_closed(ticket.id)
+            hosts = list(self.settings.media_host_addresses) or None
+            room = media.MediaRoom(
+                ticket.id,
+                [],  # clients bring STUN/TURN; the server's own candidates are host ones
+                lambda pid, msg: self._signal(ticket.id, pid, msg),
+                host_addresses=hosts,
+                clip_dir=self.desk.files.temp_dir(),
+            )
+            self._rooms[ticket.id] = (lease.epoch, room)
             return room
 
-    async def _existing(self, caller: Caller, ticket_id: str | None) -> media.MediaRoom:
-        ticket = await self.desk.ticket_for(caller, ticket_id)
-        room = self._rooms.get(ticket.id)
-        if room is None:
+    def _existing(self, ticket: TicketRecord, lease: Lease) -> media.MediaRoom:
+        held = self._rooms.get(ticket.id)
+        if held is None or held[0] != lease.epoch:
             raise DeskError("invalid_state", "no call in this session yet (send rtc.offer)")
-        return room
+        return held[1]
 
     async def _active(self, caller: Caller, ticket_id: str | None) -> TicketRecord:
         ticket = await self.desk.ticket_for(caller, ticket_id)

@@ -10,8 +10,10 @@ is in ``cobrowse``; this module connects it to sessions, rooms and tickets:
     GET /cobrowse/assets/... the server cannot fetch -> cobrowse.assets.needed to the customer
     customer cobrowse.assets.supply -> the asset service (``signaling.assets.service``)
 
-A ``CobrowseSession`` (its recording file and its control grant) lives on the node that holds the
-customer's socket, which is where the events arrive; the mirror sits behind ``MirrorStore``.
+A ``CobrowseSession`` (its recording file and its control grant) lives on the session's home node
+(``home.Home``): the handlers validate on the socket's node and run the work there. When the home
+node changes, the new one starts a new recording part from a fresh snapshot it asks the customer
+for, and a control grant ends (audited). The mirror sits behind ``MirrorStore``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ import cobrowse
 from signaling.assets.service import AssetService
 from signaling.desk import AgentCaller, Caller, CustomerCaller, Desk, DeskError, iso
 from signaling.desk.rooms import customer_room
+from signaling.hubs.home import Home
+from signaling.live.placement import Lease
 from signaling.protocol import (
     AgentRef,
     AssetChunk,
@@ -44,7 +48,7 @@ from signaling.protocol import (
     ControlStateNotice,
     ErrorCode,
 )
-from signaling.store import TicketRecord
+from signaling.store import StaleEpoch, TicketRecord
 
 log = logging.getLogger("tandem.cobrowse")
 
@@ -87,6 +91,10 @@ class _Live:
     session: cobrowse.CobrowseSession
     recording_path: Path
     recorder: str
+    epoch: int
+    """The lease epoch of the home node holding it: its writes carry it."""
+    part: int = 1
+    """Which part of the session's recording this is (a new one after the home node moved)."""
     events: int = 0
 
 
@@ -96,10 +104,12 @@ class CobrowseHub:
         desk: Desk,
         mirror: cobrowse.MirrorStore,
         work_dir: Path,
+        home: Home,
         rate_limits: cobrowse.RateLimits | None = None,
         assets: AssetService | None = None,
     ) -> None:
         self.desk = desk
+        self.home = home
         self.mirror = mirror
         self.work_dir = work_dir
         self.rate_limits = rate_limits
@@ -112,9 +122,26 @@ class CobrowseHub:
         self._pending_bytes = 0
         self._ticker: asyncio.Task[None] | None = None
         self.on_stopped: list[Callable[[str], Awaitable[None]]] = []
-        """Called with the ticket id when a co-browse ends (the co-browse media channel
-        closes with it)."""
-        desk.on_close.append(self.on_ticket_closed)
+        """Called on the home node with the ticket id when a co-browse ends (the co-browse media
+        channel closes with it)."""
+        for method, work in {
+            "cobrowse.accept": self._accept_here,
+            "cobrowse.ingest": self._ingest_here,
+            "cobrowse.join": self._join_here,
+            "cobrowse.stop": self._stop_here,
+            "cobrowse.sharing": self._sharing_here,
+            "cobrowse.supply": self._supply_here,
+            "cobrowse.pointer": self._pointer_here,
+            "control.request": self._control_request_here,
+            "control.grant": self._control_grant_here,
+            "control.revoke": self._control_revoke_here,
+            "control.action": self._control_action_here,
+        }.items():
+            home.serve(method, work)
+        home.on_close.append(self.on_ticket_closed)
+        home.on_lost.append(self.drop)
+        home.on_hand_over.append(self.hand_over)
+        home.on_taken.append(self._taken)
 
     # ------------------------------------------------------------------ consent
 
@@ -134,22 +161,36 @@ class CobrowseHub:
             recorder = cobrowse.parse_recorder(recorder)
         except ValueError as exc:
             raise DeskError("malformed", str(exc)) from None
-        if ticket.id in self._live:
-            return  # a page load on the same site: the stream goes on with a new snapshot
+        await self.home.run("cobrowse.accept", caller, ticket, {"recorder": recorder})
+
+    async def _accept_here(
+        self, caller: Caller, ticket: TicketRecord, lease: Lease, args: dict[str, Any]
+    ) -> dict[str, Any]:
+        if self._live_at(ticket.id, lease) is not None:
+            return {}  # a page load on the same site: the stream goes on with a new snapshot
+        recorder = str(args["recorder"])
+        self._start(ticket.id, recorder, lease, part=1)
+        await self.desk.timeline(ticket, "cobrowse.started", {"recorder": recorder}, lease.epoch)
+        await self._announce(ticket, "sharing", "customer")
+        return {}
+
+    def _start(self, ticket_id: str, recorder: str, lease: Lease, part: int) -> _Live:
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        path = self.work_dir / f"{ticket.id}-{int(time.time() * 1000)}.tcb.gz"
+        path = self.work_dir / f"{ticket_id}-{int(time.time() * 1000)}-{part}.tcb.gz"
         writer = cobrowse.AsyncRecordingWriter(path, recorder)
         session = cobrowse.CobrowseSession(
-            ticket.id,
+            ticket_id,
             self.mirror,
             recording=writer,
             rate_limits=self.rate_limits,
-            assets=self.assets.rewriter(ticket.id) if self.assets is not None else None,
+            assets=self.assets.rewriter(ticket_id) if self.assets is not None else None,
         )
-        self._live[ticket.id] = _Live(session=session, recording_path=path, recorder=recorder)
-        await self.desk.timeline(ticket, "cobrowse.started", {"recorder": recorder})
-        await self._announce(ticket, "sharing", "customer")
+        live = _Live(
+            session=session, recording_path=path, recorder=recorder, epoch=lease.epoch, part=part
+        )
+        self._live[ticket_id] = live
         self._ensure_ticker()
+        return live
 
     async def decline(self, caller: CustomerCaller) -> None:
         ticket = await self._open_ticket(caller, None)
@@ -168,14 +209,19 @@ class CobrowseHub:
         parts: int,
     ) -> None:
         ticket = await self._open_ticket(caller, None)
-        live = self._live.get(ticket.id)
-        if live is None:
-            raise DeskError("invalid_state", "co-browse is not running; accept a request first")
         whole = self._reassemble(sid, data, batch_id, part, parts)
         if whole is None:
             return
+        await self.home.run("cobrowse.ingest", caller, ticket, {"data": whole})
+
+    async def _ingest_here(
+        self, caller: Caller, ticket: TicketRecord, lease: Lease, args: dict[str, Any]
+    ) -> dict[str, Any]:
+        live = self._live_at(ticket.id, lease)
+        if live is None:
+            raise DeskError("invalid_state", "co-browse is not running; accept a request first")
         try:
-            result = await live.session.ingest(whole)
+            result = await live.session.ingest(str(args["data"]))
         except cobrowse.CobrowseError as exc:
             raise cobrowse_error(exc) from None
         live.events += len(result.events)
@@ -188,6 +234,7 @@ class CobrowseHub:
         )
         if result.mirror.request_snapshot:
             await self._need_snapshot(ticket.id)
+        return {}
 
     def _reassemble(
         self, sid: str, data: str, batch_id: str | None, part: int, parts: int
@@ -238,32 +285,65 @@ class CobrowseHub:
 
     async def join(self, caller: AgentCaller, ticket_id: str) -> CobrowseView:
         ticket = await self.desk.ticket_for(caller, ticket_id, read_only=True)
-        live = self._live.get(ticket.id)
-        if live is None:
-            # The customer's events may arrive on another node: the shared mirror has them
-            # (the control grant stays on that node, so none is reported here).
+        if await self.home.placement.current(ticket.id) is None:
+            # No home node: nothing is shared here. The customer's events may still have been
+            # folded into the shared mirror by a home node that is gone: show those (the
+            # control grant went with that node, so none is reported).
             shared = await self.mirror.catch_up(ticket.id)
             return CobrowseView(sharing=bool(shared), events=shared, control="none")
+        return CobrowseView.model_validate(await self.home.run("cobrowse.join", caller, ticket, {}))
+
+    async def _join_here(
+        self, caller: Caller, ticket: TicketRecord, lease: Lease, args: dict[str, Any]
+    ) -> dict[str, Any]:
+        live = self._live_at(ticket.id, lease)
+        if live is None:
+            return CobrowseView(sharing=False, events=[], control="none").wire()
         events = await live.session.catch_up()
         if not events:
             await self._need_snapshot(ticket.id)
-        return CobrowseView(sharing=True, events=events, control=live.session.control.state.value)
+        view = CobrowseView(sharing=True, events=events, control=live.session.control.state.value)
+        return view.wire()
 
     async def require_sharing(self, caller: Caller, ticket_id: str | None) -> None:
-        """Refuse unless the customer is sharing their page in this session."""
+        """Refuse unless the customer is sharing their page in this session (asked of the
+        session's home node, which holds the stream)."""
         ticket = await self.desk.ticket_for(caller, ticket_id)
-        self._require_live(ticket)
+        if await self.home.placement.current(ticket.id) is None:
+            raise DeskError("invalid_state", "the customer is not sharing their page")
+        await self.home.run("cobrowse.sharing", caller, ticket, {})
+
+    async def _sharing_here(
+        self, caller: Caller, ticket: TicketRecord, lease: Lease, args: dict[str, Any]
+    ) -> dict[str, Any]:
+        self._require_live(ticket, lease)
+        return {}
 
     async def stop(self, ticket_id: str, by: str) -> None:
+        """Stop sharing on this (home) node: the recording part is filed on the ticket."""
         live = self._live.pop(ticket_id, None)
         if live is None:
             return
         for stopped in self.on_stopped:
             await stopped(ticket_id)
-        await live.session.close()
-        ticket = await self.desk.store.ticket(ticket_id)
+        ticket = await self._file_part(live)
         if ticket is None:
             return
+        if self.assets is not None:
+            counts = self.assets.take_counts(ticket_id)
+            if counts:
+                # How the agent's view got the page's images, fonts and stylesheets.
+                await self.desk.timeline(ticket, "cobrowse.assets", counts, live.epoch)
+        await self.desk.timeline(ticket, "cobrowse.stopped", {"by": by}, live.epoch)
+        await self._announce(ticket, "stopped", by)
+
+    async def _file_part(self, live: _Live) -> TicketRecord | None:
+        """Close a recording part and file it on the ticket (an empty one is thrown away)."""
+        await live.session.close()
+        ticket_id = live.session.session_id
+        ticket = await self.desk.store.ticket(ticket_id)
+        if ticket is None:
+            return None
         if live.events:
             await self.desk.file_attachment_path(
                 ticket_id,
@@ -275,25 +355,87 @@ class CobrowseHub:
                     "v": 1,
                     "recorder": live.recorder,
                     "events": live.events,
+                    "part": live.part,
                 },
+                epoch=live.epoch,
             )
         else:
             with contextlib.suppress(FileNotFoundError):
                 live.recording_path.unlink()
-        if self.assets is not None:
-            counts = self.assets.take_counts(ticket_id)
-            if counts:
-                # How the agent's view got the page's images, fonts and stylesheets.
-                await self.desk.timeline(ticket, "cobrowse.assets", counts)
-        await self.desk.timeline(ticket, "cobrowse.stopped", {"by": by})
-        await self._announce(ticket, "stopped", by)
+        return ticket
+
+    async def hand_over(self, ticket_id: str) -> None:
+        """This node gives the session up (draining): its recording part is filed, and the
+        next home node records the next part."""
+        live = self._live.pop(ticket_id, None)
+        if live is not None:
+            await self._file_part(live)
 
     async def stop_by_customer(self, caller: CustomerCaller) -> None:
         ticket = await self.desk.ticket_for(caller, None)
+        if await self.home.placement.current(ticket.id) is None:
+            return
+        await self.home.run("cobrowse.stop", caller, ticket, {})
+
+    async def _stop_here(
+        self, caller: Caller, ticket: TicketRecord, lease: Lease, args: dict[str, Any]
+    ) -> dict[str, Any]:
         await self.stop(ticket.id, "customer")
+        return {}
 
     async def on_ticket_closed(self, ticket_id: str) -> None:
         await self.stop(ticket_id, "system")
+
+    async def drop(self, ticket_id: str) -> None:
+        """This node is no longer the session's home: let go of the stream, writing nothing
+        (the recording part so far stays in the work directory; the new home records on)."""
+        live = self._live.pop(ticket_id, None)
+        if live is not None:
+            with contextlib.suppress(Exception):
+                await live.session.close()
+
+    async def _taken(self, ticket: TicketRecord, lease: Lease) -> None:
+        """This node became the home of a session whose earlier home is gone. If the customer
+        was sharing, sharing goes on here in a new recording part from a fresh snapshot, and a
+        control grant (or request) of the old home ends, on the timeline."""
+        if ticket.status != "active":
+            return
+        sharing: dict[str, Any] | None = None
+        control = "none"
+        parts = 0
+        for entry in await self.desk.store.timeline(ticket.id):
+            if entry.type == "cobrowse.started":
+                sharing, parts = entry.data, 1
+            elif entry.type == "cobrowse.moved":
+                parts = int(entry.data.get("part", parts + 1))
+            elif entry.type == "cobrowse.stopped":
+                sharing = None
+            elif entry.type.startswith("control.") and entry.data.get("result") == "ok":
+                control = str(entry.data.get("state", control))
+        if sharing is None:
+            return
+        recorder = str(sharing.get("recorder", ""))
+        live = self._start(ticket.id, recorder, lease, part=parts + 1)
+        await self.desk.timeline(
+            ticket, "cobrowse.moved", {"epoch": lease.epoch, "part": live.part}, lease.epoch
+        )
+        if control in ("requested", "granted"):
+            await self.desk.timeline(
+                ticket,
+                "control.revoke",
+                {
+                    "actor": "system",
+                    "role": "system",
+                    "result": "ok",
+                    "reason": "home_moved",
+                    "state": "revoked",
+                },
+                lease.epoch,
+            )
+            await self.desk.broadcaster.emit(
+                ControlStateNotice(ticket_id=ticket.id, state="revoked"), self.desk.rooms(ticket)
+            )
+        await self._need_snapshot(ticket.id)
 
     async def close(self) -> None:
         if self._ticker is not None:
@@ -305,10 +447,17 @@ class CobrowseHub:
 
     async def supply_assets(self, caller: CustomerCaller, assets: list[AssetChunk]) -> int:
         ticket = await self._open_ticket(caller, None)
-        self._require_live(ticket)
+        args = {"assets": [a.model_dump() for a in assets]}
+        reply = await self.home.run("cobrowse.supply", caller, ticket, args)
+        return int(reply["stored"])
+
+    async def _supply_here(
+        self, caller: Caller, ticket: TicketRecord, lease: Lease, args: dict[str, Any]
+    ) -> dict[str, Any]:
+        self._require_live(ticket, lease)
         if self.assets is None:
-            return 0
-        return await self.assets.supply(ticket.id, [a.model_dump() for a in assets])
+            return {"stored": 0}
+        return {"stored": await self.assets.supply(ticket.id, list(args["assets"]))}
 
     async def _ask_browser(self, ticket_id: str, wanted: list[tuple[str, str]]) -> None:
         await self.desk.broadcaster.emit(
@@ -324,58 +473,93 @@ class CobrowseHub:
         self, caller: AgentCaller, ticket_id: str, x: float, y: float, mode: str
     ) -> None:
         ticket = await self._open_ticket(caller, ticket_id)
-        if ticket.id not in self._live:
-            raise DeskError("invalid_state", "the customer is not sharing their page")
+        await self.home.run("cobrowse.pointer", caller, ticket, {"x": x, "y": y, "mode": mode})
+
+    async def _pointer_here(
+        self, caller: Caller, ticket: TicketRecord, lease: Lease, args: dict[str, Any]
+    ) -> dict[str, Any]:
+        assert isinstance(caller, AgentCaller)
+        self._require_live(ticket, lease)
         await self.desk.broadcaster.emit(
             CobrowsePointerOut(
                 ticket_id=ticket.id,
                 agent=AgentRef(id=caller.agent.id, name=caller.agent.name),
-                x=x,
-                y=y,
-                mode=mode,
+                x=float(args["x"]),
+                y=float(args["y"]),
+                mode=str(args["mode"]),
             ),
             [customer_room(ticket.id)],
         )
+        return {}
 
     async def control_request(self, caller: AgentCaller, ticket_id: str) -> None:
         ticket = await self._open_ticket(caller, ticket_id)
-        live = self._require_live(ticket)
+        await self.home.run("control.request", caller, ticket, {})
+
+    async def _control_request_here(
+        self, caller: Caller, ticket: TicketRecord, lease: Lease, args: dict[str, Any]
+    ) -> dict[str, Any]:
+        assert isinstance(caller, AgentCaller)
+        live = self._require_live(ticket, lease)
         await self._control(ticket, live, lambda g: g.request(caller.agent.id))
+        return {}
 
     async def control_grant(self, caller: CustomerCaller, grant: bool) -> None:
         ticket = await self._open_ticket(caller, None)
-        live = self._require_live(ticket)
+        await self.home.run("control.grant", caller, ticket, {"grant": grant})
+
+    async def _control_grant_here(
+        self, caller: Caller, ticket: TicketRecord, lease: Lease, args: dict[str, Any]
+    ) -> dict[str, Any]:
+        live = self._require_live(ticket, lease)
         customer_id = str(ticket.customer["id"])
+        grant = bool(args["grant"])
         await self._control(
             ticket, live, lambda g: g.grant(customer_id) if grant else g.deny(customer_id)
         )
+        return {}
 
     async def control_revoke(
         self, caller: AgentCaller | CustomerCaller, ticket_id: str | None
     ) -> None:
         ticket = await self._open_ticket(caller, ticket_id)
-        live = self._require_live(ticket)
+        await self.home.run("control.revoke", caller, ticket, {})
+
+    async def _control_revoke_here(
+        self, caller: Caller, ticket: TicketRecord, lease: Lease, args: dict[str, Any]
+    ) -> dict[str, Any]:
+        live = self._require_live(ticket, lease)
         if isinstance(caller, AgentCaller):
             agent_id = caller.agent.id
             await self._control(ticket, live, lambda g: g.revoke(agent_id, "agent"))
         else:
             customer_id = str(ticket.customer["id"])
             await self._control(ticket, live, lambda g: g.revoke(customer_id, "customer"))
+        return {}
 
     async def control_action(
         self, caller: AgentCaller, ticket_id: str, action: dict[str, Any]
     ) -> None:
         ticket = await self._open_ticket(caller, ticket_id)
-        live = self._require_live(ticket)
+        await self.home.run("control.action", caller, ticket, {"action": action})
+
+    async def _control_action_here(
+        self, caller: Caller, ticket: TicketRecord, lease: Lease, args: dict[str, Any]
+    ) -> dict[str, Any]:
+        assert isinstance(caller, AgentCaller)
+        live = self._require_live(ticket, lease)
         try:
-            clean, audit = await live.session.authorize_action(caller.agent.id, action)
+            clean, audit = await live.session.authorize_action(
+                caller.agent.id, dict(args["action"])
+            )
         except cobrowse.ControlError as exc:
-            await self._file_audit(ticket, exc.audit or [])
+            await self._file_audit(ticket, exc.audit or [], live.epoch)
             raise cobrowse_error(exc) from None
-        await self._file_audit(ticket, audit)
+        await self._file_audit(ticket, audit, live.epoch)
         await self.desk.broadcaster.emit(
             ControlActionOut(ticket_id=ticket.id, action=dict(clean)), [customer_room(ticket.id)]
         )
+        return {}
 
     async def _control(
         self,
@@ -387,9 +571,9 @@ class CobrowseHub:
         try:
             audit = step(grant)
         except cobrowse.ControlError as exc:
-            await self._file_audit(ticket, exc.audit or [])
+            await self._file_audit(ticket, exc.audit or [], live.epoch)
             raise cobrowse_error(exc) from None
-        await self._file_audit(ticket, audit)
+        await self._file_audit(ticket, audit, live.epoch)
         await self._announce_control(ticket, grant)
 
     async def _announce_control(self, ticket: TicketRecord, grant: cobrowse.ControlGrant) -> None:
@@ -404,11 +588,13 @@ class CobrowseHub:
             ),
         )
 
-    async def _file_audit(self, ticket: TicketRecord, entries: list[dict[str, Any]]) -> None:
+    async def _file_audit(
+        self, ticket: TicketRecord, entries: list[dict[str, Any]], epoch: int
+    ) -> None:
         """Every consent and control transition goes onto the ticket's timeline, hash-chained."""
         for entry in entries:
             data = {k: v for k, v in entry.items() if k not in ("event", "session_id", "ts")}
-            await self.desk.timeline(ticket, str(entry["event"]), data)
+            await self.desk.timeline(ticket, str(entry["event"]), data, epoch)
 
     def _ensure_ticker(self) -> None:
         if self._ticker is None or self._ticker.done():
@@ -423,9 +609,15 @@ class CobrowseHub:
                 if not expired:
                     continue
                 ticket = await self.desk.store.ticket(ticket_id)
-                if ticket is not None:
-                    await self._file_audit(ticket, expired)
-                    await self._announce_control(ticket, live.session.control)
+                if ticket is None:
+                    continue
+                try:
+                    await self._file_audit(ticket, expired, live.epoch)
+                except StaleEpoch:
+                    # The session moved to another node while this one was away: let go.
+                    await self.drop(ticket_id)
+                    continue
+                await self._announce_control(ticket, live.session.control)
 
     # ------------------------------------------------------------------ internals
 
@@ -437,8 +629,14 @@ class CobrowseHub:
             raise DeskError("invalid_state", "co-browse needs an active session")
         return ticket
 
-    def _require_live(self, ticket: TicketRecord) -> _Live:
-        live = self._live.get(ticket.id)
+    def _live_at(self, ticket_id: str, lease: Lease) -> _Live | None:
+        """The stream this node holds for the session under this lease (none from an earlier
+        lease of its own: that one was dropped when the lease was lost)."""
+        live = self._live.get(ticket_id)
+        return live if live is not None and live.epoch == lease.epoch else None
+
+    def _require_live(self, ticket: TicketRecord, lease: Lease) -> _Live:
+        live = self._live_at(ticket.id, lease)
         if live is None:
             raise DeskError("invalid_state", "the customer is not sharing their page")
         return live

@@ -14,6 +14,11 @@ class DuplicateError(Exception):
     """A unique value (site key, agent email) is taken already."""
 
 
+class StaleEpoch(Exception):
+    """A home node's write carried an older lease epoch than the ticket's: another node is the
+    session's home now, and the write was refused (nothing changed)."""
+
+
 @dataclass(frozen=True)
 class SiteRecord:
     id: str
@@ -186,14 +191,33 @@ class TicketStore(Protocol):
     async def messages(self, ticket_id: str, after_id: int = 0) -> list[MessageRecord]: ...
     async def message_counts(self, ticket_ids: list[str]) -> dict[str, int]: ...
     async def add_timeline(
-        self, ticket_id: str, type: str, data: dict[str, Any], at: float
-    ) -> TimelineRecord: ...
+        self, ticket_id: str, type: str, data: dict[str, Any], at: float, epoch: int | None = None
+    ) -> TimelineRecord:
+        """Append a timeline entry. With ``epoch`` (a home node's write), only if the ticket's
+        owner epoch is still that one, else ``StaleEpoch``: checked in the same statement."""
+        ...
+
     async def timeline(self, ticket_id: str) -> list[TimelineRecord]: ...
     async def add_attachment(
-        self, attachment: AttachmentRecord, quota: UploadQuota | None = None
+        self,
+        attachment: AttachmentRecord,
+        quota: UploadQuota | None = None,
+        epoch: int | None = None,
     ) -> bool:
         """File an attachment; with a quota that counts its kind, only if the ticket's
-        attachments of those kinds stay within it (False otherwise, and nothing is filed)."""
+        attachments of those kinds stay within it (False otherwise, and nothing is filed);
+        ``epoch`` as for ``add_timeline``."""
+        ...
+
+    # home-node fencing (``signaling.live.placement``)
+    async def advance_owner_epoch(self, ticket_id: str, epoch: int) -> bool:
+        """Record that the lease holder of ``epoch`` is the ticket's home now: raises the
+        ticket's owner epoch to ``epoch``, in one statement. False if the ticket's epoch is
+        already higher (the lease moved on) or the ticket is unknown."""
+        ...
+
+    async def owner_epoch(self, ticket_id: str) -> int:
+        """The ticket's owner epoch (0 if no home node ever wrote; unknown tickets too)."""
         ...
 
     async def attachments(self, ticket_id: str) -> list[AttachmentRecord]: ...

@@ -308,17 +308,28 @@ class CachedTicketStore:
         return await self.inner.message_counts(ticket_ids)
 
     async def add_timeline(
-        self, ticket_id: str, type: str, data: dict[str, Any], at: float
+        self, ticket_id: str, type: str, data: dict[str, Any], at: float, epoch: int | None = None
     ) -> TimelineRecord:
-        return await self.inner.add_timeline(ticket_id, type, data, at)
+        return await self.inner.add_timeline(ticket_id, type, data, at, epoch)
 
     async def timeline(self, ticket_id: str) -> list[TimelineRecord]:
         return await self.inner.timeline(ticket_id)
 
     async def add_attachment(
-        self, attachment: AttachmentRecord, quota: UploadQuota | None = None
+        self,
+        attachment: AttachmentRecord,
+        quota: UploadQuota | None = None,
+        epoch: int | None = None,
     ) -> bool:
-        return await self.inner.add_attachment(attachment, quota)
+        return await self.inner.add_attachment(attachment, quota, epoch)
+
+    # The owner epoch is not part of the cached ticket record: read and written through.
+
+    async def advance_owner_epoch(self, ticket_id: str, epoch: int) -> bool:
+        return await self.inner.advance_owner_epoch(ticket_id, epoch)
+
+    async def owner_epoch(self, ticket_id: str) -> int:
+        return await self.inner.owner_epoch(ticket_id)
 
     async def attachments(self, ticket_id: str) -> list[AttachmentRecord]:
         return await self.inner.attachments(ticket_id)

@@ -170,6 +170,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         "drop the ad-hoc 'migrations' table (schema_migrations replaced it)",
         ("DROP TABLE IF EXISTS migrations",),
     ),
+    Migration(
+        5,
+        "tickets.owner_epoch: the lease epoch of the session's home node (fencing)",
+        ("ALTER TABLE tickets ADD COLUMN owner_epoch BIGINT NOT NULL DEFAULT 0",),
+    ),
 )
 LATEST = MIGRATIONS[-1].version
 

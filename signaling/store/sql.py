@@ -24,6 +24,7 @@ from signaling.store.base import (
     MessageRecord,
     Sender,
     SiteRecord,
+    StaleEpoch,
     TicketRecord,
     TimelineRecord,
     UploadQuota,
@@ -45,6 +46,9 @@ __all__ = [
 ]
 
 log = logging.getLogger("tandem.store")
+
+_AT_EPOCH = "EXISTS (SELECT 1 FROM tickets WHERE id = ? AND owner_epoch = ?)"
+"""The condition of a home node's write: the ticket's owner epoch is still the writer's."""
 
 
 def _like(text: str) -> str:
@@ -420,16 +424,28 @@ class SqlTicketStore:
         return {row["ticket_id"]: int(row["n"]) for row in rows}
 
     async def add_timeline(
-        self, ticket_id: str, type: str, data: dict[str, Any], at: float
+        self, ticket_id: str, type: str, data: dict[str, Any], at: float, epoch: int | None = None
     ) -> TimelineRecord:
+        values = (ticket_id, at, type, json.dumps(data))
+
         async def add(tx: Statements) -> TimelineRecord:
-            rows = await tx.fetch(
-                "INSERT INTO timeline (ticket_id, at, type, data) VALUES (?, ?, ?, ?) RETURNING *",
-                ticket_id,
-                at,
-                type,
-                json.dumps(data),
-            )
+            if epoch is None:
+                rows = await tx.fetch(
+                    "INSERT INTO timeline (ticket_id, at, type, data) VALUES (?, ?, ?, ?)"
+                    " RETURNING *",
+                    *values,
+                )
+            else:
+                # One statement: the entry goes in only while the epoch is the ticket's.
+                rows = await tx.fetch(
+                    "INSERT INTO timeline (ticket_id, at, type, data) SELECT ?, ?, ?, ?"
+                    f" WHERE {_AT_EPOCH} RETURNING *",
+                    *values,
+                    ticket_id,
+                    epoch,
+                )
+                if not rows:
+                    raise StaleEpoch(f"{ticket_id}: epoch {epoch} is not the owner's")
             return _timeline(rows[0])
 
         return await self._db.write(add, atomic=False)
@@ -441,7 +457,10 @@ class SqlTicketStore:
         return [_timeline(row) for row in rows]
 
     async def add_attachment(
-        self, attachment: AttachmentRecord, quota: UploadQuota | None = None
+        self,
+        attachment: AttachmentRecord,
+        quota: UploadQuota | None = None,
+        epoch: int | None = None,
     ) -> bool:
         columns = (
             attachment.id,
@@ -458,15 +477,28 @@ class SqlTicketStore:
             " meta)"
         )
         if quota is None or attachment.kind not in quota.kinds:
-            await self._db.execute(insert + " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", *columns)
+            if epoch is None:
+                await self._db.execute(insert + " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", *columns)
+                return True
+            added = await self._db.execute(
+                f"{insert} SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE {_AT_EPOCH}",
+                *columns,
+                attachment.ticket_id,
+                epoch,
+            )
+            if added != 1:
+                raise StaleEpoch(f"{attachment.ticket_id}: epoch {epoch} is not the owner's")
             return True
         kinds = ", ".join("?" for _ in quota.kinds)
-        lock_ticket = "SELECT id FROM tickets WHERE id = ?" + self._db.lock_rows
+        lock_ticket = "SELECT owner_epoch FROM tickets WHERE id = ?" + self._db.lock_rows
 
         async def add(tx: Statements) -> bool:
             # The ticket's row lock (PostgreSQL; SQLite writes one at a time anyway) queues the
-            # uploads of one ticket, so the insert's count and sum see every one filed before.
-            await tx.fetch(lock_ticket, attachment.ticket_id)
+            # uploads of one ticket, so the insert's count and sum see every one filed before;
+            # it also holds the owner epoch still while this write checks it.
+            rows = await tx.fetch(lock_ticket, attachment.ticket_id)
+            if epoch is not None and (not rows or int(rows[0]["owner_epoch"]) != epoch):
+                raise StaleEpoch(f"{attachment.ticket_id}: epoch {epoch} is not the owner's")
             added = await tx.execute(
                 insert + " SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE"
                 f" (SELECT COUNT(*) FROM attachments WHERE ticket_id = ? AND kind IN ({kinds}))"
@@ -484,6 +516,20 @@ class SqlTicketStore:
             return added == 1
 
         return await self._db.write(add)
+
+    async def advance_owner_epoch(self, ticket_id: str, epoch: int) -> bool:
+        await self._db.execute(
+            "UPDATE tickets SET owner_epoch = ? WHERE id = ? AND owner_epoch < ?",
+            epoch,
+            ticket_id,
+            epoch,
+        )
+        # Already this epoch (a second record of the same take) counts as recorded.
+        return await self.owner_epoch(ticket_id) == epoch
+
+    async def owner_epoch(self, ticket_id: str) -> int:
+        rows = await self._db.fetch("SELECT owner_epoch FROM tickets WHERE id = ?", ticket_id)
+        return int(rows[0]["owner_epoch"]) if rows else 0
 
     async def attachments(self, ticket_id: str) -> list[AttachmentRecord]:
         rows = await self._db.fetch(

@@ -21,7 +21,7 @@ from PIL import Image
 from playwright.async_api import Browser, Locator, Page, async_playwright, expect
 
 from signaling import keys
-from signaling.app import create_app
+from signaling.app import create_app, home_key
 from signaling.auth.accounts import ensure_demo
 from signaling.settings import Settings
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, Server, _free_port
@@ -359,3 +359,36 @@ async def test_customer_calls_and_two_agents_receive_the_camera(
     await panel(customer).get_by_role("button", name="Hang up").click()
     await expect(calls.locator(".vtile")).to_have_count(0)
     await expect(theirs.locator(".vtile")).to_have_count(0)
+
+
+async def test_the_call_comes_back_when_its_media_moves_to_another_home(
+    new_page: NewPage, server: Server
+) -> None:
+    """``call.reoffer``: the media room is gone with its node (here: closed, its lease released,
+    and the next home taking the session); the widget and the console each open a new peer
+    connection with the same tracks, and the camera plays again."""
+    agent = await sign_in(new_page, server)
+    customer = await customer_in_session(new_page, server, agent, "Camera moves with the node")
+    calls = agent.locator(".callpanel")
+    await calls.get_by_role("button", name="Ask for camera").click()
+    ask = panel(customer).locator(".call-ask-camera")
+    await ask.get_by_role("button", name=re.compile("Turn on camera|Front camera")).click()
+    camera = calls.locator(".vtile[data-source=camera] video")
+    await wait_playing(camera)
+
+    ticket_id = agent.url.rsplit("/", 1)[-1]
+    home = server.app[home_key]
+    lease = await home.here(ticket_id)
+    assert lease is not None
+    await server.app[keys.calls].on_ticket_closed(ticket_id)
+    await home.placement.release(lease)
+    ticket = await server.app[keys.store].ticket(ticket_id)
+    assert ticket is not None
+    moved = await home.lease(ticket)
+    assert moved.epoch == lease.epoch + 1
+
+    await wait_playing(calls.locator(".vtile[data-source=camera] video"))
+    await expect(panel(customer).locator(".call-sharing")).to_contain_text("camera")
+    types = [e.type for e in await server.app[keys.store].timeline(ticket_id)]
+    assert "call.moved" in types
+    assert types.count("call.joined") >= 4  # both joined again after the move

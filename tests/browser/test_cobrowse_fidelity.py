@@ -237,7 +237,7 @@ async def test_video_plays_live_over_the_mirror_through_the_media_relay(
     element = int(await overlay.get_attribute("data-element") or 0)
     assert element > 0
     # The server relayed it: an element track of the customer's co-browse connection.
-    room = server.app[keys.calls]._rooms[s.ticket_id]
+    room = server.app[keys.calls]._rooms[s.ticket_id][1]
     tracks = [t for t in room.tracks() if t.source == "element"]
     assert [(t.participant_id, t.element, t.kind) for t in tracks] == [
         ("customer/cobrowse", element, "video")
@@ -302,7 +302,7 @@ async def test_a_canvas_too_busy_to_sample_plays_live_over_the_mirror(
     overlay = s.agent.locator(".cb-streams video[data-element]")
     await expect(overlay).to_have_count(1, timeout=30_000)
     element = int(await overlay.get_attribute("data-element") or 0)
-    room = server.app[keys.calls]._rooms[s.ticket_id]
+    room = server.app[keys.calls]._rooms[s.ticket_id][1]
     assert [(t.element, t.source) for t in room.tracks()] == [(element, "element")]
 
     async def boxes_match() -> bool:
@@ -585,6 +585,6 @@ async def test_cross_origin_content_shows_labelled_placeholders_of_its_size(
         assert abs(mine["height"] - theirs["height"]) <= 1, (element, mine, theirs)
     # The foreign video's own stream is refused too (captureStream() of cross-origin media):
     # nothing goes to the media relay, no overlay covers its placeholder.
-    room = server.app[keys.calls]._rooms.get(s.ticket_id)
-    assert room is None or not [t for t in room.tracks() if t.source == "element"]
+    held = server.app[keys.calls]._rooms.get(s.ticket_id)
+    assert held is None or not [t for t in held[1].tracks() if t.source == "element"]
     await expect(s.agent.locator(".cb-streams video")).to_have_count(0)

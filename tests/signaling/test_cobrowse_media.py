@@ -128,7 +128,7 @@ async def test_page_element_reaches_the_agents_cobrowse_view_only_while_sharing(
             )
 
         await wait_for(element_listed, 5, "media.tracks on the cobrowse channel")
-        room = server.app[keys.calls]._rooms[ticket_id]
+        room = server.app[keys.calls]._rooms[ticket_id][1]
         (track,) = [t for t in room.tracks() if t.source == "element"]
         assert track.participant_id == "customer/cobrowse" and track.element == VIDEO_NODE
         assert not caller.video

@@ -18,7 +18,13 @@ from typing import Any
 
 import pytest
 
-from signaling.store import AttachmentRecord, CachedTicketStore, SqlTicketStore, TicketRecord
+from signaling.store import (
+    AttachmentRecord,
+    CachedTicketStore,
+    SqlTicketStore,
+    StaleEpoch,
+    TicketRecord,
+)
 from signaling.store.sql import PostgresDriver, SqliteDriver
 
 PG_URL = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/test"
@@ -231,3 +237,49 @@ async def test_concurrent_context_patches_all_land(store: CachedTicketStore) -> 
     assert stored.context in results  # the last merge's result is what is stored
     assert [t.id for t in await store.tickets(text=stored.context["title"])] == ["tk_ctx"]
     assert await store.merge_context("tk_none", patch(0)) is None
+
+
+async def test_home_node_writes_are_fenced_by_the_owner_epoch(store: CachedTicketStore) -> None:
+    await store.create_ticket(ticket("tk_f", "active"))
+    assert await store.owner_epoch("tk_f") == 0
+    assert await store.advance_owner_epoch("tk_f", 1)
+    await store.add_timeline("tk_f", "call.joined", {"participant": "customer"}, 1.0, epoch=1)
+    # Another node takes the lease (epoch 2) and records it: epoch 1's writes are refused.
+    assert await store.advance_owner_epoch("tk_f", 2)
+    assert not await store.advance_owner_epoch("tk_f", 1)
+    with pytest.raises(StaleEpoch):
+        await store.add_timeline("tk_f", "call.left", {"participant": "customer"}, 2.0, epoch=1)
+    stale = AttachmentRecord("at_s", "tk_f", "screenshot", "image/png", 3, "ab", 2.0, {})
+    with pytest.raises(StaleEpoch):
+        await store.add_attachment(stale, epoch=1)
+    assert await store.attachments("tk_f") == []
+    assert [e.type for e in await store.timeline("tk_f")] == ["call.joined"]
+    # The current owner writes; writes that are not a home node's stay unconditional.
+    await store.add_timeline("tk_f", "call.joined", {"participant": "agent:a"}, 3.0, epoch=2)
+    await store.add_attachment(stale, epoch=2)
+    await store.add_timeline("tk_f", "session.ended", {"by": "agent"}, 4.0)
+    assert [a.id for a in await store.attachments("tk_f")] == ["at_s"]
+    assert len(await store.timeline("tk_f")) == 3
+    # An unknown ticket has no owner: a fenced write to it is refused too.
+    with pytest.raises(StaleEpoch):
+        await store.add_timeline("tk_none", "call.joined", {}, 5.0, epoch=1)
+
+
+async def test_owner_epoch_migration_upgrades_an_existing_database(tmp_path: Path) -> None:
+    """A database made before ``tickets.owner_epoch`` gets the column, its tickets epoch 0."""
+    path = tmp_path / "old.sqlite3"
+    driver = await SqliteDriver.open(path)
+    await driver.script(
+        "CREATE TABLE tickets (id TEXT PRIMARY KEY, site_id TEXT NOT NULL, status TEXT NOT NULL,"
+        " created_at DOUBLE PRECISION NOT NULL, closed_at DOUBLE PRECISION, customer TEXT NOT NULL,"
+        " context TEXT NOT NULL, agents TEXT NOT NULL DEFAULT '[]', previous_ticket_id TEXT,"
+        " search TEXT NOT NULL DEFAULT '');"
+        "INSERT INTO tickets (id, site_id, status, created_at, customer, context)"
+        " VALUES ('tk_old', 's', 'active', 1.0, '{}', '{}');"
+    )
+    await driver.close()
+    for epoch in (1, 2):  # and opening it again keeps what was written
+        s = await SqlTicketStore.create(await SqliteDriver.open(path))
+        assert await s.owner_epoch("tk_old") == epoch - 1
+        assert await s.advance_owner_epoch("tk_old", epoch)
+        await s.close()

@@ -115,6 +115,8 @@ export class Call {
     this.connectTimer = 0;
     this.startedAt = 0;
     this.participantId = null;
+    /** True while moving to another server node (`rejoin`). */
+    this.rejoining = false;
     /** Payload types and extension ids for the life of the connection (see ./sdp.js). */
     this.numbering = new Numbering();
   }
@@ -188,6 +190,43 @@ export class Call {
     } catch (err) {
       this.teardown();
       throw err;
+    }
+  }
+
+  /**
+   * The call's media moved to another server node (`call.reoffer`: the node holding it
+   * stopped): a new peer connection to the new one, sending the same tracks, muted as before.
+   */
+  async rejoin() {
+    if (!this.active || this.rejoining) return;
+    this.rejoining = true;
+    const tracks = {};
+    const muted = [];
+    for (const [source, entry] of Object.entries(this.local)) {
+      if (!entry.track) continue;
+      tracks[source] = entry.track;
+      if (entry.muted) muted.push(source);
+    }
+    clearTimeout(this.connectTimer);
+    clearTimeout(this.glareTimer);
+    this.glareTimer = 0;
+    if (this.pc) this.pc.close();
+    this.pc = null;
+    this.local = {};
+    this.midInfo.clear();
+    this.trackState.clear();
+    this.heldCandidates = [];
+    this.queue = Promise.resolve();
+    this.offerQueued = false;
+    this.reoffer = false;
+    this.state = "idle";
+    try {
+      await this.start(tracks);
+      for (const source of muted) this.setMuted(source, true);
+    } catch (err) {
+      this.onError(`The call could not move to another server (${err.message || err}).`);
+    } finally {
+      this.rejoining = false;
     }
   }
 

@@ -86,6 +86,10 @@ live.onServer("rtc.offer", (ev) => {
   const e = entries.get(ev.ticketId);
   if (e && e.call.active) e.call.serverOffer(ev);
 });
+live.onServer("call.reoffer", (ev) => {
+  const e = entries.get(ev.ticketId);
+  if (e && e.call.active) e.call.rejoin();
+});
 live.onServer("media.tracks", (ev) => {
   const e = entries.get(ev.ticketId);
   if (!e || !e.call.active) return;

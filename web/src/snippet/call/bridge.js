@@ -2,7 +2,7 @@
 // the call bar, prompts, uploads) loads once the visitor has a session (queued or active), and
 // socket events that arrive while it loads are handed over when it is ready.
 
-const FORWARDED = ["rtc.offer", "media.tracks", "chat.message", "upload.requested", "attachment.added", "session.ended"];
+const FORWARDED = ["rtc.offer", "call.reoffer", "media.tracks", "chat.message", "upload.requested", "attachment.added", "session.ended"];
 
 /**
  * @param {object} widget the Widget (its socket, view, request() and the loader's host hooks)

@@ -140,6 +140,9 @@ class CallUi {
       case "media.tracks":
         if (mine(ev.ticketId) && this.call.active) this.call.serverTracks(ev);
         break;
+      case "call.reoffer":
+        if (mine(ev.ticketId) && this.call.active) this.call.rejoin();
+        break;
       case "chat.message": {
         const ask = mine(ev.message.ticketId) && parseInvite(ev.message);
         if (ask && !this.covered(ask)) {
