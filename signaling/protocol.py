@@ -1024,7 +1024,7 @@ class CobrowseAssetsNeeded(Message):
     assets: list[AssetWanted]
 
 
-class CallReoffer(Message):
+class CallReoffer(SessionEvent):
     """To the session: the call's media moved to another node (its node stopped): whoever is in
     the call closes their peer connection and joins again (``rtc.join``, then ``rtc.offer``)."""
 

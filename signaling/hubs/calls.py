@@ -451,9 +451,8 @@ class CallHub:
         if ticket.status != "active" or not await self._call_going(ticket.id):
             return
         await self.desk.timeline(ticket, "call.moved", {"epoch": lease.epoch}, lease.epoch)
-        await self.desk.broadcaster.emit(
-            CallReoffer(ticket_id=ticket.id, reason="home_moved"), self.desk.rooms(ticket)
-        )
+        # Numbered: a client reconnecting at this moment gets it on resume.
+        await self.desk.tell(ticket, CallReoffer(ticket_id=ticket.id, reason="home_moved"))
 
     async def _call_going(self, ticket_id: str) -> bool:
         """Whether anyone is in the session's call, by its timeline (the room died with the
