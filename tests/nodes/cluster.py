@@ -186,7 +186,7 @@ def _start_node(name: str, work: Path, database_url: str, redis_url: str) -> Nod
         [sys.executable, "-m", "signaling", "serve", "--port", str(port),
          "--database-url", database_url, "--redis-url", redis_url, "--redis-prefix", "tandem",
          "--secret", SECRET, "--data-dir", str(work / name),
-         "--rate-per-second", "1000",
+         "--rate-per-second", "1000", "--media-hosts", "127.0.0.1",
          "--max-customer-sockets-per-address", "10000",
          "--max-open-tickets-per-address", "10000",
          "--max-open-tickets-per-customer", "10000"],

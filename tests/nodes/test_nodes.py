@@ -1,6 +1,6 @@
 """Three Tandem nodes sharing Redis and PostgreSQL, HAProxy in front: what one node did must work
-whichever node each client holds (issue 11). Calls across nodes need a home node per session
-and are not covered here."""
+whichever node each client holds (issue 11), a call whose customer and agent sit on different
+nodes included (its media on the session's home node)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 
+from tests.media.media_support import CounterVideoTrack, wait_for
 from tests.nodes.cluster import Cluster, running_cluster
+from tests.signaling.test_calls_functional import peer
 from tests.support import CONTEXT, Client
 
 RECORDER = "rrweb@2.0.0-alpha.20"
@@ -84,6 +86,35 @@ async def test_chat_between_a_customer_and_an_agent_on_different_nodes(cluster: 
     assert [m["text"] for m in state["messages"]] == ["my order is late", "let me look"]
     assert (await again.call("chat.send", {"clientMsgId": "c-2", "text": "thanks"}))["ok"]
     await alice.wait_for("chat.message", lambda e: e["message"]["text"] == "thanks")
+
+
+async def test_a_call_whose_customer_and_agent_sit_on_different_nodes(cluster: Cluster) -> None:
+    customer = await cluster.customer(node=0)
+    alice = await cluster.agent("alice", node=1)
+    ticket_id = await ask_for_help(customer)
+    await sees_in_queue(alice, ticket_id)
+    assert (await alice.call("session.accept", {"ticketId": ticket_id}))["ok"]
+    assert (await customer.call("rtc.join", {}))["ok"]
+    assert (await alice.call("rtc.join", {"ticketId": ticket_id}))["ok"]
+    publisher = peer(customer, ticket_id, "customer")
+    camera = CounterVideoTrack(320, 240)
+    publisher.add_track(camera)
+    viewer = peer(alice, ticket_id, "agent")
+    try:
+        # The customer's offer makes node 1 the session's home: the agent's offer, answer and
+        # candidates go from node 2 to it, and the server's offers come back through the bus.
+        await publisher.negotiate(lambda: {camera.id: "camera"})
+        viewer.pc.addTransceiver("audio", direction="recvonly")
+        await viewer.negotiate()
+        await wait_for(lambda: bool(viewer.video), 20, "the agent to receive the camera")
+        await next(iter(viewer.video.values())).wait_frames(10, within=20)
+        track_id = next(iter(viewer.video))
+        shot = await alice.call("capture.still", {"ticketId": ticket_id, "trackId": track_id})
+        assert shot["ok"], shot
+        assert shot["attachment"]["kind"] == "screenshot"
+    finally:
+        await publisher.close()
+        await viewer.close()
 
 
 async def test_accept_race_across_nodes_has_one_winner(cluster: Cluster) -> None:
