@@ -113,10 +113,13 @@ def test_db_status_and_migrate_upgrade_an_old_database(tmp_path: Path) -> None:
     conn.executescript(fixture.read_text().replace("{serial}", "INTEGER PRIMARY KEY AUTOINCREMENT"))
     conn.close()
     before = tandem("db", "status", data_dir=tmp_path)
-    assert before.returncode == 1 and "pending: 4" in before.stdout, before.stdout
+    from signaling.store.migrations import LATEST
+
+    assert before.returncode == 1 and f"pending: {LATEST}" in before.stdout, before.stdout
     migrated = tandem("db", "migrate", data_dir=tmp_path)
     assert migrated.returncode == 0, migrated.stderr
-    assert "schema version 1 -> 4" in migrated.stdout and "applied: [2, 3, 4]" in migrated.stdout
+    assert f"schema version 1 -> {LATEST}" in migrated.stdout
+    assert f"applied: {list(range(2, LATEST + 1))}" in migrated.stdout
     after = tandem("db", "status", data_dir=tmp_path)
     assert after.returncode == 0 and "pending: 0" in after.stdout
     assert " baseline " in after.stdout and " applied " in after.stdout

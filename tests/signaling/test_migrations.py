@@ -225,7 +225,12 @@ async def test_a_database_made_by_create_if_missing_is_baselined(database: Datab
             assert old_columns(await database.rows(table), before[table]) == before[table], table
         assert "migrations" not in await database.tables()  # step 4 dropped the ad-hoc table
         steps = {s.version: s.how for s in await status(store._db.fetch)}
-        assert steps == {1: "baseline", 2: "baseline", 3: "baseline", 4: "applied"}
+        assert steps == {
+            1: "baseline",
+            2: "baseline",
+            3: "baseline",
+            **{v: "applied" for v in versions() if v > 3},
+        }
         await store.add_ticket_agent("tk_active", {"id": "ag_cy", "name": "Cy"})
         active = await store.ticket("tk_active")
         assert active is not None and [a["id"] for a in active.agents] == [
