@@ -309,10 +309,12 @@ async def test_a_frozen_nodes_clients_move_and_it_wakes_without_stale_writes(
         total.add(await settle(cluster, customer, agent))
     report(f"SIGSTOP of a node ({len(moved)} clients moved)", total, resumes)
     assert_nothing_lost(total)
-    # The woken node brought no accepted ticket back into the queue.
+    # The woken node brought no accepted ticket back into the queue, and took no agent out of
+    # a session or out of presence (its sockets' disconnects are its own, late, ones).
     tickets = {customer.ticket_id for customer, _ in sessions}
     assert not tickets & set(queued_in_redis(cluster))
     assert not tickets & await queued_in_store(cluster)
+    assert not await live_matches_store(cluster, {"alice", "bob", "sam"})
 
 
 def queued_in_redis(cluster: Cluster) -> list[str]:
