@@ -408,7 +408,34 @@ class Desk:
         message = transcript_message(record)
         if new:
             await self.tell(ticket, ChatMessage(message=message))
+        else:
+            await self._tell_if_untold(ticket, message)
         return message, new
+
+    async def _tell_if_untold(self, ticket: TicketRecord, message: TranscriptMessage) -> None:
+        """A resend of a stored message: the node that stored it may have died before telling
+        it (its sender never got the ack, hence the resend). Each audience whose event log
+        lacks it is told now; one whose log cannot say is not (a resume gives it a snapshot)."""
+        audiences: list[Audience] = ["customer"]
+        if self.agent_rooms(ticket):
+            audiences.append("agents")
+        for audience in audiences:
+            try:
+                current = await self.events.current(ticket.id, audience)
+                logged = await self.events.since(
+                    ticket.id, audience, max(0, current - self.events.keep)
+                )
+            except Exception as exc:
+                log.warning("event log unreadable for %s: %r", ticket.id, exc)
+                continue
+            if logged is None:
+                continue
+            ids = {e.payload["message"]["id"] for e in logged if e.name == "chat.message"}
+            # The agents' numbers start when one accepts, whose state holds the messages
+            # stored before: one is missing from their log only if an earlier one is in it.
+            told_earlier = audience == "customer" or any(i < message.id for i in ids)
+            if message.id not in ids and told_earlier:
+                await self.tell(ticket, ChatMessage(message=message), to=audience)
 
     async def typing(self, caller: Caller, ticket_id: str | None, typing: bool) -> None:
         ticket = await self.ticket_for(caller, ticket_id)

@@ -51,6 +51,9 @@ class LoggedEvent(NamedTuple):
 
 
 class EventLog(Protocol):
+    keep: int
+    """Events kept per line."""
+
     async def append(
         self, ticket_id: str, audience: Audience, name: str, payload: dict[str, Any]
     ) -> int:

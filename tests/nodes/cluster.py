@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import os
 import re
+import resource
 import secrets
 import shutil
 import signal
@@ -156,6 +157,26 @@ class Cluster:
             await client.close()
         self.clients = []
 
+    def kill(self, index: int) -> None:
+        """``kill -9``: the node dies mid-whatever, running no clean-up."""
+        process = self.nodes[index].process
+        process.kill()
+        process.wait()
+
+    def freeze(self, index: int) -> None:
+        self.nodes[index].process.send_signal(signal.SIGSTOP)
+
+    def thaw(self, index: int) -> None:
+        self.nodes[index].process.send_signal(signal.SIGCONT)
+
+    def restart(self, index: int) -> None:
+        """Start a dead node again on its address (HAProxy's configuration names it)."""
+        old = self.nodes[index]
+        assert old.process.poll() is not None, f"{old.name} still runs"
+        node = _start_node(old.name, self.work, self.database_url, self.redis.url, old.port)
+        self.nodes[index] = node
+        _wait(partial(_answers, f"{node.url}/healthz"), node.name)
+
     def logs(self) -> str:
         return "\n".join(f"--- {n.name}\n{n.log.read_text()[-3000:]}" for n in self.nodes)
 
@@ -179,8 +200,10 @@ def _provision(database_url: str, work: Path) -> str:
     return found.group(1)
 
 
-def _start_node(name: str, work: Path, database_url: str, redis_url: str) -> Node:
-    port = free_port()
+def _start_node(
+    name: str, work: Path, database_url: str, redis_url: str, port: int | None = None
+) -> Node:
+    port = port or free_port()
     log = work / f"{name}.log"
     process = subprocess.Popen(
         [sys.executable, "-m", "signaling", "serve", "--port", str(port),
@@ -190,7 +213,7 @@ def _start_node(name: str, work: Path, database_url: str, redis_url: str) -> Nod
          "--max-customer-sockets-per-address", "10000",
          "--max-open-tickets-per-address", "10000",
          "--max-open-tickets-per-customer", "10000"],
-        cwd=ROOT, env=_env(), stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        cwd=ROOT, env=_env(), stdout=log.open("ab"), stderr=subprocess.STDOUT,
     )  # fmt: skip
     return Node(name, port, log, process)
 
@@ -209,8 +232,14 @@ def _start_haproxy(work: Path, nodes: list[Node]) -> tuple[subprocess.Popen[byte
         "TANDEM_LB_BIND": f"127.0.0.1:{port}",
         **{f"TANDEM_NODE{i}": address for i, address in enumerate(addresses[:3], start=1)},
     }
+    command = [HAPROXY, "-f", str(SHIPPED_HAPROXY_CONFIG), "-db"]
+    # The shipped maxconn (50000) needs two descriptors a connection; where the hard limit is
+    # lower HAProxy refuses to start, so the tests cap it (``-n``) to what the limit allows.
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 2 * 50000 + 100:
+        command += ["-n", str((hard - 100) // 2)]
     process = subprocess.Popen(
-        [HAPROXY, "-f", str(SHIPPED_HAPROXY_CONFIG), "-db"],
+        command,
         env=env,
         stdout=(work / "haproxy.log").open("wb"),
         stderr=subprocess.STDOUT,
@@ -264,6 +293,7 @@ def running_cluster(work: Path, nodes: int = 3) -> Iterator[Cluster]:
             proxy.terminate()
             proxy.wait(10)
         for node in started:
+            node.process.send_signal(signal.SIGCONT)  # a test that froze one and failed
             node.process.send_signal(signal.SIGTERM)
         for node in started:
             try:

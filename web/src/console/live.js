@@ -69,7 +69,11 @@ function session(ticket) {
   return s;
 }
 
-function addMessage(s, message, live) {
+/** `inOrder`: every message before this one is held too (it came in a state, or numbered through
+ * the gate), so a resume may start after it (`afterMessageId`). An unnumbered event (the server
+ * could not number it) or a send's ack may overtake the customer's messages. */
+function addMessage(s, message, live, inOrder = true) {
+  if (inOrder) s.lastId = Math.max(s.lastId, message.id);
   const i = s.messages.findIndex(
     (m) => m.id === message.id || (message.clientMsgId && m.clientMsgId === message.clientMsgId),
   );
@@ -80,7 +84,6 @@ function addMessage(s, message, live) {
     s.messages.push(message);
     s.messages.sort((a, b) => (a.id || Infinity) - (b.id || Infinity));
   }
-  s.lastId = Math.max(s.lastId, message.id);
   if (live && message.from === "customer") {
     s.typing = null;
     if (store.viewing !== s.id || document.hidden) s.unread += 1;
@@ -193,10 +196,10 @@ export function connect() {
       fire("session", ticketId);
     }
   });
-  socket.on("chat.message", ({ message }) => {
+  socket.on("chat.message", ({ message, seq }) => {
     const s = store.sessions.get(message.ticketId);
     if (!s) return;
-    addMessage(s, message, true);
+    addMessage(s, message, true, typeof seq === "number");
     fire("session", s.id);
     fire("sessions");
   });
@@ -328,7 +331,7 @@ async function deliver(s, line) {
     text: line.text,
   });
   line.inflight = false;
-  if (ack.ok) addMessage(s, ack.message, false);
+  if (ack.ok) addMessage(s, ack.message, false, false);
   else if (!["offline", "timeout"].includes(ack.error.code)) line.failed = ack.error.message;
   fire("session", s.id);
 }

@@ -415,9 +415,9 @@ class Widget {
       this.scrollDown();
       this.host.emit("accepted", { ticketId: ev.ticketId, agent: ev.agent });
     });
-    socket.on("chat.message", ({ message }) => {
+    socket.on("chat.message", ({ message, seq }) => {
       if (!this.ticket || message.ticketId !== this.ticket.id) return;
-      this.addMessage(message, true);
+      this.addMessage(message, true, typeof seq === "number");
     });
     socket.on("chat.typing", (ev) => {
       if (ev.from !== "agent") return;
@@ -538,10 +538,13 @@ class Widget {
     this.scrollDown();
   }
 
-  addMessage(message, live) {
+  /** `inOrder`: every message before this one is held too (it came in a state, or numbered
+   * through the gate), so a resume may start after it (`afterMessageId`). An unnumbered event
+   * (the server could not number it) or a send's ack may overtake the other side's messages. */
+  addMessage(message, live, inOrder = true) {
+    if (inOrder) this.lastId = Math.max(this.lastId, message.id);
     if (this.seen.has(message.id)) return;
     this.seen.add(message.id);
-    this.lastId = Math.max(this.lastId, message.id);
     if (message.clientMsgId && this.pending.delete(message.clientMsgId)) this.save();
     this.line(message);
     if (message.from === "agent") {
@@ -652,7 +655,7 @@ class Widget {
     p.inflight = true;
     const ack = await this.request("chat.send", { clientMsgId: p.clientMsgId, text: p.text });
     p.inflight = false;
-    if (ack.ok) return this.addMessage(ack.message, false);
+    if (ack.ok) return this.addMessage(ack.message, false, false);
     const code = ack.error.code;
     if (code === "timeout" || code === "offline") return; // resent on reconnect
     if (code === "rate_limited") return void setTimeout(() => this.deliver(p), 1500);
