@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import os
 import re
-import resource
 import secrets
 import shutil
 import signal
@@ -232,14 +231,8 @@ def _start_haproxy(work: Path, nodes: list[Node]) -> tuple[subprocess.Popen[byte
         "TANDEM_LB_BIND": f"127.0.0.1:{port}",
         **{f"TANDEM_NODE{i}": address for i, address in enumerate(addresses[:3], start=1)},
     }
-    command = [HAPROXY, "-f", str(SHIPPED_HAPROXY_CONFIG), "-db"]
-    # The shipped maxconn (50000) needs two descriptors a connection; where the hard limit is
-    # lower HAProxy refuses to start, so the tests cap it (``-n``) to what the limit allows.
-    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and hard < 2 * 50000 + 100:
-        command += ["-n", str((hard - 100) // 2)]
     process = subprocess.Popen(
-        command,
+        [HAPROXY, "-f", str(SHIPPED_HAPROXY_CONFIG), "-db"],
         env=env,
         stdout=(work / "haproxy.log").open("wb"),
         stderr=subprocess.STDOUT,
