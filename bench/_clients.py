@@ -468,6 +468,8 @@ class Worker:
         """Customers whose help.request was answered and who are not accepted, oldest first."""
         self.paired: list[ChatEnd] = []
         """Sessions ready to chat (accepted customers; relay pairs once connected)."""
+        self.open_phases = 0
+        """Open-loop phases run so far (part of each message id)."""
 
     # ------------------------------------------------------------------ commands
 
@@ -644,6 +646,9 @@ class Worker:
         a slow server (or a slow client) cannot hide delay by sending less.
         """
         freeze_heap()
+        # Message ids are unique over the worker's life: the server keeps the first message of
+        # a clientMsgId and answers a repeat without telling the agent again (no reply comes).
+        self.open_phases += 1
         rate = float(cmd["rate"])
         seconds = float(cmd["seconds"])
         start_at = float(cmd["start_at"])
@@ -668,7 +673,8 @@ class Worker:
                 await asyncio.sleep(delay)
             sent_at = time.perf_counter()
             lateness.append(sent_at - due)
-            waiters.append((await end.send_chat(f"o{end.index}-{k}", due), due, sent_at))
+            msg_id = f"o{self.open_phases}-{end.index}-{k}"
+            waiters.append((await end.send_chat(msg_id, due), due, sent_at))
         end_of_sends = start_at + seconds
         await settle((w for w, _, _ in waiters), min(deadline, end_of_sends + drain))
         latencies = [w.result() - due for w, due, _ in waiters if w.done()]

@@ -101,9 +101,9 @@ class Config:
 
 FULL: dict[str, Any] = {
     "agents": 50,
-    "step_sessions": 250,
-    "step_rate": 100.0,
-    "steps": 8,
+    "step_sessions": 100,
+    "step_rate": 50.0,
+    "steps": 10,
     "open_seconds": 8.0,
     "drain": 5.0,
     "quiet_window": 1.2,
@@ -441,9 +441,9 @@ def parse_args(argv: Sequence[str] | None) -> Config:
     parser.add_argument("--quick", action="store_true", help="two small steps; well under 1 min")
     parser.add_argument("--setups", default=",".join(SETUPS), help="from single,1,2,3")
     parser.add_argument("--agents", type=int, help="agent sockets (full 50)")
-    parser.add_argument("--step-sessions", type=int, help="sessions added per step (full 250)")
-    parser.add_argument("--step-rate", type=float, help="msg/s added per step (full 100)")
-    parser.add_argument("--steps", type=int, help="most steps per setup (full 8)")
+    parser.add_argument("--step-sessions", type=int, help="sessions added per step (full 100)")
+    parser.add_argument("--step-rate", type=float, help="msg/s added per step (full 50)")
+    parser.add_argument("--steps", type=int, help="most steps per setup (full 10)")
     parser.add_argument("--open-seconds", type=float, help="open-loop chat per step (full 8)")
     parser.add_argument("--drain", type=float, help="seconds for late replies (then lost)")
     parser.add_argument("--break-ms", type=float, default=250.0, help="chat p99 that breaks")
