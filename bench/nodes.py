@@ -137,6 +137,9 @@ class Row:
     achieved: float | None = None
     chat_p50: float | None = None
     chat_p99: float | None = None
+    sent_p99: float | None = None
+    """Chat p99 from when each message was actually sent: how much of ``chat_p99`` was the
+    clients' own lateness (a starved client sends late; the latency counts it)."""
     node_cpu: list[float] = field(default_factory=list)
     """Each node's CPU over the chat phase, as a share of one core."""
     node_rss_kib: list[int] = field(default_factory=list)
@@ -287,6 +290,7 @@ def climb(setup: Setup, cfg: Config, rows: list[Row]) -> None:
         last = max((r.get("last", start_at) for r in chat.replies), default=start_at)
         row.achieved = len(latencies) / max(cfg.open_seconds, last - start_at)
         row.chat_p50, row.chat_p99 = quantiles(latencies, chat.total("dropped"))
+        _, row.sent_p99 = quantiles(chat.values("from_send"), chat.total("dropped"))
         row.dropped += chat.total("dropped")
         window = chat.seconds or 1.0
         row.node_cpu = [chat.cpu[p] / window for p in setup.node_pids]
@@ -390,6 +394,7 @@ def print_table(rows: list[Row]) -> None:
     header = (
         f"{'setup':<8} {'step':>4} {'sessions':>8} {'pairs/s':>7} {'pair p50':>8} "
         f"{'pair p99':>8} {'offered':>7} {'rt/s':>5} {'chat p50':>8} {'chat p99':>8} "
+        f"{'sent p99':>8} "
         f"{'node CPU':<14} {'node RSS MiB':<12} {'redis':>5} {'proxy':>5} {'ms/rt':>5} "
         f"{'lost':>4}  status"
     )
@@ -403,6 +408,7 @@ def print_table(rows: list[Row]) -> None:
             f"{label(r.setup):<8} {r.step:>4} {r.sessions:>8,} {fmt_rate(r.pairs_per_s):>7} "
             f"{fmt_ms(r.pair_p50):>8} {fmt_ms(r.pair_p99):>8} {r.offered:>7,.0f} "
             f"{fmt_rate(r.achieved):>5} {fmt_ms(r.chat_p50):>8} {fmt_ms(r.chat_p99):>8} "
+            f"{fmt_ms(r.sent_p99):>8} "
             f"{cpu:<14} {rss:<12} {share(r.redis_cpu):>5} {share(r.proxy_cpu):>5} {ms:>5} "
             f"{r.dropped:>4}  {r.status}"
         )
@@ -522,7 +528,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(
             "  offered = customer msg/s; rt/s = answered round trips/s (customer chat.send -> "
-            "agent -> reply -> customer); chat latency from each message's scheduled time; "
+            "agent -> reply -> customer); chat latency from each message's scheduled time "
+            "(sent p99: from its actual send, without the clients' lateness; the break is on "
+            "chat p99); "
             "node CPU / redis / proxy = CPU over the chat phase as a share of one core; "
             "ms/rt = CPU of nodes + Redis + HAProxy per round trip; RSS at the step's end"
         )

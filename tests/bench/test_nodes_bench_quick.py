@@ -9,6 +9,7 @@ the first step of each ran, and that nothing failed, timed out or lost a message
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -51,6 +52,11 @@ def test_quick_nodes_bench_prints_every_setup_and_step() -> None:
         text=True,
         timeout=170,
     )
+    if (
+        "PostgreSQL not reachable" in run.stdout
+        and os.environ.get("TANDEM_REQUIRE_POSTGRES") != "1"
+    ):
+        pytest.skip("PostgreSQL not reachable (DATABASE_URL or 127.0.0.1:5432/test)")
     assert "setup " in run.stdout, run.stdout + run.stderr
     rows = table_rows(run.stdout)
     seen = {(r["setup"], r["step"]) for r in rows}
