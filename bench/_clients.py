@@ -27,11 +27,12 @@ import gc
 import inspect
 import json
 import logging
+import multiprocessing
 import random
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
-from multiprocessing.connection import Connection
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from multiprocessing.connection import Connection, wait
 from typing import Any
 
 import aiohttp
@@ -467,6 +468,8 @@ class Worker:
         """Customers whose help.request was answered and who are not accepted, oldest first."""
         self.paired: list[ChatEnd] = []
         """Sessions ready to chat (accepted customers; relay pairs once connected)."""
+        self.open_phases = 0
+        """Open-loop phases run so far (part of each message id)."""
 
     # ------------------------------------------------------------------ commands
 
@@ -643,6 +646,9 @@ class Worker:
         a slow server (or a slow client) cannot hide delay by sending less.
         """
         freeze_heap()
+        # Message ids are unique over the worker's life: the server keeps the first message of
+        # a clientMsgId and answers a repeat without telling the agent again (no reply comes).
+        self.open_phases += 1
         rate = float(cmd["rate"])
         seconds = float(cmd["seconds"])
         start_at = float(cmd["start_at"])
@@ -667,7 +673,8 @@ class Worker:
                 await asyncio.sleep(delay)
             sent_at = time.perf_counter()
             lateness.append(sent_at - due)
-            waiters.append((await end.send_chat(f"o{end.index}-{k}", due), due, sent_at))
+            msg_id = f"o{self.open_phases}-{end.index}-{k}"
+            waiters.append((await end.send_chat(msg_id, due), due, sent_at))
         end_of_sends = start_at + seconds
         await settle((w for w, _, _ in waiters), min(deadline, end_of_sends + drain))
         latencies = [w.result() - due for w, due, _ in waiters if w.done()]
@@ -734,3 +741,86 @@ async def _serve(conn: Connection, index: int) -> None:
     finally:
         with contextlib.suppress(Exception):
             await worker.teardown({}, time.perf_counter() + 10)
+
+
+# --------------------------------------------------------------------------- the parent's side
+
+
+class PhaseTimeout(Exception):
+    pass
+
+
+class PhaseFailed(Exception):
+    pass
+
+
+# --------------------------------------------------------------------------- worker pool
+
+
+class Pool:
+    """``procs`` client processes (spawned: each starts with a clean interpreter and loop)."""
+
+    def __init__(self, procs: int) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.conns: list[Connection] = []
+        self.procs: list[Any] = []
+        for index in range(procs):
+            parent_end, child_end = ctx.Pipe()
+            proc = ctx.Process(
+                target=worker_main, args=(child_end, index), name=f"bench-client-{index}"
+            )
+            proc.daemon = True
+            proc.start()
+            child_end.close()
+            self.conns.append(parent_end)
+            self.procs.append(proc)
+
+    @property
+    def size(self) -> int:
+        return len(self.procs)
+
+    def pids(self) -> list[int]:
+        return [int(p.pid) for p in self.procs if p.pid is not None]
+
+    def call(self, cmds: Sequence[dict[str, Any]], timeout: float) -> list[dict[str, Any]]:
+        """Send one command to each worker; their replies, or PhaseTimeout past ``timeout``."""
+        for conn, cmd in zip(self.conns, cmds, strict=True):
+            conn.send({**cmd, "timeout": timeout})
+        replies: dict[int, dict[str, Any]] = {}
+        # Workers bound their own work by ``timeout``; the margin covers teardown and pickling.
+        deadline = time.monotonic() + timeout + 15
+        while len(replies) < len(self.conns):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise PhaseTimeout(f"{len(self.conns) - len(replies)} workers did not answer")
+            for conn in wait([c for i, c in enumerate(self.conns) if i not in replies], left):
+                index = self.conns.index(conn)  # type: ignore[arg-type]
+                try:
+                    replies[index] = conn.recv()  # type: ignore[union-attr]
+                except EOFError:
+                    raise PhaseFailed(f"client worker {index} died") from None
+        ordered = [replies[i] for i in range(len(self.conns))]
+        errors = [r["error"] for r in ordered if "error" in r]
+        if errors:
+            raise PhaseFailed("; ".join(errors))
+        return ordered
+
+    def close(self) -> None:
+        for conn in self.conns:
+            with contextlib.suppress(Exception):
+                conn.send({"op": "exit"})
+        for proc in self.procs:
+            proc.join(timeout=15)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(timeout=5)
+        for conn in self.conns:
+            conn.close()
+
+    def kill(self) -> None:
+        for proc in self.procs:
+            if proc.is_alive():
+                proc.kill()
+            proc.join(timeout=5)
+        for conn in self.conns:
+            conn.close()

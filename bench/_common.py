@@ -170,27 +170,31 @@ class ServerProcess:
             LIVE_SERVERS.remove(self)
 
     def log_problems(self) -> tuple[int, dict[str, int]]:
-        """How many ERROR/CRITICAL records the log has, and its exceptions by final line."""
-        try:
-            lines = self.log_path.read_text(errors="replace").splitlines()
-        except OSError:
-            return 0, {}
-        records = sum(1 for ln in lines if " ERROR " in ln or " CRITICAL " in ln)
-        exceptions: dict[str, int] = {}
-        block: list[str] | None = None
-        for line in [*lines, "0000-end"]:
-            if line.startswith("Traceback"):
-                block = []
-            elif block is not None and line[:4].isdigit():
-                # A traceback ends at the next log record; its last unindented line is the error.
-                final = [ln for ln in block if ln and not ln[0].isspace()]
-                if final:
-                    key = final[-1][:200]
-                    exceptions[key] = exceptions.get(key, 0) + 1
-                block = None
-            elif block is not None:
-                block.append(line)
-        return records, exceptions
+        return log_problems(self.log_path)
+
+
+def log_problems(log_path: Path) -> tuple[int, dict[str, int]]:
+    """How many ERROR/CRITICAL records the log has, and its exceptions by final line."""
+    try:
+        lines = log_path.read_text(errors="replace").splitlines()
+    except OSError:
+        return 0, {}
+    records = sum(1 for ln in lines if " ERROR " in ln or " CRITICAL " in ln)
+    exceptions: dict[str, int] = {}
+    block: list[str] | None = None
+    for line in [*lines, "0000-end"]:
+        if line.startswith("Traceback"):
+            block = []
+        elif block is not None and line[:4].isdigit():
+            # A traceback ends at the next log record; its last unindented line is the error.
+            final = [ln for ln in block if ln and not ln[0].isspace()]
+            if final:
+                key = final[-1][:200]
+                exceptions[key] = exceptions.get(key, 0) + 1
+            block = None
+        elif block is not None:
+            block.append(line)
+    return records, exceptions
 
 
 LIVE_SERVERS: list[ServerProcess] = []
@@ -200,3 +204,40 @@ def stop_all_servers() -> None:
     for server in list(LIVE_SERVERS):
         with contextlib.suppress(Exception):
             server.stop()
+
+
+def quantiles(latencies: list[float], lost: int) -> tuple[float | None, float | None]:
+    """p50 and p99, counting what never completed as slower than everything (shown as
+    ``lost``): percentiles of the survivors alone would flatter a server that drops."""
+    values = latencies + [math.inf] * max(0, lost)
+    return percentile(values, 0.5), percentile(values, 0.99)
+
+
+def fmt_ms(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if math.isinf(seconds):
+        return "lost"
+    return f"{seconds * 1000:.2f}" if seconds < 0.01 else f"{seconds * 1000:,.1f}"
+
+
+QUIET_SHARE = 0.1
+"""Between phases a bench waits until its processes together use under this share of one
+core over a window."""
+
+
+def wait_quiet(pids: Sequence[int], window: float, limit: float = 30.0) -> str:
+    """Wait (at most ``limit`` s) until the processes are idle over a ``window``; a note when
+    they were not (the previous phase's work is then billed to the next), else ``""``."""
+    start = time.monotonic()
+    before = sum(proc_cpu_precise(p) for p in pids)
+    while time.monotonic() < start + limit:
+        time.sleep(window)
+        now = sum(proc_cpu_precise(p) for p in pids)
+        if now - before < QUIET_SHARE * window:
+            return ""
+        before = now
+    return (
+        f"the previous phase's traffic had not died down after {limit:.0f} s: "
+        "some of its work is billed to this phase"
+    )

@@ -49,20 +49,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import math
-import multiprocessing
 import os
 import shutil
 import signal
 import sys
 import tempfile
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
@@ -73,16 +69,20 @@ BENCH = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH]
 sys.path.insert(0, str(REPO))
 
-from bench._clients import ORIGIN, SITE_KEY, worker_main  # noqa: E402
+from bench._accounts import build_template, login  # noqa: E402
+from bench._clients import PhaseFailed, PhaseTimeout, Pool  # noqa: E402
 from bench._common import (  # noqa: E402
     ServerProcess,
+    fmt_ms,
     free_port,
     loadavg,
     machine_busy_seconds,
     percentile,
     proc_cpu_precise,
     proc_status,
+    quantiles,
     stop_all_servers,
+    wait_quiet,
 )
 
 HOST = "127.0.0.1"
@@ -91,11 +91,9 @@ QUIET_WINDOW = 1.2
 """Longer than Tandem's slowest periodic work (queue positions on a 1 s tick), so a tick's
 work cannot fall between two windows (``--quick`` uses a third of it, to stay under a
 minute)."""
-QUIET_SHARE = 0.1
 QUIET_LIMIT = 30.0
-"""Between phases the bench waits until server and clients together use under this share of
-one core over a window."""
-PASSWORD = "bench-password-1"
+"""Between phases the bench waits at most this long for server and clients to be idle
+(``bench._common.wait_quiet``)."""
 
 
 # --------------------------------------------------------------------------- configuration
@@ -192,122 +190,7 @@ class Row:
         return self.scenario, self.size
 
 
-class PhaseTimeout(Exception):
-    pass
-
-
-class PhaseFailed(Exception):
-    pass
-
-
-# --------------------------------------------------------------------------- worker pool
-
-
-class Pool:
-    """``procs`` client processes (spawned: each starts with a clean interpreter and loop)."""
-
-    def __init__(self, procs: int) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        self.conns: list[Connection] = []
-        self.procs: list[Any] = []
-        for index in range(procs):
-            parent_end, child_end = ctx.Pipe()
-            proc = ctx.Process(
-                target=worker_main, args=(child_end, index), name=f"bench-client-{index}"
-            )
-            proc.daemon = True
-            proc.start()
-            child_end.close()
-            self.conns.append(parent_end)
-            self.procs.append(proc)
-
-    @property
-    def size(self) -> int:
-        return len(self.procs)
-
-    def pids(self) -> list[int]:
-        return [int(p.pid) for p in self.procs if p.pid is not None]
-
-    def call(self, cmds: Sequence[dict[str, Any]], timeout: float) -> list[dict[str, Any]]:
-        """Send one command to each worker; their replies, or PhaseTimeout past ``timeout``."""
-        for conn, cmd in zip(self.conns, cmds, strict=True):
-            conn.send({**cmd, "timeout": timeout})
-        replies: dict[int, dict[str, Any]] = {}
-        # Workers bound their own work by ``timeout``; the margin covers teardown and pickling.
-        deadline = time.monotonic() + timeout + 15
-        while len(replies) < len(self.conns):
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise PhaseTimeout(f"{len(self.conns) - len(replies)} workers did not answer")
-            for conn in wait([c for i, c in enumerate(self.conns) if i not in replies], left):
-                index = self.conns.index(conn)  # type: ignore[arg-type]
-                try:
-                    replies[index] = conn.recv()  # type: ignore[union-attr]
-                except EOFError:
-                    raise PhaseFailed(f"client worker {index} died") from None
-        ordered = [replies[i] for i in range(len(self.conns))]
-        errors = [r["error"] for r in ordered if "error" in r]
-        if errors:
-            raise PhaseFailed("; ".join(errors))
-        return ordered
-
-    def close(self) -> None:
-        for conn in self.conns:
-            with contextlib.suppress(Exception):
-                conn.send({"op": "exit"})
-        for proc in self.procs:
-            proc.join(timeout=15)
-            if proc.is_alive():
-                proc.kill()
-                proc.join(timeout=5)
-        for conn in self.conns:
-            conn.close()
-
-    def kill(self) -> None:
-        for proc in self.procs:
-            if proc.is_alive():
-                proc.kill()
-            proc.join(timeout=5)
-        for conn in self.conns:
-            conn.close()
-
-
 # --------------------------------------------------------------------------- servers
-
-
-async def build_template(data_dir: Path, agents: int) -> None:
-    """A data dir with the bench site and agents (copied for every Tandem server)."""
-    from signaling import auth
-    from signaling.auth.accounts import add_site
-    from signaling.store import AgentRecord, open_store
-
-    store = await open_store(None, data_dir / "tandem.sqlite3")
-    try:
-        await add_site(store, "Bench shop", [ORIGIN], public_key=SITE_KEY)
-        # One scrypt hash for all (each add_agent() would hash again, ~50-100 ms apiece).
-        password_hash = auth.hash_password(PASSWORD)
-        for j in range(agents):
-            await store.add_agent(
-                AgentRecord(
-                    id=auth.new_id("ag"),
-                    email=f"agent{j}@bench.tandem",
-                    name=f"Bench Agent {j}",
-                    password_hash=password_hash,
-                    role="agent",
-                    skills=(),
-                )
-            )
-    finally:
-        await store.close()
-
-
-def login(base: str, j: int) -> str:
-    body = json.dumps({"email": f"agent{j}@bench.tandem", "password": PASSWORD}).encode()
-    request = urllib.request.Request(
-        f"{base}/api/auth/login", data=body, headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return str(json.load(response)["token"])
 
 
 def start_server(spec: ServerSpec, cfg: Config, work: Path, template: Path, tag: str) -> Any:
@@ -372,23 +255,10 @@ class Bench:
         self.quiet_window = QUIET_WINDOW
 
     def quiesce(self, limit: float = QUIET_LIMIT) -> str:
-        window = self.quiet_window
         """Wait (at most ``limit`` s) until the server and clients are idle: the previous
         phase's stragglers (events to other agents, position updates) must not be billed to
         the next phase. Returns a note when they were not idle in time."""
-        pids = [self.server.pid, *self.pool.pids()]
-        start = time.monotonic()
-        before = sum(proc_cpu_precise(p) for p in pids)
-        while time.monotonic() < start + limit:
-            time.sleep(window)
-            now = sum(proc_cpu_precise(p) for p in pids)
-            if now - before < QUIET_SHARE * window:
-                return ""
-            before = now
-        return (
-            f"the previous phase's traffic had not died down after {limit:.0f} s: "
-            "some of its work is billed to this phase"
-        )
+        return wait_quiet([self.server.pid, *self.pool.pids()], self.quiet_window, limit)
 
     def measure(self, cmds: Sequence[dict[str, Any]], timeout: float) -> Measured:
         unquiet = self.quiesce()
@@ -434,13 +304,6 @@ class Bench:
             f"their {self.pool.size} cores; other processes on the machine {others:.1f} cores; "
             f"events received: {top(m.events)}"
         )
-
-
-def quantiles(latencies: list[float], lost: int) -> tuple[float | None, float | None]:
-    """p50 and p99, counting what never completed as slower than everything (shown as
-    ``lost``): percentiles of the survivors alone would flatter a server that drops."""
-    values = latencies + [math.inf] * max(0, lost)
-    return percentile(values, 0.5), percentile(values, 0.99)
 
 
 def accepted_asked(m: Measured) -> int:
@@ -765,14 +628,6 @@ def restart_pool(pool_box: list[Pool], cfg: Config) -> None:
 
 def fmt_rate(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f}" if value >= 10 else f"{value:.1f}"
-
-
-def fmt_ms(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if math.isinf(seconds):
-        return "lost"
-    return f"{seconds * 1000:.2f}" if seconds < 0.01 else f"{seconds * 1000:,.1f}"
 
 
 def print_table(rows: list[Row]) -> None:
