@@ -24,7 +24,14 @@ from signaling.desk import (
     Desk,
     DeskError,
 )
-from signaling.desk.rooms import AGENTS_ROOM, QUEUE_ROOM, QUEUE_V1_ROOM, agent_room, customer_room
+from signaling.desk.rooms import (
+    AGENTS_ROOM,
+    QUEUE_ROOM,
+    QUEUE_V1_ROOM,
+    SUPERVISORS_ROOM,
+    agent_room,
+    customer_room,
+)
 from signaling.edge.clientaddr import client_address
 from signaling.edge.handlers import Connection, Hubs, routes
 from signaling.edge.ratelimit import TokenBucket
@@ -154,7 +161,9 @@ class SocketApi:
             # v2 consoles take the queue's changes coalesced; v1 clients one event per change.
             await self.sio.enter_room(sid, QUEUE_ROOM if hello.v >= 2 else QUEUE_V1_ROOM)
             await self.sio.enter_room(sid, agent_room(caller.agent.id))
-            await self.desk.live.agent_online(caller.agent.id, sid)
+            if caller.oversees:
+                await self.sio.enter_room(sid, SUPERVISORS_ROOM)
+            await self.desk.agent_connected(caller, sid)
         elif caller.ticket_id:
             await self.sio.enter_room(sid, customer_room(caller.ticket_id))
 
@@ -206,7 +215,7 @@ class SocketApi:
         conn: Connection[Caller] | None = session.get("conn")
         self.cobrowse.forget_socket(sid)
         if conn is not None and isinstance(conn.caller, AgentCaller):
-            await self.desk.live.agent_offline(conn.caller.agent.id, sid)
+            await self.desk.agent_disconnected(conn.caller, sid)
         elif conn is not None and isinstance(conn.caller, CustomerCaller):
             await self.desk.live.drop_customer_socket(conn.caller.address, sid)
 
