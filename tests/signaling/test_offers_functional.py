@@ -8,6 +8,8 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from signaling import keys
 from signaling.auth.accounts import add_agent
 from signaling.store import SiteRecord
@@ -236,3 +238,25 @@ async def test_pull_routing_offers_nothing(tmp_path: Path) -> None:
         assert alice.events["session.offered"] == []
         for ticket in tickets:  # pull as today: no capacity refusal
             assert (await alice.call("session.accept", {"ticketId": ticket}))["ok"]
+
+
+def test_routing_flags_and_their_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    from signaling.cli import build_parser, settings_from
+    from signaling.settings import Settings
+
+    defaults = settings_from(build_parser().parse_args(["serve"]))
+    assert (defaults.routing, defaults.agent_capacity) == ("push", 3)
+    assert (defaults.offer_seconds, defaults.wrap_up_seconds) == (20.0, 30.0)
+    flags = ["serve", "--routing", "pull", "--agent-capacity", "5", "--offer-seconds", "12"]
+    settings = settings_from(build_parser().parse_args([*flags, "--wrap-up-seconds", "0"]))
+    assert (settings.routing, settings.agent_capacity) == ("pull", 5)
+    assert (settings.offer_seconds, settings.wrap_up_seconds) == (12.0, 0.0)
+    monkeypatch.setenv("TANDEM_ROUTING", "pull")
+    monkeypatch.setenv("TANDEM_AGENT_CAPACITY", "2")
+    monkeypatch.setenv("TANDEM_OFFER_SECONDS", "7.5")
+    monkeypatch.setenv("TANDEM_WRAP_UP_SECONDS", "10")
+    settings = settings_from(build_parser().parse_args(["serve"]))
+    assert (settings.routing, settings.agent_capacity) == ("pull", 2)
+    assert (settings.offer_seconds, settings.wrap_up_seconds) == (7.5, 10.0)
+    assert Settings(routing="round-robin").refusals()
+    assert Settings(agent_capacity=0).refusals()
