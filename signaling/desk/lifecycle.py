@@ -377,6 +377,11 @@ class Desk:
         else:
             await self.router.connected(caller.agent.id, sid)
 
+    async def agent_arrived(self, caller: AgentCaller, sid: str) -> None:
+        """Once the agent's socket is connected: their status to it, and routing."""
+        if self.router is not None:
+            await self.router.arrived(caller.agent.id, sid)
+
     async def agent_disconnected(self, caller: AgentCaller, sid: str) -> None:
         if self.router is None:
             await self.live.agent_offline(caller.agent.id, sid)

@@ -141,7 +141,12 @@ class Router:
         await self._emit(notice, rooms)
 
     async def connected(self, agent_id: str, sid: str) -> None:
+        """A socket of the agent connected (counted online at once; announced by ``arrived``)."""
         await self.live.agent_online(agent_id, sid)
+
+    async def arrived(self, agent_id: str, sid: str) -> None:
+        """After the socket's handshake: announce the status, route (nothing may be sent to a
+        socket before its handshake is answered)."""
         shown = await self.refresh(agent_id)
         # The new socket learns where its agent stands (its other tabs heard nothing new).
         _, presence = await self.status(agent_id)

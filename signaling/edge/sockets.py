@@ -7,7 +7,9 @@ and a refused event changes nothing.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Coroutine
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -112,6 +114,7 @@ class SocketApi:
         self.store = store
         self.settings = settings
         self.secret = secret
+        self._pending: set[asyncio.Task[None]] = set()
         self.draining = False
         """Set when the node drains: new sockets are refused (they go to another node)."""
         self.routes = routes(Hubs(desk=desk, cobrowse=cobrowse, calls=calls, sio=sio))
@@ -164,8 +167,21 @@ class SocketApi:
             if caller.oversees:
                 await self.sio.enter_room(sid, SUPERVISORS_ROOM)
             await self.desk.agent_connected(caller, sid)
+            # Started last: it runs once this handler has returned and the handshake is
+            # answered (a socket may be sent nothing before that).
+            self._later(self.desk.agent_arrived(caller, sid))
         elif caller.ticket_id:
             await self.sio.enter_room(sid, customer_room(caller.ticket_id))
+
+    def _later(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._pending.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._pending.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("after-connect work failed: %r", task.exception())
 
     async def _customer(
         self, sid: str, hello: ConnectAuth, origin: str | None, address: str
