@@ -31,6 +31,7 @@ from signaling.assets.service import AssetService, asset_routes, asset_service_k
 from signaling.auth.redis_throttle import RedisLoginThrottle
 from signaling.auth.throttle import Allowance, LoginThrottle
 from signaling.desk import Desk
+from signaling.desk.offers import Router, RoutingConfig
 from signaling.edge.http_errors import api_errors
 from signaling.edge.redis_bus import NodeBus
 from signaling.edge.rest import routes as rest_routes
@@ -313,6 +314,18 @@ async def _desk_ctx(app: web.Application) -> AsyncIterator[None]:
         ),
         events=app[keys.event_log],
     )
+    router = Router(
+        live,
+        app[keys.store],
+        desk.broadcaster.emit,
+        RoutingConfig(
+            push=settings.routing == "push",
+            capacity=settings.agent_capacity,
+            offer_seconds=settings.offer_seconds,
+            wrap_up_seconds=settings.wrap_up_seconds,
+        ),
+    )
+    desk.router = router
     tasks: list[asyncio.Task[None]] = []
     if redis is not None:
         # The queue lives on in Redis while nodes come and go: repaired, not refilled.
@@ -321,6 +334,7 @@ async def _desk_ctx(app: web.Application) -> AsyncIterator[None]:
     else:
         await desk.rebuild_live_state()
     desk.queue_feed.start()
+    router.start()
     app[keys.desk] = desk
     limits = cobrowse.RateLimits(
         events_per_second=settings.cobrowse_events_per_second,
@@ -346,6 +360,7 @@ async def _desk_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
     for task in tasks:
         task.cancel()
+    await router.close()
     await desk.queue_feed.close()
     await calls.close()
     await hub.close()

@@ -143,6 +143,9 @@ LIMITS: dict[str, str] = {
     "login_address_interval": "seconds for one more failed login from an address",
     "agent_session_max_age": "seconds an agent stays signed in before logging in again",
     "home_lease_ms": "milliseconds a session's home-node lease lives unrenewed",
+    "agent_capacity": "chats one agent holds at once (a call or control counts more)",
+    "offer_seconds": "seconds an offered session rings before it goes to the next agent",
+    "wrap_up_seconds": "seconds an agent is in Wrap-up after a session ends",
 }
 """Limits of ``Settings``, each a ``--flag`` and a ``TANDEM_*`` variable (docs/security.md)."""
 
@@ -158,6 +161,13 @@ def _limit_flags(parser: argparse.ArgumentParser) -> None:
             default=kind(env(variable) or getattr(defaults, name)),
             help=f"{text} (TANDEM_{variable}; default {getattr(defaults, name)})",
         )
+    parser.add_argument(
+        "--routing",
+        choices=["push", "pull"],
+        default=env("ROUTING", "push"),
+        help="push: offer each waiting session to one agent in turn; pull: agents take from the "
+        "queue (TANDEM_ROUTING; default push)",
+    )
     parser.add_argument(
         "--trusted-proxies",
         default=env("TRUSTED_PROXIES", ""),
@@ -258,6 +268,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         log_level=args.log_level,
         web_dir=args.web_dir,
         trusted_proxies=urls(args.trusted_proxies),
+        routing=args.routing,
         **{name: getattr(args, name) for name in LIMITS},
     )
 

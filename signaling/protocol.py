@@ -620,6 +620,26 @@ class CobrowseAssetsSupply(ClientEvent):
     assets: Annotated[list[AssetChunk], Field(max_length=64)]
 
 
+class AgentStatusSet(ClientEvent):
+    """The agent picks their status (one for all their tabs and nodes). Busy and Wrap-up are
+    not chosen: they follow from the agent's sessions."""
+
+    senders: ClassVar[Senders] = frozenset({"agent"})
+    type: Literal["agent.status"] = "agent.status"
+    status: Literal["available", "away", "offline"]
+    reason: ShortText | None = None
+    """Why Away (``lunch``, ``training``...); ignored for the others."""
+
+
+class SessionDecline(ClientEvent):
+    """The agent declines the session offered to them (``session.offered``): it is offered to
+    the next agent, never to them again."""
+
+    senders: ClassVar[Senders] = frozenset({"agent"})
+    type: Literal["session.decline"] = "session.decline"
+    ticket_id: Id
+
+
 CLIENT_EVENTS: dict[str, type[ClientEvent]] = {
     model.model_fields["type"].default: model
     for model in (
@@ -656,6 +676,8 @@ CLIENT_EVENTS: dict[str, type[ClientEvent]] = {
         ClipStop,
         UploadRequest,
         CobrowseAssetsSupply,
+        AgentStatusSet,
+        SessionDecline,
     )
 }
 """Socket.IO event name -> payload model, for every event a client may send."""
@@ -1033,6 +1055,40 @@ class CallReoffer(SessionEvent):
     reason: Literal["home_moved"] = "home_moved"
 
 
+AgentStatusName = Literal["available", "away", "busy", "wrap_up", "offline"]
+
+
+class AgentStatusNotice(Message):
+    """An agent's status changed: to all of that agent's sockets and to supervisors'. An agent
+    socket also gets one when it connects (the status it joins with)."""
+
+    type: Literal["agent.status"] = "agent.status"
+    agent: AgentRef
+    status: AgentStatusName
+    reason: str | None = None
+    """Why Away: the agent's own words, or ``missed offer``."""
+
+
+class SessionOffered(Message):
+    """Push routing: a waiting session is offered to this agent (to their sockets only). Accept
+    with ``session.accept`` before ``expiresAt``, or ``session.decline``; past it the offer goes
+    to the next agent and this one is set Away (``missed offer``)."""
+
+    type: Literal["session.offered"] = "session.offered"
+    ticket_id: str
+    entry: QueueEntry
+    expires_at: str
+
+
+class SessionOfferEnded(Message):
+    """The offer of ``ticketId`` to this agent stopped ringing (every tab stops): they accepted
+    it, another agent took it, they declined it, it rang out, or the session ended."""
+
+    type: Literal["session.offer.ended"] = "session.offer.ended"
+    ticket_id: str
+    reason: Literal["accepted", "taken", "declined", "expired", "ended", "offline"]
+
+
 SERVER_EVENTS: tuple[type[Message], ...] = (
     QueueAdded,
     QueueRemoved,
@@ -1060,6 +1116,9 @@ SERVER_EVENTS: tuple[type[Message], ...] = (
     CobrowseAssetsNeeded,
     ServerResync,
     CallReoffer,
+    AgentStatusNotice,
+    SessionOffered,
+    SessionOfferEnded,
 )
 
 

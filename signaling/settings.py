@@ -89,6 +89,17 @@ class Settings:
     agent_session_max_age: int = 12 * 3600
     """Seconds from login after which refreshing is refused and the agent logs in again."""
     shutdown_reconnect_ms: int = 1000
+    routing: str = "push"
+    """``push``: each waiting session is offered to one eligible agent in turn
+    (docs/architecture.md, "Routing"). ``pull``: agents take sessions from the queue
+    themselves, nothing is offered."""
+    agent_capacity: int = 3
+    """Chats one agent holds at once; no session is offered past it, and in push routing an
+    accept past it is refused."""
+    offer_seconds: float = 20.0
+    """Seconds an offer rings before it goes to the next agent (the silent one is set Away)."""
+    wrap_up_seconds: float = 30.0
+    """Seconds an agent is in Wrap-up (offered nothing) after a session of theirs ends."""
     log_level: str = "INFO"
     web_dir: Path = field(default_factory=lambda: Path(__file__).resolve().parent.parent / "web")
 
@@ -96,6 +107,13 @@ class Settings:
         """Settings given that this build does not implement: refused at start-up, never
         silently ignored."""
         refused = [*self._files_refusals()]
+        if self.routing not in ("push", "pull"):
+            refused.append(f"TANDEM_ROUTING must be push or pull, not {self.routing!r}")
+        if self.agent_capacity < 1 or self.offer_seconds <= 0 or self.wrap_up_seconds < 0:
+            refused.append(
+                "TANDEM_AGENT_CAPACITY must be at least 1, TANDEM_OFFER_SECONDS above 0 and "
+                "TANDEM_WRAP_UP_SECONDS at least 0"
+            )
         if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             refused.append("REDIS_URL must be a redis://, rediss:// or unix:// URL")
         if self.redis_url and not self.database_url:

@@ -8,16 +8,18 @@ never to a socket directly, so any node can serve any step.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
 from signaling import auth
 from signaling.desk import access
+from signaling.desk.offers import Router, RoutingRefusal
 from signaling.desk.queue_feed import QueueFeed
 from signaling.desk.rooms import agent_room, customer_room
 from signaling.desk.useragent import parse_user_agent
@@ -149,6 +151,8 @@ class Desk:
         self._customer_token_ttl = customer_token_ttl
         self.on_close: list[Callable[[str], Awaitable[None]]] = []
         """Called with the ticket id when a session ends (co-browse, media clean-up)."""
+        self.router: Router | None = None
+        """Agent status and offers (``desk.offers``); the app sets it."""
 
     # ------------------------------------------------------------------ customer side
 
@@ -255,6 +259,8 @@ class Desk:
         position = await self.live.enqueue(ticket.id, now, entry.wire())
         self.queue_feed.told_position(ticket.id, position)
         await self.queue_feed.added(entry)
+        if self.router is not None:
+            await self.router.queued(ticket.id, site, now)
         token = self._token_for(ticket)
         new_caller = CustomerCaller(
             site=site,
@@ -320,10 +326,15 @@ class Desk:
             raise DeskError("not_found", "no such ticket")
         if ticket.status == "closed":
             raise DeskError("invalid_state", "the session has ended")
+        if self.router is not None and ticket.status == "queued":
+            with _refusals():
+                await self.router.check_capacity(caller.agent.id)
         if not await self.store.claim_ticket(ticket_id, caller.ref):
             raise DeskError("already_taken", "another agent accepted this session first")
         await self.live.dequeue(ticket_id)
         await self.live.join(ticket_id, caller.agent.id)
+        if self.router is not None:
+            await self.router.accepted(ticket_id, caller.agent.id)
         ticket = await self._must_ticket(ticket_id)
         agent = AgentRef(id=caller.agent.id, name=caller.agent.name)
         await self.timeline(ticket, "session.accepted", {"agent": agent.wire()})
@@ -346,6 +357,36 @@ class Desk:
         await self.timeline(ticket, "session.joined", {"agent": agent.wire()})
         await self.tell(ticket, SessionJoined(ticket_id=ticket_id, agent=agent))
         return await self.session_state(ticket, "agents")
+
+    async def set_status(self, caller: AgentCaller, status: str, reason: str | None) -> None:
+        """The agent picks available, away (with a reason) or offline, for all their tabs."""
+        if self.router is None:
+            raise DeskError("invalid_state", "agent status is not kept by this server")
+        with _refusals():
+            await self.router.choose(caller.agent.id, status, reason)
+
+    async def decline(self, caller: AgentCaller, ticket_id: str) -> None:
+        if self.router is None:
+            raise DeskError("not_found", "no offer of that session rings for you")
+        with _refusals():
+            await self.router.decline(caller.agent.id, ticket_id)
+
+    async def agent_connected(self, caller: AgentCaller, sid: str) -> None:
+        if self.router is None:
+            await self.live.agent_online(caller.agent.id, sid)
+        else:
+            await self.router.connected(caller.agent.id, sid)
+
+    async def agent_arrived(self, caller: AgentCaller, sid: str) -> None:
+        """Once the agent's socket is connected: their status to it, and routing."""
+        if self.router is not None:
+            await self.router.arrived(caller.agent.id, sid)
+
+    async def agent_disconnected(self, caller: AgentCaller, sid: str) -> None:
+        if self.router is None:
+            await self.live.agent_offline(caller.agent.id, sid)
+        else:
+            await self.router.disconnected(caller.agent.id, sid)
 
     async def sessions(self, caller: AgentCaller) -> list[TicketSummary]:
         """The agent's open sessions (what a reconnecting console restores)."""
@@ -469,10 +510,15 @@ class Desk:
             except Exception:
                 log.exception("close hook failed for %s", ticket.id)
         was_queued = await self.live.dequeue(ticket.id)
+        members = await self.live.members(ticket.id)
+        if self.router is not None:
+            await self.router.closed(ticket.id)
         await self.live.drop_session(ticket.id)
         await self.timeline(ticket, "session.ended", data)
         if was_queued or ticket.status == "queued":
             await self.queue_feed.removed(ticket.id, "ended")
+        if self.router is not None:
+            await self.router.after_close(ticket.id, members)
         await self.tell(ticket, SessionEnded(ticket_id=ticket.id, by=by, at=iso(now)))
         try:
             await self.events.end(ticket.id)
@@ -721,6 +767,15 @@ class Desk:
             created_at=iso(ticket.created_at),
             previous_ticket_id=ticket.previous_ticket_id,
         )
+
+
+@contextlib.contextmanager
+def _refusals() -> Iterator[None]:
+    """A routing refusal as the desk's own."""
+    try:
+        yield
+    except RoutingRefusal as exc:
+        raise DeskError(cast(ErrorCode, exc.code), exc.message) from None
 
 
 def caller_ref(caller: Caller) -> dict[str, Any]:

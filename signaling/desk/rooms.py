@@ -4,6 +4,8 @@ from __future__ import annotations
 
 AGENTS_ROOM = "agents"
 """Every connected agent socket."""
+SUPERVISORS_ROOM = "supervisors"
+"""Supervisors' and admins' sockets: every agent's status changes go here."""
 QUEUE_ROOM = "queue"
 """Agent sockets of protocol v2: coalesced queue changes (``queue.changed``) go here."""
 QUEUE_V1_ROOM = "queue-v1"

@@ -22,6 +22,7 @@ from signaling.hubs.calls import CallHub
 from signaling.hubs.cobrowse import CobrowseHub
 from signaling.protocol import (
     CLIENT_EVENTS,
+    AgentStatusSet,
     AttachmentAck,
     CaptureStill,
     ChatAck,
@@ -58,6 +59,7 @@ from signaling.protocol import (
     RtcOffer,
     Sender,
     SessionAccept,
+    SessionDecline,
     SessionEnd,
     SessionJoin,
     SessionList,
@@ -209,6 +211,12 @@ class AgentEvents(SharedEvents):
 
     async def on_session_accept(self, conn: Connection[AgentCaller], msg: SessionAccept) -> Message:
         return await self.desk.accept(conn.caller, msg.ticket_id)
+
+    async def on_session_decline(self, conn: Connection[AgentCaller], msg: SessionDecline) -> None:
+        await self.desk.decline(conn.caller, msg.ticket_id)
+
+    async def on_agent_status(self, conn: Connection[AgentCaller], msg: AgentStatusSet) -> None:
+        await self.desk.set_status(conn.caller, msg.status, msg.reason)
 
     async def on_session_join(self, conn: Connection[AgentCaller], msg: SessionJoin) -> Message:
         return await self.desk.join(conn.caller, msg.ticket_id)

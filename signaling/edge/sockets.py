@@ -7,7 +7,9 @@ and a refused event changes nothing.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Coroutine
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,7 +26,14 @@ from signaling.desk import (
     Desk,
     DeskError,
 )
-from signaling.desk.rooms import AGENTS_ROOM, QUEUE_ROOM, QUEUE_V1_ROOM, agent_room, customer_room
+from signaling.desk.rooms import (
+    AGENTS_ROOM,
+    QUEUE_ROOM,
+    QUEUE_V1_ROOM,
+    SUPERVISORS_ROOM,
+    agent_room,
+    customer_room,
+)
 from signaling.edge.clientaddr import client_address
 from signaling.edge.handlers import Connection, Hubs, routes
 from signaling.edge.ratelimit import TokenBucket
@@ -105,6 +114,7 @@ class SocketApi:
         self.store = store
         self.settings = settings
         self.secret = secret
+        self._pending: set[asyncio.Task[None]] = set()
         self.draining = False
         """Set when the node drains: new sockets are refused (they go to another node)."""
         self.routes = routes(Hubs(desk=desk, cobrowse=cobrowse, calls=calls, sio=sio))
@@ -154,9 +164,24 @@ class SocketApi:
             # v2 consoles take the queue's changes coalesced; v1 clients one event per change.
             await self.sio.enter_room(sid, QUEUE_ROOM if hello.v >= 2 else QUEUE_V1_ROOM)
             await self.sio.enter_room(sid, agent_room(caller.agent.id))
-            await self.desk.live.agent_online(caller.agent.id, sid)
+            if caller.oversees:
+                await self.sio.enter_room(sid, SUPERVISORS_ROOM)
+            await self.desk.agent_connected(caller, sid)
+            # Started last: it runs once this handler has returned and the handshake is
+            # answered (a socket may be sent nothing before that).
+            self._later(self.desk.agent_arrived(caller, sid))
         elif caller.ticket_id:
             await self.sio.enter_room(sid, customer_room(caller.ticket_id))
+
+    def _later(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._pending.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._pending.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("after-connect work failed: %r", task.exception())
 
     async def _customer(
         self, sid: str, hello: ConnectAuth, origin: str | None, address: str
@@ -206,7 +231,7 @@ class SocketApi:
         conn: Connection[Caller] | None = session.get("conn")
         self.cobrowse.forget_socket(sid)
         if conn is not None and isinstance(conn.caller, AgentCaller):
-            await self.desk.live.agent_offline(conn.caller.agent.id, sid)
+            await self.desk.agent_disconnected(conn.caller, sid)
         elif conn is not None and isinstance(conn.caller, CustomerCaller):
             await self.desk.live.drop_customer_socket(conn.caller.address, sid)
 

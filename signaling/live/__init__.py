@@ -12,9 +12,16 @@ from signaling.live.eventlog import (
     MemoryEventLog,
     RedisEventLog,
 )
-from signaling.live.state import LiveState, MemoryLiveState, OpenTicketLimits
+from signaling.live.state import (
+    AgentPresence,
+    LiveState,
+    MemoryLiveState,
+    OpenTicketLimits,
+    RingingOffer,
+)
 
 __all__ = [
+    "AgentPresence",
     "Audience",
     "EventLog",
     "LiveState",
@@ -23,4 +30,5 @@ __all__ = [
     "MemoryLiveState",
     "OpenTicketLimits",
     "RedisEventLog",
+    "RingingOffer",
 ]

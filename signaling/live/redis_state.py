@@ -16,6 +16,11 @@ Keys, under a configurable prefix ``P`` (tests use a unique one per test):
 - ``P:cs:{address}`` ZSET of a client address's customer sockets, kept alive the same way.
 - ``P:ta:{address}`` / ``P:tc:{customer}`` SETs of open tickets held against limits, and
   ``P:th:{ticket}`` the holder of one (``address\\ncustomer``).
+- ``P:st:{agent}`` HASH of an agent's status: what they chose (``chosen``, ``reason``), their
+  wrap-up end (``wrap``), when they became idle (``idle``), the status last announced (``told``).
+- ``P:of`` HASH of ringing offers, ticket -> ``{agent, expiresAt}``; ``P:dc:{ticket}`` SET of the
+  agents who declined it; ``P:qr`` HASH of what routing needs of each waiting ticket.
+- ``P:lock:{name}`` short locks (one node routes at a time).
 - ``P:up:{ticket}`` the uploads arriving for a ticket (expiring: a node that dies mid-upload
   does not hold a place for ever).
 
@@ -29,6 +34,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import secrets
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -36,7 +42,7 @@ from typing import Any, cast
 
 from redis.asyncio import Redis
 
-from signaling.live.state import OpenTicketLimits
+from signaling.live.state import AgentPresence, OpenTicketLimits, RingingOffer
 
 log = logging.getLogger("tandem.live")
 
@@ -152,6 +158,37 @@ if customer ~= '' then redis.call('SREM', ARGV[2] .. customer, ARGV[3]) end
 return 1
 """
 
+# KEYS[1]: status hash. ARGV: status to announce
+_TELL_STATUS = """
+if redis.call('HGET', KEYS[1], 'told') == ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'told', ARGV[1])
+return 1
+"""
+
+# KEYS[1]: status hash. ARGV: chosen, reason, at
+_CHOOSE_STATUS = """
+local was = redis.call('HGET', KEYS[1], 'chosen') or 'available'
+if ARGV[1] == 'available' and was ~= 'available' then
+  redis.call('HSET', KEYS[1], 'idle', ARGV[3])
+end
+redis.call('HSET', KEYS[1], 'chosen', ARGV[1], 'reason', ARGV[2])
+return 1
+"""
+
+# KEYS[1]: offers hash. ARGV: ticket, agent ('' for any)
+_TAKE_OFFER = """
+local offer = redis.call('HGET', KEYS[1], ARGV[1])
+if not offer then return false end
+if ARGV[2] ~= '' and cjson.decode(offer)['agent'] ~= ARGV[2] then return false end
+redis.call('HDEL', KEYS[1], ARGV[1])
+return offer
+"""
+
+_RELEASE_LOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
 _BEGIN_UPLOAD = """
 local arriving = tonumber(redis.call('GET', KEYS[1]) or '0')
 if arriving >= tonumber(ARGV[1]) then return 0 end
@@ -206,6 +243,10 @@ class RedisLiveState:
                 "release_ticket": _RELEASE_TICKET,
                 "begin_upload": _BEGIN_UPLOAD,
                 "end_upload": _END_UPLOAD,
+                "tell_status": _TELL_STATUS,
+                "choose_status": _CHOOSE_STATUS,
+                "take_offer": _TAKE_OFFER,
+                "release_lock": _RELEASE_LOCK,
             }.items()
         }
 
@@ -276,6 +317,11 @@ class RedisLiveState:
             [ticket_id, self._key("as", "")],
         )
         await self.release_ticket(ticket_id)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hdel(self._key("of"), ticket_id)
+            pipe.delete(self._key("dc", ticket_id))
+            pipe.hdel(self._key("qr"), ticket_id)
+            await pipe.execute()
 
     # ------------------------------------------------------------------ presence
 
@@ -407,6 +453,83 @@ class RedisLiveState:
     async def end_upload(self, ticket_id: str) -> None:
         await self._run("end_upload", [self._key("up", ticket_id)], [])
 
+    # ------------------------------------------------------------------ routing
+
+    async def agent_presence(self, agent_id: str) -> AgentPresence:
+        raw: dict[Any, Any] = await self.redis.hgetall(self._key("st", agent_id))
+        fields = {_text(k): _text(v) for k, v in raw.items()}
+        return AgentPresence(
+            chosen=fields.get("chosen") or "available",
+            reason=fields.get("reason") or None,
+            wrap_until=float(fields.get("wrap") or 0.0),
+            idle_since=float(fields.get("idle") or 0.0),
+            told=fields.get("told", ""),
+        )
+
+    async def choose_status(
+        self, agent_id: str, status: str, reason: str | None, at: float
+    ) -> None:
+        await self._run(
+            "choose_status", [self._key("st", agent_id)], [status, reason or "", repr(at)]
+        )
+
+    async def start_wrap_up(self, agent_id: str, until: float, at: float) -> None:
+        await self.redis.hset(
+            self._key("st", agent_id), mapping={"wrap": repr(until), "idle": repr(at)}
+        )
+
+    async def tell_status(self, agent_id: str, shown: str) -> bool:
+        return bool(await self._run("tell_status", [self._key("st", agent_id)], [shown]))
+
+    async def put_offer(self, offer: RingingOffer) -> bool:
+        value = json.dumps({"agent": offer.agent_id, "expiresAt": offer.expires_at})
+        return bool(await self.redis.hsetnx(self._key("of"), offer.ticket_id, value))
+
+    async def offers(self) -> list[RingingOffer]:
+        raw: dict[Any, Any] = await self.redis.hgetall(self._key("of"))
+        return [_offer(_text(ticket), value) for ticket, value in raw.items()]
+
+    async def take_offer(self, ticket_id: str, agent_id: str | None = None) -> RingingOffer | None:
+        taken = await self._run("take_offer", [self._key("of")], [ticket_id, agent_id or ""])
+        return None if taken is None else _offer(ticket_id, taken)
+
+    async def add_declined(self, ticket_id: str, agent_id: str) -> None:
+        await self.redis.sadd(self._key("dc", ticket_id), agent_id)
+
+    async def declined(self, ticket_ids: list[str]) -> dict[str, set[str]]:
+        if not ticket_ids:
+            return {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for ticket_id in ticket_ids:
+                pipe.smembers(self._key("dc", ticket_id))
+            found = await pipe.execute()
+        return {
+            ticket_id: {_text(a) for a in agents}
+            for ticket_id, agents in zip(ticket_ids, found, strict=True)
+            if agents
+        }
+
+    async def set_routing(self, ticket_id: str, info: dict[str, Any]) -> None:
+        await self.redis.hset(self._key("qr"), ticket_id, json.dumps(info))
+
+    async def routing_of(self, ticket_ids: list[str]) -> dict[str, dict[str, Any]]:
+        if not ticket_ids:
+            return {}
+        raw: list[Any] = await self.redis.hmget(self._key("qr"), ticket_ids)
+        return {
+            ticket_id: json.loads(value)
+            for ticket_id, value in zip(ticket_ids, raw, strict=True)
+            if value is not None
+        }
+
+    async def acquire(self, name: str, ttl: float) -> str | None:
+        token = secrets.token_hex(8)
+        held = await self.redis.set(self._key("lock", name), token, nx=True, px=int(ttl * 1000))
+        return token if held else None
+
+    async def release(self, name: str, token: str) -> None:
+        await self._run("release_lock", [self._key("lock", name)], [token])
+
     async def close(self) -> None:
         """Stop the heartbeat and forget this node's sockets (they are going with it)."""
         if self._heartbeat_task is not None:
@@ -425,6 +548,11 @@ class RedisLiveState:
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _offer(ticket_id: str, raw: bytes | str) -> RingingOffer:
+    value = json.loads(raw)
+    return RingingOffer(ticket_id, str(value["agent"]), float(value["expiresAt"]))
 
 
 def _entries(raw: list[Any]) -> list[dict[str, Any]]:

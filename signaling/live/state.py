@@ -8,8 +8,10 @@ Handlers never keep such state in their own dicts.
 
 from __future__ import annotations
 
+import secrets
+import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 
@@ -77,7 +79,82 @@ class LiveState(Protocol):
         ...
 
     async def end_upload(self, ticket_id: str) -> None: ...
+
+    # Routing: each agent's status, the offers ringing, who declined what.
+
+    async def agent_presence(self, agent_id: str) -> AgentPresence:
+        """What the agent chose and their timers (a default one if nothing is known)."""
+        ...
+
+    async def choose_status(
+        self, agent_id: str, status: str, reason: str | None, at: float
+    ) -> None:
+        """The agent picked ``available``, ``away`` or ``offline`` (becoming Available starts
+        their idle time)."""
+        ...
+
+    async def start_wrap_up(self, agent_id: str, until: float, at: float) -> None:
+        """A session of the agent ended at ``at``: wrap-up until ``until``, idle from ``at``."""
+        ...
+
+    async def tell_status(self, agent_id: str, shown: str) -> bool:
+        """Record the status last announced for the agent; True only for the one caller that
+        changed it (so each change is announced once, whichever node sees it)."""
+        ...
+
+    async def put_offer(self, offer: RingingOffer) -> bool:
+        """Ring ``offer``; False (nothing changed) if that ticket already rings somewhere."""
+        ...
+
+    async def offers(self) -> list[RingingOffer]:
+        """Every offer ringing now (each node expires those past their time)."""
+        ...
+
+    async def take_offer(self, ticket_id: str, agent_id: str | None = None) -> RingingOffer | None:
+        """End the ticket's offer (only if it rings for ``agent_id``, when given); the offer for
+        the one caller that ended it, else None."""
+        ...
+
+    async def add_declined(self, ticket_id: str, agent_id: str) -> None:
+        """The agent declined the ticket or let it ring out: it is not offered to them again."""
+        ...
+
+    async def declined(self, ticket_ids: list[str]) -> dict[str, set[str]]:
+        """Per ticket, the agents who declined it (tickets nobody declined are left out)."""
+        ...
+
+    async def set_routing(self, ticket_id: str, info: dict[str, Any]) -> None:
+        """What routing needs of a waiting ticket (its queue, skills, priority, since)."""
+        ...
+
+    async def routing_of(self, ticket_ids: list[str]) -> dict[str, dict[str, Any]]: ...
+
+    async def acquire(self, name: str, ttl: float) -> str | None:
+        """A short lock over every node: a token if this caller holds it now, else None. It
+        lapses after ``ttl`` seconds (its holder may die)."""
+        ...
+
+    async def release(self, name: str, token: str) -> None: ...
+
     async def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class AgentPresence:
+    chosen: str = "available"
+    """What the agent picked: available, away or offline (new agents start available)."""
+    reason: str | None = None
+    wrap_until: float = 0.0
+    idle_since: float = 0.0
+    told: str = ""
+    """The status last announced for them."""
+
+
+@dataclass(frozen=True)
+class RingingOffer:
+    ticket_id: str
+    agent_id: str
+    expires_at: float
 
 
 @dataclass(frozen=True)
@@ -99,6 +176,11 @@ class MemoryLiveState:
         self._tickets_by_customer: defaultdict[str, set[str]] = defaultdict(set)
         self._ticket_holders: dict[str, tuple[str, str | None]] = {}
         self._uploads: dict[str, int] = {}
+        self._presence: dict[str, AgentPresence] = {}
+        self._offers: dict[str, RingingOffer] = {}
+        self._declined: defaultdict[str, set[str]] = defaultdict(set)
+        self._routing: dict[str, dict[str, Any]] = {}
+        self._locks: dict[str, tuple[str, float]] = {}
 
     async def enqueue(self, ticket_id: str, created_at: float, entry: dict[str, Any]) -> int:
         # The dict is kept in waiting order: tickets nearly always arrive newest last, so
@@ -156,6 +238,9 @@ class MemoryLiveState:
         for agent_id in self._members.pop(ticket_id, set()):
             self._sessions[agent_id].discard(ticket_id)
         await self.release_ticket(ticket_id)
+        self._offers.pop(ticket_id, None)
+        self._declined.pop(ticket_id, None)
+        self._routing.pop(ticket_id, None)
 
     async def agent_online(self, agent_id: str, sid: str) -> None:
         self._sockets[agent_id].add(sid)
@@ -218,6 +303,68 @@ class MemoryLiveState:
         _discard(self._tickets_by_address, address, ticket_id)
         if customer_id:
             _discard(self._tickets_by_customer, customer_id, ticket_id)
+
+    async def agent_presence(self, agent_id: str) -> AgentPresence:
+        return self._presence.get(agent_id, AgentPresence())
+
+    async def choose_status(
+        self, agent_id: str, status: str, reason: str | None, at: float
+    ) -> None:
+        was = await self.agent_presence(agent_id)
+        idle = at if status == "available" and was.chosen != "available" else was.idle_since
+        self._presence[agent_id] = replace(was, chosen=status, reason=reason, idle_since=idle)
+
+    async def start_wrap_up(self, agent_id: str, until: float, at: float) -> None:
+        was = await self.agent_presence(agent_id)
+        self._presence[agent_id] = replace(was, wrap_until=until, idle_since=at)
+
+    async def tell_status(self, agent_id: str, shown: str) -> bool:
+        was = await self.agent_presence(agent_id)
+        if was.told == shown:
+            return False
+        self._presence[agent_id] = replace(was, told=shown)
+        return True
+
+    async def put_offer(self, offer: RingingOffer) -> bool:
+        if offer.ticket_id in self._offers:
+            return False
+        self._offers[offer.ticket_id] = offer
+        return True
+
+    async def offers(self) -> list[RingingOffer]:
+        return list(self._offers.values())
+
+    async def take_offer(self, ticket_id: str, agent_id: str | None = None) -> RingingOffer | None:
+        offer = self._offers.get(ticket_id)
+        if offer is None or (agent_id is not None and offer.agent_id != agent_id):
+            return None
+        return self._offers.pop(ticket_id)
+
+    async def add_declined(self, ticket_id: str, agent_id: str) -> None:
+        self._declined[ticket_id].add(agent_id)
+
+    async def declined(self, ticket_ids: list[str]) -> dict[str, set[str]]:
+        return {t: set(self._declined[t]) for t in ticket_ids if self._declined.get(t)}
+
+    async def set_routing(self, ticket_id: str, info: dict[str, Any]) -> None:
+        self._routing[ticket_id] = info
+
+    async def routing_of(self, ticket_ids: list[str]) -> dict[str, dict[str, Any]]:
+        return {t: self._routing[t] for t in ticket_ids if t in self._routing}
+
+    async def acquire(self, name: str, ttl: float) -> str | None:
+        now = time.monotonic()
+        held = self._locks.get(name)
+        if held is not None and held[1] > now:
+            return None
+        token = secrets.token_hex(8)
+        self._locks[name] = (token, now + ttl)
+        return token
+
+    async def release(self, name: str, token: str) -> None:
+        held = self._locks.get(name)
+        if held is not None and held[0] == token:
+            del self._locks[name]
 
     async def close(self) -> None:
         return None

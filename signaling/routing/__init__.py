@@ -2,11 +2,13 @@
 offered which ticket. Pure decisions over plain values; the desk applies them."""
 
 from signaling.routing.agents import (
+    CHOOSABLE,
     AgentLoad,
     AgentStatus,
     Offer,
     SessionLoad,
     choose_agent,
+    current_status,
     eligible,
     plan_offers,
     session_weight,
@@ -23,6 +25,7 @@ from signaling.routing.queues import (
 )
 
 __all__ = [
+    "CHOOSABLE",
     "AgentLoad",
     "AgentStatus",
     "Offer",
@@ -33,6 +36,7 @@ __all__ = [
     "SiteRouting",
     "Waiting",
     "choose_agent",
+    "current_status",
     "effective_priority",
     "eligible",
     "estimated_wait",

@@ -92,6 +92,23 @@ def automatic_status(agent: AgentLoad) -> AgentStatus:
     return agent.status
 
 
+def current_status(
+    chosen: AgentStatus, online: bool, wrap_until: float, now: float, has_room: bool
+) -> AgentStatus:
+    """The one status an agent shows, from what they chose (Available, Away or Offline) and the
+    facts: no socket is Offline whatever was chosen; Away stays Away; Wrap-up runs until its
+    timer ends; at capacity is Busy."""
+    if not online or chosen is AgentStatus.OFFLINE:
+        return AgentStatus.OFFLINE
+    if chosen is AgentStatus.AWAY:
+        return AgentStatus.AWAY
+    if wrap_until > now:
+        return AgentStatus.WRAP_UP
+    if not has_room:
+        return AgentStatus.BUSY
+    return AgentStatus.AVAILABLE
+
+
 def eligible(agent: AgentLoad, queue: QueueSpec, ticket_id: str) -> bool:
     return (
         agent.status is AgentStatus.AVAILABLE

@@ -17,8 +17,9 @@ from tests.support import CONTEXT, Client, Running, running_server
 @pytest.fixture
 async def open_frames(tmp_path: Path) -> AsyncIterator[Running]:
     # The per-socket byte budget would slow this attack down; lift it to test the node's bound.
+    # Pull routing: one agent takes every session (past the capacity push routing keeps).
     async with running_server(
-        tmp_path, socket_bytes_per_second=1e9, socket_burst_bytes=1e9
+        tmp_path, socket_bytes_per_second=1e9, socket_burst_bytes=1e9, routing="pull"
     ) as running:
         yield running
 

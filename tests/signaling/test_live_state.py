@@ -185,3 +185,73 @@ async def test_the_same_facts_seen_from_two_nodes(redis: Redis) -> None:
     assert await two.online_agents() == {"alice"}
     await one.close()
     await two.close()
+
+
+# -- routing: status, offers, declines, the lock -------------------------------------------------
+
+
+async def test_an_agents_status_is_chosen_timed_and_announced_once(live: LiveState) -> None:
+    fresh = await live.agent_presence("a1")
+    assert (fresh.chosen, fresh.reason, fresh.wrap_until, fresh.told) == ("available", None, 0, "")
+    await live.choose_status("a1", "away", "lunch", 10.0)
+    await live.start_wrap_up("a1", 50.0, 20.0)
+    presence = await live.agent_presence("a1")
+    assert (presence.chosen, presence.reason) == ("away", "lunch")
+    assert (presence.wrap_until, presence.idle_since) == (50.0, 20.0)
+    await live.choose_status("a1", "available", None, 30.0)
+    back = await live.agent_presence("a1")
+    assert (back.chosen, back.reason, back.idle_since) == ("available", None, 30.0)
+    # Each change is announced by one caller only, however many see it.
+    told = await asyncio.gather(*(live.tell_status("a1", "away") for _ in range(5)))
+    assert sorted(told) == [False] * 4 + [True]
+    assert await live.tell_status("a1", "away") is False
+    assert await live.tell_status("a1", "available") is True
+    assert (await live.agent_presence("a2")).chosen == "available"
+
+
+async def test_a_ticket_rings_for_one_agent_and_one_caller_ends_the_offer(live: LiveState) -> None:
+    from signaling.live import RingingOffer
+
+    assert await live.put_offer(RingingOffer("t1", "a1", 120.5))
+    assert not await live.put_offer(RingingOffer("t1", "a2", 130.0))
+    assert await live.put_offer(RingingOffer("t2", "a2", 130.0))
+    assert sorted(await live.offers(), key=lambda o: o.ticket_id) == [
+        RingingOffer("t1", "a1", 120.5),
+        RingingOffer("t2", "a2", 130.0),
+    ]
+    assert await live.take_offer("t1", "a2") is None  # not ringing for a2
+    taken = await asyncio.gather(*(live.take_offer("t1", "a1") for _ in range(4)))
+    assert [t for t in taken if t is not None] == [RingingOffer("t1", "a1", 120.5)]
+    assert await live.take_offer("t2") == RingingOffer("t2", "a2", 130.0)
+    assert await live.offers() == []
+
+
+async def test_declines_and_routing_info_go_with_the_session(live: LiveState) -> None:
+    from signaling.live import RingingOffer
+
+    await live.enqueue("t1", 1.0, entry("t1"))
+    await live.add_declined("t1", "a1")
+    await live.add_declined("t1", "a2")
+    await live.set_routing("t1", {"queue": "q", "skills": ["fr"], "since": 1.0})
+    await live.put_offer(RingingOffer("t1", "a3", 5.0))
+    assert await live.declined(["t1", "t2"]) == {"t1": {"a1", "a2"}}
+    assert await live.routing_of(["t1", "t2"]) == {
+        "t1": {"queue": "q", "skills": ["fr"], "since": 1.0}
+    }
+    await live.drop_session("t1")
+    assert await live.declined(["t1"]) == {}
+    assert await live.routing_of(["t1"]) == {}
+    assert await live.offers() == []
+
+
+async def test_one_holder_of_a_lock_at_a_time(live: LiveState) -> None:
+    tokens = await asyncio.gather(*(live.acquire("routing", 5.0) for _ in range(5)))
+    held = [t for t in tokens if t is not None]
+    assert len(held) == 1
+    await live.release("routing", "not-the-token")
+    assert await live.acquire("routing", 5.0) is None
+    await live.release("routing", held[0])
+    again = await live.acquire("routing", 0.05)
+    assert again is not None
+    await asyncio.sleep(0.1)  # a holder that died: the lock lapses
+    assert await live.acquire("routing", 5.0) is not None

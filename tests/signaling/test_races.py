@@ -31,7 +31,8 @@ async def any_store_server(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[Running]:
     if request.param == "sqlite":
-        async with running_server(tmp_path, rate_per_second=1000.0) as running:
+        # Pull routing: the race is every agent accepting every session at once.
+        async with running_server(tmp_path, rate_per_second=1000.0, routing="pull") as running:
             yield running
         return
     schema = f"t_{secrets.token_hex(6)}"
@@ -48,6 +49,7 @@ async def any_store_server(
             tmp_path,
             database_url=f"{PG_URL}{separator}search_path={schema}",
             rate_per_second=1000.0,
+            routing="pull",
         ) as running:
             yield running
     finally:

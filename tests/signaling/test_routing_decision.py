@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from signaling.routing import (
+    CHOOSABLE,
     AgentLoad,
     AgentStatus,
     QueueSpec,
@@ -17,6 +18,7 @@ from signaling.routing import (
     SiteRouting,
     Waiting,
     choose_agent,
+    current_status,
     eligible,
     estimated_wait,
     plan_offers,
@@ -282,3 +284,28 @@ def test_a_declined_ticket_goes_to_the_next_agent() -> None:
     agents = [agent("a", declined={"g1"}), agent("b", sessions=2)]
     offers = plan_offers(waiting, QUEUES, agents, 30.0, 600)
     assert [(o.ticket_id, o.agent_id) for o in offers] == [("g1", "b")]
+
+
+# -- the status an agent shows -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("chosen", "online", "wrap_until", "has_room", "shown"),
+    [
+        (AgentStatus.AVAILABLE, True, 0.0, True, AgentStatus.AVAILABLE),
+        (AgentStatus.AVAILABLE, False, 0.0, True, AgentStatus.OFFLINE),  # no socket
+        (AgentStatus.OFFLINE, True, 0.0, True, AgentStatus.OFFLINE),
+        (AgentStatus.AWAY, True, 200.0, False, AgentStatus.AWAY),  # Away wins over the rest
+        (AgentStatus.AVAILABLE, True, 200.0, False, AgentStatus.WRAP_UP),
+        (AgentStatus.AVAILABLE, True, 100.0, True, AgentStatus.AVAILABLE),  # the timer ran out
+        (AgentStatus.AVAILABLE, True, 0.0, False, AgentStatus.BUSY),
+    ],
+)
+def test_the_status_shown_follows_the_choice_and_the_facts(
+    chosen: AgentStatus, online: bool, wrap_until: float, has_room: bool, shown: AgentStatus
+) -> None:
+    assert current_status(chosen, online, wrap_until, 100.0, has_room) is shown
+
+
+def test_agents_choose_only_available_away_and_offline() -> None:
+    assert {AgentStatus.AVAILABLE, AgentStatus.AWAY, AgentStatus.OFFLINE} == CHOOSABLE

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
-from tests.support import CONTEXT, Client, Running
+from tests.support import CONTEXT, Client, Running, running_server
 
 
 async def ask_for_help(server: Running, **extra: object) -> tuple[Client, dict[str, Any]]:
@@ -254,9 +255,15 @@ async def test_customers_hear_nothing_of_other_sessions(server: Running) -> None
     assert set(first.events) <= {"queue.position"}
 
 
-async def test_many_customers_at_once(server: Running) -> None:
+async def test_many_customers_at_once(tmp_path: Path) -> None:
     """Everything concurrent, as under load (regression: SQLite statements and commits of
-    different handlers interleaved on one connection, and a third of these requests failed)."""
+    different handlers interleaved on one connection, and a third of these requests failed).
+    Pull routing: one agent takes all thirty (push routing would stop them at capacity)."""
+    async with running_server(tmp_path, routing="pull") as server:
+        await _many_customers_at_once(server)
+
+
+async def _many_customers_at_once(server: Running) -> None:
     customers = [await server.customer() for _ in range(30)]
     acks = await asyncio.gather(*(c.call("help.request", {"context": CONTEXT}) for c in customers))
     assert [a["ok"] for a in acks] == [True] * 30, [a for a in acks if not a["ok"]][:1]

@@ -9,6 +9,7 @@ import { queueView } from "./views/queue.js";
 import { sessionView } from "./views/session.js";
 import { ticketsView, ticketView } from "./views/tickets.js";
 import { loginView } from "./views/login.js";
+import { offersPanel } from "./offers.js";
 
 const app = document.getElementById("app");
 
@@ -73,6 +74,12 @@ function buildShell() {
   const status = h("span", { class: "conn", role: "status" });
   const toastBox = h("div", { class: "toasts", "aria-live": "polite" });
   const main = h("main", { class: "main", id: "main", tabindex: "-1" });
+  const toastLater = (text, kind) => shellApi.toast(text, kind);
+  const routing = offersPanel({
+    meId: me.id,
+    onAccepted: (ticketId) => navigate(`/console/sessions/${encodeURIComponent(ticketId)}`),
+    toast: toastLater,
+  });
   const sidebar = h(
     "aside",
     { class: "sidebar" },
@@ -81,6 +88,7 @@ function buildShell() {
     h("div", { class: "side-title" }, "Sessions"),
     sessionList,
     sessionsEmpty,
+    routing.panel,
     h(
       "div",
       { class: "me" },
@@ -156,9 +164,12 @@ function buildShell() {
   drawQueue();
   drawStatus();
 
-  return {
+  const shellApi = {
     main,
-    destroy: () => unsubscribe.forEach((fn) => fn()),
+    destroy: () => {
+      unsubscribe.forEach((fn) => fn());
+      routing.destroy();
+    },
     setActive(nav, id) {
       active = { nav, id: id || "" };
       for (const a of [navQueue, navTickets]) {
@@ -175,6 +186,7 @@ function buildShell() {
       setTimeout(() => t.remove(), 4500);
     },
   };
+  return shellApi;
 }
 
 document.addEventListener("click", (event) => {

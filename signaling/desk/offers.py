@@ -1,0 +1,371 @@
+"""Agent status and push routing: who is Available, and which agent a waiting session rings for.
+
+Everything it knows is in the live state, so any node may make any step: an agent's chosen
+status and timers, the offers ringing (each with its expiry), who declined what. The decision
+itself is ``signaling.routing`` (pure); this applies it.
+
+- A status shown to people is derived (``routing.current_status``) from the agent's choice,
+  their sockets, their wrap-up timer and their load; ``refresh`` announces it when it changed,
+  once (``LiveState.tell_status``), to the agent's sockets and to supervisors.
+- ``dispatch`` makes the offers: one node at a time (a short lock in live state), each ticket
+  to one agent (``put_offer`` refuses a second), each agent ringing for one ticket at a time.
+  Whatever changes who may take what (a new ticket, an agent Available, a session ended, a
+  decline) dispatches; every node also ticks, so an offer whose deciding node died still rings
+  out (its expiry is in live state) and goes to the next agent.
+- Pull routing (``push=False``) keeps statuses but offers nothing, and refuses no accept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from signaling.desk.rooms import SUPERVISORS_ROOM, agent_room
+from signaling.live import AgentPresence, LiveState, RingingOffer
+from signaling.protocol import (
+    AgentRef,
+    AgentStatusNotice,
+    Message,
+    QueueEntry,
+    SessionOffered,
+    SessionOfferEnded,
+)
+from signaling.routing import (
+    CHOOSABLE,
+    AgentLoad,
+    AgentStatus,
+    QueueSpec,
+    SessionLoad,
+    Waiting,
+    current_status,
+    plan_offers,
+)
+from signaling.store import SiteRecord, TicketStore
+
+log = logging.getLogger("tandem.routing")
+
+Emit = Callable[[Message, list[str]], Awaitable[None]]
+
+MISSED_OFFER = "missed offer"
+AGEING_SECONDS = 60.0
+"""A waiting ticket counts one priority level higher per minute it waits."""
+LOCK_SECONDS = 5.0
+
+
+class RoutingRefusal(Exception):
+    """An agent's routing request that cannot be done (the desk turns it into a ``DeskError``)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class RoutingConfig:
+    push: bool = True
+    capacity: int = 3
+    offer_seconds: float = 20.0
+    wrap_up_seconds: float = 30.0
+
+    @property
+    def tick(self) -> float:
+        """How often each node expires offers and wrap-ups and routes again."""
+        return max(0.05, min(1.0, self.offer_seconds / 4))
+
+
+def queue_of(site: SiteRecord) -> QueueSpec:
+    """A site's one queue: no skills needed unless its settings name some (``skills``)."""
+    skills = site.settings.get("skills") or ()
+    return QueueSpec(f"site:{site.id}", site.name, frozenset(str(s) for s in skills))
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Router:
+    def __init__(
+        self,
+        live: LiveState,
+        store: TicketStore,
+        emit: Emit,
+        config: RoutingConfig,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.live = live
+        self.store = store
+        self._emit = emit
+        self.config = config
+        self.clock = clock
+        self._task: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------ status
+
+    async def status(self, agent_id: str) -> tuple[AgentStatus, AgentPresence]:
+        presence = await self.live.agent_presence(agent_id)
+        online = agent_id in await self.live.online_agents()
+        sessions = await self.live.sessions_of(agent_id)
+        shown = current_status(
+            AgentStatus(presence.chosen),
+            online,
+            presence.wrap_until,
+            self.clock(),
+            len(sessions) < self.config.capacity,
+        )
+        return shown, presence
+
+    async def refresh(self, agent_id: str) -> AgentStatus:
+        """The agent's status now, announced if it changed since it was last announced."""
+        shown, presence = await self.status(agent_id)
+        if await self.live.tell_status(agent_id, shown.value):
+            await self._announce(
+                agent_id, shown, presence, [agent_room(agent_id), SUPERVISORS_ROOM]
+            )
+        return shown
+
+    async def _announce(
+        self, agent_id: str, shown: AgentStatus, presence: AgentPresence, rooms: list[str]
+    ) -> None:
+        agent = await self.store.agent(agent_id)
+        name = agent.name if agent is not None else agent_id
+        reason = presence.reason if shown is AgentStatus.AWAY else None
+        notice = AgentStatusNotice(
+            agent=AgentRef(id=agent_id, name=name), status=shown.value, reason=reason
+        )
+        await self._emit(notice, rooms)
+
+    async def connected(self, agent_id: str, sid: str) -> None:
+        """A socket of the agent connected (counted online at once; announced by ``arrived``)."""
+        await self.live.agent_online(agent_id, sid)
+
+    async def arrived(self, agent_id: str, sid: str) -> None:
+        """After the socket's handshake: announce the status, route (nothing may be sent to a
+        socket before its handshake is answered)."""
+        shown = await self.refresh(agent_id)
+        # The new socket learns where its agent stands (its other tabs heard nothing new).
+        _, presence = await self.status(agent_id)
+        await self._announce(agent_id, shown, presence, [sid])
+        await self.dispatch()
+
+    async def disconnected(self, agent_id: str, sid: str) -> None:
+        left = await self.live.agent_offline(agent_id, sid)
+        if left:
+            return
+        await self.refresh(agent_id)
+        for offer in await self.live.offers():
+            if offer.agent_id == agent_id and await self.live.take_offer(offer.ticket_id, agent_id):
+                await self._ended(offer, "offline")
+        await self.dispatch()
+
+    async def choose(self, agent_id: str, status: str, reason: str | None) -> AgentStatus:
+        chosen = AgentStatus(status)
+        if chosen not in CHOOSABLE:
+            raise RoutingRefusal("malformed", f"{status} is not a status an agent chooses")
+        await self.live.choose_status(
+            agent_id, chosen.value, reason if chosen is AgentStatus.AWAY else None, self.clock()
+        )
+        shown = await self.refresh(agent_id)
+        if chosen is not AgentStatus.AVAILABLE:
+            for offer in await self.live.offers():
+                if offer.agent_id == agent_id and await self.live.take_offer(
+                    offer.ticket_id, agent_id
+                ):
+                    await self._ended(offer, "declined")
+        await self.dispatch()
+        return shown
+
+    # ------------------------------------------------------------------ the session's life
+
+    async def queued(self, ticket_id: str, site: SiteRecord, since: float) -> None:
+        queue = queue_of(site)
+        await self.live.set_routing(
+            ticket_id, {"queue": queue.id, "skills": sorted(queue.skills), "since": since}
+        )
+        await self.dispatch()
+
+    async def check_capacity(self, agent_id: str) -> None:
+        """Push routing: an agent may take a session by hand only under their capacity."""
+        if not self.config.push:
+            return
+        open_sessions = len(await self.live.sessions_of(agent_id))
+        if open_sessions >= self.config.capacity:
+            raise RoutingRefusal(
+                "invalid_state",
+                f"you are at capacity ({open_sessions} of {self.config.capacity} sessions): "
+                "end one before taking another",
+            )
+
+    async def accepted(self, ticket_id: str, agent_id: str) -> None:
+        offer = await self.live.take_offer(ticket_id)
+        if offer is not None:
+            await self._ended(offer, "accepted" if offer.agent_id == agent_id else "taken")
+        await self.refresh(agent_id)
+        await self.dispatch()
+
+    async def decline(self, agent_id: str, ticket_id: str) -> None:
+        offer = await self.live.take_offer(ticket_id, agent_id)
+        if offer is None:
+            raise RoutingRefusal("not_found", "no offer of that session rings for you")
+        await self.live.add_declined(ticket_id, agent_id)
+        await self._ended(offer, "declined")
+        await self.dispatch()
+
+    async def closed(self, ticket_id: str) -> None:
+        """Before the session's live state goes: its agents wrap up, its offer stops."""
+        offer = await self.live.take_offer(ticket_id)
+        if offer is not None:
+            await self._ended(offer, "ended")
+        now = self.clock()
+        members = await self.live.members(ticket_id)
+        for agent_id in members:
+            await self.live.start_wrap_up(agent_id, now + self.config.wrap_up_seconds, now)
+
+    async def after_close(self, ticket_id: str, members: set[str]) -> None:
+        for agent_id in members:
+            await self.refresh(agent_id)
+        await self.dispatch()
+
+    async def _ended(self, offer: RingingOffer, reason: Any) -> None:
+        await self._emit(
+            SessionOfferEnded(ticket_id=offer.ticket_id, reason=reason),
+            [agent_room(offer.agent_id)],
+        )
+
+    # ------------------------------------------------------------------ offers
+
+    async def tick(self) -> None:
+        """Expire offers past their time (the silent agent is set Away), end wrap-ups, route."""
+        now = self.clock()
+        waiting = set(await self.live.queued_ids())
+        for offer in await self.live.offers():
+            if offer.ticket_id not in waiting:
+                if await self.live.take_offer(offer.ticket_id, offer.agent_id):
+                    await self._ended(offer, "taken")
+            elif offer.expires_at <= now and await self.live.take_offer(
+                offer.ticket_id, offer.agent_id
+            ):
+                await self.live.add_declined(offer.ticket_id, offer.agent_id)
+                await self.live.choose_status(offer.agent_id, "away", MISSED_OFFER, now)
+                await self._ended(offer, "expired")
+                await self.refresh(offer.agent_id)
+        for agent_id in await self.live.online_agents():
+            await self.refresh(agent_id)
+        await self.dispatch()
+
+    async def dispatch(self) -> int:
+        """Offer waiting sessions to agents who may take them; how many offers were made."""
+        if not self.config.push:
+            return 0
+        token = await self.live.acquire("routing", LOCK_SECONDS)
+        if token is None:
+            return 0  # another node is routing; every node's tick routes again shortly
+        try:
+            return await self._dispatch()
+        finally:
+            await self.live.release("routing", token)
+
+    async def _dispatch(self) -> int:
+        entries = {entry["ticketId"]: entry for entry in await self.live.queue()}
+        if not entries:
+            return 0
+        ringing = await self.live.offers()
+        busy_agents = {offer.agent_id for offer in ringing}
+        open_tickets = [t for t in entries if t not in {o.ticket_id for o in ringing}]
+        online = await self.live.online_agents()
+        if not open_tickets or not online - busy_agents:
+            return 0
+        routing = await self._routing_of(open_tickets)
+        queues: dict[str, QueueSpec] = {}
+        waiting = []
+        for ticket_id in open_tickets:
+            info = routing.get(ticket_id)
+            if info is None:
+                continue
+            queue = QueueSpec(info["queue"], info["queue"], frozenset(info["skills"]))
+            queues[queue.id] = queue
+            waiting.append(Waiting(ticket_id, queue.id, 0, float(info["since"])))
+        declined_by: dict[str, set[str]] = {}
+        for ticket_id, decliners in (await self.live.declined(open_tickets)).items():
+            for agent_id in decliners:
+                declined_by.setdefault(agent_id, set()).add(ticket_id)
+        now = self.clock()
+        agents = []
+        for agent_id in online - busy_agents:
+            record = await self.store.agent(agent_id)
+            if record is None:
+                continue
+            presence = await self.live.agent_presence(agent_id)
+            sessions = await self.live.sessions_of(agent_id)
+            status = current_status(
+                AgentStatus(presence.chosen),
+                True,
+                presence.wrap_until,
+                now,
+                len(sessions) < self.config.capacity,
+            )
+            agents.append(
+                AgentLoad(
+                    agent_id,
+                    frozenset(record.skills),
+                    status,
+                    tuple(SessionLoad() for _ in sessions),
+                    float(self.config.capacity),
+                    presence.idle_since,
+                    frozenset(declined_by.get(agent_id, ())),
+                )
+            )
+        made = 0
+        expires = now + self.config.offer_seconds
+        for planned in plan_offers(waiting, queues, agents, now, AGEING_SECONDS, busy_agents):
+            offer = RingingOffer(planned.ticket_id, planned.agent_id, expires)
+            if not await self.live.put_offer(offer):
+                continue
+            made += 1
+            entry = QueueEntry.model_validate(entries[planned.ticket_id])
+            await self._emit(
+                SessionOffered(ticket_id=offer.ticket_id, entry=entry, expires_at=iso(expires)),
+                [agent_room(offer.agent_id)],
+            )
+        return made
+
+    async def _routing_of(self, ticket_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Routing info of waiting tickets; tickets queued again from the store (a rebuild, a
+        repair) get theirs here."""
+        known = await self.live.routing_of(ticket_ids)
+        for ticket_id in ticket_ids:
+            if ticket_id in known:
+                continue
+            ticket = await self.store.ticket(ticket_id)
+            site = await self.store.site(ticket.site_id) if ticket is not None else None
+            if ticket is None or site is None:
+                continue
+            queue = queue_of(site)
+            info = {"queue": queue.id, "skills": sorted(queue.skills), "since": ticket.created_at}
+            await self.live.set_routing(ticket_id, info)
+            known[ticket_id] = info
+        return known
+
+    # ------------------------------------------------------------------ the tick
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._every_tick())
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _every_tick(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.tick)
+            try:
+                await self.tick()
+            except Exception:
+                log.exception("routing tick failed")
