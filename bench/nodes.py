@@ -76,9 +76,11 @@ BENCH_LIMITS = (
     "--max-customer-sockets-per-address", "10000000",
     "--max-open-tickets-per-address", "10000000",
     "--max-open-tickets-per-customer", "10000",
+    "--routing", "pull",
 )  # fmt: skip
 """Per-socket and per-address limits lifted, as bench/tandem_server.py does: the bench's agents
-each carry many sessions, and all its customers come from 127.0.0.1."""
+each carry many sessions (taken by hand: pull routing, no capacity), and all its customers come
+from 127.0.0.1."""
 
 
 @dataclass(frozen=True)

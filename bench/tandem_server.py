@@ -73,6 +73,9 @@ def main() -> None:
         "socket_burst_bytes": args.rate * 4096,
         "max_customer_sockets_per_address": 10_000_000,
         "max_open_tickets_per_address": 10_000_000,
+        # The pairing scenario's agents each take many sessions by hand (pull), as before
+        # routing: push offers and agent capacity have their own scenario to come.
+        "routing": "pull",
     }
     known = {f.name for f in dataclasses.fields(Settings)}
     settings = Settings(
