@@ -118,6 +118,7 @@ class Cluster:
     proxy_url: str
     site_key: str
     work: Path
+    node_args: tuple[str, ...] = ()
     clients: list[Client] = field(default_factory=list)
 
     async def token(self, email: str, node: int = 0) -> str:
@@ -172,7 +173,9 @@ class Cluster:
         """Start a dead node again on its address (HAProxy's configuration names it)."""
         old = self.nodes[index]
         assert old.process.poll() is not None, f"{old.name} still runs"
-        node = _start_node(old.name, self.work, self.database_url, self.redis.url, old.port)
+        node = _start_node(
+            old.name, self.work, self.database_url, self.redis.url, old.port, self.node_args
+        )
         self.nodes[index] = node
         _wait(partial(_answers, f"{node.url}/healthz"), node.name)
 
@@ -200,7 +203,12 @@ def _provision(database_url: str, work: Path) -> str:
 
 
 def _start_node(
-    name: str, work: Path, database_url: str, redis_url: str, port: int | None = None
+    name: str,
+    work: Path,
+    database_url: str,
+    redis_url: str,
+    port: int | None = None,
+    extra: tuple[str, ...] = (),
 ) -> Node:
     port = port or free_port()
     log = work / f"{name}.log"
@@ -211,7 +219,7 @@ def _start_node(
          "--rate-per-second", "1000", "--media-hosts", "127.0.0.1",
          "--max-customer-sockets-per-address", "10000",
          "--max-open-tickets-per-address", "10000",
-         "--max-open-tickets-per-customer", "10000"],
+         "--max-open-tickets-per-customer", "10000", *extra],
         cwd=ROOT, env=_env(), stdout=log.open("ab"), stderr=subprocess.STDOUT,
     )  # fmt: skip
     return Node(name, port, log, process)
@@ -254,7 +262,10 @@ async def _schema(create: bool, schema: str) -> None:
 
 
 @contextlib.contextmanager
-def running_cluster(work: Path, nodes: int = 3) -> Iterator[Cluster]:
+def running_cluster(
+    work: Path, nodes: int = 3, node_args: tuple[str, ...] = ()
+) -> Iterator[Cluster]:
+    """``node_args``: more ``tandem serve`` flags for every node (a short home lease, say)."""
     for binary, package in ((REDIS_SERVER, "redis-server"), (HAPROXY, "haproxy")):
         if not Path(binary).exists():
             missing = f"{package} is not installed (scripts/setup --test installs it)"
@@ -276,11 +287,14 @@ def running_cluster(work: Path, nodes: int = 3) -> Iterator[Cluster]:
     try:
         redis.start()
         site_key = _provision(database_url, work)
-        started = [_start_node(f"node{i + 1}", work, database_url, redis.url) for i in range(nodes)]
+        started = [
+            _start_node(f"node{i + 1}", work, database_url, redis.url, None, node_args)
+            for i in range(nodes)
+        ]
         for node in started:
             _wait(partial(_answers, f"{node.url}/healthz"), node.name)
         proxy, proxy_url = _start_haproxy(work, started)
-        yield Cluster(redis, database_url, started, proxy_url, site_key, work)
+        yield Cluster(redis, database_url, started, proxy_url, site_key, work, node_args)
     finally:
         if proxy is not None:
             proxy.terminate()
