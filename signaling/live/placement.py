@@ -91,7 +91,8 @@ class Placement(Protocol):
         ...
 
     async def leases_of(self, node: str) -> list[Lease]:
-        """The leases ``node`` holds (to adopt the sessions of a dead node)."""
+        """The leases ``node`` holds, or held until they lapsed with nobody taking them since
+        (to adopt the sessions of a dead node)."""
         ...
 
     def on_lost(self, handler: LostHandler) -> None: ...
@@ -366,9 +367,15 @@ class RedisPlacement(_Renewing):
         for raw in await self._redis.smembers(owns):
             ticket_id = raw.decode() if isinstance(raw, bytes) else str(raw)
             lease = await self.current(ticket_id)
-            if lease is not None and lease.node == node:
+            if lease is None:
+                # Lapsed and nobody took it since: still the dead node's session to adopt (a
+                # lease shorter than a node record's life lapses before the node is seen
+                # dead). ``take_over`` takes a free lease whatever the stale value.
+                epoch = await self._redis.get(self._keys(ticket_id)[1])
+                found.append(Lease(ticket_id, node, int(epoch or 0)))
+            elif lease.node == node:
                 found.append(lease)
-            else:  # lapsed, or taken since: no longer this node's
+            else:  # taken since: no longer this node's
                 await self._redis.srem(owns, ticket_id)
         return found
 

@@ -94,6 +94,22 @@ async def test_redis_take_over_only_from_the_dead_holder(
     assert await three.leases_of("n2") == []
 
 
+async def test_redis_a_lapsed_lease_of_a_dead_node_is_still_its_to_adopt(
+    redis: aioredis.Redis, prefix: str
+) -> None:
+    """A lease shorter than a node record's life lapses before its dead holder is noticed:
+    the session is still listed as that node's, and taken over at the next epoch."""
+    one = RedisPlacement(redis, "n1", prefix, lease_ms=SHORT_MS)
+    two = RedisPlacement(redis, "n2", prefix)
+    held = await one.claim("tk_6")
+    await lapse()
+    assert await two.current("tk_6") is None
+    assert await two.leases_of("n1") == [held]
+    taken = await two.take_over(held)
+    assert taken is not None and (taken.node, taken.epoch) == ("n2", 2)
+    assert await two.leases_of("n1") == []
+
+
 async def test_redis_leases_renew_on_their_own_and_release_on_close(
     redis: aioredis.Redis, prefix: str
 ) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from bench._cluster import (
+    NODE_LIMITS,
     Node,
     RedisServer,
     Unavailable,
@@ -42,6 +43,7 @@ class Cluster:
     proxy_url: str
     site_key: str
     work: Path
+    node_args: tuple[str, ...] = ()
     clients: list[Client] = field(default_factory=list)
 
     async def token(self, email: str, node: int = 0) -> str:
@@ -96,7 +98,14 @@ class Cluster:
         """Start a dead node again on its address (HAProxy's configuration names it)."""
         old = self.nodes[index]
         assert old.process.poll() is not None, f"{old.name} still runs"
-        node = start_node(old.name, self.work, self.database_url, self.redis.url, port=old.port)
+        node = start_node(
+            old.name,
+            self.work,
+            self.database_url,
+            self.redis.url,
+            limits=(*NODE_LIMITS, *self.node_args),
+            port=old.port,
+        )
         self.nodes[index] = node
         wait_until(partial(answers, f"{node.url}/healthz"), node.name)
 
@@ -115,11 +124,19 @@ def _provision(database_url: str, work: Path) -> str:
 
 
 @contextlib.contextmanager
-def running_cluster(work: Path, nodes: int = 3) -> Iterator[Cluster]:
+def running_cluster(
+    work: Path, nodes: int = 3, node_args: tuple[str, ...] = ()
+) -> Iterator[Cluster]:
+    """``node_args``: more ``tandem serve`` flags for every node (a short home lease, say)."""
+    limits = (*NODE_LIMITS, *node_args)
     try:
-        with launch(work, nodes, partial(_provision, work=work), pg_url=PG_URL) as up:
+        with launch(
+            work, nodes, partial(_provision, work=work), pg_url=PG_URL, limits=limits
+        ) as up:
             assert up.redis is not None
-            yield Cluster(up.redis, up.database_url, up.nodes, up.proxy_url, up.provisioned, work)
+            yield Cluster(
+                up.redis, up.database_url, up.nodes, up.proxy_url, up.provisioned, work, node_args
+            )
     except Unavailable as exc:
         required = "TANDEM_REQUIRE_POSTGRES" if "PostgreSQL" in str(exc) else "TANDEM_REQUIRE_REDIS"
         if os.environ.get(required) == "1":

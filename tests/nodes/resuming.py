@@ -53,6 +53,9 @@ class ResumingParty:
         """clientMsgId -> text of messages sent and not acknowledged yet."""
         self.acked: dict[str, int] = {}
         """clientMsgId -> message id of every acknowledged message."""
+        self.refused: list[dict[str, Any]] = []
+        """Error acks of chat.send (what a person would see as a failed send; a send cut by
+        its socket's end is not one: it waits in the outbox for the resend)."""
         self.lost_at: float | None = None
         self.resumed_at: list[float] = []
         """When each reconnect's resume was answered (time.monotonic())."""
@@ -260,6 +263,8 @@ class ResumingParty:
         if ack.get("ok"):
             self.acked[client_msg_id] = int(ack["message"]["id"])
             self.outbox.pop(client_msg_id, None)
+        else:
+            self.refused.append(ack)
 
     async def flush(self) -> None:
         for client_msg_id in list(self.outbox):

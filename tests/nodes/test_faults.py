@@ -5,8 +5,7 @@ every acknowledged message is in PostgreSQL exactly once and was shown to the ot
 once. Each test prints what it measured (``pytest -s``): lost and duplicated messages and, for
 a killed node, the time from the kill to the resumed session.
 
-Calls and co-browse across a dead home node come with the home-node leases (another branch);
-their fault tests go in their own functions here once it lands."""
+Calls and co-browse across a dead, frozen or drained home node: tests/nodes/test_home_faults.py."""
 
 from __future__ import annotations
 
