@@ -99,7 +99,10 @@ def _free_port() -> int:
 async def server(web_dist: Path, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Server]:
     data = tmp_path_factory.mktemp("tandem-data")
     port = _free_port()
-    app = create_app(Settings(host="127.0.0.1", port=port, data_dir=data))
+    # One server for a whole module: its one agent takes a session in most tests, so the
+    # default capacity (3 at once) is raised rather than every test ending its sessions.
+    settings = Settings(host="127.0.0.1", port=port, data_dir=data, agent_capacity=100)
+    app = create_app(settings)
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
