@@ -50,7 +50,11 @@ async def server(web_dist: Path, tmp_path_factory: pytest.TempPathFactory) -> As
     data = tmp_path_factory.mktemp("tandem-call-data")
     port = _free_port()
     settings = Settings(
-        host="127.0.0.1", port=port, data_dir=data, media_host_addresses=("127.0.0.1",)
+        host="127.0.0.1",
+        port=port,
+        data_dir=data,
+        media_host_addresses=("127.0.0.1",),
+        agent_capacity=100,  # the module's one agent takes a session in every test
     )
     app = create_app(settings)
     runner = web.AppRunner(app)
