@@ -640,6 +640,27 @@ class SessionDecline(ClientEvent):
     ticket_id: Id
 
 
+class TransferTarget(Inbound):
+    """Where a transfer goes: one agent (``agentId``), or back to the site's queue (``queue``)."""
+
+    agent_id: Id | None = None
+    queue: bool = False
+
+
+class SessionTransfer(ClientEvent):
+    """An agent of the session (or a supervisor) hands it to another agent or to the queue.
+
+    ``warm``: the sender stays until the next agent joins (the agent-only ``note`` goes to them);
+    ``cold``: the sender leaves at once. To the queue the session keeps its original wait time."""
+
+    senders: ClassVar[Senders] = frozenset({"agent"})
+    type: Literal["session.transfer"] = "session.transfer"
+    ticket_id: Id
+    to: TransferTarget
+    mode: Literal["warm", "cold"] = "warm"
+    note: Annotated[str, Field(max_length=2000)] | None = None
+
+
 CLIENT_EVENTS: dict[str, type[ClientEvent]] = {
     model.model_fields["type"].default: model
     for model in (
@@ -678,6 +699,7 @@ CLIENT_EVENTS: dict[str, type[ClientEvent]] = {
         CobrowseAssetsSupply,
         AgentStatusSet,
         SessionDecline,
+        SessionTransfer,
     )
 }
 """Socket.IO event name -> payload model, for every event a client may send."""
@@ -1069,6 +1091,14 @@ class AgentStatusNotice(Message):
     """Why Away: the agent's own words, or ``missed offer``."""
 
 
+class TransferInfo(Message):
+    """What an offered transfer carries to the agent it goes to (agents only: the note)."""
+
+    mode: Literal["warm", "cold"]
+    from_: AgentRef = Field(alias="from")
+    note: str | None = None
+
+
 class SessionOffered(Message):
     """Push routing: a waiting session is offered to this agent (to their sockets only). Accept
     with ``session.accept`` before ``expiresAt``, or ``session.decline``; past it the offer goes
@@ -1078,6 +1108,8 @@ class SessionOffered(Message):
     ticket_id: str
     entry: QueueEntry
     expires_at: str
+    transfer: TransferInfo | None = None
+    """Set when the session is handed over to this agent (``session.transfer``)."""
 
 
 class SessionOfferEnded(Message):
@@ -1087,6 +1119,19 @@ class SessionOfferEnded(Message):
     type: Literal["session.offer.ended"] = "session.offer.ended"
     ticket_id: str
     reason: Literal["accepted", "taken", "declined", "expired", "ended", "offline"]
+
+
+class SessionTransferred(SessionEvent):
+    """The session was handed over: ``agent`` is who the customer now talks to (None while it
+    waits in the queue again). The agent-only note is never in it (it is on the timeline)."""
+
+    type: Literal["session.transferred"] = "session.transferred"
+    ticket_id: str
+    mode: Literal["warm", "cold"]
+    agent: AgentRef | None = None
+    queued: bool = False
+    left: AgentRef | None = None
+    """The agent who handed the session over and has left it."""
 
 
 SERVER_EVENTS: tuple[type[Message], ...] = (
@@ -1119,6 +1164,7 @@ SERVER_EVENTS: tuple[type[Message], ...] = (
     AgentStatusNotice,
     SessionOffered,
     SessionOfferEnded,
+    SessionTransferred,
 )
 
 

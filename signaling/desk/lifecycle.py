@@ -153,6 +153,12 @@ class Desk:
         """Called with the ticket id when a session ends (co-browse, media clean-up)."""
         self.router: Router | None = None
         """Agent status and offers (``desk.offers``); the app sets it."""
+        self.on_agent_left: list[Callable[[TicketRecord, AgentCaller], Awaitable[None]]] = []
+        """Called while an agent who handed a session over is still on it (the hubs end their
+        media and their control grant)."""
+        from signaling.desk.transfer import Transfers
+
+        self.transfers = Transfers(self)
 
     # ------------------------------------------------------------------ customer side
 
@@ -326,6 +332,10 @@ class Desk:
             raise DeskError("not_found", "no such ticket")
         if ticket.status == "closed":
             raise DeskError("invalid_state", "the session has ended")
+        if ticket.status == "active":
+            pending = await self.transfers.pending(ticket_id)
+            if pending is not None and self.transfers.offered_to(pending, caller.agent.id):
+                return await self.transfers.take_over(caller, ticket)
         if self.router is not None and ticket.status == "queued":
             with _refusals():
                 await self.router.check_capacity(caller.agent.id)
@@ -340,7 +350,8 @@ class Desk:
         await self.timeline(ticket, "session.accepted", {"agent": agent.wire()})
         await self.queue_feed.removed(ticket_id, "accepted", agent)
         await self.tell(ticket, SessionAccepted(ticket_id=ticket_id, agent=agent))
-        return await self.session_state(ticket, "agents")
+        await self.transfers.taken(ticket, caller)
+        return await self.session_state(await self._must_ticket(ticket_id), "agents")
 
     async def join(self, caller: AgentCaller, ticket_id: str) -> SessionState:
         if not caller.oversees:
@@ -366,6 +377,12 @@ class Desk:
             await self.router.choose(caller.agent.id, status, reason)
 
     async def decline(self, caller: AgentCaller, ticket_id: str) -> None:
+        ticket = await self.store.ticket(ticket_id)
+        if ticket is not None and ticket.status == "active":
+            pending = await self.transfers.pending(ticket_id)
+            if pending is not None and self.transfers.offered_to(pending, caller.agent.id):
+                await self.transfers.declined(caller, ticket)
+                return
         if self.router is None:
             raise DeskError("not_found", "no offer of that session rings for you")
         with _refusals():

@@ -65,6 +65,7 @@ from signaling.protocol import (
     SessionList,
     SessionListAck,
     SessionResume,
+    SessionTransfer,
     TrackUpdate,
     UploadRequest,
 )
@@ -220,6 +221,13 @@ class AgentEvents(SharedEvents):
 
     async def on_session_join(self, conn: Connection[AgentCaller], msg: SessionJoin) -> Message:
         return await self.desk.join(conn.caller, msg.ticket_id)
+
+    async def on_session_transfer(
+        self, conn: Connection[AgentCaller], msg: SessionTransfer
+    ) -> None:
+        await self.desk.transfers.transfer(
+            conn.caller, msg.ticket_id, msg.to.agent_id, msg.to.queue, msg.mode, msg.note
+        )
 
     async def on_session_list(self, conn: Connection[AgentCaller], msg: SessionList) -> Message:
         return SessionListAck(sessions=await self.desk.sessions(conn.caller))

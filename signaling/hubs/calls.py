@@ -105,6 +105,7 @@ class CallHub:
         home.on_lost.append(self.on_ticket_closed)
         home.on_hand_over.append(self.hand_over)
         home.on_taken.append(self._taken)
+        desk.on_agent_left.append(self.agent_left)
 
     # ------------------------------------------------------------------ signaling
 
@@ -242,6 +243,15 @@ class CallHub:
             if channel == "call":
                 await self.desk.timeline(ticket, "call.left", {"participant": pid}, lease.epoch)
         return {}
+
+    async def agent_left(self, ticket: TicketRecord, caller: AgentCaller) -> None:
+        """An agent handed the session over: they leave the media room (the customer's
+        connection, and so their media, stays as it is)."""
+        for channel in ("call", "cobrowse"):
+            try:
+                await self.leave(caller, ticket.id, channel)
+            except DeskError as exc:
+                log.info("%s: %s leaving %s: %s", ticket.id, caller.agent.id, channel, exc.message)
 
     async def end_cobrowse_channel(self, ticket_id: str) -> None:
         """Co-browse stopped (on this, its home node): every co-browse connection of the session

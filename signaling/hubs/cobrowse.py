@@ -136,12 +136,14 @@ class CobrowseHub:
             "control.grant": self._control_grant_here,
             "control.revoke": self._control_revoke_here,
             "control.action": self._control_action_here,
+            "control.release": self._control_release_here,
         }.items():
             home.serve(method, work)
         home.on_close.append(self.on_ticket_closed)
         home.on_lost.append(self.drop)
         home.on_hand_over.append(self.hand_over)
         home.on_taken.append(self._taken)
+        desk.on_agent_left.append(self.agent_left)
 
     # ------------------------------------------------------------------ consent
 
@@ -535,6 +537,30 @@ class CobrowseHub:
         else:
             customer_id = str(ticket.customer["id"])
             await self._control(ticket, live, lambda g: g.revoke(customer_id, "customer"))
+        return {}
+
+    async def agent_left(self, ticket: TicketRecord, caller: AgentCaller) -> None:
+        """Remote control does not move with a transfer: a request or grant held by the agent
+        who leaves ends (audited); the next agent asks the customer again."""
+        if await self.home.placement.current(ticket.id) is None:
+            return
+        await self.home.run("control.release", caller, ticket, {})
+
+    async def _control_release_here(
+        self, caller: Caller, ticket: TicketRecord, lease: Lease, args: dict[str, Any]
+    ) -> dict[str, Any]:
+        assert isinstance(caller, AgentCaller)
+        live = self._live.get(ticket.id)
+        if live is None or live.epoch != lease.epoch:
+            return {}
+        grant = live.session.control
+        if grant.agent_id != caller.agent.id or grant.state not in (
+            cobrowse.ControlState.REQUESTED,
+            cobrowse.ControlState.GRANTED,
+        ):
+            return {}
+        agent_id = caller.agent.id
+        await self._control(ticket, live, lambda g: g.revoke(agent_id, "agent"))
         return {}
 
     async def control_action(

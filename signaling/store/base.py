@@ -164,6 +164,15 @@ class TicketStore(Protocol):
         """False if it was closed already."""
         ...
 
+    async def requeue_ticket(self, ticket_id: str) -> bool:
+        """Move an active ticket back to queued (a transfer to the queue), keeping its agents and
+        its created_at (its place in the queue). False if it was not active."""
+        ...
+
+    async def remove_ticket_agent(self, ticket_id: str, agent_id: str) -> bool:
+        """Take an agent off a ticket (they handed it over); False if they were not on it."""
+        ...
+
     async def set_context(self, ticket_id: str, context: dict[str, Any]) -> None: ...
     async def merge_context(
         self, ticket_id: str, merge: Callable[[dict[str, Any]], dict[str, Any]]

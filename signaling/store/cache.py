@@ -266,6 +266,16 @@ class CachedTicketStore:
             self.inner.add_ticket_agent(ticket_id, agent), self._drop_ticket(ticket_id)
         )
 
+    async def requeue_ticket(self, ticket_id: str) -> bool:
+        return await self._changing(
+            self.inner.requeue_ticket(ticket_id), self._drop_ticket(ticket_id)
+        )
+
+    async def remove_ticket_agent(self, ticket_id: str, agent_id: str) -> bool:
+        return await self._changing(
+            self.inner.remove_ticket_agent(ticket_id, agent_id), self._drop_ticket(ticket_id)
+        )
+
     async def close_ticket(self, ticket_id: str, at: float) -> bool:
         return await self._changing(
             self.inner.close_ticket(ticket_id, at), self._drop_ticket(ticket_id)

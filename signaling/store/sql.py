@@ -318,6 +318,18 @@ class SqlTicketStore:
             ticket_id,
         )
 
+    async def requeue_ticket(self, ticket_id: str) -> bool:
+        changed = await self._db.execute(
+            "UPDATE tickets SET status = 'queued' WHERE id = ? AND status = 'active'", ticket_id
+        )
+        return changed == 1
+
+    async def remove_ticket_agent(self, ticket_id: str, agent_id: str) -> bool:
+        changed = await self._db.execute(
+            "DELETE FROM ticket_agents WHERE ticket_id = ? AND agent_id = ?", ticket_id, agent_id
+        )
+        return changed == 1
+
     async def close_ticket(self, ticket_id: str, at: float) -> bool:
         changed = await self._db.execute(
             "UPDATE tickets SET status = 'closed', closed_at = ?"

@@ -1,0 +1,138 @@
+"""Transfer over real sockets: warm to an agent, cold to the queue (keeping the wait time), and
+the refusals. The agent-only note never reaches the customer; the agent who handed over hears
+nothing more of the session."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from signaling import keys
+from tests.signaling.test_offers_functional import hire
+from tests.support import CONTEXT, Client, Running, running_server
+
+
+async def open_session(server: Running, agent: Client) -> tuple[str, Client]:
+    customer = await server.customer()
+    ack = await customer.call("help.request", {"context": CONTEXT})
+    assert ack["ok"], ack
+    ticket = str(ack["ticket"]["id"])
+    accepted = await agent.call("session.accept", {"ticketId": ticket})
+    assert accepted["ok"], accepted
+    return ticket, customer
+
+
+async def timeline_types(server: Running, ticket: str) -> list[str]:
+    return [entry.type for entry in await server.app[keys.store].timeline(ticket)]
+
+
+async def test_warm_transfer_to_an_agent(tmp_path: Path) -> None:
+    async with running_server(tmp_path, wrap_up_seconds=0) as server:
+        alice, bob = await server.agent("alice"), await server.agent("bob")
+        ticket, customer = await open_session(server, alice)
+        sent = await customer.call("chat.send", {"clientMsgId": "m1", "text": "my order is late"})
+        assert sent["ok"], sent
+        bob_id = server.agents["bob"].id
+        ack = await alice.call(
+            "session.transfer",
+            {"ticketId": ticket, "to": {"agentId": bob_id}, "mode": "warm", "note": "VIP, be kind"},
+        )
+        assert ack["ok"], ack
+        offer = await bob.wait_for(
+            "session.offered", lambda o: o["ticketId"] == ticket and o.get("transfer")
+        )
+        assert offer["transfer"] == {
+            "mode": "warm",
+            "from": {"id": server.agents["alice"].id, "name": "Alice"},
+            "note": "VIP, be kind",
+        }
+        # Warm: alice is still in the session until bob takes it.
+        assert (
+            await alice.call(
+                "chat.send", {"ticketId": ticket, "clientMsgId": "a1", "text": "one moment"}
+            )
+        )["ok"]
+        state = await bob.call("session.accept", {"ticketId": ticket})
+        assert state["ok"], state
+        assert [m["text"] for m in state["messages"]] == ["my order is late", "one moment"]
+        assert [a["name"] for a in state["ticket"]["agents"]] == ["Bob"]
+        told = await customer.wait_for("session.transferred")
+        assert told["agent"] == {"id": bob_id, "name": "Bob"} and told["mode"] == "warm"
+        left = await alice.wait_for("session.transferred")
+        assert left["left"]["id"] == server.agents["alice"].id
+        # From now on alice hears nothing and may do nothing; bob hears the customer.
+        heard_by_alice = len(alice.events["chat.message"])
+        assert (await customer.call("chat.send", {"clientMsgId": "m2", "text": "hello Bob"}))["ok"]
+        got = await bob.wait_for("chat.message", lambda m: m["message"]["text"] == "hello Bob")
+        assert got["message"]["author"] == "Customer" or got["message"]["text"] == "hello Bob"
+        refused = await alice.call(
+            "chat.send", {"ticketId": ticket, "clientMsgId": "a2", "text": "x"}
+        )
+        assert refused["error"]["code"] == "forbidden"
+        assert (await bob.call("queue.list", {"limit": 1}))["ok"]
+        assert (await alice.call("queue.list", {"limit": 1}))["ok"]
+        assert len(alice.events["chat.message"]) == heard_by_alice
+        # The note is for agents only: nothing the customer received carries it.
+        assert "VIP" not in json.dumps(customer.events)
+        types = await timeline_types(server, ticket)
+        assert types.index("transfer.requested") < types.index("session.transferred")
+        assert "session.left" in types
+        entries = await server.app[keys.store].timeline(ticket)
+        done = next(e for e in entries if e.type == "session.transferred")
+        assert done.data["mode"] == "warm" and done.data["note"] == "VIP, be kind"
+        assert (
+            done.data["from"]["id"] == server.agents["alice"].id and done.data["to"]["id"] == bob_id
+        )
+
+
+async def test_cold_transfer_to_the_queue_keeps_the_wait_time(tmp_path: Path) -> None:
+    async with running_server(tmp_path, wrap_up_seconds=0) as server:
+        alice = await server.agent("alice")
+        older, customer = await open_session(server, alice)
+        newer_customer = await server.customer()
+        newer = await newer_customer.call("help.request", {"context": CONTEXT})
+        assert newer["ok"]
+        ack = await alice.call(
+            "session.transfer", {"ticketId": older, "to": {"queue": True}, "mode": "cold"}
+        )
+        assert ack["ok"], ack
+        # Cold: alice left at once; the session waits again, ahead of the newer one.
+        left = await alice.wait_for("session.transferred")
+        assert left["left"]["id"] == server.agents["alice"].id
+        told = await customer.wait_for("session.transferred")
+        assert told["queued"] is True and told.get("agent") is None
+        live = server.app[keys.desk].live
+        assert await live.position(older) == 1
+        assert await live.position(str(newer["ticket"]["id"])) == 2
+        ticket = await server.app[keys.store].ticket(older)
+        assert ticket is not None and ticket.status == "queued" and ticket.agents == ()
+        # Whoever takes it next is the customer's new agent.
+        bob = await server.agent("bob")
+        state = await bob.call("session.accept", {"ticketId": older})
+        assert state["ok"], state
+        told = await customer.wait_for("session.transferred", lambda e: e.get("agent"))
+        assert told["agent"]["name"] == "Bob" and told["mode"] == "cold"
+        assert "session.transferred" in await timeline_types(server, older)
+
+
+async def test_transfer_refusals(tmp_path: Path) -> None:
+    async with running_server(tmp_path, agent_capacity=1, wrap_up_seconds=0) as server:
+        await hire(server, "cat")  # never connects: offline
+        alice, bob = await server.agent("alice"), await server.agent("bob")
+        ticket, _customer = await open_session(server, alice)
+
+        async def transfer(by: Client, to: dict[str, object], mode: str = "warm") -> str:
+            ack = await by.call("session.transfer", {"ticketId": ticket, "to": to, "mode": mode})
+            assert not ack.get("ok"), ack
+            return str(ack["error"]["code"])
+
+        assert await transfer(bob, {"queue": True}) == "forbidden"  # not bob's session
+        assert await transfer(alice, {"agentId": "ag_nobody"}) == "not_found"
+        assert await transfer(alice, {"agentId": server.agents["cat"].id}) == "invalid_state"
+        assert await transfer(alice, {"agentId": server.agents["alice"].id}) == "invalid_state"
+        await open_session(server, bob)  # bob at capacity (1)
+        assert await transfer(alice, {"agentId": server.agents["bob"].id}) == "invalid_state"
+        assert await transfer(alice, {}) == "malformed"
+        # Nothing changed: alice still has the session.
+        stored = await server.app[keys.store].ticket(ticket)
+        assert stored is not None and [a["name"] for a in stored.agents] == ["Alice"]
