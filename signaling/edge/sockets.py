@@ -28,7 +28,7 @@ from signaling.desk.rooms import AGENTS_ROOM, QUEUE_ROOM, QUEUE_V1_ROOM, agent_r
 from signaling.edge.clientaddr import client_address
 from signaling.edge.handlers import Connection, Hubs, routes
 from signaling.edge.ratelimit import TokenBucket
-from signaling.edge.socketserver import GuardedServer, error_ack
+from signaling.edge.socketserver import DirectManager, GuardedServer, error_ack
 from signaling.hubs.calls import CallHub
 from signaling.hubs.cobrowse import CobrowseHub
 from signaling.protocol import (
@@ -69,6 +69,9 @@ class SocketBroadcaster:
         # agent yet must reach nobody, not every socket on the server.
         if not rooms:
             return
+        manager = self._sio.manager
+        if isinstance(manager, DirectManager) and manager.reaches_nobody(rooms):
+            return  # one node and nobody listening (a v1 queue room, a session with no agent)
         name = type(event).model_fields["type"].default
         await self._sio.emit(name, event.wire(), to=rooms, skip_sid=skip_sid)
 
