@@ -135,14 +135,17 @@ class Geo(Message):
 
 
 def _check_app_fields(value: dict[str, Any]) -> dict[str, Any]:
-    if len(json.dumps(value, separators=(",", ":"))) > MAX_APP_CONTEXT_BYTES:
+    text = json.dumps(value, separators=(",", ":"))
+    if len(text) > MAX_APP_CONTEXT_BYTES:
         raise ValueError(f"app context exceeds {MAX_APP_CONTEXT_BYTES} bytes of JSON")
     # A JSON "\ud800" escape decodes to a lone surrogate, which no UTF-8 store can hold; typed
-    # string fields refuse it already, the free-form app fields must too.
-    try:
-        json.dumps(value, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("app context is not valid Unicode (a lone surrogate)") from None
+    # string fields refuse it already, the free-form app fields must too. Every surrogate is
+    # written as a "\ud..." escape in the ASCII form above: only then is the text checked.
+    if "\\ud" in text:
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("app context is not valid Unicode (a lone surrogate)") from None
     return value
 
 
@@ -238,9 +241,13 @@ class TranscriptMessage(Message):
     def wire(self) -> dict[str, Any]:
         # A message goes out twice (the sender's ack and the session's chat.message): its wire
         # form is made once. Nobody changes it: it is encoded as soon as it is sent.
-        if self._wire_form is None:
-            self._wire_form = super().wire()
-        return self._wire_form
+        # (Through ``__pydantic_private__``: the attribute itself costs microseconds a read.)
+        private = self.__pydantic_private__
+        assert private is not None
+        form: dict[str, Any] | None = private.get("_wire_form")
+        if form is None:
+            form = private["_wire_form"] = super().wire()
+        return form
 
 
 class TimelineEntry(Message):
