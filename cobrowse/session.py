@@ -35,6 +35,9 @@ class IngestResult(NamedTuple):
     """What was removed (counts only; log/metric it, never the content)."""
     mirror: AppendResult
     """``mirror.request_snapshot`` -> emit ``cobrowse.snapshot_needed`` to the customer."""
+    encoded: list[bytes] = []
+    """Each event's JSON (UTF-8), as the recording holds it: for a relay that need not encode
+    the events again."""
 
 
 def _sanitize_and_size(
@@ -129,7 +132,7 @@ class CobrowseSession:
             # on to the agents without waiting for a flush.
             self.recording.add_encoded(lines)
         appended = await self.store.append(self.session_id, batch.events, sizes)
-        return IngestResult(batch.events, batch.nbytes, report, appended)
+        return IngestResult(batch.events, batch.nbytes, report, appended, lines)
 
     async def catch_up(self) -> list[Event]:
         """Events a late-joining agent needs (``[]``: wait for the next snapshot)."""

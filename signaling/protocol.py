@@ -51,6 +51,11 @@ class Message(BaseModel):
         """The JSON-ready dict that goes on the wire (camelCase, no ``None`` noise)."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
+    def wire_json(self) -> str | None:
+        """The JSON text of ``wire()`` when it was made already (a relay of events encoded on
+        their way in), else None."""
+        return None
+
 
 # --------------------------------------------------------------------------- handshake
 
@@ -845,10 +850,33 @@ class CobrowseEventsOut(Message):
     ticket_id: str
     events: list[dict[str, Any]]
 
+    _events_json: str | None = PrivateAttr(default=None)
+
     def wire(self) -> dict[str, Any]:
         # The events are plain JSON already (validated and sanitized on the way in): dumping
         # them through pydantic again copied every one of them, a third of the relay's time.
         return {"type": self.type, "ticketId": self.ticket_id, "events": self.events}
+
+    @classmethod
+    def relay(
+        cls, ticket_id: str, events: list[dict[str, Any]], encoded: list[bytes]
+    ) -> CobrowseEventsOut:
+        """Built without validation (the events passed co-browse's own validator), with each
+        event's JSON as it was made on the way in (``encoded``, UTF-8), so the relay does not
+        encode the batch a second time."""
+        out = cls.model_construct(ticket_id=ticket_id, events=events)
+        private = out.__pydantic_private__
+        assert private is not None
+        private["_events_json"] = "[" + b",".join(encoded).decode() + "]"
+        return out
+
+    def wire_json(self) -> str | None:
+        private = self.__pydantic_private__
+        events: str | None = private.get("_events_json") if private is not None else None
+        if events is None:
+            return None
+        head = json.dumps({"type": self.type, "ticketId": self.ticket_id}, separators=(",", ":"))
+        return head[:-1] + ',"events":' + events + "}"
 
 
 class CobrowseSnapshotNeeded(Message):

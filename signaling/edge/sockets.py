@@ -70,9 +70,14 @@ class SocketBroadcaster:
         if not rooms:
             return
         manager = self._sio.manager
-        if isinstance(manager, DirectManager) and manager.reaches_nobody(rooms):
-            return  # one node and nobody listening (a v1 queue room, a session with no agent)
         name = type(event).model_fields["type"].default
+        if isinstance(manager, DirectManager):
+            if manager.reaches_nobody(rooms):
+                return  # one node and nobody listening (a v1 queue room, a session with no agent)
+            text = event.wire_json()
+            if text is not None:
+                await manager.emit_json(name, text, rooms, skip_sid)
+                return
         await self._sio.emit(name, event.wire(), to=rooms, skip_sid=skip_sid)
 
     async def enter_room(self, sid: str, room: str) -> bool:
