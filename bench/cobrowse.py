@@ -65,7 +65,7 @@ from bench._common import (  # noqa: E402
     ServerProcess,
     free_port,
     percentile,
-    proc_cpu_seconds,
+    proc_cpu_precise,
     stop_all_servers,
 )
 
@@ -371,6 +371,8 @@ class Run:
     bytes_up: int = 0
     bytes_down: int = 0
     seconds: float = 0.0
+    client_cpu: float = 0.0
+    """CPU seconds this process (customer and agents) used over the stream."""
     errors: dict[str, int] = field(default_factory=dict)
 
     def row(self) -> list[str]:
@@ -379,7 +381,9 @@ class Run:
         return [
             self.name, f"{self.rate:,}", str(self.agents), f"{self.sent:,}",
             ms(percentile(self.latencies, 0.5)), ms(percentile(self.latencies, 0.99)),
-            f"{per_k * 1000:.1f} ms", size(self.bytes_up), size(self.bytes_down),
+            f"{per_k * 1000:.1f} ms",
+            f"{100 * self.client_cpu / self.seconds:.0f}%" if self.seconds else "-",
+            size(self.bytes_up), size(self.bytes_down),
             f"{lost:,}" + (f" ({', '.join(f'{k} {v}' for k, v in self.errors.items())})"
                            if self.errors else ""),
         ]  # fmt: skip
@@ -515,6 +519,18 @@ async def stream(run: Run, send: Any, page: Page, seconds: float) -> None:
     run.seconds = time.monotonic() - start
 
 
+def ratio_line(tandem: Run, relay: Run) -> str:
+    def x(a: float | None, b: float | None) -> str:
+        return f"{a / b:.1f}x" if a is not None and b else "-"
+
+    return (
+        f"  {tandem.rate:,} ev/s x {tandem.agents}: "
+        f"p50 {x(percentile(tandem.latencies, 0.5), percentile(relay.latencies, 0.5))}, "
+        f"p99 {x(percentile(tandem.latencies, 0.99), percentile(relay.latencies, 0.99))}, "
+        f"CPU {x(tandem.cpu, relay.cpu)}"
+    )
+
+
 async def run_tandem(template: Path, work: Path, rate: int, agents: int, seconds: float) -> Run:
     run = Run("tandem", rate, agents)
     server = Tandem(template, work)
@@ -548,12 +564,13 @@ async def run_tandem(template: Path, work: Path, rate: int, agents: int, seconds
                 code = ack.get("error", {}).get("code", "?")
                 run.errors[code] = run.errors.get(code, 0) + 1
 
-        cpu0 = proc_cpu_seconds(server.proc.pid)
+        cpu0, client0 = proc_cpu_precise(server.proc.pid), time.process_time()
         await stream(run, send, page, seconds)
+        run.client_cpu = time.process_time() - client0
         deadline = time.monotonic() + 10
         while min(counts) < run.sent and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-        run.cpu = proc_cpu_seconds(server.proc.pid) - cpu0
+        run.cpu = proc_cpu_precise(server.proc.pid) - cpu0
         run.received = counts
     finally:
         await server.stop()
@@ -595,12 +612,13 @@ async def run_relay(work: Path, rate: int, agents: int, seconds: float) -> Run:
                 run.bytes_up += len(text)
                 await customer.send_str(text)
 
-            cpu0 = proc_cpu_seconds(proc.pid)
+            cpu0, client0 = proc_cpu_precise(proc.pid), time.process_time()
             await stream(run, send, page, seconds)
+            run.client_cpu = time.process_time() - client0
             deadline = time.monotonic() + 10
             while min(counts) < run.sent and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
-            run.cpu = proc_cpu_seconds(proc.pid) - cpu0
+            run.cpu = proc_cpu_precise(proc.pid) - cpu0
             run.received = counts
             for task in readers:
                 task.cancel()
@@ -767,20 +785,27 @@ async def main(args: argparse.Namespace) -> None:
     rates = [100, 1000] if args.quick else [100, 1000, 5000]
     seconds = 3.0 if args.quick else args.seconds
     rows = []
+    ratios = []
     try:
         for rate in rates:
             for agents in (1, 4):
                 tandem = await run_tandem(template, work, rate, agents, seconds)
                 relay = await run_relay(work, rate, agents, seconds)
                 rows += [tandem.row(), relay.row()]
+                ratios.append(ratio_line(tandem, relay))
                 print(f"  done: {rate:,} ev/s x {agents} agent(s)", file=sys.stderr, flush=True)
         head = ["path", "events/s", "agents", "sent", "latency p50", "latency p99",
-                "CPU per 1k events", "bytes up", "bytes down", "lost"]  # fmt: skip
+                "CPU per 1k events", "client CPU", "bytes up", "bytes down", "lost"]  # fmt: skip
         print(
             f"\nCo-browse stream, {seconds:g} s per run, 50 ms batches, one customer "
-            f"(CPU: the server process, user+sys):\n"
+            f"(CPU: the server process, all its threads; client CPU: the bench process, which "
+            f"runs the customer and the agents, as a share of one core while streaming):\n"
         )
         print(table(rows, head))
+        print()
+        print("Tandem / ws relay of the same rate and agents (p50, p99, CPU per event):")
+        for line in ratios:
+            print(line)
         print()
         nodes = 2_000 if args.quick else 10_000
         minutes = 1.0 if args.quick else 10.0

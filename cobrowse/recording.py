@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import logging
 import os
 import time
 import zlib
@@ -38,9 +39,12 @@ __all__ = [
     "AsyncRecordingWriter",
     "RecordingReader",
     "RecordingWriter",
+    "encode_event",
     "make_header",
     "read_recording",
 ]
+
+log = logging.getLogger("cobrowse.recording")
 
 RECORDING_FORMAT: Final = "tandem-cobrowse"
 RECORDING_VERSION: Final = 1
@@ -71,8 +75,17 @@ def _check_header(obj: object) -> dict[str, Any]:
     return obj
 
 
+_LINE_ENCODER: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+"""What ``json.dumps(obj, separators=(",", ":"), ensure_ascii=False)`` builds on every call."""
+
+
+def encode_event(obj: object) -> bytes:
+    """An event as its recording line holds it, without the newline (UTF-8 JSON)."""
+    return _LINE_ENCODER.encode(obj).encode()
+
+
 def _dumps_line(obj: object) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+    return encode_event(obj) + b"\n"
 
 
 class _Members:
@@ -242,10 +255,11 @@ class RecordingWriter:
         """Uncompressed bytes waiting for :meth:`flush`."""
         return self._buf_len
 
-    def append(self, events: Sequence[Event]) -> None:
-        """Buffer events; writes a member once ``flush_bytes`` are buffered."""
+    def append(self, events: Sequence[Event | bytes]) -> None:
+        """Buffer events (or their ``encode_event`` form); writes a member once
+        ``flush_bytes`` are buffered."""
         for ev in events:
-            line = _dumps_line(ev)
+            line = ev + b"\n" if isinstance(ev, bytes) else _dumps_line(ev)
             self._buf.append(line)
             self._buf_len += len(line)
         self.events_written += len(events)
@@ -304,10 +318,12 @@ class AsyncRecordingWriter:
         self.flush_interval = flush_interval
         self._clock = clock
         self._writer: RecordingWriter | None = None
-        self._pending: list[Event] = []
+        self._pending: list[Event | bytes] = []
         self._pending_bytes = 0
         self._last_flush = clock()
         self._lock = asyncio.Lock()
+        self._flushing: set[asyncio.Task[None]] = set()
+        """Flushes started by ``add_encoded``, not awaited by their caller."""
 
     async def open(self) -> None:
         """Create or reopen the file (validates the header off the loop)."""
@@ -331,6 +347,25 @@ class AsyncRecordingWriter:
         if self._pending_bytes >= self.flush_bytes or due:
             await self.flush()
 
+    def add_encoded(self, lines: Sequence[bytes]) -> None:
+        """Queue events already encoded (``encode_event``) without waiting for anything: a
+        flush that falls due runs in the background, after any earlier one (members still land
+        in call order). For the live stream, whose relay must not wait on the file."""
+        self._pending.extend(lines)
+        self._pending_bytes += sum(len(line) + 1 for line in lines)
+        due = self._clock() - self._last_flush >= self.flush_interval
+        if self._pending_bytes >= self.flush_bytes or due:
+            # Marked flushed now, so the batches arriving meanwhile do not each start one.
+            self._last_flush = self._clock()
+            task = asyncio.get_running_loop().create_task(self.flush())
+            self._flushing.add(task)
+            task.add_done_callback(self._flushed)
+
+    def _flushed(self, task: asyncio.Task[None]) -> None:
+        self._flushing.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("recording flush failed", exc_info=task.exception())
+
     async def flush(self) -> None:
         """Write everything queued so far as one member."""
         if self._writer is None:
@@ -351,6 +386,8 @@ class AsyncRecordingWriter:
 
     async def aclose(self) -> None:
         """Flush and close the file."""
+        while self._flushing:
+            await asyncio.gather(*self._flushing, return_exceptions=True)
         await self.flush()
         async with self._lock:
             if self._writer is not None:

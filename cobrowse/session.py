@@ -10,7 +10,6 @@ passed).
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import NamedTuple
 
 from .assets import AssetRewriter
@@ -18,7 +17,7 @@ from .control import AuditEntry, ControlAction, ControlGrant, ControlPolicy
 from .exceptions import CobrowseError
 from .mirror import AppendResult, MirrorStore
 from .ratelimit import RateLimits, SessionRateLimiter
-from .recording import AsyncRecordingWriter
+from .recording import AsyncRecordingWriter, encode_event
 from .sanitize import SanitizeContext, SanitizeReport, sanitize_batch
 from .types import Event, EventType
 from .validate import Limits, check_batch
@@ -36,40 +35,44 @@ class IngestResult(NamedTuple):
     """What was removed (counts only; log/metric it, never the content)."""
     mirror: AppendResult
     """``mirror.request_snapshot`` -> emit ``cobrowse.snapshot_needed`` to the customer."""
+    encoded: list[bytes] = []
+    """Each event's JSON (UTF-8), as the recording holds it: for a relay that need not encode
+    the events again."""
 
 
 def _sanitize_and_size(
     events: list[Event], context: SanitizeContext
-) -> tuple[SanitizeReport, list[int]]:
-    """Sanitize a batch in place; the encoded size of each event, for the mirror's budget.
+) -> tuple[SanitizeReport, list[int], list[bytes]]:
+    """Sanitize a batch in place; the encoded size of each event, for the mirror's budget; and
+    each event encoded as the recording stores it.
 
-    Full snapshots are measured exactly (they are the mirror's big items); the small events of a
-    batch share the rest of one encoding of the whole batch, which costs a fraction of encoding
-    each of them on its own.
+    Each event is encoded once, here, on the way through (the recording writes these bytes, so
+    its worker thread holds no lock the event loop needs). Full snapshots are measured exactly
+    (they are the mirror's big items); the small events of a batch share the rest of the
+    batch's encoded size (``[`` + the events joined by ``,`` + ``]``).
     """
     report = sanitize_batch(events, context=context)
     try:
-        total = len(json.dumps(events, separators=(",", ":"), ensure_ascii=False).encode())
-        sizes = [0] * len(events)
-        exact = 0
-        small = []
-        for index, event in enumerate(events):
-            if event.get("type") == EventType.FULL_SNAPSHOT:
-                sizes[index] = len(
-                    json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
-                )
-                exact += sizes[index]
-            else:
-                small.append(index)
+        lines = [encode_event(event) for event in events]
     except UnicodeEncodeError:
         # A JSON "\ud800" escape decodes to a lone surrogate: not text any page can hold, and
         # nothing downstream (recording, relay) could write it.
         raise CobrowseError("malformed", "the batch holds a lone surrogate") from None
+    total = sum(len(line) for line in lines) + len(lines) + 1 if lines else 2
+    sizes = [0] * len(events)
+    exact = 0
+    small = []
+    for index, event in enumerate(events):
+        if event.get("type") == EventType.FULL_SNAPSHOT:
+            sizes[index] = len(lines[index])
+            exact += sizes[index]
+        else:
+            small.append(index)
     if small:
         share = max(1, (total - exact) // len(small))
         for index in small:
             sizes[index] = share
-    return report, sizes
+    return report, sizes, lines
 
 
 class CobrowseSession:
@@ -117,17 +120,19 @@ class CobrowseSession:
             # A full snapshot can take a second of CPU: keep the event loop responsive.
             batch = await asyncio.to_thread(check_batch, raw, self.limits)
             self.rate.check(len(batch.events), batch.nbytes)
-            report, sizes = await asyncio.to_thread(
+            report, sizes, lines = await asyncio.to_thread(
                 _sanitize_and_size, batch.events, self.sanitize_context
             )
         else:
             batch = check_batch(raw, self.limits)
             self.rate.check(len(batch.events), batch.nbytes)
-            report, sizes = _sanitize_and_size(batch.events, self.sanitize_context)
+            report, sizes, lines = _sanitize_and_size(batch.events, self.sanitize_context)
         if self.recording is not None:
-            await self.recording.append(batch.events, batch.nbytes)
+            # Queued, not awaited: the file is written in the background, and the batch goes
+            # on to the agents without waiting for a flush.
+            self.recording.add_encoded(lines)
         appended = await self.store.append(self.session_id, batch.events, sizes)
-        return IngestResult(batch.events, batch.nbytes, report, appended)
+        return IngestResult(batch.events, batch.nbytes, report, appended, lines)
 
     async def catch_up(self) -> list[Event]:
         """Events a late-joining agent needs (``[]``: wait for the next snapshot)."""

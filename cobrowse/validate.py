@@ -204,8 +204,47 @@ def _check_str(v: object, where: str, cap: int, *, optional: bool = False) -> No
         raise CobrowseError("too_large", f"{where}: string of {len(v)} chars (cap {cap})")
 
 
+def _strings_clean(obj: object, max_string: int, max_depth: int) -> bool:
+    """True only when ``_check_strings`` would pass ``obj``: the same checks, in one quick
+    walk over exact JSON types (what ``json.loads`` makes). Anything else, and any fault,
+    answers False, and the full walk then finds and names the fault."""
+    stack: list[tuple[object, int]] = [(obj, 0)]
+    while stack:
+        cur, depth = stack.pop()
+        if depth >= max_depth:  # its children would be too deep: let the full walk judge
+            return False
+        kind = type(cur)
+        if kind is dict:
+            assert isinstance(cur, dict)
+            for key in cur:
+                if type(key) is not str:
+                    return False
+            values: Any = cur.values()
+        elif kind is list:
+            values = cur
+        else:
+            return False
+        for value in values:
+            kind = type(value)
+            if kind is str:
+                if len(value) > max_string:
+                    return False
+            elif kind is dict or kind is list:
+                stack.append((value, depth + 1))
+            elif kind is float:
+                if not math.isfinite(value):
+                    return False
+            elif not (kind is int or kind is bool or value is None):
+                return False
+    return True
+
+
 def _check_strings(obj: object, where: str, limits: Limits) -> None:
     """Generic walk: every string under ``obj`` within the string cap, JSON types only."""
+    if type(obj) is dict and _strings_clean(
+        obj, limits.max_string_len, 2 * limits.max_node_depth + 16
+    ):
+        return
     stack: list[tuple[object, int]] = [(obj, 0)]
     max_depth = 2 * limits.max_node_depth + 16
     while stack:
@@ -238,8 +277,7 @@ def _check_event(ev: object, i: int, limits: Limits, budget: _NodeBudget) -> Non
     where = f"event[{i}]"
     if not isinstance(ev, dict):
         raise _bad(where, "not an object")
-    extra = set(ev) - _EVENT_KEYS
-    if extra:
+    if not _EVENT_KEYS.issuperset(ev):
         raise _bad(where, "unknown top-level key")
     etype = ev.get("type")
     if not _is_int(etype):

@@ -56,6 +56,11 @@ class Message(BaseModel):
         """The JSON-ready dict that goes on the wire (camelCase, no ``None`` noise)."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
+    def wire_json(self) -> str | None:
+        """The JSON text of ``wire()`` when it was made already (a relay of events encoded on
+        their way in), else None."""
+        return None
+
 
 # --------------------------------------------------------------------------- handshake
 
@@ -140,14 +145,17 @@ class Geo(Message):
 
 
 def _check_app_fields(value: dict[str, Any]) -> dict[str, Any]:
-    if len(json.dumps(value, separators=(",", ":"))) > MAX_APP_CONTEXT_BYTES:
+    text = json.dumps(value, separators=(",", ":"))
+    if len(text) > MAX_APP_CONTEXT_BYTES:
         raise ValueError(f"app context exceeds {MAX_APP_CONTEXT_BYTES} bytes of JSON")
     # A JSON "\ud800" escape decodes to a lone surrogate, which no UTF-8 store can hold; typed
-    # string fields refuse it already, the free-form app fields must too.
-    try:
-        json.dumps(value, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("app context is not valid Unicode (a lone surrogate)") from None
+    # string fields refuse it already, the free-form app fields must too. Every surrogate is
+    # written as a "\ud..." escape in the ASCII form above: only then is the text checked.
+    if "\\ud" in text:
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("app context is not valid Unicode (a lone surrogate)") from None
     return value
 
 
@@ -243,9 +251,13 @@ class TranscriptMessage(Message):
     def wire(self) -> dict[str, Any]:
         # A message goes out twice (the sender's ack and the session's chat.message): its wire
         # form is made once. Nobody changes it: it is encoded as soon as it is sent.
-        if self._wire_form is None:
-            self._wire_form = super().wire()
-        return self._wire_form
+        # (Through ``__pydantic_private__``: the attribute itself costs microseconds a read.)
+        private = self.__pydantic_private__
+        assert private is not None
+        form: dict[str, Any] | None = private.get("_wire_form")
+        if form is None:
+            form = private["_wire_form"] = super().wire()
+        return form
 
 
 class TimelineEntry(Message):
@@ -934,10 +946,33 @@ class CobrowseEventsOut(Message):
     ticket_id: str
     events: list[dict[str, Any]]
 
+    _events_json: str | None = PrivateAttr(default=None)
+
     def wire(self) -> dict[str, Any]:
         # The events are plain JSON already (validated and sanitized on the way in): dumping
         # them through pydantic again copied every one of them, a third of the relay's time.
         return {"type": self.type, "ticketId": self.ticket_id, "events": self.events}
+
+    @classmethod
+    def relay(
+        cls, ticket_id: str, events: list[dict[str, Any]], encoded: list[bytes]
+    ) -> CobrowseEventsOut:
+        """Built without validation (the events passed co-browse's own validator), with each
+        event's JSON as it was made on the way in (``encoded``, UTF-8), so the relay does not
+        encode the batch a second time."""
+        out = cls.model_construct(ticket_id=ticket_id, events=events)
+        private = out.__pydantic_private__
+        assert private is not None
+        private["_events_json"] = "[" + b",".join(encoded).decode() + "]"
+        return out
+
+    def wire_json(self) -> str | None:
+        private = self.__pydantic_private__
+        events: str | None = private.get("_events_json") if private is not None else None
+        if events is None:
+            return None
+        head = json.dumps({"type": self.type, "ticketId": self.ticket_id}, separators=(",", ":"))
+        return head[:-1] + ',"events":' + events + "}"
 
 
 class CobrowseSnapshotNeeded(Message):

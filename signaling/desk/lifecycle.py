@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -68,6 +69,9 @@ Recipients = Literal["session", "customer", "agents"]
 """Who gets a session event: everyone in it, only the customer, or only its agents."""
 
 DEFAULT_TICKET_LIMITS = OpenTicketLimits(per_address=20, per_customer=3)
+
+MAX_CONTEXT_MODELS = 10_000
+"""Tickets whose context model the desk keeps (``Desk.context_model``)."""
 
 
 class DeskError(Exception):
@@ -159,6 +163,8 @@ class Desk:
         from signaling.desk.transfer import Transfers
 
         self.transfers = Transfers(self)
+        self._contexts: OrderedDict[str, tuple[dict[str, Any], StoredContext]] = OrderedDict()
+        """Per ticket, its stored context and the model read from it (``context_model``)."""
 
     # ------------------------------------------------------------------ customer side
 
@@ -227,9 +233,13 @@ class Desk:
         site = caller.site
         now = time.time()
         packet = request.context
-        context = StoredContext(
-            **packet.model_dump(), device=parse_user_agent(packet.user_agent)
-        ).wire()
+        # The packet was validated as it came in; the stored context is it plus the device.
+        stored = StoredContext.model_construct(
+            **{name: getattr(packet, name) for name in type(packet).model_fields},
+            device=parse_user_agent(packet.user_agent),
+        )
+        context = stored.wire()
+        self._remember_context(ticket_id, context, stored)
         ticket = TicketRecord(
             id=ticket_id,
             site_id=site.id,
@@ -275,7 +285,10 @@ class Desk:
             sid=caller.sid,
             address=caller.address,
         )
-        state = await self.session_state(ticket, "customer", token=token, position=position)
+        # A ticket made just now has no messages yet: nothing to read back.
+        state = await self.session_state(
+            ticket, "customer", token=token, position=position, messages=[]
+        )
         return state, new_caller
 
     async def _previous_from_token(
@@ -617,13 +630,16 @@ class Desk:
         after_id: int = 0,
         token: str | None = None,
         position: int | None = None,
+        messages: list[TranscriptMessage] | None = None,
     ) -> SessionState:
         # The number first, then the state: an event numbered later may show in the state as
         # well (clients drop a message they hold by its id), but none can fall between the two.
         seq = await self._current_seq(ticket.id, audience)
         if ticket.status == "queued" and position is None:
             position = await self.live.position(ticket.id)
-        messages = [transcript_message(m) for m in await self.store.messages(ticket.id, after_id)]
+        if messages is None:
+            records = await self.store.messages(ticket.id, after_id)
+            messages = [transcript_message(m) for m in records]
         return SessionState(
             ticket=await self.summary(ticket),
             messages=messages,
@@ -634,7 +650,30 @@ class Desk:
 
     async def summary(self, ticket: TicketRecord) -> TicketSummary:
         site = await self.store.site(ticket.site_id)
-        return ticket_summary(ticket, site.name if site else ticket.site_id)
+        return ticket_summary(
+            ticket, site.name if site else ticket.site_id, self.context_model(ticket)
+        )
+
+    def context_model(self, ticket: TicketRecord) -> StoredContext:
+        """The ticket's stored context as its model, read once per ticket and content: a
+        summary or queue entry is built on every accept, join and resume, and reading the
+        context (its app fields measured as JSON) was the largest part of it. A pure memo: the
+        model returned is the one ``StoredContext.model_validate(ticket.context)`` gives."""
+        known = self._contexts.get(ticket.id)
+        if known is not None and (known[0] is ticket.context or known[0] == ticket.context):
+            self._contexts.move_to_end(ticket.id)
+            return known[1]
+        model = StoredContext.model_validate(ticket.context)
+        self._remember_context(ticket.id, ticket.context, model)
+        return model
+
+    def _remember_context(
+        self, ticket_id: str, context: dict[str, Any], model: StoredContext
+    ) -> None:
+        self._contexts[ticket_id] = (context, model)
+        self._contexts.move_to_end(ticket_id)
+        while len(self._contexts) > MAX_CONTEXT_MODELS:
+            self._contexts.popitem(last=False)
 
     async def tell(
         self, ticket: TicketRecord, event: SessionEvent, to: Recipients = "session"
@@ -780,7 +819,7 @@ class Desk:
             ticket_id=ticket.id,
             site=site.name,
             customer=CustomerRef.model_validate(ticket.customer),
-            context=StoredContext.model_validate(ticket.context),
+            context=self.context_model(ticket),
             created_at=iso(ticket.created_at),
             previous_ticket_id=ticket.previous_ticket_id,
         )
@@ -801,7 +840,10 @@ def caller_ref(caller: Caller) -> dict[str, Any]:
     return {}
 
 
-def ticket_summary(ticket: TicketRecord, site_name: str) -> TicketSummary:
+def ticket_summary(
+    ticket: TicketRecord, site_name: str, context: StoredContext | None = None
+) -> TicketSummary:
+    """``context``: the ticket's context already read (``Desk.context_model``)."""
     return TicketSummary(
         id=ticket.id,
         status=ticket.status,
@@ -809,7 +851,7 @@ def ticket_summary(ticket: TicketRecord, site_name: str) -> TicketSummary:
         created_at=iso(ticket.created_at),
         closed_at=iso(ticket.closed_at) if ticket.closed_at else None,
         customer=CustomerRef.model_validate(ticket.customer),
-        context=StoredContext.model_validate(ticket.context),
+        context=context if context is not None else StoredContext.model_validate(ticket.context),
         agents=[AgentRef.model_validate(agent) for agent in ticket.agents],
         previous_ticket_id=ticket.previous_ticket_id,
     )

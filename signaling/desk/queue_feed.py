@@ -38,6 +38,9 @@ log = logging.getLogger("tandem.queue")
 
 Emit = Callable[[Message, list[str]], Awaitable[None]]
 
+MAX_CHANGES_PER_EVENT = 100
+"""Added (and removed) tickets in one ``queue.changed``; a tick with more sends several."""
+
 
 class QueueFeed:
     def __init__(
@@ -85,8 +88,20 @@ class QueueFeed:
             return
         added, removed = list(self._added.values()), list(self._removed.values())
         self._added, self._removed = {}, {}
-        waiting = len(await self._live.queued_ids())
-        await self._emit(QueueChanged(added=added, removed=removed, waiting=waiting), [QUEUE_ROOM])
+        _, waiting = await self._live.queue_page(0, None)  # the count alone, not every id
+        # A burst of requests can add thousands of tickets within one tick: they go in events
+        # of a bounded size (a client's websocket refuses frames past a few megabytes, which
+        # dropped the agents' sockets when 3,000 customers asked at once).
+        step = MAX_CHANGES_PER_EVENT
+        for start in range(0, max(len(added), len(removed)), step):
+            await self._emit(
+                QueueChanged(
+                    added=added[start : start + step],
+                    removed=removed[start : start + step],
+                    waiting=waiting,
+                ),
+                [QUEUE_ROOM],
+            )
 
     async def announce_positions(self) -> int:
         """Tell each waiting customer whose position changed; how many were told."""

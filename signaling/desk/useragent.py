@@ -6,6 +6,7 @@ says "Safari"), so the more specific token is looked for first.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Literal
 
@@ -40,7 +41,10 @@ def _major_minor(version: str) -> str:
     return ".".join(version.replace("_", ".").split(".")[:2])
 
 
+@functools.lru_cache(maxsize=1024)
 def parse_user_agent(ua: str) -> Device:
+    """The device a user agent names (a frozen model; most customers of a site share a few
+    user agents, so the answers are kept)."""
     browser, browser_version = "Unknown", ""
     for name, pattern in _BROWSERS:
         if match := pattern.search(ua):

@@ -38,7 +38,7 @@ from signaling.edge.clientaddr import client_address
 from signaling.edge.handlers import Connection, Hubs, routes
 from signaling.edge.ratelimit import TokenBucket
 from signaling.edge.redis_bus import NodeBus
-from signaling.edge.socketserver import GuardedServer, error_ack
+from signaling.edge.socketserver import DirectManager, GuardedServer, error_ack
 from signaling.hubs.calls import CallHub
 from signaling.hubs.cobrowse import CobrowseHub
 from signaling.protocol import (
@@ -83,7 +83,15 @@ class SocketBroadcaster:
         # agent yet must reach nobody, not every socket on the server.
         if not rooms:
             return
+        manager = self._sio.manager
         name = type(event).model_fields["type"].default
+        if isinstance(manager, DirectManager):
+            if manager.reaches_nobody(rooms):
+                return  # one node and nobody listening (a v1 queue room, a session with no agent)
+            text = event.wire_json()
+            if text is not None:
+                await manager.emit_json(name, text, rooms, skip_sid)
+                return
         await self._sio.emit(name, event.wire(), to=rooms, skip_sid=skip_sid)
 
     async def enter_room(self, sid: str, room: str) -> bool:

@@ -230,8 +230,9 @@ class CobrowseHub:
         if result.report.total:
             log.info("sanitized %s: %s", ticket.id, result.report.as_dict())
         await self.desk.broadcaster.emit(
-            # Built without validation: the events passed cobrowse's own validator just now.
-            CobrowseEventsOut.model_construct(ticket_id=ticket.id, events=result.events),
+            # Built without validation: the events passed cobrowse's own validator just now,
+            # and carrying their JSON as made for the recording (not encoded a second time).
+            CobrowseEventsOut.relay(ticket.id, result.events, result.encoded),
             self.desk.agent_rooms(ticket),
         )
         if result.mirror.request_snapshot:

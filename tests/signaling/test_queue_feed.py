@@ -115,3 +115,43 @@ async def test_queue_list_is_paged(server: Running) -> None:
     assert [e["ticketId"] for e in second["entries"]] == tickets[3:6]
     whole = await agent.call("queue.list")
     assert [e["ticketId"] for e in whole["entries"]] == tickets
+
+
+async def test_a_burst_of_changes_goes_in_bounded_events() -> None:
+    """Thousands of tickets added within one tick reach the agents in several queue.changed of
+    at most MAX_CHANGES_PER_EVENT entries each (one frame of them all grew past what a
+    client's websocket accepts), together holding every change once."""
+    from signaling.desk.queue_feed import MAX_CHANGES_PER_EVENT
+    from signaling.desk.rooms import QUEUE_ROOM
+    from signaling.desk.useragent import parse_user_agent
+    from signaling.live import MemoryLiveState
+    from signaling.protocol import QueueEntry, StoredContext
+
+    sent: list[tuple[Message, list[str]]] = []
+
+    async def emit(event: Message, rooms: list[str]) -> None:
+        sent.append((event, rooms))
+
+    live = MemoryLiveState()
+    feed = QueueFeed(emit, live)
+    context = StoredContext.model_validate(
+        {**CONTEXT, "device": parse_user_agent(str(CONTEXT["userAgent"])).wire()}
+    )
+    count = 2 * MAX_CHANGES_PER_EVENT + 7
+    for index in range(count):
+        entry = QueueEntry(
+            ticket_id=f"tk_{index}",
+            site="Shop",
+            customer={"id": f"c_{index}", "verified": False},
+            context=context,
+            created_at="2026-01-01T00:00:00.000Z",
+        )
+        await live.enqueue(entry.ticket_id, float(index), entry.wire())
+        await feed.added(entry)
+    for index in range(5):
+        await live.dequeue(f"tk_{index}")
+    await feed.flush()
+    changes = [event.wire() for event, rooms in sent if rooms == [QUEUE_ROOM]]
+    assert [len(c["added"]) for c in changes] == [MAX_CHANGES_PER_EVENT, MAX_CHANGES_PER_EVENT, 7]
+    assert [e["ticketId"] for c in changes for e in c["added"]] == [f"tk_{i}" for i in range(count)]
+    assert {c["waiting"] for c in changes} == {count - 5}
