@@ -24,6 +24,8 @@ import redis.asyncio as aioredis
 import socketio
 from aiohttp import web
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 
 import cobrowse
 from signaling import keys
@@ -204,6 +206,15 @@ def _login_allowances(settings: Settings) -> tuple[Allowance, Allowance]:
     )
 
 
+def redis_retry() -> Retry:
+    """How a node's Redis clients meet a broken connection: try again, a few times, on a fresh
+    one. Without it (redis-py's default for a pool made from a URL) every connection pooled
+    before a Redis restart fails one command each, a customer's connect among them. Not for the
+    bus's subscription (``NodeBus``): that one must see the break, to tell its sockets to
+    resync."""
+    return Retry(ExponentialBackoff(cap=1.0, base=0.05), 3)
+
+
 async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     """The Redis client this node's live state, mirror and login throttle share."""
     settings = app[keys.settings]
@@ -217,6 +228,7 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
         socket_timeout=5,
         socket_connect_timeout=5,
         health_check_interval=10,
+        retry=redis_retry(),
     )
     redis = Redis(connection_pool=pool)
     try:
@@ -252,7 +264,11 @@ async def _event_log_ctx(app: web.Application) -> AsyncIterator[None]:
     # A client of its own: the log reads text (decoded replies), the shared client bytes.
     # A blocking pool: a burst of appends waits for a connection instead of failing.
     pool = aioredis.BlockingConnectionPool.from_url(
-        settings.redis_url, max_connections=32, timeout=10, decode_responses=True
+        settings.redis_url,
+        max_connections=32,
+        timeout=10,
+        decode_responses=True,
+        retry=redis_retry(),
     )
     client = aioredis.Redis(connection_pool=pool)
     try:
@@ -276,7 +292,7 @@ async def _home_ctx(app: web.Application) -> AsyncIterator[None]:
         # A client of its own: the request channel's BLPOP holds a connection for 5 s, which
         # the shared client's pool and socket timeout are not made for.
         opened = redis = aioredis.Redis.from_url(
-            settings.redis_url, socket_timeout=10, socket_connect_timeout=2
+            settings.redis_url, socket_timeout=10, socket_connect_timeout=2, retry=redis_retry()
         )
     placement: Placement
     rpc: Rpc
