@@ -728,6 +728,11 @@ class SessionState(Message):
     """Where the client stands in the session's numbered events: the ``seq`` of the last one
     this state includes. Events with a ``seq`` up to it are already in it; the next is
     ``seq + 1``."""
+    availability: Literal["open", "no_agents", "closed", "full"] | None = None
+    """Only in the ack of ``help.request`` for a new ticket: whether an agent can serve it
+    soon. ``no_agents``: none who serve its queue is online; ``closed``: outside the site's
+    hours; ``full``: its queue is longer than the site allows. The ticket is created and waits
+    either way; the widget offers to leave a message and an e-mail address."""
     events: list[dict[str, Any]] | None = None
     """Only in the ack of ``session.resume`` with ``afterSeq``, when the server still held what
     the client missed: those events, in order, each exactly as it was sent live (``type``,
@@ -753,6 +758,11 @@ class QueueEntry(Message):
     context: StoredContext
     created_at: str
     previous_ticket_id: str | None = None
+    queue: str | None = None
+    """The id of the site's queue the routing rules put the ticket in."""
+    priority: int | None = None
+    """That queue's priority (-5..10): tickets of a higher one are offered first; waiting
+    raises it by one level a minute, so none starves."""
 
 
 class QueueSnapshot(Message):
@@ -826,6 +836,9 @@ class QueuePosition(Message):
     type: Literal["queue.position"] = "queue.position"
     ticket_id: str
     position: int
+    estimated_wait_seconds: int | None = None
+    """How long the customer will likely wait, from the queue's recent handle times and the
+    agents serving it; absent when nothing is known yet."""
 
 
 class SessionAccepted(SessionEvent):
