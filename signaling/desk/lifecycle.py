@@ -220,7 +220,8 @@ class Desk:
         previous: TicketRecord | None,
     ) -> tuple[SessionState, CustomerCaller]:
         site = caller.site
-        now = time.time()
+        # The routing clock: waiting time ages priority and is checked against the hours.
+        now = self.router.clock() if self.router is not None else time.time()
         packet = request.context
         context = StoredContext(
             **packet.model_dump(), device=parse_user_agent(packet.user_agent)
