@@ -37,6 +37,7 @@ MAX_SEQ = 2**53 - 1
 
 ShortText = Annotated[str, Field(max_length=200)]
 Url = Annotated[str, Field(max_length=2048)]
+Email = Annotated[str, Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
 Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-:.]+$")]
 
 
@@ -166,6 +167,9 @@ class ContextPacket(Message):
     """The host app's own fields (product on screen, cart, plan, order id): free-form JSON,
     at most ``MAX_APP_CONTEXT_BYTES``."""
     geo: Geo | None = None
+    reply_to: Email | None = None
+    """An e-mail address the customer left for a reply (the widget asks for one when no agent
+    can serve now)."""
 
     _app = field_validator("app")(_check_app_fields)
 
@@ -178,6 +182,7 @@ class ContextPatch(Message):
     viewport: Size | None = None
     app: dict[str, Any] | None = None
     geo: Geo | None = None
+    reply_to: Email | None = None
 
     @field_validator("app")
     @classmethod
