@@ -254,6 +254,8 @@ class Router:
         """Each waiting ticket's estimated wait in seconds (``routing.estimated_wait``): its
         place in its queue's serving order, the queue's recent handle times, and the sessions
         its online agents can hold and have free."""
+        if not ticket_ids:
+            return {}
         routing = await self.live.routing_of(ticket_ids)
         now = self.clock()
         by_queue: dict[str, list[Waiting]] = {}

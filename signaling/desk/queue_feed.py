@@ -120,7 +120,9 @@ class QueueFeed:
 
     async def announce_positions(self) -> int:
         """Tell each waiting customer whose position changed; how many were told."""
-        if not self._queue_changed:
+        # With estimates, every tick: a wait also changes when a session ends or an agent comes
+        # or goes, with the queue unchanged (still O(queue) a tick, and only changes are sent).
+        if not self._queue_changed and self.estimate is None:
             return 0
         self._queue_changed = False
         told = 0
