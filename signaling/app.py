@@ -363,6 +363,8 @@ async def _desk_ctx(app: web.Application) -> AsyncIterator[None]:
         ),
     )
     desk.router = router
+    desk.queue_feed.estimate = router.estimates
+    desk.queue_feed.views = router.views
     tasks: list[asyncio.Task[None]] = []
     if redis is not None:
         # The queue lives on in Redis while nodes come and go: repaired, not refilled.

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from signaling import cli_routing
 from signaling.app import create_app, drain
 from signaling.auth.accounts import (
     AccountError,
@@ -24,6 +25,7 @@ from signaling.auth.accounts import (
     remove_agent,
     set_password,
 )
+from signaling.routing import RoutingConfigError
 from signaling.settings import Settings, env
 from signaling.store import open_store
 from signaling.store.migrations import LATEST, status
@@ -209,6 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(repeatable)",
     )
     _common(site_add)
+    cli_routing.add_parsers(commands, site, _common)
 
     agent = commands.add_parser("agent", help="manage agents").add_subparsers(
         dest="action", required=True
@@ -280,6 +283,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(settings_from(args))
         if args.command == "demo":
             return _demo(settings_from(args))
+        if args.command in ("queue", "route") or (args.command == "site" and args.action != "add"):
+            return asyncio.run(cli_routing.run(args, args.data_dir))
         if args.command == "site":
             return asyncio.run(_site_add(args))
         if args.command == "db":
@@ -289,7 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.action == "remove":
             return asyncio.run(_agent_remove(args))
         return asyncio.run(_agent_add(args))
-    except AccountError as exc:
+    except (AccountError, RoutingConfigError) as exc:
         print(f"tandem: {exc}", file=sys.stderr)
         return 2
 

@@ -37,6 +37,7 @@ MAX_SEQ = 2**53 - 1
 
 ShortText = Annotated[str, Field(max_length=200)]
 Url = Annotated[str, Field(max_length=2048)]
+Email = Annotated[str, Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
 Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-:.]+$")]
 
 
@@ -174,6 +175,9 @@ class ContextPacket(Message):
     """The host app's own fields (product on screen, cart, plan, order id): free-form JSON,
     at most ``MAX_APP_CONTEXT_BYTES``."""
     geo: Geo | None = None
+    reply_to: Email | None = None
+    """An e-mail address the customer left for a reply (the widget asks for one when no agent
+    can serve now)."""
 
     _app = field_validator("app")(_check_app_fields)
 
@@ -186,6 +190,7 @@ class ContextPatch(Message):
     viewport: Size | None = None
     app: dict[str, Any] | None = None
     geo: Geo | None = None
+    reply_to: Email | None = None
 
     @field_validator("app")
     @classmethod
@@ -762,6 +767,11 @@ class SessionState(Message):
     """Where the client stands in the session's numbered events: the ``seq`` of the last one
     this state includes. Events with a ``seq`` up to it are already in it; the next is
     ``seq + 1``."""
+    availability: Literal["open", "no_agents", "closed", "full"] | None = None
+    """Only in the ack of ``help.request`` for a new ticket: whether an agent can serve it
+    soon. ``no_agents``: none who serve its queue is online; ``closed``: outside the site's
+    hours; ``full``: its queue is longer than the site allows. The ticket is created and waits
+    either way; the widget offers to leave a message and an e-mail address."""
     events: list[dict[str, Any]] | None = None
     """Only in the ack of ``session.resume`` with ``afterSeq``, when the server still held what
     the client missed: those events, in order, each exactly as it was sent live (``type``,
@@ -787,6 +797,11 @@ class QueueEntry(Message):
     context: StoredContext
     created_at: str
     previous_ticket_id: str | None = None
+    queue: str | None = None
+    """The id of the site's queue the routing rules put the ticket in."""
+    priority: int | None = None
+    """That queue's priority (-5..10): tickets of a higher one are offered first; waiting
+    raises it by one level a minute, so none starves."""
 
 
 class QueueSnapshot(Message):
@@ -860,6 +875,9 @@ class QueuePosition(Message):
     type: Literal["queue.position"] = "queue.position"
     ticket_id: str
     position: int
+    estimated_wait_seconds: int | None = None
+    """How long the customer will likely wait, from the queue's recent handle times and the
+    agents serving it; absent when nothing is known yet."""
 
 
 class SessionAccepted(SessionEvent):

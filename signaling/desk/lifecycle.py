@@ -20,8 +20,8 @@ from typing import Any, Literal, Protocol, cast
 
 from signaling import auth
 from signaling.desk import access
-from signaling.desk.offers import Router, RoutingRefusal
-from signaling.desk.queue_feed import QueueFeed
+from signaling.desk.offers import Availability, Router, RoutingRefusal, queue_of
+from signaling.desk.queue_feed import QueueFeed, skills_needed
 from signaling.desk.rooms import agent_room, customer_room
 from signaling.desk.useragent import parse_user_agent
 from signaling.live import Audience, EventLog, LiveState, MemoryEventLog, OpenTicketLimits
@@ -49,6 +49,7 @@ from signaling.protocol import (
     TimelineEntry,
     TranscriptMessage,
 )
+from signaling.routing import QueueSpec
 from signaling.store import (
     AgentRecord,
     AttachmentRecord,
@@ -231,7 +232,8 @@ class Desk:
         previous: TicketRecord | None,
     ) -> tuple[SessionState, CustomerCaller]:
         site = caller.site
-        now = time.time()
+        # The routing clock: waiting time ages priority and is checked against the hours.
+        now = self.router.clock() if self.router is not None else time.time()
         packet = request.context
         # The packet was validated as it came in; the stored context is it plus the device.
         stored = StoredContext.model_construct(
@@ -251,6 +253,7 @@ class Desk:
             agents=(),
             previous_ticket_id=previous.id if previous else None,
         )
+        queue = queue_of(site, context, bool(customer["verified"]))
         await self.store.create_ticket(ticket)
         # The customer's socket is in the session's room before anyone can hear of the ticket,
         # so no accept can overtake it and leave it without its session.accepted.
@@ -269,14 +272,17 @@ class Desk:
                 "url": packet.url,
                 "title": packet.title,
                 "previousTicketId": ticket.previous_ticket_id,
+                "queue": queue.id,
+                "priority": queue.priority,
             },
         )
-        entry = self._queue_entry(ticket, site)
+        entry = self._queue_entry(ticket, site, queue)
         position = await self.live.enqueue(ticket.id, now, entry.wire())
         self.queue_feed.told_position(ticket.id, position)
         await self.queue_feed.added(entry)
+        availability: Availability = "open"
         if self.router is not None:
-            await self.router.queued(ticket.id, site, now)
+            availability = await self.router.queued(ticket.id, site, queue, now)
         token = self._token_for(ticket)
         new_caller = CustomerCaller(
             site=site,
@@ -289,7 +295,7 @@ class Desk:
         state = await self.session_state(
             ticket, "customer", token=token, position=position, messages=[]
         )
-        return state, new_caller
+        return state.model_copy(update={"availability": availability}), new_caller
 
     async def _previous_from_token(
         self, caller: CustomerCaller, token: str
@@ -333,11 +339,23 @@ class Desk:
     # ------------------------------------------------------------------ agent side
 
     async def queue(
-        self, limit: int = 200, after: str | None = None
+        self, caller: AgentCaller | None = None, limit: int = 200, after: str | None = None
     ) -> tuple[list[QueueEntry], int]:
-        """One page of the waiting sessions, oldest first, and how many wait in all."""
-        page, waiting = await self.live.queue_page(limit, after)
-        return [QueueEntry.model_validate(entry) for entry in page], waiting
+        """One page of the waiting sessions, oldest first, and how many wait in all; an agent
+        who does not oversee sees only the queues they have the skills for."""
+        if caller is None or caller.oversees:
+            page, waiting = await self.live.queue_page(limit, after)
+            return [QueueEntry.model_validate(entry) for entry in page], waiting
+        entries = await self.live.queue()
+        needed = await skills_needed(self.live, [entry["ticketId"] for entry in entries])
+        skills = frozenset(caller.agent.skills)
+        mine = [entry for entry in entries if needed[entry["ticketId"]] <= skills]
+        start = 0
+        if after is not None:
+            ids = [entry["ticketId"] for entry in mine]
+            start = ids.index(after) + 1 if after in ids else len(ids)
+        page = mine[start : start + limit]
+        return [QueueEntry.model_validate(entry) for entry in page], len(mine)
 
     async def accept(self, caller: AgentCaller, ticket_id: str) -> SessionState:
         ticket = await self.store.ticket(ticket_id)
@@ -814,8 +832,14 @@ class Desk:
             ticket, TicketTimeline(ticket_id=ticket.id, entry=timeline_entry(record)), "agents"
         )
 
-    def _queue_entry(self, ticket: TicketRecord, site: SiteRecord) -> QueueEntry:
+    def _queue_entry(
+        self, ticket: TicketRecord, site: SiteRecord, queue: QueueSpec | None = None
+    ) -> QueueEntry:
+        if queue is None:
+            queue = queue_of(site, ticket.context, bool(ticket.customer.get("verified")))
         return QueueEntry(
+            queue=queue.id,
+            priority=queue.priority,
             ticket_id=ticket.id,
             site=site.name,
             customer=CustomerRef.model_validate(ticket.customer),

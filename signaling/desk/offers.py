@@ -23,8 +23,9 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
+from signaling.desk.access import oversees
 from signaling.desk.rooms import SUPERVISORS_ROOM, agent_room
 from signaling.live import AgentPresence, LiveState, RingingOffer
 from signaling.protocol import (
@@ -43,8 +44,11 @@ from signaling.routing import (
     SessionLoad,
     Waiting,
     current_status,
+    estimated_wait,
     plan_offers,
+    serving_order,
 )
+from signaling.routing.site_config import is_open, max_waiting, site_routing
 from signaling.store import SiteRecord, TicketStore
 
 log = logging.getLogger("tandem.routing")
@@ -79,10 +83,31 @@ class RoutingConfig:
         return max(0.05, min(1.0, self.offer_seconds / 4))
 
 
-def queue_of(site: SiteRecord) -> QueueSpec:
-    """A site's one queue: no skills needed unless its settings name some (``skills``)."""
-    skills = site.settings.get("skills") or ()
-    return QueueSpec(f"site:{site.id}", site.name, frozenset(str(s) for s in skills))
+def queue_of(site: SiteRecord, context: dict[str, Any], verified: bool) -> QueueSpec:
+    """The queue a ticket of ``site`` with this context waits in (the site's rules)."""
+    app = context.get("app") or {}
+    return site_routing(site.settings).pick_queue(
+        str(context.get("url") or ""), app if isinstance(app, dict) else {}, verified
+    )
+
+
+def queue_key(site_id: str, queue_id: str) -> str:
+    """Queue ids are per site; live state and rooms name a queue by both."""
+    return f"{site_id}/{queue_id}"
+
+
+def routing_info(site: SiteRecord, queue: QueueSpec, since: float) -> dict[str, Any]:
+    return {
+        "queue": queue_key(site.id, queue.id),
+        "skills": sorted(queue.skills),
+        "priority": queue.priority,
+        "since": since,
+    }
+
+
+Availability = Literal["open", "no_agents", "closed", "full"]
+HANDLE_TIMES_KEPT = 20
+"""Recent handle times kept per queue for the estimated wait."""
 
 
 def iso(ts: float) -> str:
@@ -182,12 +207,89 @@ class Router:
 
     # ------------------------------------------------------------------ the session's life
 
-    async def queued(self, ticket_id: str, site: SiteRecord, since: float) -> None:
-        queue = queue_of(site)
-        await self.live.set_routing(
-            ticket_id, {"queue": queue.id, "skills": sorted(queue.skills), "since": since}
-        )
+    async def queued(
+        self, ticket_id: str, site: SiteRecord, queue: QueueSpec, since: float
+    ) -> Availability:
+        """Route the new ticket; whether anyone can serve it now (the customer is told)."""
+        await self.live.set_routing(ticket_id, routing_info(site, queue, since))
+        availability = await self.availability(site, queue, ticket_id)
         await self.dispatch()
+        return availability
+
+    async def availability(
+        self, site: SiteRecord, queue: QueueSpec, ticket_id: str
+    ) -> Availability:
+        """Closed outside the site's hours; full when more wait in the queue than the site
+        allows; no_agents when no agent who can serve the queue is online and not Away."""
+        if not is_open(site.settings, self.clock()):
+            return "closed"
+        limit = max_waiting(site.settings)
+        key = queue_key(site.id, queue.id)
+        if limit is not None:
+            waiting = await self.live.queued_ids()
+            routing = await self.live.routing_of(waiting)
+            in_queue = [t for t in waiting if routing.get(t, {}).get("queue") == key]
+            if len(in_queue) > limit:
+                return "full"
+        for agent_id in await self.live.online_agents():
+            record = await self.store.agent(agent_id)
+            if record is None or not queue.skills <= frozenset(record.skills):
+                continue
+            shown, _ = await self.status(agent_id)
+            if shown not in (AgentStatus.OFFLINE, AgentStatus.AWAY):
+                return "open"
+        return "no_agents"
+
+    async def views(self) -> set[frozenset[str]]:
+        """The distinct skill sets of the online agents who see only the queues they serve
+        (supervisors and admins see the whole queue)."""
+        views = set()
+        for agent_id in await self.live.online_agents():
+            record = await self.store.agent(agent_id)
+            if record is not None and not oversees(record):
+                views.add(frozenset(record.skills))
+        return views
+
+    async def estimates(self, ticket_ids: list[str]) -> dict[str, float | None]:
+        """Each waiting ticket's estimated wait in seconds (``routing.estimated_wait``): its
+        place in its queue's serving order, the queue's recent handle times, and the sessions
+        its online agents can hold and have free."""
+        if not ticket_ids:
+            return {}
+        routing = await self.live.routing_of(ticket_ids)
+        now = self.clock()
+        by_queue: dict[str, list[Waiting]] = {}
+        for ticket_id, info in routing.items():
+            by_queue.setdefault(info["queue"], []).append(
+                Waiting(
+                    ticket_id, info["queue"], int(info.get("priority", 0)), float(info["since"])
+                )
+            )
+        agents = []
+        for agent_id in await self.live.online_agents():
+            record = await self.store.agent(agent_id)
+            if record is None:
+                continue
+            shown, _ = await self.status(agent_id)
+            if shown in (AgentStatus.OFFLINE, AgentStatus.AWAY):
+                continue
+            open_sessions = len(await self.live.sessions_of(agent_id))
+            agents.append((frozenset(record.skills), shown, open_sessions))
+        estimates: dict[str, float | None] = {}
+        for key, waiting in by_queue.items():
+            skills = frozenset(routing[waiting[0].ticket_id]["skills"])
+            serving = [a for a in agents if skills <= a[0]]
+            slots = len(serving) * self.config.capacity
+            free = sum(
+                max(0, self.config.capacity - n)
+                for _, shown, n in serving
+                if shown is AgentStatus.AVAILABLE
+            )
+            times = await self.live.handle_times(key)
+            ordered = serving_order(waiting, now, AGEING_SECONDS)
+            for position, ticket in enumerate(ordered, start=1):
+                estimates[ticket.ticket_id] = estimated_wait(position, times, slots, free)
+        return estimates
 
     async def check_capacity(self, agent_id: str) -> None:
         """Push routing: an agent may take a session by hand only under their capacity."""
@@ -202,6 +304,9 @@ class Router:
             )
 
     async def accepted(self, ticket_id: str, agent_id: str) -> None:
+        info = (await self.live.routing_of([ticket_id])).get(ticket_id)
+        if info is not None and "acceptedAt" not in info:
+            await self.live.set_routing(ticket_id, info | {"acceptedAt": self.clock()})
         offer = await self.live.take_offer(ticket_id)
         if offer is not None:
             await self._ended(offer, "accepted" if offer.agent_id == agent_id else "taken")
@@ -222,6 +327,10 @@ class Router:
         if offer is not None:
             await self._ended(offer, "ended")
         now = self.clock()
+        info = (await self.live.routing_of([ticket_id])).get(ticket_id)
+        if info is not None and "acceptedAt" in info:
+            handled = max(0.0, now - float(info["acceptedAt"]))
+            await self.live.add_handle_time(info["queue"], handled, HANDLE_TIMES_KEPT)
         members = await self.live.members(ticket_id)
         for agent_id in members:
             await self.live.start_wrap_up(agent_id, now + self.config.wrap_up_seconds, now)
@@ -289,7 +398,8 @@ class Router:
                 continue
             queue = QueueSpec(info["queue"], info["queue"], frozenset(info["skills"]))
             queues[queue.id] = queue
-            waiting.append(Waiting(ticket_id, queue.id, 0, float(info["since"])))
+            priority = int(info.get("priority", 0))
+            waiting.append(Waiting(ticket_id, queue.id, priority, float(info["since"])))
         declined_by: dict[str, set[str]] = {}
         for ticket_id, decliners in (await self.live.declined(open_tickets)).items():
             for agent_id in decliners:
@@ -345,8 +455,8 @@ class Router:
             site = await self.store.site(ticket.site_id) if ticket is not None else None
             if ticket is None or site is None:
                 continue
-            queue = queue_of(site)
-            info = {"queue": queue.id, "skills": sorted(queue.skills), "since": ticket.created_at}
+            queue = queue_of(site, ticket.context, bool(ticket.customer.get("verified")))
+            info = routing_info(site, queue, ticket.created_at)
             await self.live.set_routing(ticket_id, info)
             known[ticket_id] = info
         return known

@@ -21,7 +21,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from signaling.desk.rooms import QUEUE_ROOM, QUEUE_V1_ROOM, customer_room
+from signaling.desk.rooms import QUEUE_ROOM, QUEUE_V1_ROOM, customer_room, queue_view_room
 from signaling.live import LiveState
 from signaling.protocol import (
     AgentRef,
@@ -37,6 +37,15 @@ from signaling.protocol import (
 log = logging.getLogger("tandem.queue")
 
 Emit = Callable[[Message, list[str]], Awaitable[None]]
+Estimate = Callable[[list[str]], Awaitable[dict[str, float | None]]]
+Views = Callable[[], Awaitable[set[frozenset[str]]]]
+
+
+async def skills_needed(live: LiveState, ticket_ids: list[str]) -> dict[str, frozenset[str]]:
+    """The skills an agent needs to serve each ticket (none when routing has not seen it)."""
+    routing = await live.routing_of(ticket_ids)
+    return {t: frozenset(routing.get(t, {}).get("skills") or ()) for t in ticket_ids}
+
 
 MAX_CHANGES_PER_EVENT = 100
 """Added (and removed) tickets in one ``queue.changed``; a tick with more sends several."""
@@ -56,8 +65,12 @@ class QueueFeed:
         self.position_tick = position_tick
         self._added: dict[str, QueueEntry] = {}
         self._removed: dict[str, QueueRemoval] = {}
-        self._positions: dict[str, int] = {}
-        """The position each waiting customer was last told."""
+        self._positions: dict[str, tuple[int, int | None]] = {}
+        """The position and estimated wait each waiting customer was last told."""
+        self.views: Views | None = None
+        """The distinct skill sets of the agents online who see part of the queue only."""
+        self.estimate: Estimate | None = None
+        """Estimated waits of waiting tickets (the router's), when routing runs."""
         self._queue_changed = False
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -79,8 +92,9 @@ class QueueFeed:
         )
 
     def told_position(self, ticket_id: str, position: int) -> None:
-        """The customer learnt its position another way (the ``help.request`` ack)."""
-        self._positions[ticket_id] = position
+        """The customer learnt its position another way (the ``help.request`` ack); its
+        estimated wait, once one is known, goes with the next announcement."""
+        self._positions[ticket_id] = (position, None)
 
     async def flush(self) -> None:
         """Send the agents what changed since the last flush."""
@@ -88,33 +102,59 @@ class QueueFeed:
             return
         added, removed = list(self._added.values()), list(self._removed.values())
         self._added, self._removed = {}, {}
-        _, waiting = await self._live.queue_page(0, None)  # the count alone, not every id
+        views = await self.views() if self.views is not None else set()
+        if not views:
+            _, waiting = await self._live.queue_page(0, None)  # the count alone, not every id
+            await self._send(added, removed, waiting, QUEUE_ROOM)
+            return
+        waiting_ids = await self._live.queued_ids()
+        await self._send(added, removed, len(waiting_ids), QUEUE_ROOM)
+        # Each agent sees the queues whose skills they have: the added entries and the count
+        # filtered by their skills; removals go to all (an id a console does not hold is
+        # ignored, and the skills of a closed ticket are gone with its routing).
+        needed = await skills_needed(self._live, [*waiting_ids, *(e.ticket_id for e in added)])
+        for skills in views:
+            mine = [entry for entry in added if needed[entry.ticket_id] <= skills]
+            count = sum(1 for ticket_id in waiting_ids if needed[ticket_id] <= skills)
+            if mine or removed:
+                await self._send(mine, removed, count, queue_view_room(skills))
+
+    async def _send(
+        self, added: list[QueueEntry], removed: list[QueueRemoval], waiting: int, room: str
+    ) -> None:
         # A burst of requests can add thousands of tickets within one tick: they go in events
         # of a bounded size (a client's websocket refuses frames past a few megabytes, which
         # dropped the agents' sockets when 3,000 customers asked at once).
         step = MAX_CHANGES_PER_EVENT
-        for start in range(0, max(len(added), len(removed)), step):
+        for start in range(0, max(len(added), len(removed), 1), step):
             await self._emit(
                 QueueChanged(
                     added=added[start : start + step],
                     removed=removed[start : start + step],
                     waiting=waiting,
                 ),
-                [QUEUE_ROOM],
+                [room],
             )
 
     async def announce_positions(self) -> int:
         """Tell each waiting customer whose position changed; how many were told."""
-        if not self._queue_changed:
+        # With estimates, every tick: a wait also changes when a session ends or an agent comes
+        # or goes, with the queue unchanged (still O(queue) a tick, and only changes are sent).
+        if not self._queue_changed and self.estimate is None:
             return 0
         self._queue_changed = False
         told = 0
         waiting = await self._live.queued_ids()
+        estimates = await self.estimate(waiting) if self.estimate is not None else {}
         for position, ticket_id in enumerate(waiting, start=1):
-            if self._positions.get(ticket_id) != position:
-                self._positions[ticket_id] = position
+            seconds = estimates.get(ticket_id)
+            wait = None if seconds is None else round(seconds)
+            if self._positions.get(ticket_id) != (position, wait):
+                self._positions[ticket_id] = (position, wait)
                 await self._emit(
-                    QueuePosition(ticket_id=ticket_id, position=position),
+                    QueuePosition(
+                        ticket_id=ticket_id, position=position, estimated_wait_seconds=wait
+                    ),
                     [customer_room(ticket_id)],
                 )
                 told += 1

@@ -7,7 +7,7 @@ AGENTS_ROOM = "agents"
 SUPERVISORS_ROOM = "supervisors"
 """Supervisors' and admins' sockets: every agent's status changes go here."""
 QUEUE_ROOM = "queue"
-"""Agent sockets of protocol v2: coalesced queue changes (``queue.changed``) go here."""
+"""Supervisors' sockets of protocol v2: every coalesced queue change (``queue.changed``)."""
 QUEUE_V1_ROOM = "queue-v1"
 """Agent sockets of protocol v1: one ``queue.added`` / ``queue.removed`` per change."""
 
@@ -20,3 +20,10 @@ def agent_room(agent_id: str) -> str:
 def customer_room(ticket_id: str) -> str:
     """The customer's sockets of one session."""
     return f"customer:{ticket_id}"
+
+
+def queue_view_room(skills: frozenset[str]) -> str:
+    """v2 sockets of the agents (not supervisors) with exactly these skills: the queue changes
+    of the queues they can serve. One room per distinct set of skills, not per queue, so a
+    queue configured while they are connected reaches them without joining anything."""
+    return "queue-view:" + ",".join(sorted(skills))

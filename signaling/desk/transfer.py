@@ -168,17 +168,12 @@ class Transfers:
             if router is not None:
                 site = await desk.store.site(ticket.site_id)
                 if site is not None:
-                    from signaling.desk.offers import queue_of
+                    from signaling.desk.offers import queue_of, routing_info
 
-                    queue = queue_of(site)
-                    await live.set_routing(
-                        ticket.id,
-                        {
-                            "queue": queue.id,
-                            "skills": sorted(queue.skills),
-                            "since": ticket.created_at,
-                        },
-                    )
+                    # Back in the queue its rules pick, waiting since it first asked.
+                    verified = bool(ticket.customer.get("verified"))
+                    queue = queue_of(site, ticket.context, verified)
+                    await live.set_routing(ticket.id, routing_info(site, queue, ticket.created_at))
             position = await live.enqueue(ticket.id, ticket.created_at, entry.wire())
             expires = time.time() + (router.config.offer_seconds if router else 3600.0)
             if target is not None:

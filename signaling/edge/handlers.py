@@ -207,7 +207,7 @@ class CustomerEvents(SharedEvents):
 
 class AgentEvents(SharedEvents):
     async def on_queue_list(self, conn: Connection[AgentCaller], msg: QueueList) -> Message:
-        entries, waiting = await self.desk.queue(msg.limit, msg.after)
+        entries, waiting = await self.desk.queue(conn.caller, msg.limit, msg.after)
         return QueueSnapshot(entries=entries, waiting=waiting)
 
     async def on_session_accept(self, conn: Connection[AgentCaller], msg: SessionAccept) -> Message:

@@ -33,6 +33,7 @@ from signaling.desk.rooms import (
     SUPERVISORS_ROOM,
     agent_room,
     customer_room,
+    queue_view_room,
 )
 from signaling.edge.clientaddr import client_address
 from signaling.edge.handlers import Connection, Hubs, routes
@@ -169,8 +170,14 @@ class SocketApi:
         await self.sio.save_session(sid, {"conn": Connection[Caller](caller=caller, bucket=bucket)})
         if isinstance(caller, AgentCaller):
             await self.sio.enter_room(sid, AGENTS_ROOM)
-            # v2 consoles take the queue's changes coalesced; v1 clients one event per change.
-            await self.sio.enter_room(sid, QUEUE_ROOM if hello.v >= 2 else QUEUE_V1_ROOM)
+            # v2 consoles take the queue's changes coalesced, agents only those of the queues
+            # they can serve; v1 clients one event per change (the whole queue).
+            if hello.v < 2:
+                await self.sio.enter_room(sid, QUEUE_V1_ROOM)
+            elif caller.oversees:
+                await self.sio.enter_room(sid, QUEUE_ROOM)
+            else:
+                await self.sio.enter_room(sid, queue_view_room(frozenset(caller.agent.skills)))
             await self.sio.enter_room(sid, agent_room(caller.agent.id))
             if caller.oversees:
                 await self.sio.enter_room(sid, SUPERVISORS_ROOM)

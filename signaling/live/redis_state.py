@@ -522,6 +522,17 @@ class RedisLiveState:
             if value is not None
         }
 
+    async def add_handle_time(self, queue: str, seconds: float, keep: int) -> None:
+        key = self._key("ht", queue)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.lpush(key, repr(seconds))
+            pipe.ltrim(key, 0, keep - 1)
+            await pipe.execute()
+
+    async def handle_times(self, queue: str) -> list[float]:
+        raw: list[Any] = await self.redis.lrange(self._key("ht", queue), 0, -1)
+        return [float(_text(value)) for value in raw]
+
     async def acquire(self, name: str, ttl: float) -> str | None:
         token = secrets.token_hex(8)
         held = await self.redis.set(self._key("lock", name), token, nx=True, px=int(ttl * 1000))

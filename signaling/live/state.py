@@ -129,6 +129,13 @@ class LiveState(Protocol):
 
     async def routing_of(self, ticket_ids: list[str]) -> dict[str, dict[str, Any]]: ...
 
+    async def add_handle_time(self, queue: str, seconds: float, keep: int) -> None:
+        """A session of ``queue`` ended after ``seconds`` with an agent; the last ``keep``
+        are kept (the customer's estimated wait comes from them)."""
+        ...
+
+    async def handle_times(self, queue: str) -> list[float]: ...
+
     async def acquire(self, name: str, ttl: float) -> str | None:
         """A short lock over every node: a token if this caller holds it now, else None. It
         lapses after ``ttl`` seconds (its holder may die)."""
@@ -180,6 +187,7 @@ class MemoryLiveState:
         self._offers: dict[str, RingingOffer] = {}
         self._declined: defaultdict[str, set[str]] = defaultdict(set)
         self._routing: dict[str, dict[str, Any]] = {}
+        self._handle_times: dict[str, list[float]] = {}
         self._locks: dict[str, tuple[str, float]] = {}
 
     async def enqueue(self, ticket_id: str, created_at: float, entry: dict[str, Any]) -> int:
@@ -351,6 +359,14 @@ class MemoryLiveState:
 
     async def routing_of(self, ticket_ids: list[str]) -> dict[str, dict[str, Any]]:
         return {t: self._routing[t] for t in ticket_ids if t in self._routing}
+
+    async def add_handle_time(self, queue: str, seconds: float, keep: int) -> None:
+        times = self._handle_times.setdefault(queue, [])
+        times.insert(0, seconds)
+        del times[keep:]
+
+    async def handle_times(self, queue: str) -> list[float]:
+        return list(self._handle_times.get(queue, ()))
 
     async def acquire(self, name: str, ttl: float) -> str | None:
         now = time.monotonic()

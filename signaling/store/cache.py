@@ -198,6 +198,16 @@ class CachedTicketStore:
     async def sites(self) -> list[SiteRecord]:
         return await self.inner.sites()
 
+    async def set_site_settings(self, site_id: str, settings: dict[str, Any]) -> None:
+        site = await self.inner.site(site_id)
+
+        def drop() -> None:
+            self.sites_cache.drop(site_id)
+            if site is not None:
+                self.site_keys_cache.drop(site.public_key)
+
+        await self._changing(self.inner.set_site_settings(site_id, settings), drop)
+
     async def add_agent(self, agent: AgentRecord) -> None:
         await self._changing(self.inner.add_agent(agent), lambda: self.agents_cache.drop(agent.id))
 

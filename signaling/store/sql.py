@@ -131,6 +131,11 @@ class SqlTicketStore:
     async def sites(self) -> list[SiteRecord]:
         return [_site(row) for row in await self._db.fetch("SELECT * FROM sites ORDER BY name")]
 
+    async def set_site_settings(self, site_id: str, settings: dict[str, Any]) -> None:
+        await self._db.execute(
+            "UPDATE sites SET settings = ? WHERE id = ?", json.dumps(settings), site_id
+        )
+
     async def add_agent(self, agent: AgentRecord) -> None:
         try:
             await self._db.execute(

@@ -145,3 +145,59 @@ def test_files_url_is_refused_without_the_s3_client(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "pip install 'tandem[s3]'" in result.stderr
+
+
+def test_queues_and_rules_are_configured_listed_and_bad_ones_refused(tmp_path: Path) -> None:
+    assert (
+        tandem("site", "add", "Shop", "--origin", "http://shop.test", data_dir=tmp_path).returncode
+        == 0
+    )
+    ok = tandem(
+        "queue",
+        "add",
+        "Shop",
+        "billing",
+        "--skills",
+        "billing,en",
+        "--priority",
+        "2",
+        data_dir=tmp_path,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert tandem("queue", "add", "Shop", "general", data_dir=tmp_path).returncode == 0
+    assert tandem("queue", "default", "Shop", "general", data_dir=tmp_path).returncode == 0
+    rule = tandem(
+        "route", "add", "Shop", "--queue", "billing", "--url", "*/checkout*",
+        "--app", "plan=enterprise", "--verified", data_dir=tmp_path,
+    )  # fmt: skip
+    assert rule.returncode == 0, rule.stderr
+    hours = tandem(
+        "site", "hours", "Shop", "mon-fri 09:00-17:00", "--time-zone", "Europe/Paris",
+        data_dir=tmp_path,
+    )  # fmt: skip
+    assert hours.returncode == 0, hours.stderr
+    assert tandem("site", "max-waiting", "Shop", "10", data_dir=tmp_path).returncode == 0
+    listing = tandem("site", "list", data_dir=tmp_path)
+    assert listing.returncode == 0, listing.stderr
+    for line in (
+        "queue billing: skills billing,en, priority 2",
+        "queue general (default): skills -, priority 0",
+        "rule 1: url */checkout* and plan=enterprise and verified -> billing",
+        "hours (Europe/Paris): mon,tue,wed,thu,fri 09:00-17:00",
+        "at most 10 waiting per queue",
+    ):
+        assert line in listing.stdout, listing.stdout
+    refusals = [
+        (("route", "add", "Shop", "--queue", "nope"), "unknown queue 'nope'"),
+        (("queue", "add", "Shop", "x", "--priority", "20"), "outside -5..10"),
+        (("queue", "remove", "Shop", "billing"), "rules still send tickets to 'billing'"),
+        (("site", "hours", "Shop", "mon-fri 9-17"), "times are HH:MM"),
+        (("site", "hours", "Shop", "mon 09:00-10:00", "--time-zone", "Mars/Base"), "time zone"),
+        (("route", "add", "Nowhere", "--queue", "billing"), "no site 'Nowhere'"),
+    ]
+    for args, message in refusals:
+        refused = tandem(*args, data_dir=tmp_path)
+        assert refused.returncode == 2 and message in refused.stderr, (args, refused.stderr)
+    assert tandem("route", "remove", "Shop", "1", data_dir=tmp_path).returncode == 0
+    assert tandem("queue", "remove", "Shop", "billing", data_dir=tmp_path).returncode == 0
+    assert "billing" not in tandem("site", "list", data_dir=tmp_path).stdout

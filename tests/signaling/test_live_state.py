@@ -255,3 +255,12 @@ async def test_one_holder_of_a_lock_at_a_time(live: LiveState) -> None:
     assert again is not None
     await asyncio.sleep(0.1)  # a holder that died: the lock lapses
     assert await live.acquire("routing", 5.0) is not None
+
+
+async def test_recent_handle_times_per_queue_newest_first_and_bounded(live: LiveState) -> None:
+    for seconds in (30.0, 90.5, 120.0):
+        await live.add_handle_time("site_1/billing", seconds, keep=2)
+    await live.add_handle_time("site_1/general", 10.0, keep=2)
+    assert await live.handle_times("site_1/billing") == [120.0, 90.5]
+    assert await live.handle_times("site_1/general") == [10.0]
+    assert await live.handle_times("site_1/none") == []

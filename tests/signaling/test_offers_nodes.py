@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from signaling.auth.accounts import add_agent, add_site
-from signaling.desk.offers import Router, RoutingConfig
+from signaling.desk.offers import Router, RoutingConfig, queue_of
 from signaling.live import LiveState, MemoryLiveState
 from signaling.live.redis_state import RedisLiveState
 from signaling.protocol import Message
@@ -99,7 +99,9 @@ async def test_an_offer_outlives_its_node_and_rings_on_elsewhere(
         await live_one.enqueue("tk_1", clock.now, entry)
         # Both nodes route at once: one offer is made, for one agent.
         made = await asyncio.gather(
-            node_one.queued("tk_1", site, clock.now), node_two.dispatch(), node_two.dispatch()
+            node_one.queued("tk_1", site, queue_of(site, {}, False), clock.now),
+            node_two.dispatch(),
+            node_two.dispatch(),
         )
         offers = await live_two.offers()
         assert len(offers) == 1, (made, offers)

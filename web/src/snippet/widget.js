@@ -17,6 +17,18 @@ const ACK_TIMEOUT = 10000;
 const TYPING_EVERY = 2500; // ms between "typing: true" notices while the customer types
 const TYPING_IDLE = 3000; // ms without a keystroke before "typing: false"
 
+const AWAY = {
+  no_agents: "No one from our team is available right now",
+  closed: "We're closed right now",
+  full: "Our team is very busy right now",
+};
+
+/** "about 2 minutes" for an estimated wait in seconds. */
+function waitText(seconds) {
+  const minutes = Math.max(1, Math.round(seconds / 60));
+  return minutes === 1 ? "about a minute" : `about ${minutes} minutes`;
+}
+
 export function mount(host) {
   return new Widget(host);
 }
@@ -49,6 +61,11 @@ class Widget {
     this.ticket = null;
     this.agent = null;
     this.position = null;
+    this.etaSeconds = null;
+    /** Whether an agent can serve now ("open"), or why not: "no_agents", "closed", "full"
+     * (the help.request ack); kept with the token so a reload still offers the message form. */
+    this.availability = saved.away || "open";
+    this.messageLeft = Boolean(saved.left);
     this.lastId = 0;
     this.seen = new Set();
     this.unread = 0;
@@ -221,7 +238,48 @@ class Widget {
       h("p", { class: "muted" }, "Thanks for reaching out. Need anything else?"),
       el.again,
     );
-    el.chat = h("div", { class: "chat" }, el.status, el.scroller, el.composer, el.ended);
+    // Leave a message: shown instead of "We'll be with you shortly" when nobody can serve now.
+    el.awayText = h("textarea", {
+      class: "field",
+      id: "tandem-away-text",
+      rows: 3,
+      maxlength: 10000,
+      placeholder: "Your message",
+    });
+    el.awayEmail = h("input", {
+      class: "field",
+      id: "tandem-away-email",
+      type: "email",
+      maxlength: 254,
+      placeholder: "you@example.com",
+      autocomplete: "email",
+    });
+    el.awayError = h("p", { class: "error", role: "alert", hidden: true });
+    el.away = h(
+      "form",
+      {
+        class: "away",
+        onSubmit: (e) => {
+          e.preventDefault();
+          this.leaveMessage();
+        },
+      },
+      h("label", { for: "tandem-away-text" }, "Leave us a message"),
+      el.awayText,
+      h("label", { for: "tandem-away-email" }, "Your e-mail address, for our reply"),
+      el.awayEmail,
+      h("button", { type: "submit", class: "primary" }, "Leave message"),
+      el.awayError,
+    );
+    el.chat = h(
+      "div",
+      { class: "chat" },
+      el.status,
+      el.away,
+      el.scroller,
+      el.composer,
+      el.ended,
+    );
     el.notice = h("div", { class: "notice", role: "status", hidden: true });
 
     this.host.panel.setAttribute("aria-labelledby", "tandem-title");
@@ -248,13 +306,23 @@ class Widget {
     el.avatar.textContent = "";
     el.avatar.classList.toggle("agent", false);
     if (view === "resuming") subtitle = "Loading your conversation…";
-    if (view === "queued") {
+    const away = view === "queued" && this.availability !== "open";
+    if (view === "queued" && !away) {
       title = "Waiting for an agent";
       subtitle = "We'll be with you shortly";
+      const eta = this.etaSeconds ? ` (${waitText(this.etaSeconds)})` : "";
       status = this.position
-        ? `You're number ${this.position} in line. You can keep writing in the meantime.`
+        ? `You're number ${this.position} in line${eta}. You can keep writing in the meantime.`
         : "You're in line. You can keep writing in the meantime.";
     }
+    if (away) {
+      title = "We'll get back to you";
+      subtitle = AWAY[this.availability] || AWAY.no_agents;
+      status = this.messageLeft
+        ? "Thanks, we have your message. We'll reply as soon as someone is back; you can come back to this conversation here."
+        : "Leave a message and your e-mail address, and we'll reply as soon as someone is back.";
+    }
+    el.away.hidden = !away || this.messageLeft;
     if (view === "active" && this.agent) {
       title = this.agent.name;
       subtitle = "Support team · online";
@@ -403,6 +471,7 @@ class Widget {
     socket.on("queue.position", (ev) => {
       if (!this.ticket || ev.ticketId !== this.ticket.id) return;
       this.position = ev.position;
+      if (ev.estimatedWaitSeconds !== undefined) this.etaSeconds = ev.estimatedWaitSeconds;
       this.update();
     });
     socket.on("session.accepted", (ev) => {
@@ -461,6 +530,8 @@ class Widget {
       previousToken: this.previousToken || undefined,
     });
     if (!ack.ok) return this.startFailed(ack.error.message);
+    this.availability = ack.availability || "open";
+    this.messageLeft = false;
     this.el.log.replaceChildren();
     this.seen.clear();
     this.lastId = 0;
@@ -471,6 +542,33 @@ class Widget {
     this.host.emit("ticket", { ticketId: ack.ticket.id, position: ack.position });
     if (text) this.send(text);
     if (this.host.isOpen()) this.el.input.focus();
+  }
+
+  /** The leave-a-message form: the address goes into the ticket's context, the text into the
+   * conversation; the ticket waits for an agent either way. */
+  async leaveMessage() {
+    const text = this.el.awayText.value.trim();
+    const email = this.el.awayEmail.value.trim();
+    const error = this.el.awayError;
+    error.hidden = true;
+    if (!text && !email) {
+      error.textContent = "Write a message or leave your e-mail address.";
+      error.hidden = false;
+      return;
+    }
+    if (email) {
+      const ack = await this.request("context.update", { context: { replyTo: email } });
+      if (!ack.ok) {
+        error.textContent = "That e-mail address doesn't look right.";
+        error.hidden = false;
+        return;
+      }
+    }
+    if (text) this.send(text);
+    this.el.awayText.value = "";
+    this.messageLeft = true;
+    this.save();
+    this.update();
   }
 
   startFailed(message) {
@@ -606,6 +704,8 @@ class Widget {
     this.host.storage.set({
       token: this.token || undefined,
       prev: this.previousToken || undefined,
+      away: this.token && this.availability !== "open" ? this.availability : undefined,
+      left: this.token && this.messageLeft ? 1 : undefined,
       pending: this.pending.size
         ? [...this.pending.values()].map(({ clientMsgId, text }) => ({ clientMsgId, text }))
         : undefined,

@@ -66,6 +66,9 @@ export function queueView(root, _param, { navigate, toast }) {
               h("span", { class: "q-name" }, customerName(entry.customer)),
               verifiedBadge(entry.customer),
               entry.previousTicketId ? h("span", { class: "badge" }, "Returning") : null,
+              entry.queue && entry.queue !== "default"
+                ? h("span", { class: "badge q-queue", title: "Queue" }, entry.queue)
+                : null,
             ),
             h(
               "div",
