@@ -28,7 +28,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
 import cobrowse
-from signaling import keys
+from signaling import background, keys
 from signaling.assets.cache import AssetCache
 from signaling.assets.service import AssetService, asset_routes, asset_service_key, fetch_client_ctx
 from signaling.auth.redis_throttle import RedisLoginThrottle
@@ -397,8 +397,7 @@ async def _desk_ctx(app: web.Application) -> AsyncIterator[None]:
     app[socket_api_key] = api
     tasks.append(asyncio.get_running_loop().create_task(_sweep_auth_sessions(api)))
     yield
-    for task in tasks:
-        task.cancel()
+    await background.stop(*tasks)
     await router.close()
     await desk.queue_feed.close()
     await calls.close()

@@ -72,16 +72,20 @@ def test_protocol_is_a_leaf() -> None:
 
 INWARD = {
     # package of signaling -> the parts of signaling it may import (dependencies point inward,
-    # from the edge to the store; app, cli and keys compose everything and are not listed)
+    # from the edge to the store; app, cli and keys compose everything and are not listed;
+    # background is a leaf every part may use to stop its tasks)
     "store": {"store"},
-    "live": {"live", "protocol"},
+    "live": {"live", "protocol", "background"},
     "routing": {"routing"},
     "auth": {"auth", "store"},
     "assets": {"assets", "auth", "store", "protocol"},
-    "desk": {"desk", "auth", "live", "routing", "store", "protocol"},
-    "hubs": {"hubs", "desk", "assets", "auth", "live", "store", "protocol", "settings"},
+    "desk": {"desk", "auth", "live", "routing", "store", "protocol", "background"},
+    "hubs": {
+        "hubs", "desk", "assets", "auth", "live", "store", "protocol", "settings", "background"
+    },
     "edge": {
-        "edge", "hubs", "desk", "assets", "auth", "live", "store", "protocol", "settings", "keys"
+        "edge", "hubs", "desk", "assets", "auth", "live", "store", "protocol", "settings", "keys",
+        "background",
     },
 }  # fmt: skip
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from signaling import background
 from signaling.desk.access import oversees
 from signaling.desk.rooms import SUPERVISORS_ROOM, agent_room
 from signaling.live import AgentPresence, LiveState, RingingOffer
@@ -468,8 +469,7 @@ class Router:
 
     async def close(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await background.stop(self._task)
             self._task = None
 
     async def _every_tick(self) -> None:

@@ -21,6 +21,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from signaling import background
 from signaling.desk.rooms import QUEUE_ROOM, QUEUE_V1_ROOM, customer_room, queue_view_room
 from signaling.live import LiveState
 from signaling.protocol import (
@@ -171,9 +172,7 @@ class QueueFeed:
         ]
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await background.stop(*self._tasks)
         self._tasks = []
 
     async def _every(self, seconds: float, work: Callable[[], Awaitable[object]]) -> None:

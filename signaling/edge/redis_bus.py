@@ -39,6 +39,7 @@ import socketio
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.client import PubSub
 
+from signaling import background
 from signaling.protocol import ServerResync
 
 log = logging.getLogger("tandem.bus")
@@ -236,15 +237,7 @@ class NodeBus(socketio.AsyncRedisManager):  # type: ignore[misc]
         await self._close_subscription()
 
     async def close(self) -> None:
-        if self._watch_task is not None:
-            self._watch_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watch_task
-        thread = getattr(self, "thread", None)
-        if thread is not None:
-            thread.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await thread
+        await background.stop(self._watch_task, getattr(self, "thread", None))
         await self._close_subscription()
         if self._publisher is not None:
             await self._publisher.aclose()

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import cobrowse
+from signaling import background
 from signaling.assets.service import AssetService
 from signaling.desk import AgentCaller, Caller, CustomerCaller, Desk, DeskError, iso
 from signaling.desk.rooms import customer_room
@@ -441,8 +442,7 @@ class CobrowseHub:
         await self._need_snapshot(ticket.id)
 
     async def close(self) -> None:
-        if self._ticker is not None:
-            self._ticker.cancel()
+        await background.stop(self._ticker)
         for ticket_id in list(self._live):
             await self.stop(ticket_id, "system")
 

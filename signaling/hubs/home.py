@@ -15,11 +15,11 @@ hubs' ``on_lost`` hooks drop what they held for the session, writing nothing.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from signaling import background
 from signaling.desk import AgentCaller, Caller, CustomerCaller, DeskError
 from signaling.live.nodes import Nodes
 from signaling.live.placement import Lease, Placement
@@ -206,9 +206,7 @@ class Home:
 
     async def close(self) -> None:
         if self._watch is not None:
-            self._watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watch
+            await background.stop(self._watch)
             self._watch = None
 
     async def ticket_closed(self, ticket_id: str) -> None:

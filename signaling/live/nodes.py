@@ -9,12 +9,13 @@ sooner than its leases lapse, so the others can take its sessions over at once
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
+
+from signaling import background
 
 log = logging.getLogger("tandem.nodes")
 
@@ -93,9 +94,7 @@ class _Advertising:
 
     async def close(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await background.stop(self._task)
             self._task = None
 
 

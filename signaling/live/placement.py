@@ -24,6 +24,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
+from signaling import background
+
 log = logging.getLogger("tandem.placement")
 
 LEASE_MS = 15_000
@@ -181,9 +183,7 @@ class _Renewing:
 
     async def close(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await background.stop(self._task)
             self._task = None
 
 

@@ -42,6 +42,7 @@ from typing import Any, cast
 
 from redis.asyncio import Redis
 
+from signaling import background
 from signaling.live.state import AgentPresence, OpenTicketLimits, RingingOffer
 
 log = logging.getLogger("tandem.live")
@@ -544,9 +545,7 @@ class RedisLiveState:
     async def close(self) -> None:
         """Stop the heartbeat and forget this node's sockets (they are going with it)."""
         if self._heartbeat_task is not None:
-            self._heartbeat_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._heartbeat_task
+            await background.stop(self._heartbeat_task)
             self._heartbeat_task = None
         with contextlib.suppress(Exception):
             for agent_id, sids in list(self._agent_sockets.items()):

@@ -15,7 +15,6 @@ there is no other node to reach.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import secrets
@@ -24,6 +23,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from redis import exceptions as redis_errors
+
+from signaling import background
 
 log = logging.getLogger("tandem.rpc")
 
@@ -196,9 +197,6 @@ class RedisRpc(_Handlers):
 
     async def close(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await background.stop(self._task)
             self._task = None
-        for task in list(self._running):
-            task.cancel()
+        await background.stop(*self._running)

@@ -194,12 +194,6 @@ async def test_only_agents_with_the_queues_skills_are_offered(tmp_path: Path) ->
         assert offers_of(bob, ticket) == []
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known bug, open: on PostgreSQL + Redis under load this test has hung past the "
-    "180 s timeout (twice); suspected: the routing lock or an offer wait. See the closing note "
-    "of 2026-11-30.",
-)
 async def test_status_is_one_per_agent_and_away_gets_no_offers(tmp_path: Path) -> None:
     async with running_server(tmp_path) as server:
         alice, alice_tab = await server.agent("alice"), await server.agent("alice")
