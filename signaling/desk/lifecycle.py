@@ -93,6 +93,15 @@ class Broadcaster(Protocol):
         """Put a socket in a room; False if the socket has gone."""
         ...
 
+    async def emit_here(self, event: Message, rooms: list[str]) -> None:
+        """Send a server event to this node's sockets in any of the rooms (not through the
+        bus): for what every node works out alike, so each tells its own sockets once."""
+        ...
+
+    def listening_here(self, room: str) -> bool:
+        """Whether a socket of this node is in the room."""
+        ...
+
 
 @dataclass(frozen=True)
 class CustomerCaller:
@@ -144,7 +153,9 @@ class Desk:
         events: EventLog | None = None,
     ) -> None:
         self.ticket_limits = ticket_limits
-        self.queue_feed = queue_feed or QueueFeed(broadcaster.emit, live)
+        self.queue_feed = queue_feed or QueueFeed(
+            broadcaster.emit, live, here=(broadcaster.emit_here, broadcaster.listening_here)
+        )
         """Queue changes to agents and positions to customers (its ticks run once started)."""
         self.store = store
         self.live = live

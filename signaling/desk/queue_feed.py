@@ -11,8 +11,10 @@ waiting). Here instead:
 - customers get ``queue.position`` on a slower tick (1 s), only when theirs changed: the cost is
   O(queue) per tick whatever the rate of accepts, and an accept itself is O(1).
 
-The ticks run in one task per node. On several nodes each would announce what it changed; the
-live state's queue is the truth either way.
+The ticks run in one task per node. On several nodes each announces what it changed; the
+live state's queue is the truth either way. Positions are worked out alike on every node, so
+each node tells only the customers whose sockets it holds, and only them: a customer hears a
+position once, and a node's tick costs O(its waiting customers) emits, not O(queue).
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ log = logging.getLogger("tandem.queue")
 Emit = Callable[[Message, list[str]], Awaitable[None]]
 Estimate = Callable[[list[str]], Awaitable[dict[str, float | None]]]
 Views = Callable[[], Awaitable[set[frozenset[str]]]]
+Here = tuple[Emit, Callable[[str], bool]]
+"""Send to this node's sockets only; whether this node has a socket in a room."""
 
 
 async def skills_needed(live: LiveState, ticket_ids: list[str]) -> dict[str, frozenset[str]]:
@@ -59,8 +63,10 @@ class QueueFeed:
         live: LiveState,
         tick: float = 0.05,
         position_tick: float = 1.0,
+        here: Here | None = None,
     ) -> None:
         self._emit = emit
+        self._here = here
         self._live = live
         self.tick = tick
         self.position_tick = position_tick
@@ -141,22 +147,29 @@ class QueueFeed:
         """Tell each waiting customer whose position changed; how many were told."""
         # With estimates, every tick: a wait also changes when a session ends or an agent comes
         # or goes, with the queue unchanged (still O(queue) a tick, and only changes are sent).
-        if not self._queue_changed and self.estimate is None:
+        # On several nodes another node's accept moves this node's customers too: look every
+        # tick (one read of the queue's ids), as with estimates.
+        if not self._queue_changed and self.estimate is None and self._here is None:
             return 0
         self._queue_changed = False
         told = 0
         waiting = await self._live.queued_ids()
         estimates = await self.estimate(waiting) if self.estimate is not None else {}
+        emit = self._emit if self._here is None else self._here[0]
         for position, ticket_id in enumerate(waiting, start=1):
+            room = customer_room(ticket_id)
+            if self._here is not None and not self._here[1](room):
+                self._positions.pop(ticket_id, None)  # told by the node its customer is on
+                continue
             seconds = estimates.get(ticket_id)
             wait = None if seconds is None else round(seconds)
             if self._positions.get(ticket_id) != (position, wait):
                 self._positions[ticket_id] = (position, wait)
-                await self._emit(
+                await emit(
                     QueuePosition(
                         ticket_id=ticket_id, position=position, estimated_wait_seconds=wait
                     ),
-                    [customer_room(ticket_id)],
+                    [room],
                 )
                 told += 1
         if len(self._positions) > len(waiting):

@@ -95,6 +95,18 @@ class SocketBroadcaster:
                 return
         await self._sio.emit(name, event.wire(), to=rooms, skip_sid=skip_sid)
 
+    async def emit_here(self, event: Message, rooms: list[str]) -> None:
+        if not rooms:
+            return
+        if isinstance(self._sio.manager, DirectManager):
+            await self.emit(event, rooms)  # one node: here is everywhere
+            return
+        name = type(event).model_fields["type"].default
+        await self._sio.emit(name, event.wire(), to=rooms, ignore_queue=True)
+
+    def listening_here(self, room: str) -> bool:
+        return bool(self._sio.manager.rooms.get("/", {}).get(room))
+
     async def enter_room(self, sid: str, room: str) -> bool:
         if not self._sio.manager.is_connected(sid, "/"):
             return False

@@ -155,3 +155,39 @@ async def test_a_burst_of_changes_goes_in_bounded_events() -> None:
     assert [len(c["added"]) for c in changes] == [MAX_CHANGES_PER_EVENT, MAX_CHANGES_PER_EVENT, 7]
     assert [e["ticketId"] for c in changes for e in c["added"]] == [f"tk_{i}" for i in range(count)]
     assert {c["waiting"] for c in changes} == {count - 5}
+
+
+async def test_on_several_nodes_each_customer_hears_its_position_once_from_its_own_node() -> None:
+    """Two nodes over one queue, a customer on each: the dequeue made on one node moves the
+    other node's customer, who hears it once, from the node holding their socket (every node
+    working out and announcing every position through the bus told each customer once per
+    node)."""
+    from signaling.desk.rooms import customer_room
+    from signaling.live import MemoryLiveState
+
+    live = MemoryLiveState()
+    sent: dict[str, list[tuple[str, int]]] = {"one": [], "two": []}
+    sockets = {"one": {customer_room("tk_a")}, "two": {customer_room("tk_b")}}
+
+    def node(name: str) -> QueueFeed:
+        async def everywhere(event: Message, rooms: list[str]) -> None:
+            raise AssertionError(f"positions go to this node's sockets only, not to {rooms}")
+
+        async def here(event: Message, rooms: list[str]) -> None:
+            wire = event.wire()
+            assert set(rooms) <= sockets[name]
+            sent[name].append((str(wire["ticketId"]), int(wire["position"])))
+
+        return QueueFeed(everywhere, live, here=(here, lambda room: room in sockets[name]))
+
+    one, two = node("one"), node("two")
+    for index, ticket_id in enumerate(("tk_0", "tk_a", "tk_b")):
+        await live.enqueue(ticket_id, float(index), {"ticketId": ticket_id})
+    assert await one.announce_positions() == 1 and await two.announce_positions() == 1
+    assert sent == {"one": [("tk_a", 2)], "two": [("tk_b", 3)]}
+    await live.dequeue("tk_0")  # accepted on node one: node two's customer moves up too
+    await one.announce_positions()
+    await two.announce_positions()
+    await one.announce_positions()
+    await two.announce_positions()
+    assert sent == {"one": [("tk_a", 2), ("tk_a", 1)], "two": [("tk_b", 3), ("tk_b", 2)]}
