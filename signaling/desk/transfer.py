@@ -110,8 +110,7 @@ class Transfers:
             presence = await desk.live.agent_presence(agent_id)
             if presence.chosen == "offline":
                 raise DeskError("invalid_state", "that agent is offline")
-            open_sessions = len(await desk.live.sessions_of(agent_id))
-            if open_sessions >= router.config.capacity:
+            if not await router.has_room(agent_id):
                 raise DeskError("invalid_state", "that agent is at capacity")
         return AgentRef(id=agent.id, name=agent.name)
 
@@ -202,7 +201,15 @@ class Transfers:
         return found or None
 
     async def _set_pending(self, ticket_id: str, info: dict[str, Any] | None) -> None:
-        await self.desk.live.set_routing(_key(ticket_id), info or {})
+        if info is None:
+            # Dropped, not left empty: an ended transfer leaves nothing in the routing hash.
+            await self.desk.live.drop_routing([_key(ticket_id)])
+        else:
+            await self.desk.live.set_routing(_key(ticket_id), info)
+
+    async def forget(self, ticket_id: str) -> None:
+        """The session ended: a transfer still pending goes with it."""
+        await self._set_pending(ticket_id, None)
 
     def offered_to(self, pending: dict[str, Any], agent_id: str) -> bool:
         return bool(pending.get("to", {}).get("agent", {}).get("id") == agent_id)
@@ -280,4 +287,5 @@ class Transfers:
         await desk.store.remove_ticket_agent(ticket.id, agent_id)
         await desk.live.leave(ticket.id, agent_id)
         if desk.router is not None:
+            await desk.router.loads.forget(ticket.id, {agent_id})
             await desk.router.refresh(agent_id)
