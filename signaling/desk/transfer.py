@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from signaling.desk.rooms import agent_room
 from signaling.live import RingingOffer
 from signaling.protocol import (
+    AgentOnline,
     AgentRef,
     QueueEntry,
     SessionOffered,
@@ -93,6 +94,39 @@ class Transfers:
             await self.leave(ticket, sender["id"], mode)
         await self._set_pending(ticket_id, info)
         await self._requeue(ticket, sender, mode, note, target)
+
+    async def online(self) -> list[AgentOnline]:
+        """Every online agent, with status and weighted load: whom a session could go to (the
+        console's Transfer dialog; ``_check_target`` still decides)."""
+        desk = self.desk
+        router = desk.router
+        found = []
+        for agent_id in sorted(await desk.live.online_agents()):
+            agent = await desk.store.agent(agent_id)
+            if agent is None:
+                continue
+            status, reason, load, capacity = "available", None, 0.0, 0
+            if router is not None:
+                shown, presence = await router.status(agent_id)
+                weighed = await router.load_of(agent_id)
+                status, load, capacity = shown.value, weighed.load, router.config.capacity
+                reason = presence.reason if status == "away" else None
+            else:
+                load = float(len(await desk.live.sessions_of(agent_id)))
+            found.append(
+                AgentOnline.model_validate(
+                    {
+                        "agent": {"id": agent.id, "name": agent.name},
+                        "status": status,
+                        "reason": reason,
+                        "load": load,
+                        "capacity": capacity,
+                        "skills": list(agent.skills),
+                    }
+                )
+            )
+        found.sort(key=lambda a: (a.status != "available", a.load, a.agent.name))
+        return found
 
     async def _check_target(self, ticket: TicketRecord, agent_id: str) -> AgentRef:
         from signaling.desk.lifecycle import DeskError
