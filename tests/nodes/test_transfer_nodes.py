@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from functools import partial
+from typing import Any
 
 import pytest
 
@@ -15,6 +17,10 @@ from tests.support import CONTEXT
 
 ROUTING_HASH = "tandem:qr"
 """The live state's routing hash (``--redis-prefix tandem``): queue info, pending transfers."""
+
+
+def says(text: str, event: Any) -> bool:
+    return bool(event["message"]["text"] == text)
 
 
 @pytest.fixture(scope="module")
@@ -69,10 +75,9 @@ async def test_warm_transfer_between_agents_on_different_nodes(cluster: Cluster)
         heard_by_alice = len(alice.events["chat.message"])
         for n in range(3):
             text = f"still there? {n}"
-            assert (await customer.call("chat.send", {"clientMsgId": f"c2-{n}", "text": text}))[
-                "ok"
-            ]
-            await bob.wait_for("chat.message", lambda e, t=text: e["message"]["text"] == t)
+            sent = await customer.call("chat.send", {"clientMsgId": f"c2-{n}", "text": text})
+            assert sent["ok"], sent
+            await bob.wait_for("chat.message", partial(says, text))
         reply = {"ticketId": ticket, "clientMsgId": "b1", "text": "Bob here"}
         assert (await bob.call("chat.send", reply))["ok"]
         await customer.wait_for("chat.message", lambda e: e["message"]["text"] == "Bob here")
