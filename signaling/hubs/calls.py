@@ -243,7 +243,9 @@ class CallHub:
             await held[1].remove_participant(pid)
             if channel == "call":
                 await self.desk.timeline(ticket, "call.left", {"participant": pid}, lease.epoch)
-                await self._weigh(caller, ticket, in_call=False)
+        if channel == "call":
+            # Also when this home never saw them join (the call began on a home that went).
+            await self._weigh(caller, ticket, in_call=False)
         return {}
 
     async def _weigh(self, caller: Caller, ticket: TicketRecord, in_call: bool) -> None:
