@@ -6,6 +6,7 @@ the customer's next message reaches Bob and not Alice."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -41,7 +42,9 @@ async def colleague(server: Server, new_page: NewPage, name: str) -> Page:
     return page
 
 
-async def test_warm_transfer_in_the_console(new_page: NewPage, server: Server) -> None:
+async def test_warm_transfer_in_the_console(
+    new_page: NewPage, server: Server, screenshots: Path
+) -> None:
     alice = await colleague(server, new_page, "Alice")
     bob = await colleague(server, new_page, "Bob")
 
@@ -67,6 +70,7 @@ async def test_warm_transfer_in_the_console(new_page: NewPage, server: Server) -
     await bob_row.get_by_role("radio").check()
     await expect(dialog.get_by_role("radio", name="Warm")).to_be_checked()
     await dialog.get_by_label("Note for the next agent").fill("Refund approved, order 1234")
+    await alice.screenshot(path=screenshots / "console-transfer-dialog.png")
     await dialog.get_by_role("button", name="Transfer").click()
     await expect(dialog).to_be_hidden()
     # Warm: Alice stays until Bob accepts.
@@ -77,6 +81,7 @@ async def test_warm_transfer_in_the_console(new_page: NewPage, server: Server) -
     card = bob.locator(".offer-card", has_text="transfers")
     await expect(card).to_contain_text("Alice transfers")
     await expect(card.locator(".offer-note")).to_have_text("Refund approved, order 1234")
+    await bob.screenshot(path=screenshots / "console-transfer-offer.png")
     await card.get_by_role("button", name="Accept").click()
     await expect(bob).to_have_url(re.compile(r"/console/sessions/tk_"))
     transcript = bob.locator(".transcript")
@@ -86,6 +91,7 @@ async def test_warm_transfer_in_the_console(new_page: NewPage, server: Server) -
     await expect(handed).to_contain_text("Alice handed this conversation to you")
     await expect(handed).to_contain_text("Refund approved, order 1234")
     await expect(bob.locator(".details")).to_contain_text("Trail Runner 2")
+    await bob.screenshot(path=screenshots / "console-transfer-accepted.png")
 
     # Alice's session closes; the customer sees who they now talk to.
     await expect(alice.locator(".transfer-banner.left")).to_contain_text(
