@@ -360,6 +360,8 @@ async def _desk_ctx(app: web.Application) -> AsyncIterator[None]:
             capacity=settings.agent_capacity,
             offer_seconds=settings.offer_seconds,
             wrap_up_seconds=settings.wrap_up_seconds,
+            call_weight=settings.call_weight,
+            control_weight=settings.control_weight,
         ),
     )
     desk.router = router

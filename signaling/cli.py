@@ -148,6 +148,8 @@ LIMITS: dict[str, str] = {
     "agent_capacity": "chats one agent holds at once (a call or control counts more)",
     "offer_seconds": "seconds an offered session rings before it goes to the next agent",
     "wrap_up_seconds": "seconds an agent is in Wrap-up after a session ends",
+    "call_weight": "chats a session counts against the capacity while its agent is in the call",
+    "control_weight": "chats a session counts while its agent holds remote control",
 }
 """Limits of ``Settings``, each a ``--flag`` and a ``TANDEM_*`` variable (docs/security.md)."""
 
@@ -160,7 +162,9 @@ def _limit_flags(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
             "--" + name.replace("_", "-"),
             type=kind,
-            default=kind(env(variable) or getattr(defaults, name)),
+            # A string default (the variable) goes through ``type`` as a flag would: a bad
+            # value stops the command with argparse's message, not a traceback.
+            default=env(variable) or getattr(defaults, name),
             help=f"{text} (TANDEM_{variable}; default {getattr(defaults, name)})",
         )
     parser.add_argument(

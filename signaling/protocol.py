@@ -678,6 +678,14 @@ class SessionTransfer(ClientEvent):
     note: Annotated[str, Field(max_length=2000)] | None = None
 
 
+class AgentList(ClientEvent):
+    """An agent asks who is online, with each one's status and load (to pick whom to hand a
+    session to)."""
+
+    senders: ClassVar[Senders] = frozenset({"agent"})
+    type: Literal["agent.list"] = "agent.list"
+
+
 CLIENT_EVENTS: dict[str, type[ClientEvent]] = {
     model.model_fields["type"].default: model
     for model in (
@@ -717,6 +725,7 @@ CLIENT_EVENTS: dict[str, type[ClientEvent]] = {
         AgentStatusSet,
         SessionDecline,
         SessionTransfer,
+        AgentList,
     )
 }
 """Socket.IO event name -> payload model, for every event a client may send."""
@@ -1142,6 +1151,23 @@ class AgentStatusNotice(Message):
     status: AgentStatusName
     reason: str | None = None
     """Why Away: the agent's own words, or ``missed offer``."""
+
+
+class AgentOnline(Message):
+    """One online agent in the ``agent.list`` ack."""
+
+    agent: AgentRef
+    status: AgentStatusName
+    reason: str | None = None
+    load: float
+    """Their open sessions, weighed: a chat counts 1, a call or remote control more."""
+    capacity: int
+    skills: list[str]
+
+
+class AgentListAck(Message):
+    ok: Literal[True] = True
+    agents: list[AgentOnline]
 
 
 class TransferInfo(Message):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -100,6 +101,12 @@ class Settings:
     """Seconds an offer rings before it goes to the next agent (the silent one is set Away)."""
     wrap_up_seconds: float = 30.0
     """Seconds an agent is in Wrap-up (offered nothing) after a session of theirs ends."""
+    call_weight: float = 2.0
+    """What a session counts against ``agent_capacity`` while the agent is in its call (a chat
+    counts 1)..."""
+    control_weight: float = 2.0
+    """...and while the agent holds remote control of the customer's page (both at once count
+    the heavier of the two)."""
     log_level: str = "INFO"
     web_dir: Path = field(default_factory=lambda: Path(__file__).resolve().parent.parent / "web")
 
@@ -114,6 +121,11 @@ class Settings:
                 "TANDEM_AGENT_CAPACITY must be at least 1, TANDEM_OFFER_SECONDS above 0 and "
                 "TANDEM_WRAP_UP_SECONDS at least 0"
             )
+        for name, weight in (("CALL", self.call_weight), ("CONTROL", self.control_weight)):
+            if not math.isfinite(weight) or weight < 1:
+                refused.append(
+                    f"TANDEM_{name}_WEIGHT must be a number of chats, at least 1, not {weight!r}"
+                )
         if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             refused.append("REDIS_URL must be a redis://, rediss:// or unix:// URL")
         if self.redis_url and not self.database_url:

@@ -572,6 +572,8 @@ class Desk:
         members = await self.live.members(ticket.id)
         if self.router is not None:
             await self.router.closed(ticket.id)
+            await self.router.loads.forget(ticket.id, members)
+        await self.transfers.forget(ticket.id)
         await self.live.drop_session(ticket.id)
         await self.timeline(ticket, "session.ended", data)
         if was_queued or ticket.status == "queued":

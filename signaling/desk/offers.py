@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 from signaling import background
 from signaling.desk.access import oversees
+from signaling.desk.load import Loads
 from signaling.desk.rooms import SUPERVISORS_ROOM, agent_room
 from signaling.live import AgentPresence, LiveState, RingingOffer
 from signaling.protocol import (
@@ -42,8 +43,8 @@ from signaling.routing import (
     AgentLoad,
     AgentStatus,
     QueueSpec,
-    SessionLoad,
     Waiting,
+    Weights,
     current_status,
     estimated_wait,
     plan_offers,
@@ -77,6 +78,10 @@ class RoutingConfig:
     capacity: int = 3
     offer_seconds: float = 20.0
     wrap_up_seconds: float = 30.0
+    call_weight: float = 2.0
+    """What a session counts against ``capacity`` while the agent is in its call..."""
+    control_weight: float = 2.0
+    """...or holds remote control of the customer's page (a chat counts 1)."""
 
     @property
     def tick(self) -> float:
@@ -130,19 +135,41 @@ class Router:
         self.config = config
         self.clock = clock
         self._task: asyncio.Task[None] | None = None
+        self.loads = Loads(live, Weights(config.call_weight, config.control_weight))
 
     # ------------------------------------------------------------------ status
+
+    async def load_of(self, agent_id: str) -> AgentLoad:
+        """The agent's open sessions, each weighed (a call or control counts more than a chat),
+        against their capacity; status and skills are not filled in."""
+        return AgentLoad(
+            agent_id,
+            frozenset(),
+            AgentStatus.AVAILABLE,
+            await self.loads.sessions(agent_id),
+            float(self.config.capacity),
+            weights=self.loads.weights,
+        )
+
+    async def has_room(self, agent_id: str) -> bool:
+        """Whether one more chat fits under the agent's capacity (by weighted load)."""
+        return (await self.load_of(agent_id)).has_room()
+
+    async def load_changed(self, agent_id: str) -> None:
+        """A call of the agent started or ended, or they got or gave up control: Busy may
+        start or end, and room freed may be offered."""
+        await self.refresh(agent_id)
+        await self.dispatch()
 
     async def status(self, agent_id: str) -> tuple[AgentStatus, AgentPresence]:
         presence = await self.live.agent_presence(agent_id)
         online = agent_id in await self.live.online_agents()
-        sessions = await self.live.sessions_of(agent_id)
         shown = current_status(
             AgentStatus(presence.chosen),
             online,
             presence.wrap_until,
             self.clock(),
-            len(sessions) < self.config.capacity,
+            await self.has_room(agent_id),
         )
         return shown, presence
 
@@ -274,15 +301,15 @@ class Router:
             shown, _ = await self.status(agent_id)
             if shown in (AgentStatus.OFFLINE, AgentStatus.AWAY):
                 continue
-            open_sessions = len(await self.live.sessions_of(agent_id))
-            agents.append((frozenset(record.skills), shown, open_sessions))
+            load = (await self.load_of(agent_id)).load
+            agents.append((frozenset(record.skills), shown, load))
         estimates: dict[str, float | None] = {}
         for key, waiting in by_queue.items():
             skills = frozenset(routing[waiting[0].ticket_id]["skills"])
             serving = [a for a in agents if skills <= a[0]]
             slots = len(serving) * self.config.capacity
             free = sum(
-                max(0, self.config.capacity - n)
+                max(0, int(self.config.capacity - n))
                 for _, shown, n in serving
                 if shown is AgentStatus.AVAILABLE
             )
@@ -296,12 +323,12 @@ class Router:
         """Push routing: an agent may take a session by hand only under their capacity."""
         if not self.config.push:
             return
-        open_sessions = len(await self.live.sessions_of(agent_id))
-        if open_sessions >= self.config.capacity:
+        load = (await self.load_of(agent_id)).load
+        if load + 1 > self.config.capacity:
             raise RoutingRefusal(
                 "invalid_state",
-                f"you are at capacity ({open_sessions} of {self.config.capacity} sessions): "
-                "end one before taking another",
+                f"you are at capacity ({load:g} of {self.config.capacity}; a call or remote "
+                "control counts more than a chat): end one before taking another",
             )
 
     async def accepted(self, ticket_id: str, agent_id: str) -> None:
@@ -412,23 +439,20 @@ class Router:
             if record is None:
                 continue
             presence = await self.live.agent_presence(agent_id)
-            sessions = await self.live.sessions_of(agent_id)
+            weighed = await self.load_of(agent_id)
             status = current_status(
-                AgentStatus(presence.chosen),
-                True,
-                presence.wrap_until,
-                now,
-                len(sessions) < self.config.capacity,
+                AgentStatus(presence.chosen), True, presence.wrap_until, now, weighed.has_room()
             )
             agents.append(
                 AgentLoad(
                     agent_id,
                     frozenset(record.skills),
                     status,
-                    tuple(SessionLoad() for _ in sessions),
-                    float(self.config.capacity),
+                    weighed.sessions,
+                    weighed.capacity,
                     presence.idle_since,
                     frozenset(declined_by.get(agent_id, ())),
+                    weighed.weights,
                 )
             )
         made = 0

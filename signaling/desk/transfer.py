@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from signaling.desk.rooms import agent_room
 from signaling.live import RingingOffer
 from signaling.protocol import (
+    AgentOnline,
     AgentRef,
     QueueEntry,
     SessionOffered,
@@ -94,6 +95,39 @@ class Transfers:
         await self._set_pending(ticket_id, info)
         await self._requeue(ticket, sender, mode, note, target)
 
+    async def online(self) -> list[AgentOnline]:
+        """Every online agent, with status and weighted load: whom a session could go to (the
+        console's Transfer dialog; ``_check_target`` still decides)."""
+        desk = self.desk
+        router = desk.router
+        found = []
+        for agent_id in sorted(await desk.live.online_agents()):
+            agent = await desk.store.agent(agent_id)
+            if agent is None:
+                continue
+            status, reason, load, capacity = "available", None, 0.0, 0
+            if router is not None:
+                shown, presence = await router.status(agent_id)
+                weighed = await router.load_of(agent_id)
+                status, load, capacity = shown.value, weighed.load, router.config.capacity
+                reason = presence.reason if status == "away" else None
+            else:
+                load = float(len(await desk.live.sessions_of(agent_id)))
+            found.append(
+                AgentOnline.model_validate(
+                    {
+                        "agent": {"id": agent.id, "name": agent.name},
+                        "status": status,
+                        "reason": reason,
+                        "load": load,
+                        "capacity": capacity,
+                        "skills": list(agent.skills),
+                    }
+                )
+            )
+        found.sort(key=lambda a: (a.status != "available", a.load, a.agent.name))
+        return found
+
     async def _check_target(self, ticket: TicketRecord, agent_id: str) -> AgentRef:
         from signaling.desk.lifecycle import DeskError
 
@@ -110,8 +144,7 @@ class Transfers:
             presence = await desk.live.agent_presence(agent_id)
             if presence.chosen == "offline":
                 raise DeskError("invalid_state", "that agent is offline")
-            open_sessions = len(await desk.live.sessions_of(agent_id))
-            if open_sessions >= router.config.capacity:
+            if not await router.has_room(agent_id):
                 raise DeskError("invalid_state", "that agent is at capacity")
         return AgentRef(id=agent.id, name=agent.name)
 
@@ -202,7 +235,15 @@ class Transfers:
         return found or None
 
     async def _set_pending(self, ticket_id: str, info: dict[str, Any] | None) -> None:
-        await self.desk.live.set_routing(_key(ticket_id), info or {})
+        if info is None:
+            # Dropped, not left empty: an ended transfer leaves nothing in the routing hash.
+            await self.desk.live.drop_routing([_key(ticket_id)])
+        else:
+            await self.desk.live.set_routing(_key(ticket_id), info)
+
+    async def forget(self, ticket_id: str) -> None:
+        """The session ended: a transfer still pending goes with it."""
+        await self._set_pending(ticket_id, None)
 
     def offered_to(self, pending: dict[str, Any], agent_id: str) -> bool:
         return bool(pending.get("to", {}).get("agent", {}).get("id") == agent_id)
@@ -280,4 +321,5 @@ class Transfers:
         await desk.store.remove_ticket_agent(ticket.id, agent_id)
         await desk.live.leave(ticket.id, agent_id)
         if desk.router is not None:
+            await desk.router.loads.forget(ticket.id, {agent_id})
             await desk.router.refresh(agent_id)

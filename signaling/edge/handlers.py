@@ -22,6 +22,8 @@ from signaling.hubs.calls import CallHub
 from signaling.hubs.cobrowse import CobrowseHub
 from signaling.protocol import (
     CLIENT_EVENTS,
+    AgentList,
+    AgentListAck,
     AgentStatusSet,
     AttachmentAck,
     CaptureStill,
@@ -228,6 +230,9 @@ class AgentEvents(SharedEvents):
         await self.desk.transfers.transfer(
             conn.caller, msg.ticket_id, msg.to.agent_id, msg.to.queue, msg.mode, msg.note
         )
+
+    async def on_agent_list(self, conn: Connection[AgentCaller], msg: AgentList) -> Message:
+        return AgentListAck(agents=await self.desk.transfers.online())
 
     async def on_session_list(self, conn: Connection[AgentCaller], msg: SessionList) -> Message:
         return SessionListAck(sessions=await self.desk.sessions(conn.caller))

@@ -161,6 +161,7 @@ class CallHub:
             self._joined.add((ticket.id, pid))
             if channel == "call":  # the co-browse channel is part of co-browse, not a call
                 await self.desk.timeline(ticket, "call.joined", {"participant": pid}, lease.epoch)
+                await self._weigh(caller, ticket, in_call=True)
         return {"sdp": answer}
 
     async def answer(
@@ -242,7 +243,18 @@ class CallHub:
             await held[1].remove_participant(pid)
             if channel == "call":
                 await self.desk.timeline(ticket, "call.left", {"participant": pid}, lease.epoch)
+        if channel == "call":
+            # Also when this home never saw them join (the call began on a home that went).
+            await self._weigh(caller, ticket, in_call=False)
         return {}
+
+    async def _weigh(self, caller: Caller, ticket: TicketRecord, in_call: bool) -> None:
+        """An agent in a call carries more load (``--call-weight``): routing hears of it."""
+        router = self.desk.router
+        if router is None or not isinstance(caller, AgentCaller):
+            return
+        if await router.loads.mark(ticket.id, caller.agent.id, "call", in_call):
+            await router.load_changed(caller.agent.id)
 
     async def agent_left(self, ticket: TicketRecord, caller: AgentCaller) -> None:
         """An agent handed the session over: they leave the media room (the customer's

@@ -340,6 +340,10 @@ class CobrowseHub:
                 await self.desk.timeline(ticket, "cobrowse.assets", counts, live.epoch)
         await self.desk.timeline(ticket, "cobrowse.stopped", {"by": by}, live.epoch)
         await self._announce(ticket, "stopped", by)
+        if self.desk.router is not None and ticket.status == "active":
+            for agent in ticket.agents:  # sharing stopped: nobody controls the page any more
+                if await self.desk.router.loads.mark(ticket.id, str(agent["id"]), "control", False):
+                    await self.desk.router.load_changed(str(agent["id"]))
 
     async def _file_part(self, live: _Live) -> TicketRecord | None:
         """Close a recording part and file it on the ticket (an empty one is thrown away)."""
@@ -604,6 +608,7 @@ class CobrowseHub:
         await self._announce_control(ticket, grant)
 
     async def _announce_control(self, ticket: TicketRecord, grant: cobrowse.ControlGrant) -> None:
+        await self._weigh_control(ticket, grant)
         agent = next((a for a in ticket.agents if a["id"] == grant.agent_id), None)
         await self.desk.tell(
             ticket,
@@ -614,6 +619,18 @@ class CobrowseHub:
                 expires_at=iso(grant.expires_at) if grant.expires_at else None,
             ),
         )
+
+    async def _weigh_control(self, ticket: TicketRecord, grant: cobrowse.ControlGrant) -> None:
+        """The agent holding control carries more load (``--control-weight``); once the grant
+        ends (revoked, expired, denied, another agent's turn) they no longer do."""
+        router = self.desk.router
+        if router is None:
+            return
+        holder = grant.agent_id if grant.state is cobrowse.ControlState.GRANTED else None
+        for agent in ticket.agents:
+            agent_id = str(agent["id"])
+            if await router.loads.mark(ticket.id, agent_id, "control", agent_id == holder):
+                await router.load_changed(agent_id)
 
     async def _file_audit(
         self, ticket: TicketRecord, entries: list[dict[str, Any]], epoch: int

@@ -523,6 +523,10 @@ class RedisLiveState:
             if value is not None
         }
 
+    async def drop_routing(self, keys: list[str]) -> None:
+        if keys:
+            await self.redis.hdel(self._key("qr"), *keys)
+
     async def add_handle_time(self, queue: str, seconds: float, keep: int) -> None:
         key = self._key("ht", queue)
         async with self.redis.pipeline(transaction=True) as pipe:

@@ -128,6 +128,9 @@ class LiveState(Protocol):
         ...
 
     async def routing_of(self, ticket_ids: list[str]) -> dict[str, dict[str, Any]]: ...
+    async def drop_routing(self, keys: list[str]) -> None:
+        """Forget entries set with ``set_routing`` (a pending transfer, an agent's load)."""
+        ...
 
     async def add_handle_time(self, queue: str, seconds: float, keep: int) -> None:
         """A session of ``queue`` ended after ``seconds`` with an agent; the last ``keep``
@@ -359,6 +362,10 @@ class MemoryLiveState:
 
     async def routing_of(self, ticket_ids: list[str]) -> dict[str, dict[str, Any]]:
         return {t: self._routing[t] for t in ticket_ids if t in self._routing}
+
+    async def drop_routing(self, keys: list[str]) -> None:
+        for key in keys:
+            self._routing.pop(key, None)
 
     async def add_handle_time(self, queue: str, seconds: float, keep: int) -> None:
         times = self._handle_times.setdefault(queue, [])

@@ -48,12 +48,21 @@ CONTROL_WEIGHT = 2.0
 Both at once count as the heavier one, not the sum (the agent is doing one thing)."""
 
 
-def session_weight(load: SessionLoad) -> float:
+@dataclass(frozen=True)
+class Weights:
+    """What a session in a call, or with remote control held, counts against a capacity given
+    in chats (``--call-weight``, ``--control-weight``)."""
+
+    call: float = CALL_WEIGHT
+    control: float = CONTROL_WEIGHT
+
+
+def session_weight(load: SessionLoad, weights: Weights = Weights()) -> float:
     weight = CHAT_WEIGHT
     if load.call:
-        weight = max(weight, CALL_WEIGHT)
+        weight = max(weight, weights.call)
     if load.controlling:
-        weight = max(weight, CONTROL_WEIGHT)
+        weight = max(weight, weights.control)
     return weight
 
 
@@ -66,15 +75,16 @@ class AgentLoad:
     status: AgentStatus
     sessions: Sequence[SessionLoad] = ()
     capacity: float = 3.0
-    """Chats at once; a call or control counts ``CALL_WEIGHT``."""
+    """Chats at once; a session in a call or under control counts its weight (``weights``)."""
     idle_since: float = 0.0
     """When their last session ended or they became Available, whichever is later."""
     declined: frozenset[str] = field(default_factory=frozenset)
     """Tickets this agent declined or let ring out: never offered to them again."""
+    weights: Weights = Weights()
 
     @property
     def load(self) -> float:
-        return sum(session_weight(session) for session in self.sessions)
+        return sum(session_weight(session, self.weights) for session in self.sessions)
 
     def has_room(self, extra: float = CHAT_WEIGHT) -> bool:
         return self.load + extra <= self.capacity

@@ -17,6 +17,7 @@ from signaling.routing import (
     SessionLoad,
     SiteRouting,
     Waiting,
+    Weights,
     choose_agent,
     current_status,
     eligible,
@@ -226,6 +227,21 @@ def test_session_weights() -> None:
     assert session_weight(SessionLoad(call=True)) == 2
     assert session_weight(SessionLoad(controlling=True)) == 2
     assert session_weight(SessionLoad(call=True, controlling=True)) == 2
+
+
+def test_configured_weights_decide_who_has_room() -> None:
+    heavy = Weights(call=3, control=1.5)
+    assert session_weight(SessionLoad(call=True), heavy) == 3
+    assert session_weight(SessionLoad(controlling=True), heavy) == 1.5
+    assert session_weight(SessionLoad(call=True, controlling=True), heavy) == 3
+    in_call = AgentLoad("a", frozenset(), AgentStatus.AVAILABLE, (SessionLoad(call=True),), 3.0)
+    assert in_call.load == 2 and in_call.has_room()
+    at_capacity = AgentLoad(
+        "a", frozenset(), AgentStatus.AVAILABLE, (SessionLoad(call=True),), 3.0, weights=heavy
+    )
+    assert at_capacity.load == 3 and not at_capacity.has_room()
+    assert automatic_status(at_capacity) is AgentStatus.BUSY
+    assert choose_agent([at_capacity], GENERAL, "t") is None
 
 
 def test_busy_follows_capacity_and_other_states_stay() -> None:

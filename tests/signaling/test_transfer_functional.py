@@ -22,6 +22,12 @@ async def open_session(server: Running, agent: Client) -> tuple[str, Client]:
     return ticket, customer
 
 
+async def no_pending_transfer(server: Running, ticket: str) -> bool:
+    """Nothing is left under ``transfer:{ticket}`` in live state (in Redis, the routing hash)."""
+    live = server.app[keys.desk].live
+    return await live.routing_of([f"transfer:{ticket}"]) == {}
+
+
 async def timeline_types(server: Running, ticket: str) -> list[str]:
     return [entry.type for entry in await server.app[keys.store].timeline(ticket)]
 
@@ -77,6 +83,8 @@ async def test_warm_transfer_to_an_agent(tmp_path: Path) -> None:
         types = await timeline_types(server, ticket)
         assert types.index("transfer.requested") < types.index("session.transferred")
         assert "session.left" in types
+        # The finished transfer leaves no entry (not even an empty one) in live state.
+        assert await no_pending_transfer(server, ticket)
         entries = await server.app[keys.store].timeline(ticket)
         done = next(e for e in entries if e.type == "session.transferred")
         assert done.data["mode"] == "warm" and done.data["note"] == "VIP, be kind"
@@ -113,6 +121,7 @@ async def test_cold_transfer_to_the_queue_keeps_the_wait_time(tmp_path: Path) ->
         told = await customer.wait_for("session.transferred", lambda e: e.get("agent"))
         assert told["agent"]["name"] == "Bob" and told["mode"] == "cold"
         assert "session.transferred" in await timeline_types(server, older)
+        assert await no_pending_transfer(server, older)
 
 
 async def test_transfer_refusals(tmp_path: Path) -> None:

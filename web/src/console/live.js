@@ -161,7 +161,7 @@ export function connect() {
     const list = await request("session.list", {});
     if (list.ok) for (const ticket of list.sessions) session(ticket);
     // Every session we hold (restored or already open) catches up on what it missed.
-    await Promise.all([...store.sessions.values()].map((s) => (s.ended ? null : resume(s.id))));
+    await Promise.all([...store.sessions.values()].map((s) => (s.ended || s.handedOver ? null : resume(s.id))));
   }
   socket.on("disconnect", () => {
     store.connected = false;
@@ -195,6 +195,22 @@ export function connect() {
       s.ticket.agents.push(agent);
       fire("session", ticketId);
     }
+  });
+  // A transfer completed: who is in the session now. When I am the one who left (`left`), the
+  // session stays in my sidebar as handed over, and nothing more of it reaches me.
+  socket.on("session.transferred", ({ ticketId, agent, left, queued }) => {
+    const s = store.sessions.get(ticketId);
+    if (!s) return;
+    const me = auth.session().agent.id;
+    if (left && left.id === me) {
+      s.handedOver = { to: agent || null, queued: !!queued };
+      s.typing = null;
+    } else {
+      if (left) s.ticket.agents = s.ticket.agents.filter((a) => a.id !== left.id);
+      if (agent && !s.ticket.agents.some((a) => a.id === agent.id)) s.ticket.agents.push(agent);
+    }
+    fire("session", ticketId);
+    fire("sessions");
   });
   socket.on("chat.message", ({ message, seq }) => {
     const s = store.sessions.get(message.ticketId);

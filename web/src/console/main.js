@@ -124,7 +124,7 @@ function buildShell() {
             "a",
             {
               href: `/console/sessions/${encodeURIComponent(s.id)}`,
-              class: `session-item${current ? " active" : ""}${s.ended ? " ended" : ""}`,
+              class: `session-item${current ? " active" : ""}${s.ended || s.handedOver ? " ended" : ""}`,
               "data-link": "",
               "aria-current": current ? "page" : null,
             },
@@ -136,7 +136,7 @@ function buildShell() {
               h(
                 "span",
                 { class: "session-sub" },
-                s.ended ? "Ended" : appSummary(s.ticket.context.app) || s.ticket.context.title,
+                s.ended ? "Ended" : s.handedOver ? "Transferred" : appSummary(s.ticket.context.app) || s.ticket.context.title,
               ),
             ),
             s.unread ? h("span", { class: "unread", "aria-label": `${s.unread} unread` }, String(s.unread)) : null,

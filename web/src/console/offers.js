@@ -113,8 +113,17 @@ export function offersPanel({ meId, onAccepted, toast }) {
         h(
           "div",
           { class: "offer-card", role: "alert" },
-          h("div", { class: "offer-who" }, `${customerName(offer.entry.customer)} is waiting`),
+          h(
+            "div",
+            { class: "offer-who" },
+            offer.transfer
+              ? `${offer.transfer.from.name} transfers ${customerName(offer.entry.customer)} to you (${offer.transfer.mode})`
+              : `${customerName(offer.entry.customer)} is waiting`,
+          ),
           h("div", { class: "offer-where" }, offer.entry.context.title || offer.entry.context.url),
+          offer.transfer && offer.transfer.note
+            ? h("blockquote", { class: "offer-note", title: "Note from your colleague (agents only)" }, offer.transfer.note)
+            : null,
           h(
             "div",
             { class: "offer-actions" },
@@ -128,16 +137,21 @@ export function offersPanel({ meId, onAccepted, toast }) {
 
   const offered = (offer) => {
     stop(offer.ticketId);
-    const ends = Date.parse(offer.expiresAt);
+    // A warm transfer waits for this agent without a deadline (its expiresAt is the epoch): it
+    // rings for the usual time, then its card stays until answered.
+    const ringFor = offer.transfer && Date.parse(offer.expiresAt) <= 0;
+    const ends = ringFor ? Date.now() + 20_000 : Date.parse(offer.expiresAt);
+    const drop = ringFor ? () => clearInterval(held.timer) : () => stop(offer.ticketId);
     const held = { offer, notification: null, timer: null };
     if (switches.sound) {
       ring();
-      held.timer = setInterval(() => (Date.now() < ends ? ring() : stop(offer.ticketId)), 3000);
+      held.timer = setInterval(() => (Date.now() < ends ? ring() : drop()), 3000);
     } else {
-      held.timer = setInterval(() => Date.now() >= ends && stop(offer.ticketId), 1000);
+      held.timer = setInterval(() => Date.now() >= ends && drop(), 1000);
     }
     if (switches.notify && "Notification" in window && Notification.permission === "granted") {
-      held.notification = new Notification("Tandem: a customer is waiting", {
+      const title = offer.transfer ? "Tandem: a conversation is transferred to you" : "Tandem: a customer is waiting";
+      held.notification = new Notification(title, {
         body: customerName(offer.entry.customer),
         tag: `offer-${offer.ticketId}`,
       });

@@ -484,6 +484,25 @@ class Widget {
       this.scrollDown();
       this.host.emit("accepted", { ticketId: ev.ticketId, agent: ev.agent });
     });
+    // Handed to another agent (warm or cold), or back in line for the next one.
+    socket.on("session.transferred", (ev) => {
+      if (!this.ticket || ev.ticketId !== this.ticket.id) return;
+      if (ev.agent) {
+        this.agent = ev.agent;
+        this.ticket.status = "active";
+        this.view = "active";
+        this.systemLine(`transferred-${ev.seq ?? ev.agent.id}`, `You're now talking to ${ev.agent.name}`);
+      } else if (ev.queued) {
+        this.agent = null;
+        this.ticket.status = "queued";
+        this.view = "queued";
+        this.systemLine(`requeued-${ev.seq ?? ""}`, "We're passing you to a colleague. Please hold on.");
+      } else {
+        return; // only the leaving agent changed: the customer is told when someone takes over
+      }
+      this.update();
+      this.scrollDown();
+    });
     socket.on("chat.message", ({ message, seq }) => {
       if (!this.ticket || message.ticketId !== this.ticket.id) return;
       this.addMessage(message, true, typeof seq === "number");

@@ -6,6 +6,7 @@ import { attachments, contextCards, customerCard, timeline, verifiedBadge } from
 import { clock, customerName, dateTime, deviceLine } from "../format.js";
 import { callPanel } from "../call/panel.js";
 import { mountCobrowse } from "../cobrowse/panel.js";
+import { openTransferDialog, transferBanner } from "../transfer.js";
 
 const TYPING_EVERY = 2500;
 const TYPING_IDLE = 3000;
@@ -51,6 +52,12 @@ export function sessionView(root, ticketId, { navigate, toast }) {
     },
     "Close",
   );
+  const transferBtn = h(
+    "button",
+    { type: "button", class: "btn", onClick: () => openTransferDialog(s, { toast }) },
+    "Transfer",
+  );
+  const transferLine = h("div", { class: "transfer-slot" });
   const ticketLink = h(
     "a",
     { href: `/console/tickets/${encodeURIComponent(ticketId)}`, class: "btn ghost", "data-link": "" },
@@ -89,8 +96,9 @@ export function sessionView(root, ticketId, { navigate, toast }) {
           "header",
           { class: "page-head compact" },
           h("div", { class: "head-text" }, name, sub),
-          h("div", { class: "actions" }, ticketLink, endBtn, closeBtn),
+          h("div", { class: "actions" }, ticketLink, transferBtn, endBtn, closeBtn),
         ),
+        transferLine,
         (call = callPanel(s, { toast })).el,
         scroller,
         endedBar,
@@ -106,7 +114,7 @@ export function sessionView(root, ticketId, { navigate, toast }) {
     actions: root.querySelector(".chat-col .actions"),
     layout: root.querySelector(".session"),
     toast,
-    ended: () => !!s.ended,
+    ended: () => !!s.ended || !!s.handedOver,
   });
 
   let typingAt = 0;
@@ -160,9 +168,12 @@ export function sessionView(root, ticketId, { navigate, toast }) {
     typingLine.lastChild.textContent = s.typing ? `${s.typing.name} is typing…` : "";
     if (nearBottom) scroller.scrollTop = scroller.scrollHeight;
 
-    endBtn.hidden = !!s.ended;
-    closeBtn.hidden = !s.ended;
-    composer.hidden = !!s.ended;
+    const over = !!s.ended || !!s.handedOver; // ended, or handed to a colleague
+    endBtn.hidden = over;
+    transferBtn.hidden = over;
+    closeBtn.hidden = !over;
+    composer.hidden = over;
+    fill(transferLine, s.ended ? null : transferBanner(s));
     endedBar.hidden = !s.ended;
     if (s.ended) {
       const by = s.ended.by === "customer" ? "the customer" : s.ended.by === "agent" ? "an agent" : "";
