@@ -42,9 +42,9 @@ from typing import Any
 
 import aioice.ice
 from aiortc import RTCRtpCodecParameters, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
-from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters
 from aiortc.rtp import RtpPacket
 from aiortc.utils import uint16_gt
 from av.packet import Packet
@@ -54,9 +54,9 @@ __all__ = [
     "RtpFrame",
     "host_addresses",
     "negotiated_codecs",
-    "set_offered_parameters",
     "on_keyframe_request",
     "request_keyframe",
+    "set_offered_parameters",
     "tap_receiver",
 ]
 

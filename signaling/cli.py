@@ -148,6 +148,7 @@ LIMITS: dict[str, str] = {
     "agent_capacity": "chats one agent holds at once (a call or control counts more)",
     "offer_seconds": "seconds an offered session rings before it goes to the next agent",
     "wrap_up_seconds": "seconds an agent is in Wrap-up after a session ends",
+    "call_invite_seconds": "seconds a call invitation rings before it expires",
 }
 """Limits of ``Settings``, each a ``--flag`` and a ``TANDEM_*`` variable (docs/security.md)."""
 

@@ -44,7 +44,7 @@ def browser_numbers(
 
     out = []
     for line in sdp.split("\r\n"):
-        if line.startswith("m=audio") or line.startswith("m=video"):
+        if line.startswith(("m=audio", "m=video")):
             head, fmts = line.split(" ", 3)[:3], line.split(" ", 3)[3]
             line = " ".join([*head, re.sub(r"\d+", pt, fmts)])
         elif m := re.match(r"a=(rtpmap|fmtp|rtcp-fb):(\d+)(.*)$", line):
@@ -75,11 +75,14 @@ def numbers(sdp: str) -> dict[str, tuple[dict[str, int], dict[str, int]]]:
     out = {}
     for media in SessionDescription.parse(sdp).media:
         by_pt = {c.payloadType: c for c in media.rtp.codecs}
-        codecs = {}
+        codecs: dict[str, int] = {}
         for c in media.rtp.codecs:
             name = c.mimeType.lower()
             if name.endswith("/rtx"):
-                name += ">" + by_pt[c.parameters["apt"]].mimeType.lower()
+                apt = c.parameters["apt"]
+                assert isinstance(apt, int)
+                name += ">" + by_pt[apt].mimeType.lower()
+            assert c.payloadType is not None
             codecs.setdefault(name, c.payloadType)
         exts = {e.uri: e.id for e in media.rtp.headerExtensions}
         out[str(media.rtp.muxId)] = (codecs, exts)
@@ -114,11 +117,13 @@ async def test_server_offers_keep_the_numbers_the_peers_negotiated() -> None:
                     assert codecs.get("audio/opus", 111) == 111
                     assert exts.get("urn:ietf:params:rtp-hdrext:sdes:mid") == 4
                     if "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time" in exts:
-                        assert exts["http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"] == 2
+                        assert (
+                            exts["http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"] == 2
+                        )
                     if "urn:ietf:params:rtp-hdrext:ssrc-audio-level" in exts:
                         assert exts["urn:ietf:params:rtp-hdrext:ssrc-audio-level"] == 1
             seen.append(numbers(agent.offers[-1]["sdp"]))
-        assert {k: v for k, v in seen[0].items()} == {k: v for k, v in seen[1].items()}
+        assert seen[0] == seen[1]
 
         # A renegotiation (the customer shares a second video) keeps every m-line's numbers.
         before = numbers(agents[0].offers[-1]["sdp"])
@@ -130,7 +135,9 @@ async def test_server_offers_keep_the_numbers_the_peers_negotiated() -> None:
         assert len(after) == len(before) + 1
         for mid, kept in before.items():
             assert after[mid] == kept
-        second = next(t for t in room.tracks() if t.kind == "video" and t.track_id != video.track_id)
+        second = next(
+            t for t in room.tracks() if t.kind == "video" and t.track_id != video.track_id
+        )
         await wait_for(partial(subscribed, agents[0], second.track_id), 10, "the second video")
         await agents[0].video[second.track_id].wait_frames(10, within=10)
     finally:
@@ -168,7 +175,9 @@ async def test_a_peer_numbering_differently_keeps_its_own_numbers() -> None:
                 assert codecs.get("video/vp8", 96) == 96
                 assert codecs.get("video/rtx>video/vp8", 98) == 98
                 assert exts["urn:ietf:params:rtp-hdrext:sdes:mid"] == 3
-                assert exts.get("http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time", 2) == 2
+                assert (
+                    exts.get("http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time", 2) == 2
+                )
             assert all(len(v) == 1 for v in names.values()), names
             assert all(len(v) == 1 for v in uris.values()), uris
     finally:
