@@ -9,6 +9,10 @@ sharing their page (that consent covers it) and is closed when they stop.
 Offers, answers and candidates travel over the session's sockets; what the room sends on its own
 (server offers, track lists) goes to the participant's room. Captures and clips are filed on the
 ticket as attachments, like customer uploads.
+
+Invitations (``call.invite``, ``call.accept``, ``call.decline``) ring one at a time per session;
+the ringing one is in live state, so any node answers it. A socket that closes ends the media
+leg it negotiated at once (``socket_gone``).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 import media
 from signaling.desk import (
@@ -68,6 +72,9 @@ ASK_WORDS: dict[str, str] = {
     "camera": "with their camera",
     "screen": "sharing their screen",
 }
+
+
+InviteOutcome = Literal["accepted", "declined", "expired", "ended"]
 
 
 def _invite_key(ticket_id: str) -> str:
@@ -394,7 +401,7 @@ class CallHub:
             if isinstance(caller, AgentCaller)
             else None
         )
-        reason: Any = "accepted" if accept else "declined"
+        reason: InviteOutcome = "accepted" if accept else "declined"
         if not await self._end_invite(ticket, invite, reason, by):
             raise DeskError("not_found", "the invitation was answered already")
 
@@ -407,7 +414,11 @@ class CallHub:
         return CallInviteInfo.model_validate(held["invite"])
 
     async def _end_invite(
-        self, ticket: TicketRecord, invite: CallInviteInfo, reason: Any, by: AgentRef | None
+        self,
+        ticket: TicketRecord,
+        invite: CallInviteInfo,
+        reason: InviteOutcome,
+        by: AgentRef | None,
     ) -> bool:
         """Stop an invitation ringing; False if another answer (or the expiry) came first. The
         one winner is whoever takes its lock first, on any node."""
@@ -440,7 +451,7 @@ class CallHub:
             if ticket is None or not held or held.get("invite", {}).get("id") != invite_id:
                 return
             invite = CallInviteInfo.model_validate(held["invite"])
-            reason = "expired" if ticket.status == "active" else "ended"
+            reason: InviteOutcome = "expired" if ticket.status == "active" else "ended"
             await self._end_invite(ticket, invite, reason, None)
         except Exception:
             log.exception("could not expire call invitation %s of %s", invite_id, ticket_id)

@@ -88,6 +88,11 @@ live.onServer("rtc.offer", (ev) => {
   const e = entries.get(ev.ticketId);
   if (e && e.call.active) e.call.serverOffer(ev);
 });
+live.onServer("connect", () => {
+  // A new socket after a lost one: the server ended our media legs with the old socket
+  // (docs/protocol.md, "Calls"), so the calls still going here join again.
+  for (const e of entries.values()) if (e.call.active) e.call.rejoin();
+});
 live.onServer("call.reoffer", (ev) => {
   const e = entries.get(ev.ticketId);
   if (e && e.call.active) e.call.rejoin();
