@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import aiohttp
 import pytest
 import pytest_asyncio
 from aiohttp import web
@@ -25,6 +26,7 @@ from signaling.app import create_app, home_key
 from signaling.auth.accounts import ensure_demo
 from signaling.settings import Settings
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, Server, _free_port
+from tests.support import Client as SocketClient
 
 if TYPE_CHECKING:
     from tests.browser.conftest import NewPage
@@ -451,3 +453,52 @@ async def test_a_reload_during_a_call_shows_the_call_ended_in_the_console(
     # The session itself goes on: the reloaded widget is back in the conversation.
     await expect(panel(customer).locator(".title")).to_have_text("Alex Agent")
     await expect(panel(customer).locator(".callbar")).to_be_hidden()
+
+
+async def test_a_protocol_v1_chat_message_invitation_still_rings_and_is_declined_in_kind(
+    new_page: NewPage, server: Server
+) -> None:
+    """The old path: a v1 console invites with a chat message whose ``clientMsgId`` is
+    ``call.<ask>.<random>``; the widget still shows the prompt, and declines with a chat
+    message ``call-declined.<ask>.<random>`` that such a console understands."""
+    customer = await new_page(**MEDIA)
+    await customer.goto(f"{server.url}{PRODUCT}")
+    await customer.locator("#tandem-widget .launcher").click()
+    await panel(customer).get_by_label("Your question").fill("An old console calls me")
+    await panel(customer).get_by_role("button", name="Start conversation").click()
+    await expect(panel(customer).locator(".title")).not_to_have_text("")
+
+    async with aiohttp.ClientSession() as http:
+        login = await http.post(
+            f"{server.url}/api/auth/login",
+            json={"email": server.agent_email, "password": server.password},
+        )
+        token = (await login.json())["token"]
+    old_console = SocketClient()
+    await old_console.connect(server.url, {"v": 1, "role": "agent", "token": token})
+    try:
+        waiting = await old_console.call("queue.list", {})
+        ticket_id = next(
+            e["ticketId"]
+            for e in reversed(waiting["entries"])
+            if "Trail Runner 2" in (e["context"].get("title") or "")
+        )
+        assert (await old_console.call("session.accept", {"ticketId": ticket_id}))["ok"]
+        await expect(panel(customer).locator(".title")).to_have_text("Alex Agent")
+        sent = await old_console.call(
+            "chat.send",
+            {"ticketId": ticket_id, "clientMsgId": "call.voice.v1test", "text": "Started a call."},
+        )
+        assert sent["ok"], sent
+        ask = panel(customer).locator(".call-ask-voice")
+        await expect(ask).to_contain_text("is calling you")
+        await ask.get_by_role("button", name="Decline").click()
+        declined = await old_console.wait_for(
+            "chat.message",
+            lambda e: (e["message"].get("clientMsgId") or "").startswith("call-declined.voice."),
+            timeout=10,
+        )
+        assert declined["message"]["from"] == "customer"
+        assert not old_console.events["call.invite"]  # nothing of the new path was needed
+    finally:
+        await old_console.close()

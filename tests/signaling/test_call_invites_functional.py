@@ -4,6 +4,7 @@ PostgreSQL and Redis)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -178,6 +179,27 @@ async def test_the_customers_leg_ends_when_their_socket_goes(call_server: Runnin
         )
         types = await timeline_types(server, ticket_id)
         assert types.count("call.left") == 1
+
+        # An agent's console socket going ends the agent's leg the same way.
+        agent_id = server.agents["alice"].id
+        await alice.close()
+
+        async def agent_left() -> bool:
+            status, ticket = await server.get(
+                f"/api/tickets/{ticket_id}", await server.token("alice")
+            )
+            assert status == 200
+            return any(
+                e["type"] == "call.left"
+                and e["data"] == {"participant": f"agent:{agent_id}", "reason": "disconnected"}
+                for e in ticket["timeline"]
+            )
+
+        for _ in range(100):
+            if await agent_left():
+                break
+            await asyncio.sleep(0.1)
+        assert await agent_left()
     finally:
         await publisher.close()
         await viewer.close()
