@@ -419,6 +419,8 @@ async def test_an_invitation_rings_the_collapsed_widget_and_a_decline_reaches_th
     await ask.get_by_role("button", name="Decline").click()
     await expect(ask).to_have_count(0)
     await expect(calls.locator(".call-banner")).to_contain_text("The customer declined the call.")
+    await expect(agent.locator(".timeline")).to_contain_text("Alex Agent asked for a call")
+    await expect(agent.locator(".timeline")).to_contain_text("The call invitation declined")
 
     # Asked again (after hanging up), the customer answers: the call runs both ways.
     await calls.get_by_role("button", name="Hang up").click()
@@ -450,6 +452,7 @@ async def test_a_reload_during_a_call_shows_the_call_ended_in_the_console(
     await expect(calls.locator(".call-banner")).to_contain_text("The call ended")
     await expect(calls.locator(".call-state")).to_be_hidden()
     await expect(calls.locator(".vtile")).to_have_count(0)
+    await expect(agent.locator(".timeline")).to_contain_text("their page closed or reloaded")
     # The session itself goes on: the reloaded widget is back in the conversation.
     await expect(panel(customer).locator(".title")).to_have_text("Alex Agent")
     await expect(panel(customer).locator(".callbar")).to_be_hidden()
