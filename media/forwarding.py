@@ -21,7 +21,9 @@ Touch points:
 4. Send: when a track's ``recv()`` returns an :class:`av.Packet`, ``RTCRtpSender`` calls the
    codec's ``Encoder.pack()``, which only re-packetizes (the path ``MediaPlayer(decode=False)``
    uses). :class:`ForwardedTrack` relies on it.
-5. ``RTCRtpTransceiver._codecs``: the negotiated codecs of a transceiver.
+5. ``RTCRtpTransceiver._codecs``: the negotiated codecs of a transceiver; with
+   ``_headerExtensions``, also what a renumbered server offer carries
+   (:func:`set_offered_parameters`, see :mod:`media.numbering`).
 6. ICE: ``aioice.ice.get_host_addresses`` is wrapped so that :func:`host_addresses` can pin
    the host candidates gathered inside a ``with`` block (aioice has no option for it, and it
    skips 127.0.0.1, which loopback tests need).
@@ -42,6 +44,7 @@ import aioice.ice
 from aiortc import RTCRtpCodecParameters, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters
 from aiortc.rtp import RtpPacket
 from aiortc.utils import uint16_gt
 from av.packet import Packet
@@ -53,6 +56,7 @@ __all__ = [
     "negotiated_codecs",
     "on_keyframe_request",
     "request_keyframe",
+    "set_offered_parameters",
     "tap_receiver",
 ]
 
@@ -180,6 +184,18 @@ def negotiated_codecs(transceiver: RTCRtpTransceiver) -> list[RTCRtpCodecParamet
     """Codecs negotiated for ``transceiver``, preferred first (RTX included)."""
     codecs: list[RTCRtpCodecParameters] = transceiver._codecs
     return list(codecs)
+
+
+def set_offered_parameters(
+    transceiver: RTCRtpTransceiver,
+    codecs: list[RTCRtpCodecParameters],
+    extensions: list[RTCRtpHeaderExtensionParameters],
+) -> None:
+    """Make ``transceiver`` hold the codecs and header extensions of a server offer that was
+    renumbered after ``createOffer`` (which set them from aiortc's own tables), so it agrees
+    with the description it is about to apply until the answer sets them again."""
+    transceiver._codecs = list(codecs)
+    transceiver._headerExtensions = list(extensions)
 
 
 class ForwardedTrack(MediaStreamTrack):

@@ -51,7 +51,7 @@ from aiortc import (
 )
 from aiortc.exceptions import InternalError, InvalidAccessError, InvalidStateError, OperationError
 from aiortc.rtcrtpsender import RTCRtpSender
-from aiortc.sdp import candidate_from_sdp
+from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from . import forwarding
 from .capture import Clip, ClipWriter, Still, decode_still
@@ -64,6 +64,7 @@ from .exceptions import (
     UnknownTrack,
 )
 from .forwarding import ForwardedTrack, host_addresses
+from .numbering import Numbering, renumber
 from .publication import Publication
 from .turn import IceServer
 from .types import CHANNELS, ROLES, SOURCES, Channel, Kind, Role, Source, TrackInfo
@@ -119,6 +120,8 @@ class _Participant:
     "On the cobrowse channel: the mirror node id each mid's track shows."
     connected: bool = False
     renegotiate: bool = False
+    numbering: Numbering = field(default_factory=Numbering)
+    "Payload types and extension ids of this connection (``media.numbering``)."
 
 
 class MediaRoom:
@@ -157,6 +160,9 @@ class MediaRoom:
         self._monitor: asyncio.Task[None] | None = None
         self._last_broadcast: list[TrackInfo] | None = None
         self._closed = False
+        self._numbering = Numbering()
+        """The numbers of the first peer's offer (first come, first kept), offered to later
+        peers for what they have not numbered themselves (``media.numbering``)."""
 
     # -- public API ----------------------------------------------------------------------
 
@@ -189,6 +195,10 @@ class MediaRoom:
             self._store_labels(participant, labels)
             participant.elements.update(elements or {})
             try:
+                parsed = SessionDescription.parse(sdp)
+                # The client's numbers are this connection's from now on (RFC 8829 5.2.2).
+                participant.numbering.learn(parsed)
+                self._numbering.learn(parsed)
                 with host_addresses(self._host_addresses):
                     await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
                     self._tap_receivers(participant)
@@ -576,7 +586,7 @@ class MediaRoom:
             if not changed:
                 return
             with host_addresses(self._host_addresses):
-                await pc.setLocalDescription(await pc.createOffer())
+                await pc.setLocalDescription(self._renumbered(participant, await pc.createOffer()))
             message = {
                 "type": "rtc.offer",
                 "sdp": pc.localDescription.sdp,
@@ -586,6 +596,29 @@ class MediaRoom:
                 ],
             }
         await self._signal(participant.id, message)
+
+    def _renumbered(
+        self, participant: _Participant, offer: RTCSessionDescription
+    ) -> RTCSessionDescription:
+        """aiortc's offer with the payload types and header extension ids this connection (or
+        else the room) negotiated, not aiortc's own: a subsequent offer keeps what was
+        negotiated (RFC 8829 section 5.2.2, RFC 3264 section 8.3.2), and an extension id names
+        one URI for the whole BUNDLE transport (RFC 8285 section 6)."""
+        description = SessionDescription.parse(offer.sdp)
+        renumber(description, participant.numbering, self._numbering)
+        transceivers = participant.pc.getTransceivers()
+        by_mid = {t.mid: t for t in transceivers if t.mid is not None}
+        # Transceivers without a mid yet get theirs in this offer, in order, after the others.
+        fresh = [t for t in transceivers if t.mid is None and not t.stopped]
+        for media in description.media:
+            if media.kind not in ("audio", "video"):
+                continue
+            transceiver = by_mid.get(media.rtp.muxId) or (fresh.pop(0) if fresh else None)
+            if transceiver is not None:
+                forwarding.set_offered_parameters(
+                    transceiver, media.rtp.codecs, media.rtp.headerExtensions
+                )
+        return RTCSessionDescription(sdp=str(description), type="offer")
 
     def _subscribe(self, participant: _Participant, publication: Publication) -> None:
         track = publication.subscribe()

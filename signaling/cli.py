@@ -150,6 +150,7 @@ LIMITS: dict[str, str] = {
     "wrap_up_seconds": "seconds an agent is in Wrap-up after a session ends",
     "call_weight": "chats a session counts against the capacity while its agent is in the call",
     "control_weight": "chats a session counts while its agent holds remote control",
+    "call_invite_seconds": "seconds a call invitation rings before it expires",
 }
 """Limits of ``Settings``, each a ``--flag`` and a ``TANDEM_*`` variable (docs/security.md)."""
 

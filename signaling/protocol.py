@@ -686,6 +686,42 @@ class AgentList(ClientEvent):
     type: Literal["agent.list"] = "agent.list"
 
 
+CallAsk = Literal["voice", "camera", "screen"]
+"""What a call invitation asks of the invited party: to join the call with their microphone,
+or to send their camera or their screen."""
+
+
+class CallInvite(ClientEvent):
+    """An agent of the session invites the customer into the call (``voice``) or asks for their
+    camera or screen; a customer asks the session's agents for a call (``voice`` only). The
+    invited party is rung (``call.invite`` from the server) and answers ``call.accept`` or
+    ``call.decline``; unanswered, it expires (``--call-invite-seconds``)."""
+
+    senders: ClassVar[Senders] = frozenset({"customer", "agent"})
+    type: Literal["call.invite"] = "call.invite"
+    ticket_id: Id | None = None
+    ask: CallAsk = "voice"
+
+
+class CallAccept(ClientEvent):
+    """The invited party accepts a ringing invitation (then joins the call: ``rtc.join``,
+    ``rtc.offer``)."""
+
+    senders: ClassVar[Senders] = frozenset({"customer", "agent"})
+    type: Literal["call.accept"] = "call.accept"
+    ticket_id: Id | None = None
+    invite_id: Id
+
+
+class CallDecline(ClientEvent):
+    """The invited party declines a ringing invitation; the inviter hears it at once."""
+
+    senders: ClassVar[Senders] = frozenset({"customer", "agent"})
+    type: Literal["call.decline"] = "call.decline"
+    ticket_id: Id | None = None
+    invite_id: Id
+
+
 CLIENT_EVENTS: dict[str, type[ClientEvent]] = {
     model.model_fields["type"].default: model
     for model in (
@@ -726,6 +762,9 @@ CLIENT_EVENTS: dict[str, type[ClientEvent]] = {
         SessionDecline,
         SessionTransfer,
         AgentList,
+        CallInvite,
+        CallAccept,
+        CallDecline,
     )
 }
 """Socket.IO event name -> payload model, for every event a client may send."""
@@ -1213,6 +1252,44 @@ class SessionTransferred(SessionEvent):
     """The agent who handed the session over and has left it."""
 
 
+class CallInviteInfo(Message):
+    """A call invitation: who asks (``from``; ``agent`` names the agent who invited), what
+    (``ask``), until when it rings."""
+
+    id: str
+    ask: CallAsk
+    from_: Literal["customer", "agent"] = Field(alias="from")
+    agent: AgentRef | None = None
+    expires_at: str
+
+
+class CallInvited(SessionEvent):
+    """To the session: an invitation rings. The invited party (the customer for an agent's
+    invitation, the agents for a customer's call request) shows accept and decline until
+    ``invite.expiresAt``; the inviter's side shows it waiting."""
+
+    type: Literal["call.invite"] = "call.invite"
+    ticket_id: str
+    invite: CallInviteInfo
+
+
+class CallInviteEnded(SessionEvent):
+    """To the session: an invitation stopped ringing: accepted, declined, expired, or the
+    session ended. ``by`` names the agent who answered a customer's call request."""
+
+    type: Literal["call.invite.ended"] = "call.invite.ended"
+    ticket_id: str
+    invite_id: str
+    ask: CallAsk
+    reason: Literal["accepted", "declined", "expired", "ended"]
+    by: AgentRef | None = None
+
+
+class CallInviteAck(Message):
+    ok: Literal[True] = True
+    invite: CallInviteInfo
+
+
 SERVER_EVENTS: tuple[type[Message], ...] = (
     QueueAdded,
     QueueRemoved,
@@ -1244,6 +1321,8 @@ SERVER_EVENTS: tuple[type[Message], ...] = (
     SessionOffered,
     SessionOfferEnded,
     SessionTransferred,
+    CallInvited,
+    CallInviteEnded,
 )
 
 

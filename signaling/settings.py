@@ -107,6 +107,8 @@ class Settings:
     control_weight: float = 2.0
     """...and while the agent holds remote control of the customer's page (both at once count
     the heavier of the two)."""
+    call_invite_seconds: float = 45.0
+    """Seconds a call invitation (``call.invite``) rings unanswered before it expires."""
     log_level: str = "INFO"
     web_dir: Path = field(default_factory=lambda: Path(__file__).resolve().parent.parent / "web")
 
@@ -116,6 +118,8 @@ class Settings:
         refused = [*self._files_refusals()]
         if self.routing not in ("push", "pull"):
             refused.append(f"TANDEM_ROUTING must be push or pull, not {self.routing!r}")
+        if self.call_invite_seconds <= 0:
+            refused.append("TANDEM_CALL_INVITE_SECONDS must be above 0")
         if self.agent_capacity < 1 or self.offer_seconds <= 0 or self.wrap_up_seconds < 0:
             refused.append(
                 "TANDEM_AGENT_CAPACITY must be at least 1, TANDEM_OFFER_SECONDS above 0 and "

@@ -26,6 +26,10 @@ from signaling.protocol import (
     AgentListAck,
     AgentStatusSet,
     AttachmentAck,
+    CallAccept,
+    CallDecline,
+    CallInvite,
+    CallInviteAck,
     CaptureStill,
     ChatAck,
     ChatSend,
@@ -126,6 +130,16 @@ class SharedEvents:
 
     async def on_control_revoke(self, conn: Connection[Caller], msg: ControlRevoke) -> None:
         await self.cobrowse.control_revoke(conn.caller, msg.ticket_id)
+
+    async def on_call_invite(self, conn: Connection[Caller], msg: CallInvite) -> Message:
+        invite = await self.calls.invite(conn.caller, msg.ticket_id, msg.ask)
+        return CallInviteAck(invite=invite)
+
+    async def on_call_accept(self, conn: Connection[Caller], msg: CallAccept) -> None:
+        await self.calls.answer_invite(conn.caller, msg.ticket_id, msg.invite_id, accept=True)
+
+    async def on_call_decline(self, conn: Connection[Caller], msg: CallDecline) -> None:
+        await self.calls.answer_invite(conn.caller, msg.ticket_id, msg.invite_id, accept=False)
 
     async def on_rtc_join(self, conn: Connection[Caller], msg: RtcJoin) -> Message:
         if msg.channel == "cobrowse":

@@ -257,6 +257,9 @@ class SocketApi:
         session = await self.sio.get_session(sid)
         conn: Connection[Caller] | None = session.get("conn")
         self.cobrowse.forget_socket(sid)
+        if conn is not None and not self.draining:
+            # A draining node's clients reconnect elsewhere and keep their calls.
+            await self.calls.socket_gone(conn.caller)
         if conn is not None and isinstance(conn.caller, AgentCaller):
             await self.desk.agent_disconnected(conn.caller, sid)
         elif conn is not None and isinstance(conn.caller, CustomerCaller):

@@ -9,15 +9,20 @@ sharing their page (that consent covers it) and is closed when they stop.
 Offers, answers and candidates travel over the session's sockets; what the room sends on its own
 (server offers, track lists) goes to the participant's room. Captures and clips are filed on the
 ticket as attachments, like customer uploads.
+
+Invitations (``call.invite``, ``call.accept``, ``call.decline``) ring one at a time per session;
+the ringing one is in live state, so any node answers it. A socket that closes ends the media
+leg it negotiated at once (``socket_gone``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 from collections.abc import AsyncIterable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 import media
 from signaling.desk import (
@@ -26,6 +31,8 @@ from signaling.desk import (
     CustomerCaller,
     Desk,
     DeskError,
+    access,
+    iso,
 )
 from signaling.desk.rooms import agent_room, customer_room
 from signaling.hubs.home import Home
@@ -33,6 +40,10 @@ from signaling.live.placement import Lease
 from signaling.protocol import (
     AgentRef,
     AttachmentInfo,
+    CallAsk,
+    CallInvited,
+    CallInviteEnded,
+    CallInviteInfo,
     CallReoffer,
     IceServerInfo,
     MediaTracks,
@@ -53,6 +64,22 @@ UPLOAD_KINDS = frozenset({"photo", "video"})
 
 
 COBROWSE_SUFFIX = "/cobrowse"
+
+ASK_SOURCE: dict[str, str] = {"voice": "microphone", "camera": "camera", "screen": "screen"}
+"""What the invited party sends once it accepts an invitation."""
+ASK_WORDS: dict[str, str] = {
+    "voice": "with their microphone",
+    "camera": "with their camera",
+    "screen": "sharing their screen",
+}
+
+
+InviteOutcome = Literal["accepted", "declined", "expired", "ended"]
+
+
+def _invite_key(ticket_id: str) -> str:
+    """The ringing invitation of a session, in live state (any node answers it)."""
+    return f"call-invite:{ticket_id}"
 
 
 def participant_id(caller: Caller, channel: media.Channel = "call") -> str:
@@ -92,6 +119,9 @@ class CallHub:
         """The media room of each session this node is home to, with the lease epoch."""
         self._joined: set[tuple[str, str]] = set()
         """(ticket, participant) pairs already in the call: renegotiations are not joins."""
+        self._sockets: dict[tuple[str, str], str] = {}
+        """(ticket, participant) -> the socket that last offered for it: the one whose going
+        ends that participant's media leg (``socket_gone``)."""
         self._lock = asyncio.Lock()
         home.serve("calls.offer", self._offer_here)
         home.serve("calls.answer", self._answer_here)
@@ -101,11 +131,13 @@ class CallHub:
         home.serve("calls.still", self._still_here)
         home.serve("calls.clip_start", self._clip_start_here)
         home.serve("calls.clip_stop", self._clip_stop_here)
+        home.serve("calls.present", self._present_here)
         home.on_close.append(self.on_ticket_closed)
         home.on_lost.append(self.on_ticket_closed)
         home.on_hand_over.append(self.hand_over)
         home.on_taken.append(self._taken)
         desk.on_agent_left.append(self.agent_left)
+        self._expiries: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ signaling
 
@@ -146,6 +178,8 @@ class CallHub:
         channel = _channel(args)
         elements = {str(mid): int(node) for mid, node in (args.get("elements") or {}).items()}
         pid = participant_id(caller, channel)
+        if caller.sid:
+            self._sockets[(ticket.id, pid)] = caller.sid
         try:
             answer = await room.handle_offer(
                 pid,
@@ -238,11 +272,18 @@ class CallHub:
         channel = _channel(args)
         held = self._rooms.get(ticket.id)
         pid = participant_id(caller, channel)
+        gone = args.get("socketGone")
+        if gone is not None and self._sockets.get((ticket.id, pid)) != gone:
+            return {}  # another socket (the page after a reload) holds the call now
         if held is not None and (ticket.id, pid) in self._joined:
             self._joined.discard((ticket.id, pid))
+            self._sockets.pop((ticket.id, pid), None)
             await held[1].remove_participant(pid)
             if channel == "call":
-                await self.desk.timeline(ticket, "call.left", {"participant": pid}, lease.epoch)
+                data = {"participant": pid}
+                if gone is not None:
+                    data["reason"] = "disconnected"
+                await self.desk.timeline(ticket, "call.left", data, lease.epoch)
         if channel == "call":
             # Also when this home never saw them join (the call began on a home that went).
             await self._weigh(caller, ticket, in_call=False)
@@ -255,6 +296,33 @@ class CallHub:
             return
         if await router.loads.mark(ticket.id, caller.agent.id, "call", in_call):
             await router.load_changed(caller.agent.id)
+
+    async def socket_gone(self, caller: Caller) -> None:
+        """A socket closed (a reload, a closed tab, a lost network). If it is the one that
+        negotiated its participant's call, that media leg ends now, rather than when ICE gives
+        up minutes later: the others see its tracks go and ``call.left`` (reason
+        ``disconnected``) on the timeline. A reloaded page that was in the call joins again
+        with a new socket."""
+        if not caller.sid or (isinstance(caller, CustomerCaller) and caller.ticket_id is None):
+            return
+        tickets = (
+            [caller.ticket_id]
+            if isinstance(caller, CustomerCaller)
+            else sorted(await self.desk.live.sessions_of(caller.agent.id))
+        )
+        for ticket_id in tickets:
+            if ticket_id is None:
+                continue
+            try:
+                ticket = await self.desk.store.ticket(ticket_id)
+                if ticket is None or ticket.status != "active":
+                    continue
+                if await self.home.placement.current(ticket.id) is None:
+                    continue
+                args = {"channel": "call", "socketGone": caller.sid}
+                await self.home.run("calls.leave", caller, ticket, args)
+            except DeskError as exc:
+                log.info("%s: ending the call leg of socket %s: %s", ticket_id, caller.sid, exc)
 
     async def agent_left(self, ticket: TicketRecord, caller: AgentCaller) -> None:
         """An agent handed the session over: they leave the media room (the customer's
@@ -271,9 +339,157 @@ class CallHub:
         held = self._rooms.get(ticket_id)
         gone = {(t, p) for t, p in self._joined if t == ticket_id and p.endswith(COBROWSE_SUFFIX)}
         self._joined -= gone
+        for key in gone:
+            self._sockets.pop(key, None)
         if held is not None:
             for _ticket, pid in gone:
                 await held[1].remove_participant(pid)
+
+    # ------------------------------------------------------------------ invitations
+
+    async def invite(self, caller: Caller, ticket_id: str | None, ask: CallAsk) -> CallInviteInfo:
+        """An agent of the session invites the customer (or asks for their camera or screen), or
+        the customer asks the agents for a call. One invitation rings per session at a time."""
+        ticket = await self._active(caller, ticket_id)
+        present = await self._present(caller, ticket)
+        if isinstance(caller, CustomerCaller):
+            if ask != "voice":
+                raise DeskError("forbidden", "a customer can only ask for a call (ask: voice)")
+            if any(pid.startswith("agent:") for pid in present):
+                raise DeskError("invalid_state", "a call is already running: join it")
+        else:
+            if not access.is_member(caller.agent, ticket):
+                raise DeskError("forbidden", "only agents in the session can invite")
+            if ASK_SOURCE[ask] in present.get("customer", ()):
+                raise DeskError(
+                    "invalid_state",
+                    f"a call is already running: the customer is in it {ASK_WORDS[ask]}",
+                )
+        now = time.time()
+        if await self.ringing(ticket.id, now) is not None:
+            raise DeskError("invalid_state", "an invitation is already ringing in this session")
+        agent = (
+            AgentRef(id=caller.agent.id, name=caller.agent.name)
+            if isinstance(caller, AgentCaller)
+            else None
+        )
+        expires = now + self.settings.call_invite_seconds
+        info = CallInviteInfo(
+            id="ci_" + secrets.token_hex(8),
+            ask=ask,
+            **{"from": "agent" if agent else "customer"},
+            agent=agent,
+            expires_at=iso(expires),
+        )
+        await self.desk.live.set_routing(
+            _invite_key(ticket.id), {"invite": info.wire(), "expires": expires}
+        )
+        await self.desk.timeline(
+            ticket, "call.invited", {k: v for k, v in info.wire().items() if k != "expiresAt"}
+        )
+        await self.desk.tell(ticket, CallInvited(ticket_id=ticket.id, invite=info))
+        task = asyncio.ensure_future(self._expire(ticket.id, info.id, expires - now))
+        self._expiries.add(task)
+        task.add_done_callback(self._expiries.discard)
+        return info
+
+    async def answer_invite(
+        self, caller: Caller, ticket_id: str | None, invite_id: str, accept: bool
+    ) -> None:
+        """The invited party accepts or declines: the inviter hears it at once."""
+        ticket = await self.desk.ticket_for(caller, ticket_id)
+        invite = await self.ringing(ticket.id, time.time())
+        if invite is None or invite.id != invite_id:
+            raise DeskError(
+                "not_found", "no such invitation ringing (answered, declined or expired)"
+            )
+        invited_customer = invite.from_ == "agent"
+        if invited_customer != isinstance(caller, CustomerCaller) or (
+            isinstance(caller, AgentCaller) and not access.is_member(caller.agent, ticket)
+        ):
+            raise DeskError("forbidden", "only the invited party can answer an invitation")
+        by = (
+            AgentRef(id=caller.agent.id, name=caller.agent.name)
+            if isinstance(caller, AgentCaller)
+            else None
+        )
+        reason: InviteOutcome = "accepted" if accept else "declined"
+        if not await self._end_invite(ticket, invite, reason, by):
+            raise DeskError("not_found", "the invitation was answered already")
+
+    async def ringing(self, ticket_id: str, now: float) -> CallInviteInfo | None:
+        """The session's invitation if one rings now."""
+        key = _invite_key(ticket_id)
+        held = (await self.desk.live.routing_of([key])).get(key)
+        if not held or float(held.get("expires", 0)) <= now:
+            return None
+        return CallInviteInfo.model_validate(held["invite"])
+
+    async def _end_invite(
+        self,
+        ticket: TicketRecord,
+        invite: CallInviteInfo,
+        reason: InviteOutcome,
+        by: AgentRef | None,
+    ) -> bool:
+        """Stop an invitation ringing; False if another answer (or the expiry) came first. The
+        one winner is whoever takes its lock first, on any node."""
+        if await self.desk.live.acquire(f"call-invite-end:{invite.id}", 600) is None:
+            return False
+        key = _invite_key(ticket.id)
+        held = (await self.desk.live.routing_of([key])).get(key)
+        if held and held.get("invite", {}).get("id") == invite.id:
+            await self.desk.live.set_routing(key, {})
+        data: dict[str, Any] = {"inviteId": invite.id, "ask": invite.ask, "reason": reason}
+        if by is not None:
+            data["by"] = by.wire()
+        await self.desk.timeline(ticket, "call.invite.ended", data)
+        await self.desk.tell(
+            ticket,
+            CallInviteEnded(
+                ticket_id=ticket.id, invite_id=invite.id, ask=invite.ask, reason=reason, by=by
+            ),
+        )
+        return True
+
+    async def _expire(self, ticket_id: str, invite_id: str, after: float) -> None:
+        """Ends the invitation unanswered at its expiry (on the node that made it; if that
+        node is gone, clients stop ringing at ``expiresAt`` and the server treats it as over)."""
+        await asyncio.sleep(after)
+        try:
+            ticket = await self.desk.store.ticket(ticket_id)
+            key = _invite_key(ticket_id)
+            held = (await self.desk.live.routing_of([key])).get(key)
+            if ticket is None or not held or held.get("invite", {}).get("id") != invite_id:
+                return
+            invite = CallInviteInfo.model_validate(held["invite"])
+            reason: InviteOutcome = "expired" if ticket.status == "active" else "ended"
+            await self._end_invite(ticket, invite, reason, None)
+        except Exception:
+            log.exception("could not expire call invitation %s of %s", invite_id, ticket_id)
+
+    async def _present(self, caller: Caller, ticket: TicketRecord) -> dict[str, list[str]]:
+        """Who is in the session's call now, with what they send (from its home node)."""
+        if await self.home.placement.current(ticket.id) is None:
+            return {}
+        reply = await self.home.run("calls.present", caller, ticket, {})
+        return {str(pid): [str(s) for s in sources] for pid, sources in reply.items()}
+
+    async def _present_here(
+        self, caller: Caller, ticket: TicketRecord, lease: Lease, args: dict[str, Any]
+    ) -> dict[str, Any]:
+        held = self._rooms.get(ticket.id)
+        if held is None or held[0] != lease.epoch:
+            return {}
+        inside: dict[str, list[str]] = {
+            pid: []
+            for t, pid in self._joined
+            if t == ticket.id and not pid.endswith(COBROWSE_SUFFIX)
+        }
+        for track in held[1].tracks():
+            if track.participant_id in inside:
+                inside[track.participant_id].append(track.source)
+        return inside
 
     # ------------------------------------------------------------------ captures
 
@@ -464,6 +680,7 @@ class CallHub:
         """The session ended, or this node is no longer its home: the room goes."""
         held = self._rooms.pop(ticket_id, None)
         self._joined = {(t, p) for t, p in self._joined if t != ticket_id}
+        self._sockets = {k: sid for k, sid in self._sockets.items() if k[0] != ticket_id}
         if held is not None:
             await held[1].close()
 
@@ -491,6 +708,8 @@ class CallHub:
         return bool(inside)
 
     async def close(self) -> None:
+        for task in list(self._expiries):
+            task.cancel()
         for ticket_id in list(self._rooms):
             await self.on_ticket_closed(ticket_id)
 

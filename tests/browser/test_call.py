@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import aiohttp
 import pytest
 import pytest_asyncio
 from aiohttp import web
@@ -25,6 +26,7 @@ from signaling.app import create_app, home_key
 from signaling.auth.accounts import ensure_demo
 from signaling.settings import Settings
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, Server, _free_port
+from tests.support import Client as SocketClient
 
 if TYPE_CHECKING:
     from tests.browser.conftest import NewPage
@@ -396,3 +398,110 @@ async def test_the_call_comes_back_when_its_media_moves_to_another_home(
     types = [e.type for e in await server.app[keys.store].timeline(ticket_id)]
     assert "call.moved" in types
     assert types.count("call.joined") >= 4  # both joined again after the move
+
+
+async def test_an_invitation_rings_the_collapsed_widget_and_a_decline_reaches_the_console(
+    new_page: NewPage, server: Server, screenshots: Path
+) -> None:
+    """``call.invite``: the agent's call opens the customer's collapsed widget with Answer and
+    Decline; the decline shows in the console at once."""
+    agent = await sign_in(new_page, server)
+    customer = await customer_in_session(new_page, server, agent, "Can you call me?")
+    await customer.evaluate("() => window.Tandem('close')")
+    await expect(panel(customer)).to_be_hidden()
+
+    calls = agent.locator(".callpanel")
+    await calls.get_by_role("button", name="Call", exact=True).click()
+    await expect(panel(customer)).to_be_visible()  # it opened by itself
+    ask = panel(customer).locator(".call-ask-voice")
+    await expect(ask).to_contain_text("Alex Agent is calling you")
+    await customer.screenshot(path=screenshots / "widget-call-ringing.png")
+    await ask.get_by_role("button", name="Decline").click()
+    await expect(ask).to_have_count(0)
+    await expect(calls.locator(".call-banner")).to_contain_text("The customer declined the call.")
+    await expect(agent.locator(".timeline")).to_contain_text("Alex Agent asked for a call")
+    await expect(agent.locator(".timeline")).to_contain_text("The call invitation declined")
+
+    # Asked again (after hanging up), the customer answers: the call runs both ways.
+    await calls.get_by_role("button", name="Hang up").click()
+    await calls.get_by_role("button", name="Call", exact=True).click()
+    await panel(customer).locator(".call-ask-voice").get_by_role("button", name="Answer").click()
+    await expect(panel(customer).locator(".call-status")).to_contain_text(
+        "On a call with Alex Agent", timeout=ICE_TIMEOUT
+    )
+    await panel(customer).get_by_role("button", name="Hang up").click()
+    await calls.get_by_role("button", name="Hang up").click()
+
+
+async def test_a_reload_during_a_call_shows_the_call_ended_in_the_console(
+    new_page: NewPage, server: Server
+) -> None:
+    """The customer reloads mid-call: their socket goes, the server ends their media leg, and the
+    console says the call ended within seconds instead of "In call" with a frozen tile."""
+    agent = await sign_in(new_page, server)
+    customer = await customer_in_session(new_page, server, agent, "Reloading mid-call")
+    calls = agent.locator(".callpanel")
+    await calls.get_by_role("button", name="Ask for camera").click()
+    ask = panel(customer).locator(".call-ask-camera")
+    await ask.get_by_role("button", name=re.compile("Turn on camera|Front camera")).click()
+    await wait_playing(calls.locator(".vtile[data-source=camera] video"))
+    await expect(calls.locator(".call-state")).to_contain_text("In call")
+
+    await customer.reload()
+    # Polling waits (expect), no timing assertion: the default timeout is generous.
+    await expect(calls.locator(".call-banner")).to_contain_text("The call ended")
+    await expect(calls.locator(".call-state")).to_be_hidden()
+    await expect(calls.locator(".vtile")).to_have_count(0)
+    await expect(agent.locator(".timeline")).to_contain_text("their page closed or reloaded")
+    # The session itself goes on: the reloaded widget is back in the conversation.
+    await expect(panel(customer).locator(".title")).to_have_text("Alex Agent")
+    await expect(panel(customer).locator(".callbar")).to_be_hidden()
+
+
+async def test_a_protocol_v1_chat_message_invitation_still_rings_and_is_declined_in_kind(
+    new_page: NewPage, server: Server
+) -> None:
+    """The old path: a v1 console invites with a chat message whose ``clientMsgId`` is
+    ``call.<ask>.<random>``; the widget still shows the prompt, and declines with a chat
+    message ``call-declined.<ask>.<random>`` that such a console understands."""
+    customer = await new_page(**MEDIA)
+    await customer.goto(f"{server.url}{PRODUCT}")
+    await customer.locator("#tandem-widget .launcher").click()
+    await panel(customer).get_by_label("Your question").fill("An old console calls me")
+    await panel(customer).get_by_role("button", name="Start conversation").click()
+    await expect(panel(customer).locator(".title")).not_to_have_text("")
+
+    async with aiohttp.ClientSession() as http:
+        login = await http.post(
+            f"{server.url}/api/auth/login",
+            json={"email": server.agent_email, "password": server.password},
+        )
+        token = (await login.json())["token"]
+    old_console = SocketClient()
+    await old_console.connect(server.url, {"v": 1, "role": "agent", "token": token})
+    try:
+        waiting = await old_console.call("queue.list", {})
+        ticket_id = next(
+            e["ticketId"]
+            for e in reversed(waiting["entries"])
+            if "Trail Runner 2" in (e["context"].get("title") or "")
+        )
+        assert (await old_console.call("session.accept", {"ticketId": ticket_id}))["ok"]
+        await expect(panel(customer).locator(".title")).to_have_text("Alex Agent")
+        sent = await old_console.call(
+            "chat.send",
+            {"ticketId": ticket_id, "clientMsgId": "call.voice.v1test", "text": "Started a call."},
+        )
+        assert sent["ok"], sent
+        ask = panel(customer).locator(".call-ask-voice")
+        await expect(ask).to_contain_text("is calling you")
+        await ask.get_by_role("button", name="Decline").click()
+        declined = await old_console.wait_for(
+            "chat.message",
+            lambda e: (e["message"].get("clientMsgId") or "").startswith("call-declined.voice."),
+            timeout=10,
+        )
+        assert declined["message"]["from"] == "customer"
+        assert not old_console.events["call.invite"]  # nothing of the new path was needed
+    finally:
+        await old_console.close()

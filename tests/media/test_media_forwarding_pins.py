@@ -69,6 +69,10 @@ def test_sender_internals() -> None:
         assert callable(getattr(encoder, "pack", None)), encoder
     # 5. Negotiated codecs live on the transceiver.
     assert "transceiver._codecs = common" in _source(aiortc.RTCPeerConnection.setRemoteDescription)
+    # ... and an offer is made from them and the header extensions (media/numbering.py
+    # renumbers the offer and puts the numbers back with set_offered_parameters).
+    offer = _source(aiortc.rtcpeerconnection.create_media_description_for_transceiver)
+    assert "transceiver._codecs" in offer and "transceiver._headerExtensions" in offer
 
 
 def test_ice_host_address_hook() -> None:

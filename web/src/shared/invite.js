@@ -1,13 +1,11 @@
-// Call invitations ride on chat messages until the protocol has an event of its own: the agent's
-// message reads like a line of chat ("Started a voice call…"), and its clientMsgId says what is
-// asked, `call.<ask>.<random>`, so the widget can show a prompt for it. The customer's answer to
-// a declined ask is `call-declined.<ask>.<random>`. Older widgets just show the text.
-
-export const ASKS = ["voice", "camera", "screen"];
+// The protocol-v1 way of call invitations, kept for clients that only know it (docs/protocol.md,
+// "Versioning"): an older console invites with a chat message whose clientMsgId says what is
+// asked, `call.<ask>.<random>`; the widget shows a prompt for it and declines such an ask with a
+// chat message `call-declined.<ask>.<random>`, which the console still reads. Invitations are
+// otherwise `call.invite` / `call.accept` / `call.decline` events.
 
 const rand = () => Date.now().toString(36) + Math.random().toString(36).slice(2, 10);
 
-export const inviteId = (ask) => `call.${ask}.${rand()}`;
 export const declineId = (ask) => `call-declined.${ask}.${rand()}`;
 
 function parse(message, from, prefix) {
@@ -20,13 +18,6 @@ function parse(message, from, prefix) {
 export const parseInvite = (message) => parse(message, "agent", "call");
 /** The ask a customer's message declines, or null. */
 export const parseDecline = (message) => parse(message, "customer", "call-declined");
-
-/** The invitation as a line of chat (the agent is its author). */
-export function inviteText(ask) {
-  if (ask === "voice") return "Started a voice call. Answer it here in the chat.";
-  if (ask === "camera") return "Asked to see through your camera.";
-  return "Asked to see your screen.";
-}
 
 export function declineText(ask) {
   if (ask === "voice") return "I declined the call.";

@@ -10,9 +10,9 @@
 //   server has an offer of its own in flight, it refuses ours ("glare", invalid_state): we roll
 //   back, wait for its offer (it is already on the wire), answer it, and offer again.
 // * A server offer (`rtc.offer` event) is applied and answered with `rtc.answer`; if we somehow
-//   hold a local offer at that moment, we roll it back first (the polite side yields). Its
-//   payload types and header extension ids are renumbered first (./sdp.js: the server numbers
-//   them afresh in every offer, which Chrome refuses or the server's forwarding drops).
+//   hold a local offer at that moment, we roll it back first (the polite side yields). It
+//   keeps the payload types and header extension ids we negotiated (the server's media room
+//   renumbers aiortc's offers: media/numbering.py), so it is applied as it comes.
 // * Our ICE candidates trickle with `rtc.candidate`, held back while an offer is unanswered (the
 //   server must have applied the offer before it can take candidates). The server never
 //   trickles: its candidates are in its SDP.
@@ -26,7 +26,6 @@
 // server's transceivers: each server offer lists which mid carries which track, and
 // `media.tracks` carries every track's state (muted, active).
 
-import { Numbering } from "./sdp.js";
 
 const ELEMENT = "element:";
 const CONNECT_TIMEOUT = 20_000;
@@ -117,8 +116,6 @@ export class Call {
     this.participantId = null;
     /** True while moving to another server node (`rejoin`). */
     this.rejoining = false;
-    /** Payload types and extension ids for the life of the connection (see ./sdp.js). */
-    this.numbering = new Numbering();
   }
 
   get active() {
@@ -173,7 +170,6 @@ export class Call {
         if (s.credential) server.credential = s.credential;
         return server;
       });
-      this.numbering = new Numbering();
       const pc = (this.pc = new RTCPeerConnection({ iceServers, bundlePolicy: "max-bundle" }));
       pc.addEventListener("icecandidate", (e) => this.candidate(e.candidate));
       pc.addEventListener("track", () => this.changed());
@@ -279,7 +275,6 @@ export class Call {
     this.holdCandidates = true;
     try {
       await pc.setLocalDescription();
-      this.numbering.learn(pc.localDescription.sdp);
       const payload = { sdp: pc.localDescription.sdp, labels: this.labels() };
       if (this.channel === "cobrowse") payload.elements = this.elements();
       const ack = await this.request("rtc.offer", payload);
@@ -319,8 +314,7 @@ export class Call {
         this.reoffer = true;
       }
       this.midInfo = new Map((msg.tracks || []).map((t) => [t.mid, t]));
-      this.numbering.learn(pc.localDescription ? pc.localDescription.sdp : "");
-      await pc.setRemoteDescription({ type: "offer", sdp: this.numbering.harmonize(msg.sdp) });
+      await pc.setRemoteDescription({ type: "offer", sdp: msg.sdp });
       await pc.setLocalDescription();
       const ack = await this.request("rtc.answer", { sdp: pc.localDescription.sdp });
       if (!ack.ok) console.warn("Tandem call: answer refused", ack.error);

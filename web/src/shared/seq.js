@@ -26,6 +26,8 @@ export const NUMBERED = new Set([
   "cobrowse.state",
   "control.state",
   "upload.requested",
+  "call.invite",
+  "call.invite.ended",
 ]);
 
 /** How long a hole may stay open before the gate asks for a resume (events from two nodes may

@@ -97,6 +97,7 @@ function start(script) {
             launcher: ui.launcher,
             setUnread: ui.setUnread,
             close: api.close,
+            open: api.open, // a call invitation opens the panel
             isOpen: () => state.open,
             loadChunk, // later chunks (co-browse) load on demand too
           });

@@ -4,7 +4,7 @@
 import { h } from "../../shared/dom.js";
 import * as live from "../live.js";
 import { Call, CallError, cameraTrack, mediaErrorText, micTrack } from "../../shared/rtc.js";
-import { inviteId, inviteText, parseDecline } from "../../shared/invite.js";
+import { parseDecline } from "../../shared/invite.js";
 
 const bus = new EventTarget();
 /** @type {Map<string, Entry>} */
@@ -13,7 +13,8 @@ const entries = new Map();
 /**
  * @typedef {object} Entry
  * @property {Call} call
- * @property {Map<string, number>} asks      what we asked the customer for -> when
+ * @property {Map<string, {id: string, at: number}>} asks  what we asked the customer for (call.invite)
+ * @property {any} incoming                  the customer's call request ringing here (call.invite), or null
  * @property {Map<string, {clipId: string, startedAt: number}>} clips  by track id
  * @property {Set<string>} busy              track ids with a capture in flight
  * @property {string} error                  last problem, shown in the panel
@@ -60,6 +61,7 @@ export function entry(ticketId) {
     e = {
       call: null,
       asks: new Map(),
+      incoming: null,
       clips: new Map(),
       busy: new Set(),
       error: "",
@@ -86,6 +88,11 @@ live.onServer("rtc.offer", (ev) => {
   const e = entries.get(ev.ticketId);
   if (e && e.call.active) e.call.serverOffer(ev);
 });
+live.onServer("connect", () => {
+  // A new socket after a lost one: the server ended our media legs with the old socket
+  // (docs/protocol.md, "Calls"), so the calls still going here join again.
+  for (const e of entries.values()) if (e.call.active) e.call.rejoin();
+});
 live.onServer("call.reoffer", (ev) => {
   const e = entries.get(ev.ticketId);
   if (e && e.call.active) e.call.rejoin();
@@ -104,6 +111,41 @@ live.onServer("media.tracks", (ev) => {
   }
   fire(ev.ticketId);
 });
+const ASKED = { voice: "the call", camera: "to turn on their camera", screen: "to share their screen" };
+
+live.onServer("call.invite", ({ ticketId, invite }) => {
+  if (invite.from !== "customer") return; // ours: the ack told us
+  const e = entry(ticketId);
+  e.incoming = invite;
+  fire(ticketId);
+});
+live.onServer("call.invite.ended", ({ ticketId, inviteId, ask, reason }) => {
+  const e = entries.get(ticketId);
+  if (!e) return;
+  if (e.incoming && e.incoming.id === inviteId) e.incoming = null;
+  const mine = e.asks.get(ask);
+  if (mine && mine.id === inviteId) {
+    e.asks.delete(ask);
+    if (reason === "declined") e.notice = `The customer declined ${ASKED[ask]}.`;
+    if (reason === "expired") e.notice = `The customer didn't answer (asked ${ask === "voice" ? "to join the call" : ASKED[ask]}).`;
+  }
+  fire(ticketId);
+});
+live.onServer("ticket.timeline", ({ ticketId, entry: item }) => {
+  // The customer's page went (closed or reloaded) while in the call: the server ended their
+  // media leg at once; so does the console, rather than keep frozen tiles.
+  const e = entries.get(ticketId);
+  const data = item.data || {};
+  if (!e || item.type !== "call.left" || data.participant !== "customer" || data.reason !== "disconnected") return;
+  e.asks.clear();
+  e.clips.clear();
+  if (e.call.active) {
+    e.call.hangUp();
+    e.notice = "The call ended: the customer left the page (closed or reloaded it).";
+  }
+  fire(ticketId);
+});
+// A protocol-v1 widget declines with a chat message (shared/invite.js).
 live.onServer("chat.message", ({ message }) => {
   const e = entries.get(message.ticketId);
   const ask = parseDecline(message);
@@ -116,6 +158,7 @@ live.onServer("session.ended", ({ ticketId }) => {
   const e = entries.get(ticketId);
   if (!e) return;
   e.asks.clear();
+  e.incoming = null;
   e.clips.clear();
   e.call.teardown(); // the server closed the room
   fire(ticketId);
@@ -163,16 +206,30 @@ async function addMic(ticketId) {
   }
 }
 
-/** "Call" / "Ask to share screen" / "Ask for camera": join, then invite the customer. */
+/** "Call" / "Ask to share screen" / "Ask for camera": join, then invite the customer
+ * (`call.invite`: their widget rings and opens). */
 export async function ask(ticketId, what) {
   const e = entry(ticketId);
   if (!(await join(ticketId, { mic: what === "voice" }))) return;
-  const ack = await live.request("chat.send", { ticketId, clientMsgId: inviteId(what), text: inviteText(what) });
+  const ack = await live.request("call.invite", { ticketId, ask: what });
   if (!ack.ok) {
-    e.error = `Couldn't reach the customer: ${ack.error.message}`;
+    e.error = `Couldn't ask the customer: ${ack.error.message}`;
   } else {
-    e.asks.set(what, Date.now());
+    e.asks.set(what, { id: ack.invite.id, at: Date.now() });
   }
+  fire(ticketId);
+}
+
+/** The customer's call request: "Join call" accepts it (then joins), "Decline" declines it. */
+export async function answerRequest(ticketId, accept) {
+  const e = entry(ticketId);
+  const invite = e.incoming;
+  e.incoming = null;
+  if (invite) {
+    const ack = await live.request(accept ? "call.accept" : "call.decline", { ticketId, inviteId: invite.id });
+    if (!ack.ok && !accept) e.error = `Couldn't decline: ${ack.error.message}`;
+  }
+  if (accept) await join(ticketId, { mic: true });
   fire(ticketId);
 }
 
@@ -180,6 +237,7 @@ export async function hangUp(ticketId) {
   const e = entries.get(ticketId);
   if (!e) return;
   e.asks.clear();
+  e.incoming = null;
   e.clips.clear();
   e.error = "";
   e.notice = "";

@@ -175,10 +175,15 @@ export function callPanel(session, { toast }) {
     } else if (e.notice) {
       text = e.notice;
       action = h("button", { type: "button", class: "link-btn", onClick: () => calls.dismiss(ticketId) }, "Dismiss");
-    } else if (!inCall && !ended && calls.customerCalling(session)) {
+    } else if (!inCall && !ended && (e.incoming || calls.customerCalling(session))) {
       text = `${session.ticket.customer.name || "The customer"} started a call.`;
       kind = "incoming";
-      action = h("button", { type: "button", class: "btn small primary", onClick: () => calls.join(ticketId, { mic: true }) }, icon(I.phone, "icon xs"), "Join call");
+      action = h(
+        "span",
+        { class: "call-answer" },
+        h("button", { type: "button", class: "btn small primary", onClick: () => calls.answerRequest(ticketId, true) }, icon(I.phone, "icon xs"), "Join call"),
+        e.incoming ? h("button", { type: "button", class: "btn small ghost", onClick: () => calls.answerRequest(ticketId, false) }, "Decline") : null,
+      );
     } else if (inCall && e.asks.size) {
       const asked = [...e.asks.keys()].map((a) => (a === "voice" ? "to join the call" : a === "camera" ? "for their camera" : "to share their screen"));
       text = `Waiting for the customer to answer (asked ${asked.join(", ")})…`;

@@ -2,7 +2,18 @@
 // the call bar, prompts, uploads) loads once the visitor has a session (queued or active), and
 // socket events that arrive while it loads are handed over when it is ready.
 
-const FORWARDED = ["rtc.offer", "call.reoffer", "media.tracks", "chat.message", "upload.requested", "attachment.added", "session.ended"];
+const FORWARDED = [
+  "rtc.offer",
+  "call.reoffer",
+  "call.invite",
+  "call.invite.ended",
+  "media.tracks",
+  "chat.message",
+  "upload.requested",
+  "attachment.added",
+  "session.ended",
+  "connect",
+];
 
 /**
  * @param {object} widget the Widget (its socket, view, request() and the loader's host hooks)
@@ -33,6 +44,7 @@ export function attachCall(widget) {
   for (const name of FORWARDED) {
     socket.on(name, (payload) => {
       if (ui) return ui.on(name, payload);
+      if (name === "connect") return; // nothing to rejoin before the call chunk exists
       if (!loading && !inSession()) return;
       queued.push([name, payload]);
       load().catch(() => {});

@@ -45,7 +45,12 @@ class CallUi {
     this.cameras = 0;
     this.facing = "user";
     this.busy = false;
-    this.asks = new Map(); // ask -> agent name
+    /** ask ("voice" | "camera" | "screen") -> {who, id?}: what agents asked; `id` is the
+     * `call.invite` being answered (none for a protocol-v1 console's chat-message invitation). */
+    this.asks = new Map();
+    /** Our own call request (`call.invite` from the customer) while it rings: its id. */
+    this.request = null;
+    this.ringer = null;
     this.uploadAsk = null;
     this.call = new Call({
       request: (event, payload) => widget.request(event, payload),
@@ -143,10 +148,43 @@ class CallUi {
       case "call.reoffer":
         if (mine(ev.ticketId) && this.call.active) this.call.rejoin();
         break;
+      case "connect":
+        // A new socket after a lost one: the server ended our media leg with the old socket
+        // (docs/protocol.md, "Calls"), so a call still going here joins again.
+        if (this.call.active) this.call.rejoin();
+        break;
+      case "call.invite": {
+        const { invite } = ev;
+        if (!mine(ev.ticketId)) break;
+        if (invite.from === "customer") {
+          this.request = invite.id;
+          break;
+        }
+        if (this.covered(invite.ask)) break;
+        this.asks.set(invite.ask, { who: invite.agent ? invite.agent.name : "Support", id: invite.id });
+        this.ring(invite.ask);
+        this.render();
+        break;
+      }
+      case "call.invite.ended": {
+        if (!mine(ev.ticketId)) break;
+        for (const [ask, a] of this.asks) if (a.id === ev.inviteId) this.asks.delete(ask);
+        if (this.request === ev.inviteId) {
+          this.request = null;
+          if (ev.reason === "declined" && this.call.active) {
+            this.call.hangUp();
+            this.showError("Support can't take a call right now. You can keep chatting here.");
+          }
+        }
+        this.stopRinging();
+        this.render();
+        break;
+      }
       case "chat.message": {
+        // A protocol-v1 console invites with a chat message (shared/invite.js).
         const ask = mine(ev.message.ticketId) && parseInvite(ev.message);
         if (ask && !this.covered(ask)) {
-          this.asks.set(ask, ev.message.author);
+          this.asks.set(ask, { who: ev.message.author });
           this.attention();
           this.render();
         }
@@ -164,6 +202,8 @@ class CallUi {
       case "session.ended":
         if (!mine(ev.ticketId)) break;
         this.asks.clear();
+        this.request = null;
+        this.stopRinging();
         this.uploadAsk = null;
         this.call.hangUp();
         this.render();
@@ -183,6 +223,37 @@ class CallUi {
   attention() {
     const { host } = this.w;
     if (!host.isOpen()) host.setUnread(++this.w.unread);
+  }
+
+  /** An agent's invitation: the panel opens (if collapsed) and a soft ring plays until it is
+   * answered, declined or ends (best effort: a page that never had a gesture stays silent). */
+  ring(ask) {
+    const { host } = this.w;
+    if (!host.isOpen() && host.open) host.open();
+    this.attention();
+    if (ask !== "voice" || this.ringer) return;
+    const beep = () => {
+      try {
+        const ctx = (this.audioCtx = this.audioCtx || new AudioContext());
+        const osc = ctx.createOscillator();
+        const gain = ctx.createGain();
+        osc.frequency.value = 660;
+        gain.gain.setValueAtTime(0.08, ctx.currentTime);
+        gain.gain.exponentialRampToValueAtTime(0.0001, ctx.currentTime + 0.6);
+        osc.connect(gain).connect(ctx.destination);
+        osc.start();
+        osc.stop(ctx.currentTime + 0.6);
+      } catch {
+        // no audio here: the open panel and its card are the ring
+      }
+    };
+    beep();
+    this.ringer = setInterval(() => (this.asks.has("voice") ? beep() : this.stopRinging()), 2000);
+  }
+
+  stopRinging() {
+    clearInterval(this.ringer);
+    this.ringer = null;
   }
 
   // ------------------------------------------------------------------ actions
@@ -238,12 +309,23 @@ class CallUi {
   }
 
   startVoice() {
-    return this.run(() => this.share([["microphone", micTrack, "microphone"]]));
+    return this.run(async () => {
+      await this.share([["microphone", micTrack, "microphone"]]);
+      // Ring the agents (a call request); refused if one is in the call already: fine.
+      const ack = await this.w.request("call.invite", { ask: "voice" });
+      if (ack && ack.ok) this.request = ack.invite.id;
+    });
   }
 
   accept(ask, facing) {
+    const asked = this.asks.get(ask);
     this.asks.delete(ask);
+    this.stopRinging();
     return this.run(async () => {
+      if (asked && asked.id) {
+        const ack = await this.w.request("call.accept", { inviteId: asked.id });
+        if (!ack.ok) throw Object.assign(new Error(ack.error.message), { userMessage: "That request has ended." });
+      }
       const want = [];
       if (ask === "voice" && !this.call.sending("microphone")) want.push(["microphone", micTrack, "microphone"]);
       if (ask === "camera") {
@@ -256,9 +338,12 @@ class CallUi {
   }
 
   decline(ask) {
+    const asked = this.asks.get(ask);
     this.asks.delete(ask);
+    this.stopRinging();
     this.render();
-    this.w.request("chat.send", { clientMsgId: declineId(ask), text: declineText(ask) });
+    if (asked && asked.id) this.w.request("call.decline", { inviteId: asked.id });
+    else this.w.request("chat.send", { clientMsgId: declineId(ask), text: declineText(ask) });
   }
 
   toggleMic() {
@@ -292,6 +377,7 @@ class CallUi {
 
   hangUp() {
     this.asks.clear();
+    this.stopRinging();
     return this.call.hangUp();
   }
 
@@ -401,14 +487,14 @@ class CallUi {
     const { el } = this;
     const cards = [];
     if (active) {
-      for (const [ask, who] of this.asks) {
+      for (const [ask, asked] of this.asks) {
         if (this.covered(ask)) continue;
-        cards.push(this.askCard(ask, who || "Support"));
+        cards.push(this.askCard(ask, asked.who || "Support"));
       }
     }
     if (inSession && this.uploadAsk) cards.push(this.uploadCard());
     // Rebuilt only when what it shows changes (keeps focus and the entry animation).
-    const key = JSON.stringify([active && [...this.asks].filter(([ask]) => !this.covered(ask)), inSession && this.uploadAsk, this.busy, this.cameras > 1]);
+    const key = JSON.stringify([active && [...this.asks].filter(([ask]) => !this.covered(ask)).map(([ask, a]) => [ask, a.who, a.id]), inSession && this.uploadAsk, this.busy, this.cameras > 1]);
     if (key !== this.trayKey) {
       this.trayKey = key;
       el.tray.replaceChildren(...cards);
