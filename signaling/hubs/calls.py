@@ -439,7 +439,7 @@ class CallHub:
         key = _invite_key(ticket.id)
         held = (await self.desk.live.routing_of([key])).get(key)
         if held and held.get("invite", {}).get("id") == invite.id:
-            await self.desk.live.set_routing(key, {})
+            await self.desk.live.drop_routing([key])  # gone, not left empty
         data: dict[str, Any] = {"inviteId": invite.id, "ask": invite.ask, "reason": reason}
         if by is not None:
             data["by"] = by.wire()

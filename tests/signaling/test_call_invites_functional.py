@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from signaling import keys
 from tests.media.media_support import CounterVideoTrack, ToneAudioTrack, wait_for
 from tests.signaling.test_calls_functional import peer, session
 from tests.support import Running, running_server
@@ -71,6 +72,9 @@ async def test_invite_rings_the_invited_party_who_alone_answers(call_server: Run
     assert ended["inviteId"] == invite["id"] and ended["reason"] == "declined"
     assert code(await customer.call("call.decline", {"inviteId": invite["id"]})) == "not_found"
     assert code(await customer.call("call.accept", {"inviteId": invite["id"]})) == "not_found"
+    # An answered invitation leaves nothing behind in live state (in Redis, the routing hash).
+    live = call_server.app[keys.desk].live
+    assert await live.routing_of([f"call-invite:{ticket_id}"]) == {}
 
     # The customer asks for a call: the agents ring; the customer cannot answer their own.
     request = await customer.call("call.invite", {})
