@@ -161,9 +161,12 @@ class Desk:
         self.on_agent_left: list[Callable[[TicketRecord, AgentCaller], Awaitable[None]]] = []
         """Called while an agent who handed a session over is still on it (the hubs end their
         media and their control grant)."""
+        from signaling.desk.notes import Notes
         from signaling.desk.transfer import Transfers
 
         self.transfers = Transfers(self)
+        self.notes = Notes(self)
+        """Internal notes: agents only (``desk.notes``)."""
         self._contexts: OrderedDict[str, tuple[dict[str, Any], StoredContext]] = OrderedDict()
         """Per ticket, its stored context and the model read from it (``context_model``)."""
 
@@ -664,6 +667,8 @@ class Desk:
             position=position,
             token=token,
             seq=seq,
+            # Internal notes are for agents: a customer's state never holds them.
+            notes=await self.notes.of(ticket.id) if audience == "agents" else None,
         )
 
     async def summary(self, ticket: TicketRecord) -> TicketSummary:

@@ -280,6 +280,7 @@ async def get_ticket(request: web.Request) -> web.Response:
         ],
         attachments=[attachment_info(a) for a in await store.attachments(ticket.id)],
         timeline=[timeline_entry(t) for t in await store.timeline(ticket.id)],
+        notes=await request.app[keys.desk].notes.of(ticket.id),
     )
     return web.json_response(detail.wire())
 
