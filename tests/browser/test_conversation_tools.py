@@ -112,3 +112,16 @@ async def test_note_canned_reply_and_a_file_for_the_customer(
     # Nothing the customer's page holds mentions the note.
     await expect(panel).not_to_contain_text(NOTE)
     assert NOTE not in await panel.inner_text()
+
+    # After the session: the ticket page lists the notes and takes another one.
+    await agent.get_by_role("button", name="End session").click()
+    await expect(panel).to_contain_text("Conversation ended")
+    await agent.goto(f"{server.url}/console/tickets/{ticket_id}")
+    notes = agent.locator(".notes-card")
+    await expect(notes).to_contain_text(NOTE)
+    await notes.get_by_label("Internal note").fill("Followed up by e-mail")
+    await notes.get_by_role("button", name="Add note").click()
+    await expect(notes.locator(".line.note")).to_have_count(2)
+    await expect(notes).to_contain_text("Internal notes · 2")
+    assert [n.text for n in await store.notes(ticket_id)] == [NOTE, "Followed up by e-mail"]
+    await expect(panel).not_to_contain_text("Followed up")

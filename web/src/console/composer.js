@@ -39,6 +39,50 @@ export function noteLine(n) {
   );
 }
 
+/** The ticket page's notes (during the session or after it): the list and a form to add one. */
+export function notesCard(t, { toast } = {}) {
+  const notes = [...(t.notes || [])];
+  const title = h("h3", { class: "card-title" });
+  const list = h("ol", { class: "notes-list" });
+  const text = h("textarea", {
+    class: "composer-input",
+    rows: 2,
+    maxlength: 5000,
+    placeholder: "Add an internal note… only agents see it",
+    "aria-label": "Internal note",
+  });
+  const button = h("button", { type: "submit", class: "btn" }, icon(NOTE_ICON, "icon xs"), "Add note");
+  const draw = () => {
+    title.textContent = `Internal notes · ${notes.length}`;
+    fill(list, notes.length ? notes.map(noteLine) : h("li", { class: "line system" }, "No notes yet. Only agents see them."));
+  };
+  const form = h("form", {
+    class: "composer notes-form",
+    onSubmit: async (e) => {
+      e.preventDefault();
+      const value = text.value.trim();
+      if (!value) return;
+      button.disabled = true;
+      try {
+        const body = await auth.api(`/api/tickets/${encodeURIComponent(t.id)}/notes`, {
+          method: "POST",
+          body: JSON.stringify({ text: value }),
+          headers: { "Content-Type": "application/json" },
+        });
+        notes.push(body.note);
+        text.value = "";
+        draw();
+      } catch (err) {
+        if (toast) toast(`The note was not saved: ${err.message}`, "error");
+      } finally {
+        button.disabled = false;
+      }
+    },
+  }, text, button);
+  draw();
+  return h("div", { class: "card notes-card" }, title, list, form);
+}
+
 /**
  * Adds the tools to a session's composer.
  * @returns {{el: HTMLElement, noting: () => boolean, note: (text: string) => void, destroy: () => void}}
