@@ -819,6 +819,9 @@ class SessionState(Message):
     with it."""
     notes: list[NoteInfo] | None = None
     """Agents only (never in a customer's state): the ticket's internal notes, oldest first."""
+    files: list[AttachmentInfo] | None = None
+    """Customers only: the files agents sent them (``agent_file``), oldest first, each ``url`` a
+    signed link to it (a reloaded widget shows them again)."""
 
 
 class NoteAck(Message):

@@ -15,8 +15,10 @@ from pydantic import ValidationError
 
 import media
 from signaling import keys
+from signaling.auth import file_links
 from signaling.desk import DeskError
 from signaling.desk import canned as canned_replies
+from signaling.desk.lifecycle import AGENT_FILE
 from signaling.edge.blobs import stream_blob
 from signaling.edge.rest import _caller_key, _readable_ticket, agent_only, api_error
 from signaling.hubs import agent_files
@@ -178,10 +180,10 @@ async def customer_file(request: web.Request) -> web.StreamResponse:
     ticket_id = request.match_info["ticket_id"]
     attachment_id = request.match_info["attachment_id"]
     exp, sig = request.query.get("exp", ""), request.query.get("sig", "")
-    if not agent_files.link_valid(app[keys.secret], ticket_id, attachment_id, exp, sig):
+    if not file_links.link_valid(app[keys.secret], ticket_id, attachment_id, exp, sig):
         return api_error("forbidden", "this link is not valid (or has expired)")
     record = await app[keys.store].attachment(ticket_id, attachment_id)
-    if record is None or record.kind != agent_files.AGENT_FILE:
+    if record is None or record.kind != AGENT_FILE:
         return api_error("not_found", "no such file")
     headers = {
         "Content-Disposition": f'inline; filename="{record.id}"',

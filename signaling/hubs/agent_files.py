@@ -5,55 +5,25 @@ magic-byte check and metadata stripping), only from an agent of the live session
 (``access.may_act``), within the ticket's quota for sent files. The file is filed on the ticket
 (kind ``agent_file``, ``meta.by`` naming the agent) and told to the session: the agents get the
 attachment as any other; the customer's copy of the event carries, as its ``url``, a signed link
-(``/api/files/{ticket}/{attachment}?exp=...&sig=...``) to that one file, since a customer has
-no bearer token an ``<img>`` could send. The link serves only agent-sent files of that ticket.
+to that one file (``auth.file_links``), since a customer has no bearer token an ``<img>`` could
+send. A customer's session state lists the files sent so far (``SessionState.files``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import time
 from collections.abc import AsyncIterable
 from typing import Any
 
 import media
 from signaling import auth
+from signaling.auth.file_links import file_link
 from signaling.desk import AgentCaller, Desk, DeskError, attachment_info
+from signaling.desk.lifecycle import AGENT_FILE
 from signaling.hubs.calls import MAX_IMAGE_UPLOAD, MAX_UPLOADS_IN_FLIGHT, MAX_VIDEO_UPLOAD
 from signaling.protocol import AttachmentAdded, AttachmentInfo
 from signaling.settings import Settings
 from signaling.store import AttachmentRecord, UploadQuota
-
-AGENT_FILE = "agent_file"
-"""The attachment kind of a file an agent sent to the customer."""
-LINK_TTL = 7 * 24 * 3600
-"""Seconds a customer's link to a sent file stays valid (the widget's session lasts less)."""
-_LINK_KEY = b"tandem/agent-file-link/v1"
-
-
-def _mac(secret: str, ticket_id: str, attachment_id: str, expires: int) -> str:
-    # A key derived for links only: a link's MAC can never pass as a token's, or the reverse.
-    key = hmac.new(secret.encode(), _LINK_KEY, hashlib.sha256).digest()
-    message = f"{ticket_id}\n{attachment_id}\n{expires}".encode()
-    return hmac.new(key, message, hashlib.sha256).hexdigest()
-
-
-def file_link(secret: str, ticket_id: str, attachment_id: str, now: float | None = None) -> str:
-    """The customer's URL (relative to the server) of one sent file."""
-    expires = int((now if now is not None else time.time()) + LINK_TTL)
-    sig = _mac(secret, ticket_id, attachment_id, expires)
-    return f"/api/files/{ticket_id}/{attachment_id}?exp={expires}&sig={sig}"
-
-
-def link_valid(secret: str, ticket_id: str, attachment_id: str, exp: str, sig: str) -> bool:
-    if not exp.isascii() or not exp.isdigit() or len(exp) > 12:
-        return False
-    expires = int(exp)
-    if expires < time.time():
-        return False
-    expected = _mac(secret, ticket_id, attachment_id, expires)
-    return hmac.compare_digest(expected.encode(), sig.encode("ascii", "replace"))
 
 
 def quota(settings: Settings) -> UploadQuota:

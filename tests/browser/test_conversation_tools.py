@@ -103,12 +103,18 @@ async def test_note_canned_reply_and_a_file_for_the_customer(
     await expect(shown).to_have_js_property("naturalWidth", 24)
     await expect(panel.locator(".agent-file")).to_contain_text(f"{agent_name} sent you a photo")
     await expect(panel.locator(".agent-file a.agent-file-download")).to_be_visible()
+    await customer.screenshot(path=screenshots / "widget-agent-file.png")
+    # A reload shows it again (from the session state), once.
+    await customer.reload()
+    if not await panel.is_visible():  # the widget reopens as it was left
+        await customer.locator("#tandem-widget .launcher").click()
+    await expect(panel.locator(".agent-file img")).to_have_count(1)
+    await expect(panel.locator(".agent-file img")).to_have_js_property("naturalWidth", 24)
     # Filed on the ticket with who sent it; the console lists it with the attachments.
     [sent] = [a for a in await store.attachments(ticket_id) if a.kind == "agent_file"]
     assert sent.meta["by"]["name"] == agent_name
     await expect(agent.locator(".attachments img.thumb")).to_have_count(1)
 
-    await customer.screenshot(path=screenshots / "widget-agent-file.png")
     # Nothing the customer's page holds mentions the note.
     await expect(panel).not_to_contain_text(NOTE)
     assert NOTE not in await panel.inner_text()

@@ -84,6 +84,12 @@ async def test_an_agent_sends_the_customer_a_photo(tmp_path: Path) -> None:
         assert [
             e["attachment"]["url"] for e in replay["events"] if e["type"] == "attachment.added"
         ] == [link]
+        # A snapshot (a reloaded widget) lists the files sent, with links; an agent's does not.
+        snapshot = await customer.call("session.resume", {"afterMessageId": 0})
+        assert [f["id"] for f in snapshot["files"]] == [filed["id"]]
+        assert (await fetch(server, snapshot["files"][0]["url"]))[0] == 200
+        state = await alice.call("session.resume", {"ticketId": ticket, "afterMessageId": 0})
+        assert "files" not in state
         # A link altered in any part is refused.
         query = parse_qs(urlsplit(link).query)
         exp, sig = query["exp"][0], query["sig"][0]
