@@ -255,6 +255,9 @@ async def list_tickets(request: web.Request) -> web.Response:
 async def _readable_ticket(request: web.Request, ticket_id: str) -> TicketRecord | web.Response:
     """The ticket if the caller may read it (the socket's ``access.may_read``), else the
     error to answer with."""
+    if "\x00" in ticket_id:
+        # PostgreSQL text cannot hold NUL (it answered 500); no ticket id holds one.
+        return api_error("not_found", "no such ticket")
     ticket = await request.app[keys.store].ticket(ticket_id)
     if ticket is None:
         return api_error("not_found", "no such ticket")

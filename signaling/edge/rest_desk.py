@@ -57,6 +57,8 @@ async def add_note(request: web.Request) -> web.Response:
         body = NoteCreate.model_validate(await request.json())
     except (ValueError, ValidationError, RecursionError):
         return api_error("malformed", "expected JSON {text, clientNoteId?}; text 1-5000 characters")
+    if "\x00" in request.match_info["ticket_id"]:  # PostgreSQL text cannot hold NUL
+        return api_error("not_found", "no such ticket")
     try:
         note, new = await request.app[keys.desk].notes.add(
             request[_caller_key], request.match_info["ticket_id"], body.text, body.client_note_id
@@ -71,22 +73,24 @@ async def add_note(request: web.Request) -> web.Response:
 # ---------------------------------------------------------------------- canned replies
 
 
-def _admin(request: web.Request) -> web.Response | None:
+async def _admin_site(request: web.Request) -> str | web.Response:
+    """The path's site id if the caller is an admin and the site exists, else the answer."""
     if request[_caller_key].agent.role != "admin":
         return api_error("forbidden", "only admins manage canned replies")
-    return None
+    site_id = request.match_info["site_id"]
+    # PostgreSQL text cannot hold NUL; no site id holds one.
+    if "\x00" in site_id or await request.app[keys.store].site(site_id) is None:
+        return api_error("not_found", "no such site")
+    return site_id
 
 
 @routes.get("/api/sites/{site_id}/canned-replies")
 @agent_only
 async def list_site_canned(request: web.Request) -> web.Response:
-    refused = _admin(request)
-    if refused is not None:
-        return refused
+    site_id = await _admin_site(request)
+    if isinstance(site_id, web.Response):
+        return site_id
     store = request.app[keys.store]
-    site_id = request.match_info["site_id"]
-    if await store.site(site_id) is None:
-        return api_error("not_found", "no such site")
     replies = [canned_replies.reply(r) for r in await store.canned(site_id)]
     body = CannedReplyList(replies=replies, variables=list(canned_replies.VARIABLES))
     return web.json_response(body.wire())
@@ -95,13 +99,10 @@ async def list_site_canned(request: web.Request) -> web.Response:
 @routes.post("/api/sites/{site_id}/canned-replies")
 @agent_only
 async def add_site_canned(request: web.Request) -> web.Response:
-    refused = _admin(request)
-    if refused is not None:
-        return refused
+    site_id = await _admin_site(request)
+    if isinstance(site_id, web.Response):
+        return site_id
     store = request.app[keys.store]
-    site_id = request.match_info["site_id"]
-    if await store.site(site_id) is None:
-        return api_error("not_found", "no such site")
     try:
         body = CannedReplyCreate.model_validate(await request.json())
     except (ValueError, ValidationError, RecursionError):
@@ -120,11 +121,12 @@ async def add_site_canned(request: web.Request) -> web.Response:
 @routes.delete("/api/sites/{site_id}/canned-replies/{shortcut}")
 @agent_only
 async def remove_site_canned(request: web.Request) -> web.Response:
-    refused = _admin(request)
-    if refused is not None:
-        return refused
+    site_id = await _admin_site(request)
+    if isinstance(site_id, web.Response):
+        return site_id
+    shortcut = request.match_info["shortcut"]
     store = request.app[keys.store]
-    if not await store.remove_canned(request.match_info["site_id"], request.match_info["shortcut"]):
+    if "\x00" in shortcut or not await store.remove_canned(site_id, shortcut):
         return api_error("not_found", "no such canned reply")
     return web.Response(status=204)
 
@@ -153,6 +155,8 @@ async def send_file(request: web.Request) -> web.Response:
     """An agent of the live session sends the customer a photo or video: the raw bytes as the
     body, their type as ``Content-Type``; checked like a customer's upload."""
     app = request.app
+    if "\x00" in request.match_info["ticket_id"]:  # PostgreSQL text cannot hold NUL
+        return api_error("not_found", "no such ticket")
     declared = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
     try:
         info = await agent_files.send_file(

@@ -11,7 +11,8 @@ from typing import Any
 import aiohttp
 
 from signaling import keys
-from tests.support import CONTEXT, Client, Running, running_server
+from signaling.auth.accounts import add_agent
+from tests.support import CONTEXT, PASSWORD, Client, Running, running_server
 
 SECRET_NOTE = "Refund approved by finance, ref 7781 (do not tell the customer yet)"
 
@@ -183,3 +184,29 @@ async def test_a_transfer_carries_the_notes_to_the_next_agent(tmp_path: Path) ->
         await bob.wait_for("note.added", lambda e: e["note"]["text"] == "Took over")
         assert len(alice.events["note.added"]) == heard_by_alice
         assert "VIP" not in json.dumps(customer.events) and not holds_note(customer.events)
+
+
+async def test_a_nul_in_a_path_is_not_found(tmp_path: Path) -> None:
+    """PostgreSQL text cannot hold NUL: every new route answers 404, never 500 (on both stores)."""
+    async with running_server(tmp_path) as server:
+        server.agents["ada"] = await add_agent(
+            server.app[keys.store], "ada@tandem.test", "Ada", PASSWORD, "admin", []
+        )
+        token = await server.token("ada")
+        site = server.site.id
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        async with aiohttp.ClientSession() as http:
+            for method, path in (
+                ("GET", "/api/tickets/a%00b"),
+                ("GET", "/api/tickets/a%00b/notes"),
+                ("POST", "/api/tickets/a%00b/notes"),
+                ("GET", "/api/tickets/a%00b/canned-replies"),
+                ("POST", "/api/tickets/a%00b/files"),
+                ("GET", "/api/sites/a%00b/canned-replies"),
+                ("POST", "/api/sites/a%00b/canned-replies"),
+                ("DELETE", f"/api/sites/{site}/canned-replies/a%00b"),
+            ):
+                async with http.request(
+                    method, server.base_url + path, headers=headers, data=b'{"text": "x"}'
+                ) as response:
+                    assert response.status == 404, (method, path, await response.text())
