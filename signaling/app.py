@@ -38,6 +38,7 @@ from signaling.desk.offers import Router, RoutingConfig
 from signaling.edge.http_errors import api_errors
 from signaling.edge.redis_bus import NodeBus
 from signaling.edge.rest import routes as rest_routes
+from signaling.edge.rest_desk import routes as desk_rest_routes
 from signaling.edge.sockets import SocketApi, SocketBroadcaster, max_frame_bytes
 from signaling.edge.socketserver import FrameLimits, GuardedServer
 from signaling.edge.webfiles import public_host_for, security_headers, web_routes
@@ -141,6 +142,7 @@ def create_app(
     app.on_startup.append(_freeze_startup_objects)
     app.on_shutdown.append(_announce_shutdown)
     app.router.add_routes(rest_routes)
+    app.router.add_routes(desk_rest_routes)
     app.router.add_routes(asset_routes)
     app.router.add_routes(web_routes(settings.web_dir / "dist"))
     return app

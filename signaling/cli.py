@@ -15,7 +15,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from signaling import cli_routing
+from signaling import cli_canned, cli_routing
 from signaling.app import create_app, drain
 from signaling.auth.accounts import (
     AccountError,
@@ -25,6 +25,7 @@ from signaling.auth.accounts import (
     remove_agent,
     set_password,
 )
+from signaling.desk.canned import CannedError
 from signaling.routing import RoutingConfigError
 from signaling.settings import Settings, env
 from signaling.store import open_store
@@ -217,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(site_add)
     cli_routing.add_parsers(commands, site, _common)
+    cli_canned.add_parsers(commands, _common)
 
     agent = commands.add_parser("agent", help="manage agents").add_subparsers(
         dest="action", required=True
@@ -288,6 +290,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(settings_from(args))
         if args.command == "demo":
             return _demo(settings_from(args))
+        if args.command == "canned":
+            return asyncio.run(cli_canned.run(args, args.data_dir))
         if args.command in ("queue", "route") or (args.command == "site" and args.action != "add"):
             return asyncio.run(cli_routing.run(args, args.data_dir))
         if args.command == "site":
@@ -299,7 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.action == "remove":
             return asyncio.run(_agent_remove(args))
         return asyncio.run(_agent_add(args))
-    except (AccountError, RoutingConfigError) as exc:
+    except (AccountError, RoutingConfigError, CannedError) as exc:
         print(f"tandem: {exc}", file=sys.stderr)
         return 2
 

@@ -284,6 +284,21 @@ class AttachmentInfo(Message):
     meta: dict[str, Any] = Field(default_factory=dict)
 
 
+class NoteInfo(Message):
+    """An internal note on a ticket: agents only, never sent to the customer."""
+
+    id: int
+    """Server-assigned, increasing per ticket."""
+    ticket_id: str
+    author: AgentRef
+    text: str
+    at: str
+    """ISO 8601 UTC."""
+    source: Literal["agent", "transfer"] = "agent"
+    """``transfer``: the note a transfer carried to the next agent (``session.transfer``)."""
+    client_note_id: str | None = None
+
+
 TicketStatus = Literal["queued", "active", "closed"]
 
 
@@ -722,6 +737,29 @@ class CallDecline(ClientEvent):
     invite_id: Id
 
 
+MAX_NOTE_TEXT = 5_000
+"""Characters in one internal note."""
+
+
+class NoteAdd(ClientEvent):
+    """An agent of the session (or a supervisor) writes an internal note on the ticket, during
+    the session or after it: told to the session's agents (``note.added``), never the customer."""
+
+    senders: ClassVar[Senders] = frozenset({"agent"})
+    type: Literal["note.add"] = "note.add"
+    ticket_id: Id
+    text: Annotated[str, Field(min_length=1, max_length=MAX_NOTE_TEXT)]
+    client_note_id: Id | None = None
+    """Chosen by the client; a resend with the same id never duplicates the note."""
+
+    @field_validator("text")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("text is blank")
+        return value
+
+
 CLIENT_EVENTS: dict[str, type[ClientEvent]] = {
     model.model_fields["type"].default: model
     for model in (
@@ -765,6 +803,7 @@ CLIENT_EVENTS: dict[str, type[ClientEvent]] = {
         CallInvite,
         CallAccept,
         CallDecline,
+        NoteAdd,
     )
 }
 """Socket.IO event name -> payload model, for every event a client may send."""
@@ -826,6 +865,20 @@ class SessionState(Message):
     ``seq``, ...). ``messages`` is then empty; the client applies the events as if they had
     just arrived. Absent: the ack is a snapshot, and the client replaces its view of the session
     with it."""
+    notes: list[NoteInfo] | None = None
+    """Agents only (never in a customer's state): the ticket's internal notes, oldest first."""
+    files: list[AttachmentInfo] | None = None
+    """Customers only: the files agents sent them (``agent_file``), oldest first, each ``url`` a
+    signed link to it (a reloaded widget shows them again)."""
+
+
+class NoteAck(Message):
+    """The ack of ``note.add``."""
+
+    ok: Literal[True] = True
+    note: NoteInfo
+    duplicate: bool = False
+    """True when this ``clientNoteId`` had already been accepted."""
 
 
 class ChatAck(Message):
@@ -1290,6 +1343,15 @@ class CallInviteAck(Message):
     invite: CallInviteInfo
 
 
+class NoteAdded(SessionEvent):
+    """An internal note was written on the ticket: to its agents only (numbered on the agents'
+    line, so a resume replays it to them and never to the customer)."""
+
+    type: Literal["note.added"] = "note.added"
+    ticket_id: str
+    note: NoteInfo
+
+
 SERVER_EVENTS: tuple[type[Message], ...] = (
     QueueAdded,
     QueueRemoved,
@@ -1323,6 +1385,7 @@ SERVER_EVENTS: tuple[type[Message], ...] = (
     SessionTransferred,
     CallInvited,
     CallInviteEnded,
+    NoteAdded,
 )
 
 
@@ -1361,6 +1424,8 @@ class TicketDetail(TicketSummary):
     transcript: list[TranscriptLine]
     attachments: list[AttachmentInfo]
     timeline: list[TimelineEntry]
+    notes: list[NoteInfo] = Field(default_factory=list)
+    """Internal notes (agents only), oldest first."""
 
 
 class TicketListItem(Message):
@@ -1384,10 +1449,80 @@ class ApiError(Message):
     error: ErrorBody
 
 
+class NoteCreate(Inbound):
+    """``POST /api/tickets/{id}/notes``: an internal note, during the session or after it."""
+
+    text: Annotated[str, Field(min_length=1, max_length=MAX_NOTE_TEXT)]
+    client_note_id: Id | None = None
+
+    @field_validator("text")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("text is blank")
+        return value
+
+
+class NoteList(Message):
+    notes: list[NoteInfo]
+
+
+class NoteCreated(Message):
+    note: NoteInfo
+    duplicate: bool = False
+
+
+Shortcut = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
+MAX_CANNED_TEXT = 2_000
+
+
+class CannedReplyCreate(Inbound):
+    """``POST /api/sites/{site_id}/canned-replies`` (admins): add a reply, or replace the one with
+    the same shortcut. Variables in ``{}`` must be known ones (``{customer.name}``...)."""
+
+    shortcut: Shortcut
+    """Typed after ``/`` in the composer: lowercase letters, digits, ``-`` and ``_``."""
+    text: Annotated[str, Field(min_length=1, max_length=MAX_CANNED_TEXT)]
+
+    @field_validator("text")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("text is blank")
+        return value
+
+
+class CannedReply(Message):
+    shortcut: str
+    text: str
+    """As written, with its variables."""
+    rendered: str | None = None
+    """Only for a ticket (``GET /api/tickets/{id}/canned-replies``): the text with the variables
+    that ticket and the calling agent know filled in (an unknown value stays as written)."""
+
+
+class CannedReplyList(Message):
+    replies: list[CannedReply]
+    variables: list[str] = Field(default_factory=list)
+    """The variables a reply may use."""
+
+
+class AttachmentCreated(Message):
+    """``POST /api/tickets/{id}/files``: the file as filed on the ticket."""
+
+    attachment: AttachmentInfo
+
+
 REST_MODELS: tuple[type[Message], ...] = (
     LoginRequest,
     LoginResponse,
     TicketDetail,
     TicketList,
     ApiError,
+    NoteCreate,
+    NoteList,
+    NoteCreated,
+    CannedReplyCreate,
+    CannedReplyList,
+    AttachmentCreated,
 )

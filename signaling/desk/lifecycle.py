@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, cast
 
 from signaling import auth
+from signaling.auth import file_links
 from signaling.desk import access
 from signaling.desk.offers import Availability, Router, RoutingRefusal, queue_of
 from signaling.desk.queue_feed import QueueFeed, skills_needed
@@ -70,6 +71,9 @@ Recipients = Literal["session", "customer", "agents"]
 """Who gets a session event: everyone in it, only the customer, or only its agents."""
 
 DEFAULT_TICKET_LIMITS = OpenTicketLimits(per_address=20, per_customer=3)
+
+AGENT_FILE = "agent_file"
+"""The attachment kind of a photo or video an agent sent the customer (``hubs.agent_files``)."""
 
 MAX_CONTEXT_MODELS = 10_000
 """Tickets whose context model the desk keeps (``Desk.context_model``)."""
@@ -172,9 +176,12 @@ class Desk:
         self.on_agent_left: list[Callable[[TicketRecord, AgentCaller], Awaitable[None]]] = []
         """Called while an agent who handed a session over is still on it (the hubs end their
         media and their control grant)."""
+        from signaling.desk.notes import Notes
         from signaling.desk.transfer import Transfers
 
         self.transfers = Transfers(self)
+        self.notes = Notes(self)
+        """Internal notes: agents only (``desk.notes``)."""
         self._contexts: OrderedDict[str, tuple[dict[str, Any], StoredContext]] = OrderedDict()
         """Per ticket, its stored context and the model read from it (``context_model``)."""
 
@@ -677,7 +684,22 @@ class Desk:
             position=position,
             token=token,
             seq=seq,
+            # Internal notes are for agents: a customer's state never holds them.
+            notes=await self.notes.of(ticket.id) if audience == "agents" else None,
+            files=await self._sent_files(ticket) if audience == "customer" else None,
         )
+
+    async def _sent_files(self, ticket: TicketRecord) -> list[AttachmentInfo] | None:
+        """The files agents sent the customer, each with the customer's signed link."""
+        if ticket.status == "queued" and not ticket.agents:
+            return None  # nobody has been able to send one yet
+        sent = [a for a in await self.store.attachments(ticket.id) if a.kind == AGENT_FILE]
+        return [
+            attachment_info(a).model_copy(
+                update={"url": file_links.file_link(self._secret, ticket.id, a.id)}
+            )
+            for a in sent
+        ] or None
 
     async def summary(self, ticket: TicketRecord) -> TicketSummary:
         site = await self.store.site(ticket.site_id)

@@ -84,6 +84,9 @@ class Transfers:
             "note": note,
         }
         await desk.timeline(ticket, "transfer.requested", info)
+        if note and note.strip():
+            # Filed with the ticket's other notes: the agent who takes the session finds it there.
+            await desk.notes.file(ticket, caller.ref, note, "transfer")
         if mode == "warm" and target is not None:
             await self._set_pending(ticket_id, info)
             await desk.broadcaster.emit(

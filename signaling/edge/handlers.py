@@ -54,6 +54,8 @@ from signaling.protocol import (
     ControlRevoke,
     HelpRequest,
     Message,
+    NoteAck,
+    NoteAdd,
     QueueList,
     QueueSnapshot,
     RtcAnswer,
@@ -286,6 +288,12 @@ class AgentEvents(SharedEvents):
 
     async def on_upload_request(self, conn: Connection[AgentCaller], msg: UploadRequest) -> None:
         await self.calls.request_upload(conn.caller, msg.ticket_id, msg.note)
+
+    async def on_note_add(self, conn: Connection[AgentCaller], msg: NoteAdd) -> Message:
+        note, new = await self.desk.notes.add(
+            conn.caller, msg.ticket_id, msg.text, msg.client_note_id
+        )
+        return NoteAck(note=note, duplicate=not new)
 
 
 def handler_name(event: str) -> str:

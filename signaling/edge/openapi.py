@@ -166,6 +166,7 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            **_conversation_paths(bearer, ticket_id),
             "/api/tickets/{ticket_id}/attachments/{attachment_id}": {
                 "get": {
                     "summary": "An attachment's bytes",
@@ -185,5 +186,131 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+        },
+    }
+
+
+_MEDIA_TYPES = ("image/png", "image/jpeg", "image/webp", "video/mp4", "video/webm")
+
+
+def _path_param(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _conversation_paths(
+    bearer: list[dict[str, list[str]]], ticket_id: dict[str, Any]
+) -> dict[str, Any]:
+    """Internal notes, canned replies and files agents send (``edge/rest_desk.py``)."""
+    site_id = _path_param("site_id")
+    return {
+        "/api/tickets/{ticket_id}/notes": {
+            "get": {
+                "summary": "The ticket's internal notes (agents only), oldest first",
+                "security": bearer,
+                "parameters": [ticket_id],
+                "responses": {
+                    "200": {"description": "notes", **_json("NoteList")},
+                    **_errors(401, 403, 404),
+                },
+            },
+            "post": {
+                "summary": "Write an internal note on the ticket (never sent to the customer)",
+                "description": "An agent of the session, or a supervisor or admin; during the "
+                "session or after it. A resend with the same clientNoteId answers 200 with the "
+                "first note.",
+                "security": bearer,
+                "parameters": [ticket_id],
+                "requestBody": {"required": True, **_json("NoteCreate")},
+                "responses": {
+                    "201": {"description": "the note", **_json("NoteCreated")},
+                    "200": {
+                        "description": "a resend: the note as first made",
+                        **_json("NoteCreated"),
+                    },
+                    **_errors(400, 401, 403, 404),
+                },
+            },
+        },
+        "/api/tickets/{ticket_id}/canned-replies": {
+            "get": {
+                "summary": "The ticket's site's canned replies, rendered for it and the caller",
+                "security": bearer,
+                "parameters": [ticket_id],
+                "responses": {
+                    "200": {"description": "replies", **_json("CannedReplyList")},
+                    **_errors(401, 403, 404),
+                },
+            }
+        },
+        "/api/tickets/{ticket_id}/files": {
+            "post": {
+                "summary": "An agent of the live session sends the customer a photo or video",
+                "description": "Body: the raw bytes; Content-Type: image/png, image/jpeg, "
+                "image/webp, video/mp4 or video/webm. Checked like a customer's upload; the "
+                "customer gets a signed link to it.",
+                "security": bearer,
+                "parameters": [ticket_id],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        t: {"schema": {"type": "string", "format": "binary"}} for t in _MEDIA_TYPES
+                    },
+                },
+                "responses": {
+                    "201": {"description": "the file, as filed", **_json("AttachmentCreated")},
+                    **_errors(400, 401, 403, 404, 409, 413, 415, 422, 429),
+                },
+            }
+        },
+        "/api/files/{ticket_id}/{attachment_id}": {
+            "get": {
+                "summary": "A file an agent sent, by the signed link the customer was given",
+                "parameters": [
+                    ticket_id,
+                    _path_param("attachment_id"),
+                    {"name": "exp", "in": "query", "required": True, "schema": {"type": "string"}},
+                    {"name": "sig", "in": "query", "required": True, "schema": {"type": "string"}},
+                ],
+                "responses": {
+                    "200": {"description": "the bytes, with their content type"},
+                    "206": {"description": "the bytes asked for (Range)"},
+                    "416": {"description": "a range outside the file"},
+                    **_errors(403, 404),
+                },
+            }
+        },
+        "/api/sites/{site_id}/canned-replies": {
+            "get": {
+                "summary": "A site's canned replies (admins)",
+                "security": bearer,
+                "parameters": [site_id],
+                "responses": {
+                    "200": {"description": "replies", **_json("CannedReplyList")},
+                    **_errors(401, 403, 404),
+                },
+            },
+            "post": {
+                "summary": "Add a canned reply, or replace the one with its shortcut (admins)",
+                "description": "Variables in braces must be known ones (see variables in the "
+                "list); a text naming any other is refused (400).",
+                "security": bearer,
+                "parameters": [site_id],
+                "requestBody": {"required": True, **_json("CannedReplyCreate")},
+                "responses": {
+                    "201": {"description": "the reply", **_json("CannedReply")},
+                    **_errors(400, 401, 403, 404),
+                },
+            },
+        },
+        "/api/sites/{site_id}/canned-replies/{shortcut}": {
+            "delete": {
+                "summary": "Remove a canned reply (admins)",
+                "security": bearer,
+                "parameters": [site_id, _path_param("shortcut")],
+                "responses": {
+                    "204": {"description": "removed"},
+                    **_errors(401, 403, 404),
+                },
+            }
         },
     }

@@ -255,6 +255,9 @@ async def list_tickets(request: web.Request) -> web.Response:
 async def _readable_ticket(request: web.Request, ticket_id: str) -> TicketRecord | web.Response:
     """The ticket if the caller may read it (the socket's ``access.may_read``), else the
     error to answer with."""
+    if "\x00" in ticket_id:
+        # PostgreSQL text cannot hold NUL (it answered 500); no ticket id holds one.
+        return api_error("not_found", "no such ticket")
     ticket = await request.app[keys.store].ticket(ticket_id)
     if ticket is None:
         return api_error("not_found", "no such ticket")
@@ -280,6 +283,7 @@ async def get_ticket(request: web.Request) -> web.Response:
         ],
         attachments=[attachment_info(a) for a in await store.attachments(ticket.id)],
         timeline=[timeline_entry(t) for t in await store.timeline(ticket.id)],
+        notes=await request.app[keys.desk].notes.of(ticket.id),
     )
     return web.json_response(detail.wire())
 

@@ -99,6 +99,33 @@ class AttachmentRecord:
 
 
 @dataclass(frozen=True)
+class NoteRecord:
+    """An agent-only note on a ticket (never sent to the customer)."""
+
+    id: int
+    ticket_id: str
+    author_id: str
+    author: str
+    text: str
+    source: Literal["agent", "transfer"]
+    """``transfer``: the note a warm or cold transfer carried to the next agent."""
+    client_note_id: str | None
+    at: float
+
+
+@dataclass(frozen=True)
+class CannedRecord:
+    """A site's canned reply: ``/shortcut`` in the console's composer, and its text (with
+    ``{customer.name}``-style variables)."""
+
+    site_id: str
+    shortcut: str
+    text: str
+    created_by: str
+    created_at: float
+
+
+@dataclass(frozen=True)
 class UploadQuota:
     """Bounds on a ticket's attachments of some kinds (customer uploads), checked by the insert
     itself: concurrent uploads (on any node) cannot both take the last place."""
@@ -232,3 +259,26 @@ class TicketStore(Protocol):
 
     async def attachments(self, ticket_id: str) -> list[AttachmentRecord]: ...
     async def attachment(self, ticket_id: str, attachment_id: str) -> AttachmentRecord | None: ...
+
+    # notes and canned replies
+    async def add_note(
+        self,
+        ticket_id: str,
+        author_id: str,
+        author: str,
+        text: str,
+        source: Literal["agent", "transfer"],
+        client_note_id: str | None,
+        at: float,
+    ) -> tuple[NoteRecord, bool]:
+        """Append a note; returns it and whether it is new (a resend with the same
+        ``(ticket, author_id, client_note_id)`` returns the first)."""
+        ...
+
+    async def notes(self, ticket_id: str) -> list[NoteRecord]: ...
+    async def put_canned(self, reply: CannedRecord) -> None:
+        """Add a canned reply, or replace the site's reply with the same shortcut."""
+        ...
+
+    async def canned(self, site_id: str) -> list[CannedRecord]: ...
+    async def remove_canned(self, site_id: str, shortcut: str) -> bool: ...

@@ -29,13 +29,15 @@ import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from signaling.store.base import (
     AgentRecord,
     AttachmentRecord,
     AuthSessionRecord,
+    CannedRecord,
     MessageRecord,
+    NoteRecord,
     Sender,
     SiteRecord,
     TicketRecord,
@@ -356,3 +358,31 @@ class CachedTicketStore:
 
     async def attachment(self, ticket_id: str, attachment_id: str) -> AttachmentRecord | None:
         return await self.inner.attachment(ticket_id, attachment_id)
+
+    # Notes and canned replies are not part of a cached record: read and written through.
+
+    async def add_note(
+        self,
+        ticket_id: str,
+        author_id: str,
+        author: str,
+        text: str,
+        source: Literal["agent", "transfer"],
+        client_note_id: str | None,
+        at: float,
+    ) -> tuple[NoteRecord, bool]:
+        return await self.inner.add_note(
+            ticket_id, author_id, author, text, source, client_note_id, at
+        )
+
+    async def notes(self, ticket_id: str) -> list[NoteRecord]:
+        return await self.inner.notes(ticket_id)
+
+    async def put_canned(self, reply: CannedRecord) -> None:
+        await self.inner.put_canned(reply)
+
+    async def canned(self, site_id: str) -> list[CannedRecord]:
+        return await self.inner.canned(site_id)
+
+    async def remove_canned(self, site_id: str, shortcut: str) -> bool:
+        return await self.inner.remove_canned(site_id, shortcut)

@@ -175,6 +175,32 @@ MIGRATIONS: tuple[Migration, ...] = (
         "tickets.owner_epoch: the lease epoch of the session's home node (fencing)",
         ("ALTER TABLE tickets ADD COLUMN owner_epoch BIGINT NOT NULL DEFAULT 0",),
     ),
+    Migration(
+        6,
+        "ticket_notes: agent-only notes on a ticket; canned_replies: a site's /shortcut replies",
+        (
+            """CREATE TABLE IF NOT EXISTS ticket_notes (
+                id {serial},
+                ticket_id TEXT NOT NULL,
+                author_id TEXT NOT NULL,
+                author TEXT NOT NULL,
+                text TEXT NOT NULL,
+                source TEXT NOT NULL,
+                client_note_id TEXT,
+                at DOUBLE PRECISION NOT NULL,
+                UNIQUE (ticket_id, author_id, client_note_id)
+            )""",
+            "CREATE INDEX IF NOT EXISTS ticket_notes_by_ticket ON ticket_notes (ticket_id, id)",
+            """CREATE TABLE IF NOT EXISTS canned_replies (
+                site_id TEXT NOT NULL,
+                shortcut TEXT NOT NULL,
+                text TEXT NOT NULL,
+                created_by TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (site_id, shortcut)
+            )""",
+        ),
+    ),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -14,14 +14,16 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from signaling.store.base import (
     AgentRecord,
     AttachmentRecord,
     AuthSessionRecord,
+    CannedRecord,
     DuplicateError,
     MessageRecord,
+    NoteRecord,
     Sender,
     SiteRecord,
     StaleEpoch,
@@ -560,6 +562,85 @@ class SqlTicketStore:
         )
         return _attachment(rows[0]) if rows else None
 
+    # ------------------------------------------------------------------ notes, canned replies
+
+    async def add_note(
+        self,
+        ticket_id: str,
+        author_id: str,
+        author: str,
+        text: str,
+        source: Literal["agent", "transfer"],
+        client_note_id: str | None,
+        at: float,
+    ) -> tuple[NoteRecord, bool]:
+        # As add_message: a resend (same client id) is a no-op, the stored original read back.
+        async def add(tx: Statements) -> tuple[NoteRecord, bool]:
+            rows = await tx.fetch(
+                "INSERT INTO ticket_notes (ticket_id, author_id, author, text, source,"
+                " client_note_id, at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT DO NOTHING RETURNING *",
+                ticket_id,
+                author_id,
+                author,
+                text,
+                source,
+                client_note_id,
+                at,
+            )
+            if rows:
+                return _note(rows[0]), True
+            existing = await tx.fetch(
+                "SELECT * FROM ticket_notes"
+                " WHERE ticket_id = ? AND author_id = ? AND client_note_id = ?",
+                ticket_id,
+                author_id,
+                client_note_id,
+            )
+            return _note(existing[0]), False
+
+        return await self._db.write(add, atomic=False)
+
+    async def notes(self, ticket_id: str) -> list[NoteRecord]:
+        rows = await self._db.fetch(
+            "SELECT * FROM ticket_notes WHERE ticket_id = ? ORDER BY id", ticket_id
+        )
+        return [_note(row) for row in rows]
+
+    async def put_canned(self, reply: CannedRecord) -> None:
+        await self._db.execute(
+            "INSERT INTO canned_replies (site_id, shortcut, text, created_by, created_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (site_id, shortcut) DO UPDATE SET"
+            " text = excluded.text, created_by = excluded.created_by,"
+            " created_at = excluded.created_at",
+            reply.site_id,
+            reply.shortcut,
+            reply.text,
+            reply.created_by,
+            reply.created_at,
+        )
+
+    async def canned(self, site_id: str) -> list[CannedRecord]:
+        rows = await self._db.fetch(
+            "SELECT * FROM canned_replies WHERE site_id = ? ORDER BY shortcut", site_id
+        )
+        return [
+            CannedRecord(
+                site_id=row["site_id"],
+                shortcut=row["shortcut"],
+                text=row["text"],
+                created_by=row["created_by"],
+                created_at=float(row["created_at"]),
+            )
+            for row in rows
+        ]
+
+    async def remove_canned(self, site_id: str, shortcut: str) -> bool:
+        removed = await self._db.execute(
+            "DELETE FROM canned_replies WHERE site_id = ? AND shortcut = ?", site_id, shortcut
+        )
+        return bool(removed)
+
 
 async def open_driver(database_url: str | None, sqlite_path: Path) -> SqliteDriver | PostgresDriver:
     """PostgreSQL for a ``postgres://`` / ``postgresql://`` URL, else SQLite at the path (the
@@ -671,4 +752,17 @@ def _attachment(row: Row) -> AttachmentRecord:
         sha256=row["sha256"],
         created_at=float(row["created_at"]),
         meta=json.loads(row["meta"]),
+    )
+
+
+def _note(row: Row) -> NoteRecord:
+    return NoteRecord(
+        id=int(row["id"]),
+        ticket_id=row["ticket_id"],
+        author_id=row["author_id"],
+        author=row["author"],
+        text=row["text"],
+        source="transfer" if row["source"] == "transfer" else "agent",
+        client_note_id=row["client_note_id"],
+        at=float(row["at"]),
     )

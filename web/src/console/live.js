@@ -55,6 +55,7 @@ function session(ticket) {
       typing: null,
       timeline: new Map(),
       attachments: new Map(),
+      notes: new Map(), // internal notes (agents only), by id
       unread: 0,
       ended: null,
       draft: "",
@@ -95,6 +96,7 @@ async function loadDetails(s) {
     const detail = await auth.api(`/api/tickets/${encodeURIComponent(s.id)}`);
     for (const entry of detail.timeline) s.timeline.set(entry.id, entry);
     for (const att of detail.attachments) s.attachments.set(att.id, att);
+    for (const note of detail.notes || []) s.notes.set(note.id, note);
     fire("session", s.id);
   } catch {
     // shown without timeline; live events still arrive
@@ -261,6 +263,29 @@ export function connect() {
     s.attachments.set(attachment.id, attachment);
     fire("session", ticketId);
   });
+  socket.on("note.added", ({ ticketId, note }) => {
+    const s = store.sessions.get(ticketId);
+    if (!s) return;
+    s.notes.set(note.id, note);
+    fire("session", ticketId);
+  });
+}
+
+/** The notes a session state carries (accept, join, a resume snapshot). */
+function takeNotes(s, ack) {
+  for (const note of ack.notes || []) s.notes.set(note.id, note);
+}
+
+/** Write an internal note on the ticket (agents only; never sent to the customer). */
+export async function addNote(ticketId, text) {
+  const clientNoteId = "n" + Date.now().toString(36) + Math.random().toString(36).slice(2, 10);
+  const ack = await request("note.add", { ticketId, text, clientNoteId });
+  const s = store.sessions.get(ticketId);
+  if (ack.ok && s) {
+    s.notes.set(ack.note.id, ack.note);
+    fire("session", ticketId);
+  }
+  return ack;
 }
 
 export function disconnect() {
@@ -289,6 +314,7 @@ async function resume(ticketId) {
     gate.replay(ack.events);
   } else {
     for (const message of ack.messages) addMessage(current, message, false);
+    takeNotes(current, ack);
     // A snapshot replaces what we knew, timeline and attachments too.
     if (afterSeq !== null) loadDetails(current);
     gate.start(ticketId, ack.seq);
@@ -305,6 +331,7 @@ export async function accept(ticketId) {
   fire("queue");
   const s = session(ack.ticket);
   for (const message of ack.messages) addMessage(s, message, false);
+  takeNotes(s, ack);
   gate.start(ticketId, ack.seq);
   fire("session", ticketId);
   return ack;
@@ -316,6 +343,7 @@ export async function join(ticketId) {
   if (!ack.ok) return ack;
   const s = session(ack.ticket);
   for (const message of ack.messages) addMessage(s, message, false);
+  takeNotes(s, ack);
   gate.start(ticketId, ack.seq);
   fire("session", ticketId);
   return ack;

@@ -28,6 +28,7 @@ export const NUMBERED = new Set([
   "upload.requested",
   "call.invite",
   "call.invite.ended",
+  "note.added",
 ]);
 
 /** How long a hole may stay open before the gate asks for a resume (events from two nodes may

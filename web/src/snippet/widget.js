@@ -652,6 +652,7 @@ class Widget {
     if (this.ticket.status === "closed") return this.ended(null);
     this.view = this.ticket.status === "queued" ? "queued" : "active";
     this.update();
+    if (ack.files && this.calls) this.calls.sentFiles(ack.ticket.id, ack.files);
     this.scrollDown();
   }
 

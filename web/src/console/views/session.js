@@ -7,6 +7,7 @@ import { clock, customerName, dateTime, deviceLine } from "../format.js";
 import { callPanel } from "../call/panel.js";
 import { mountCobrowse } from "../cobrowse/panel.js";
 import { openTransferDialog, transferBanner } from "../transfer.js";
+import { mountComposer, transcriptItems } from "../composer.js";
 
 const TYPING_EVERY = 2500;
 const TYPING_IDLE = 3000;
@@ -84,6 +85,8 @@ export function sessionView(root, ticketId, { navigate, toast }) {
   const endedBar = h("div", { class: "ended-bar", role: "status" });
   const details = h("aside", { class: "details", "aria-label": "Context" });
   let call = null; // calls, captures and "ask for photo" (../call/panel.js)
+  // Notes, /shortcut canned replies, files to the customer (../composer.js).
+  const extras = mountComposer({ s, ticketId, input, composer, toast });
 
   root.append(
     h(
@@ -102,6 +105,7 @@ export function sessionView(root, ticketId, { navigate, toast }) {
         (call = callPanel(s, { toast })).el,
         scroller,
         endedBar,
+        extras.el,
         composer,
       ),
       details,
@@ -130,7 +134,8 @@ export function sessionView(root, ticketId, { navigate, toast }) {
     input.value = "";
     s.draft = "";
     stopTyping();
-    live.send(ticketId, text);
+    if (extras.noting()) extras.note(text);
+    else live.send(ticketId, text);
     input.focus();
   };
   composer.addEventListener("submit", (e) => {
@@ -145,7 +150,8 @@ export function sessionView(root, ticketId, { navigate, toast }) {
   });
   input.addEventListener("input", () => {
     s.draft = input.value;
-    if (Date.now() - typingAt > TYPING_EVERY) {
+    // An internal note is not for the customer: not even "is typing".
+    if (!extras.noting() && Date.now() - typingAt > TYPING_EVERY) {
       typingAt = Date.now();
       live.typing(ticketId, true);
     }
@@ -163,7 +169,7 @@ export function sessionView(root, ticketId, { navigate, toast }) {
       .join(" · ");
 
     const nearBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 80;
-    fill(log, s.messages.map((m) => line(m)));
+    fill(log, transcriptItems(s, line));
     typingLine.hidden = !s.typing;
     typingLine.lastChild.textContent = s.typing ? `${s.typing.name} is typing…` : "";
     if (nearBottom) scroller.scrollTop = scroller.scrollHeight;
@@ -173,6 +179,7 @@ export function sessionView(root, ticketId, { navigate, toast }) {
     transferBtn.hidden = over;
     closeBtn.hidden = !over;
     composer.hidden = over;
+    extras.el.hidden = over;
     fill(transferLine, s.ended ? null : transferBanner(s));
     endedBar.hidden = !s.ended;
     if (s.ended) {
@@ -228,6 +235,7 @@ export function sessionView(root, ticketId, { navigate, toast }) {
     off();
     call.destroy();
     cobrowse.destroy();
+    extras.destroy();
     stopTyping();
     for (const p of blobs.values()) p.then((url) => URL.revokeObjectURL(url), () => {});
   };

@@ -5,6 +5,7 @@ import { api, session as signedIn } from "../auth.js";
 import * as live from "../live.js";
 import { attachments, contextCards, customerCard, timeline, verifiedBadge } from "../details.js";
 import { ago, capitalize, clock, customerName, dateTime, shortUrl } from "../format.js";
+import { notesCard } from "../composer.js";
 
 const STATUSES = [
   ["", "All"],
@@ -191,6 +192,7 @@ export function ticketView(root, ticketId, { navigate, toast } = {}) {
             "section",
             { class: "ticket-main" },
             h("div", { class: "card" }, h("h3", { class: "card-title" }, `Transcript · ${t.transcript.length} message${t.transcript.length === 1 ? "" : "s"}`), transcript),
+            notesCard(t, { toast }),
           ),
           h(
             "aside",

@@ -41,16 +41,19 @@ export function attachCall(widget) {
     return loading;
   };
 
-  for (const name of FORWARDED) {
-    socket.on(name, (payload) => {
-      if (ui) return ui.on(name, payload);
-      if (name === "connect") return; // nothing to rejoin before the call chunk exists
-      if (!loading && !inSession()) return;
-      queued.push([name, payload]);
-      load().catch(() => {});
-    });
-  }
+  const deliver = (name, payload) => {
+    if (ui) return ui.on(name, payload);
+    if (name === "connect") return; // nothing to rejoin before the call chunk exists
+    if (!loading && !inSession()) return;
+    queued.push([name, payload]);
+    load().catch(() => {});
+  };
+  for (const name of FORWARDED) socket.on(name, (payload) => deliver(name, payload));
   return {
+    /** Files an agent sent, from a session state (a reload): shown like live ones. */
+    sentFiles(ticketId, files) {
+      for (const attachment of files || []) deliver("attachment.added", { ticketId, attachment });
+    },
     viewChanged() {
       if (ui) ui.update();
       else if (inSession()) load().catch(() => {});

@@ -65,6 +65,11 @@ export class Uploads {
   /** `attachment.added`: ours from another tab, or the agent's captures (said in a line). */
   added(a) {
     if (this.items.has(a.id) || a.kind === "thumbnail") return;
+    if (a.kind === "agent_file") {
+      this.items.set(a.id, null);
+      this.append(this.received(a));
+      return;
+    }
     if (a.kind === "photo" || a.kind === "video") {
       if (this.inflight) return void this.deferred.push(a); // maybe ours: wait for its answer
       const li = this.item({ key: a.id, name: a.kind === "photo" ? "Photo" : "Video", size: a.size });
@@ -83,6 +88,34 @@ export class Uploads {
       this.items.set(a.id, null);
       this.append(h("li", { class: "system", dataset: { key: `att-${a.id}` } }, what));
     }
+  }
+
+  /** A photo or video the agent sent: shown, with a link to download it. Its `url` is a signed
+   * link to that one file (the widget has no bearer token an <img> could send). */
+  received(a) {
+    const src = `${this.w.config.base}${a.url.replace(/^\//, "")}`;
+    const by = (a.meta && a.meta.by && a.meta.by.name) || "The agent";
+    const video = isVideo(a.contentType);
+    const what = video ? "video" : "photo";
+    const preview = video
+      ? h("video", { class: "call-up-thumb agent-file-media", src, controls: true, playsinline: true, preload: "metadata" })
+      : h("a", { href: src, target: "_blank", rel: "noopener" }, h("img", { class: "call-up-thumb agent-file-media", src, alt: `${what} from ${by}` }));
+    return h(
+      "li",
+      { class: "msg theirs agent-file", dataset: { key: `att-${a.id}` } },
+      h(
+        "div",
+        { class: "bubble call-up-bubble" },
+        preview,
+        h(
+          "div",
+          { class: "call-up-text" },
+          h("span", { class: "call-up-name" }, `${by} sent you a ${what}`),
+          h("span", { class: "call-up-size" }, sizeText(a.size)),
+          h("a", { class: "agent-file-download", href: src, download: "", target: "_blank", rel: "noopener" }, "Download"),
+        ),
+      ),
+    );
   }
 
   append(li) {
