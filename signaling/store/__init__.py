@@ -11,11 +11,13 @@ an asyncpg pool), and the same tests run against both. What live sessions read o
 from __future__ import annotations
 
 from signaling.store.base import (
+    MAX_PAGES,
     AgentRecord,
     AttachmentRecord,
     AuthSessionRecord,
     DuplicateError,
     MessageRecord,
+    PageRecord,
     Sender,
     SiteRecord,
     StaleEpoch,
@@ -29,6 +31,7 @@ from signaling.store.files import DirectoryFileStore, FileStore, open_file_store
 from signaling.store.sql import SqlTicketStore, open_store
 
 __all__ = [
+    "MAX_PAGES",
     "AgentRecord",
     "AttachmentRecord",
     "AuthSessionRecord",
@@ -37,6 +40,7 @@ __all__ = [
     "DuplicateError",
     "FileStore",
     "MessageRecord",
+    "PageRecord",
     "Sender",
     "SiteRecord",
     "SqlTicketStore",
