@@ -54,6 +54,9 @@ UPLOAD_KINDS = frozenset({"photo", "video"})
 
 COBROWSE_SUFFIX = "/cobrowse"
 
+SHARED_SOURCES = frozenset({"camera", "screen"})
+"""Track sources whose first offer in a call goes on the timeline (``call.shared``)."""
+
 
 def participant_id(caller: Caller, channel: media.Channel = "call") -> str:
     base = "customer" if isinstance(caller, CustomerCaller) else f"agent:{caller.agent.id}"
@@ -92,6 +95,9 @@ class CallHub:
         """The media room of each session this node is home to, with the lease epoch."""
         self._joined: set[tuple[str, str]] = set()
         """(ticket, participant) pairs already in the call: renegotiations are not joins."""
+        self._shared: set[tuple[str, str, str]] = set()
+        """(ticket, participant, source) already on the timeline as shared (camera, screen):
+        a renegotiation carrying the same source again is not a new share."""
         self._lock = asyncio.Lock()
         home.serve("calls.offer", self._offer_here)
         home.serve("calls.answer", self._answer_here)
@@ -161,7 +167,21 @@ class CallHub:
             self._joined.add((ticket.id, pid))
             if channel == "call":  # the co-browse channel is part of co-browse, not a call
                 await self.desk.timeline(ticket, "call.joined", {"participant": pid}, lease.epoch)
+        if channel == "call":
+            await self._note_shares(ticket, pid, args["labels"], lease)
         return {"sdp": answer}
+
+    async def _note_shares(
+        self, ticket: TicketRecord, pid: str, labels: Mapping[str, str], lease: Lease
+    ) -> None:
+        """A participant's camera or screen first offered in this call goes on the timeline
+        (``call.shared {participant, source}``), so the ticket says who showed what."""
+        for source in sorted({label for label in labels.values() if label in SHARED_SOURCES}):
+            if (ticket.id, pid, source) in self._shared:
+                continue
+            self._shared.add((ticket.id, pid, source))
+            data = {"participant": pid, "source": source}
+            await self.desk.timeline(ticket, "call.shared", data, lease.epoch)
 
     async def answer(
         self, caller: Caller, ticket_id: str | None, sdp: str, channel: media.Channel = "call"
@@ -237,6 +257,7 @@ class CallHub:
         channel = _channel(args)
         held = self._rooms.get(ticket.id)
         pid = participant_id(caller, channel)
+        self._shared = {(t, p, x) for t, p, x in self._shared if (t, p) != (ticket.id, pid)}
         if held is not None and (ticket.id, pid) in self._joined:
             self._joined.discard((ticket.id, pid))
             await held[1].remove_participant(pid)
@@ -452,6 +473,7 @@ class CallHub:
         """The session ended, or this node is no longer its home: the room goes."""
         held = self._rooms.pop(ticket_id, None)
         self._joined = {(t, p) for t, p in self._joined if t != ticket_id}
+        self._shared = {(t, p, x) for t, p, x in self._shared if t != ticket_id}
         if held is not None:
             await held[1].close()
 
