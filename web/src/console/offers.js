@@ -109,20 +109,23 @@ export function offersPanel({ meId, onAccepted, toast }) {
   function drawCards() {
     fill(
       cards,
-      [...ringing.values()].map(({ offer }) =>
-        h(
+      [...ringing.values()].map(({ offer }) => {
+        // The queue's copy is newer when the customer wrote their first message meanwhile.
+        const first = (live.store.queue.get(offer.ticketId) || {}).firstMessage || offer.entry.firstMessage;
+        return h(
           "div",
           { class: "offer-card", role: "alert" },
           h("div", { class: "offer-who" }, `${customerName(offer.entry.customer)} is waiting`),
           h("div", { class: "offer-where" }, offer.entry.context.title || offer.entry.context.url),
+          first ? h("div", { class: "offer-first q-first" }, `“${first}”`) : null,
           h(
             "div",
             { class: "offer-actions" },
             h("button", { type: "button", class: "btn primary", onClick: () => answer(offer.ticketId, true) }, "Accept"),
             h("button", { type: "button", class: "btn", onClick: () => answer(offer.ticketId, false) }, "Decline"),
           ),
-        ),
-      ),
+        );
+      }),
     );
   }
 
@@ -148,6 +151,7 @@ export function offersPanel({ meId, onAccepted, toast }) {
   };
 
   const unsubscribe = [
+    live.on("queue", () => ringing.size && drawCards()),
     live.onServer("session.offered", offered),
     live.onServer("session.offer.ended", ({ ticketId }) => stop(ticketId)),
     live.onServer("agent.status", (notice) => {

@@ -26,6 +26,7 @@ export const NUMBERED = new Set([
   "cobrowse.state",
   "control.state",
   "upload.requested",
+  "page.visited",
 ]);
 
 /** How long a hole may stay open before the gate asks for a resume (events from two nodes may

@@ -61,21 +61,3 @@ export function videoAttachment(a, blobs, all) {
     .join(" · ");
   return h("li", { class: "attachment video" }, box, h("span", { class: "att-meta" }, details, " · ", clock(a.createdAt)));
 }
-
-/** Timeline lines for calls and captures (null for other entry types). */
-export function describeCall(entry) {
-  const d = entry.data || {};
-  const who = (p) => (p === "customer" ? "The customer" : p ? "An agent" : "Someone");
-  switch (entry.type) {
-    case "call.joined":
-      return `${who(d.participant)} joined the call`;
-    case "call.left":
-      return `${who(d.participant)} left the call`;
-    case "clip.started":
-      return "Clip recording started";
-    case "upload.requested":
-      return `${d.agent ? d.agent.name : "An agent"} asked for a photo${d.note ? `: “${d.note}”` : ""}`;
-    default:
-      return null;
-  }
-}
