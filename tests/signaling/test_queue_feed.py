@@ -155,3 +155,19 @@ async def test_a_burst_of_changes_goes_in_bounded_events() -> None:
     assert [len(c["added"]) for c in changes] == [MAX_CHANGES_PER_EVENT, MAX_CHANGES_PER_EVENT, 7]
     assert [e["ticketId"] for c in changes for e in c["added"]] == [f"tk_{i}" for i in range(count)]
     assert {c["waiting"] for c in changes} == {count - 5}
+
+
+async def test_a_first_message_before_the_tick_goes_out_as_added(server: Running) -> None:
+    """A customer who asks and writes within one tick: agents hear of the ticket once, with its
+    first message, not as an entry added and then updated."""
+    desk = server.app[keys.desk]
+    await desk.queue_feed.close()  # its ticks are driven by hand here
+    agent = await v2_agent(server)
+    ((customer, ticket_id),) = await waiting_customers(server, 1)
+    assert (await customer.call("chat.send", {"clientMsgId": "c1", "text": "Hi there"}))["ok"]
+    await desk.queue_feed.flush()
+    changed = await agent.wait_for("queue.changed", lambda e: bool(e["added"]))
+    assert [(e["ticketId"], e["firstMessage"]) for e in changed["added"]] == [
+        (ticket_id, "Hi there")
+    ]
+    assert "updated" not in changed
