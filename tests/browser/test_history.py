@@ -6,6 +6,7 @@ speaks words, for every kind of entry the server writes and for one it does not 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from playwright.async_api import Locator, Page, expect
@@ -36,7 +37,7 @@ def panel(page: Page) -> Locator:
 
 
 async def test_queue_preview_page_history_and_timeline_in_words(
-    new_page: NewPage, server: Server
+    new_page: NewPage, server: Server, screenshots: Path
 ) -> None:
     agent = await sign_in(new_page, server)
     customer = await new_page()
@@ -55,6 +56,7 @@ async def test_queue_preview_page_history_and_timeline_in_words(
     assert shown.endswith("…") and len(shown) == 140 and flat.startswith(shown[:-1].rstrip())
     # The ringing offer carries it too.
     await expect(agent.locator(".offer-card .q-first")).to_contain_text("Do these run small?")
+    await agent.screenshot(path=screenshots / "console-queue-first-message.png")
 
     await item.get_by_role("button", name="Accept").click()
     await expect(agent).to_have_url(re.compile(r"/console/sessions/tk_"))
@@ -78,6 +80,8 @@ async def test_queue_preview_page_history_and_timeline_in_words(
     await expect(later.locator("a")).to_have_attribute("href", re.compile(r"checkout\.html"))
     # The context card shows where they are now; the history where they were.
     await expect(details.locator(".card", has_text="Page").first).to_be_visible()
+
+    await agent.screenshot(path=screenshots / "console-page-history.png")
 
     # The timeline speaks words.
     timeline = details.locator(".timeline")

@@ -149,6 +149,9 @@ export function timeline(entries, agents = []) {
   );
 }
 
+/** Pages a ticket keeps (signaling.store.base.MAX_PAGES). */
+const MAX_PAGES = 50;
+
 /** What the customer had on screen on a page: the app's item (product), else their cart. */
 function pageItem(app) {
   const item = appSummary(app || {});
@@ -165,7 +168,10 @@ function pageItem(app) {
  * then the others in the order visited. */
 export function pageHistory(pages) {
   const inOrder = [...pages].sort((a, b) => a.id - b.id);
-  const ordered = [...inOrder.filter((p) => p.request), ...inOrder.filter((p) => !p.request)];
+  const requested = inOrder.filter((p) => p.request);
+  // As the server keeps them: the request's page and the latest others, 50 in all.
+  const later = inOrder.filter((p) => !p.request).slice(-Math.max(0, MAX_PAGES - requested.length));
+  const ordered = [...requested, ...later];
   return section(
     `Pages visited${ordered.length ? ` · ${ordered.length}` : ""}`,
     ordered.length
