@@ -189,7 +189,22 @@ async def test_every_timeline_kind_reads_as_a_sentence(new_page: NewPage, server
         ),
         ("session.left", {"agent": me, "mode": "cold"}, f"{me['name']} left"),
         ("session.ended", {"by": "agent", "agent": bob}, "Bob ended the conversation"),
-        ("call.invited", {}, "Call invited"),  # a kind this console does not know yet
+        (
+            "call.invited",
+            {"id": "i1", "ask": "screen", "from": "agent", "agent": me},
+            "asked for a screen share",
+        ),
+        (
+            "call.invite.ended",
+            {"inviteId": "i1", "ask": "screen", "reason": "declined"},
+            "The screen share request declined",
+        ),
+        (
+            "call.left",
+            {"participant": "customer", "reason": "disconnected"},
+            "Customer left the call (their page closed",
+        ),
+        ("widget.shaken", {}, "Widget shaken"),  # a kind this console does not know (yet)
     ]
     for kind, data, _ in entries:
         await store.add_timeline(ticket_id, kind, data, 1.0e9)

@@ -1,6 +1,6 @@
 // The ticket timeline in words: every entry the server writes (signaling: Desk.timeline, the
 // co-browse control audit, calls, transfers) as one sentence. The wording lives here only.
-// Entry kinds this console does not know yet still read as a sentence ("Call invited").
+// Entry kinds this console does not know yet still read as a sentence ("Widget shaken").
 
 import { bytes, capitalize } from "./format.js";
 
@@ -20,7 +20,7 @@ export function namesFrom(entries, agents = []) {
 
 const quoted = (text) => `“${text}”`;
 
-/** A readable sentence for a kind nobody taught this console: "call.invited" -> "Call invited". */
+/** A readable sentence for a kind nobody taught this console: "widget.shaken" -> "Widget shaken". */
 export function fallbackSentence(type) {
   const words = String(type || "event")
     .split(/[._-]+/)
@@ -148,7 +148,18 @@ export function describeEntry(entry, names = new Map()) {
     case "call.joined":
       return `${participant(d.participant)} joined the call`;
     case "call.left":
-      return `${participant(d.participant)} left the call`;
+      return d.reason === "disconnected"
+        ? `${participant(d.participant)} left the call (their page closed or reloaded)`
+        : `${participant(d.participant)} left the call`;
+    case "call.invited": {
+      const what = { voice: "a call", camera: "the camera", screen: "a screen share" }[d.ask] || "a call";
+      return d.from === "customer" ? "Customer asked for a call" : `${agentName(d.agent)} asked for ${what}`;
+    }
+    case "call.invite.ended": {
+      const answer = { accepted: "accepted", declined: "declined", expired: "went unanswered", ended: "ended with the conversation" }[d.reason];
+      const what = { voice: "The call invitation", camera: "The camera request", screen: "The screen share request" }[d.ask] || "The invitation";
+      return `${what} ${answer || "ended"}${d.by && d.by.name ? ` (${d.by.name})` : ""}`;
+    }
     case "call.shared": {
       const who = participant(d.participant);
       if (d.source === "screen") return `${who} shared their screen`;
