@@ -272,6 +272,21 @@ class TimelineEntry(Message):
     data: dict[str, Any]
 
 
+class PageVisit(Message):
+    """A page the customer was on during the session: the ticket keeps them in order (the page
+    of the request marked), so navigating away does not lose what they asked about."""
+
+    id: int
+    """Increasing: the order visited."""
+    at: str
+    url: str
+    title: str = ""
+    app: dict[str, Any] = Field(default_factory=dict)
+    """The host app's fields while on it (the product on screen, the cart)."""
+    request: bool = False
+    """The page the customer asked for help from."""
+
+
 class AttachmentInfo(Message):
     id: str
     kind: str
@@ -903,6 +918,13 @@ class QueueEntry(Message):
     priority: int | None = None
     """That queue's priority (-5..10): tickets of a higher one are offered first; waiting
     raises it by one level a minute, so none starves."""
+    first_message: str | None = None
+    """The start of the customer's first chat message (at most ``FIRST_MESSAGE_PREVIEW``
+    characters, whitespace collapsed), once they wrote one."""
+
+
+FIRST_MESSAGE_PREVIEW = 140
+"""Characters of the customer's first message a queue entry shows."""
 
 
 class QueueSnapshot(Message):
@@ -970,6 +992,9 @@ class QueueChanged(Message):
     added: list[QueueEntry]
     removed: list[QueueRemoval]
     waiting: int
+    updated: list[QueueEntry] | None = None
+    """Entries still waiting that changed (the customer wrote their first message): replace
+    the one held. Absent when none did."""
 
 
 class QueuePosition(Message):
@@ -1033,6 +1058,15 @@ class TicketTimeline(SessionEvent):
     type: Literal["ticket.timeline"] = "ticket.timeline"
     ticket_id: str
     entry: TimelineEntry
+
+
+class PageVisited(SessionEvent):
+    """To the session's agents: the customer is on another page (or the same page with other
+    app fields); it was added to the ticket's page history."""
+
+    type: Literal["page.visited"] = "page.visited"
+    ticket_id: str
+    page: PageVisit
 
 
 class ContextChanged(SessionEvent):
@@ -1386,6 +1420,7 @@ SERVER_EVENTS: tuple[type[Message], ...] = (
     CallInvited,
     CallInviteEnded,
     NoteAdded,
+    PageVisited,
 )
 
 
@@ -1426,6 +1461,9 @@ class TicketDetail(TicketSummary):
     timeline: list[TimelineEntry]
     notes: list[NoteInfo] = Field(default_factory=list)
     """Internal notes (agents only), oldest first."""
+    pages: list[PageVisit] = Field(default_factory=list)
+    """Every page the customer was on during the session, in the order visited (consecutive
+    repeats once; the latest 50, the page of the request always kept, marked ``request``)."""
 
 
 class TicketListItem(Message):

@@ -27,6 +27,7 @@ from signaling.desk.rooms import agent_room, customer_room
 from signaling.desk.useragent import parse_user_agent
 from signaling.live import Audience, EventLog, LiveState, MemoryEventLog, OpenTicketLimits
 from signaling.protocol import (
+    FIRST_MESSAGE_PREVIEW,
     AgentRef,
     AttachmentAdded,
     AttachmentInfo,
@@ -38,6 +39,8 @@ from signaling.protocol import (
     ErrorCode,
     HelpRequest,
     Message,
+    PageVisit,
+    PageVisited,
     QueueEntry,
     SessionAccepted,
     SessionEnded,
@@ -56,6 +59,7 @@ from signaling.store import (
     AttachmentRecord,
     FileStore,
     MessageRecord,
+    PageRecord,
     Sender,
     SiteRecord,
     TicketRecord,
@@ -294,6 +298,10 @@ class Desk:
                 "priority": queue.priority,
             },
         )
+        # The first page of the ticket's history: where the customer asked for help.
+        await self.store.add_page(
+            ticket.id, packet.url, packet.title, packet.app, time.time(), request=True
+        )
         entry = self._queue_entry(ticket, site, queue)
         position = await self.live.enqueue(ticket.id, now, entry.wire())
         self.queue_feed.told_position(ticket.id, position)
@@ -352,7 +360,20 @@ class Desk:
             raise DeskError("not_found", "no such ticket")
         await self.timeline(ticket, "context.updated", changes)
         await self.tell(ticket, ContextChanged(ticket_id=ticket.id, context=merged[0]), "agents")
+        if PAGE_FIELDS & changes.keys():
+            await self._visited(ticket, merged[0])
         return merged[0]
+
+    async def _visited(self, ticket: TicketRecord, context: StoredContext) -> None:
+        """The customer's page (or its app fields) changed: onto the ticket's page history,
+        and to its agents; the same page again adds nothing."""
+        page = await self.store.add_page(
+            ticket.id, context.url, context.title, context.app, time.time()
+        )
+        if page is not None:
+            await self.tell(
+                ticket, PageVisited(ticket_id=ticket.id, page=page_visit(page)), "agents"
+            )
 
     # ------------------------------------------------------------------ agent side
 
@@ -513,11 +534,32 @@ class Desk:
             ticket.id, sender, author_id, author, text, client_msg_id, time.time()
         )
         message = transcript_message(record)
+        if new and sender == "customer" and ticket.status == "queued":
+            await self._first_message_waiting(ticket.id, text)
         if new:
             await self.tell(ticket, ChatMessage(message=message))
         else:
             await self._tell_if_untold(ticket, message)
         return message, new
+
+    async def _first_message_waiting(self, ticket_id: str, text: str) -> None:
+        """The customer wrote while waiting: their first message goes onto the queue entry
+        (a preview), and to the agents who see the queue."""
+        preview = first_message_preview(text)
+
+        def with_preview(entry: dict[str, Any]) -> dict[str, Any] | None:
+            return None if entry.get("firstMessage") else {**entry, "firstMessage": preview}
+
+        entry = await self.live.patch_queue_entry(ticket_id, with_preview)
+        if entry is not None:
+            await self.queue_feed.updated(QueueEntry.model_validate(entry))
+
+    async def first_message(self, ticket_id: str) -> str | None:
+        """The preview of the customer's first message on a ticket, if they wrote one."""
+        for record in await self.store.messages(ticket_id):
+            if record.sender == "customer":
+                return first_message_preview(record.text)
+        return None
 
     async def _tell_if_untold(self, ticket: TicketRecord, message: TranscriptMessage) -> None:
         """A resend of a stored message: the node that stored it may have died before telling
@@ -780,7 +822,7 @@ class Desk:
         for ticket in reversed(await self.store.tickets(status="queued", limit=100_000)):
             site = await self.store.site(ticket.site_id)
             if site is not None:
-                entry = self._queue_entry(ticket, site)
+                entry = self._queue_entry(ticket, site, first=await self.first_message(ticket.id))
                 await self.live.enqueue(ticket.id, ticket.created_at, entry.wire())
         for ticket in await self.store.tickets(status="active", limit=100_000):
             for agent in ticket.agents:
@@ -804,7 +846,7 @@ class Desk:
             site = await self.store.site(ticket.site_id)
             if site is None:
                 continue
-            entry = self._queue_entry(ticket, site)
+            entry = self._queue_entry(ticket, site, first=await self.first_message(ticket.id))
             await self.live.enqueue(ticket.id, ticket.created_at, entry.wire())
             now = await self.store.ticket(ticket.id)
             if now is None or now.status != "queued":
@@ -868,8 +910,13 @@ class Desk:
         )
 
     def _queue_entry(
-        self, ticket: TicketRecord, site: SiteRecord, queue: QueueSpec | None = None
+        self,
+        ticket: TicketRecord,
+        site: SiteRecord,
+        queue: QueueSpec | None = None,
+        first: str | None = None,
     ) -> QueueEntry:
+        """``first``: the preview of the customer's first message, if they wrote one."""
         if queue is None:
             queue = queue_of(site, ticket.context, bool(ticket.customer.get("verified")))
         return QueueEntry(
@@ -881,6 +928,7 @@ class Desk:
             context=self.context_model(ticket),
             created_at=iso(ticket.created_at),
             previous_ticket_id=ticket.previous_ticket_id,
+            first_message=first,
         )
 
 
@@ -926,6 +974,30 @@ def transcript_message(record: MessageRecord) -> TranscriptMessage:
         text=record.text,
         at=iso(record.at),
         client_msg_id=record.client_msg_id,
+    )
+
+
+PAGE_FIELDS = frozenset({"url", "title", "app"})
+"""Context fields whose change is a new page of the ticket's history."""
+
+
+def first_message_preview(text: str) -> str:
+    """The start of a chat message as a queue entry shows it: whitespace collapsed, at most
+    ``FIRST_MESSAGE_PREVIEW`` characters (an ellipsis marks a cut)."""
+    flat = " ".join(text.split())
+    if len(flat) <= FIRST_MESSAGE_PREVIEW:
+        return flat
+    return flat[: FIRST_MESSAGE_PREVIEW - 1].rstrip() + "…"
+
+
+def page_visit(record: PageRecord) -> PageVisit:
+    return PageVisit(
+        id=record.id,
+        at=iso(record.at),
+        url=record.url,
+        title=record.title,
+        app=record.app,
+        request=record.request,
     )
 
 

@@ -72,6 +72,8 @@ class QueueFeed:
         self.position_tick = position_tick
         self._added: dict[str, QueueEntry] = {}
         self._removed: dict[str, QueueRemoval] = {}
+        self._updated: dict[str, QueueEntry] = {}
+        """Entries that changed while waiting (a first message), sent as ``updated``."""
         self._positions: dict[str, tuple[int, int | None]] = {}
         """The position and estimated wait each waiting customer was last told."""
         self.views: Views | None = None
@@ -86,7 +88,16 @@ class QueueFeed:
         self._queue_changed = True
         await self._emit(QueueAdded(entry=entry), [QUEUE_V1_ROOM])
 
+    async def updated(self, entry: QueueEntry) -> None:
+        """A waiting ticket's entry changed: agents get it with the next flush (as added, if
+        they have not been told of the ticket yet)."""
+        if entry.ticket_id in self._added:
+            self._added[entry.ticket_id] = entry
+        else:
+            self._updated[entry.ticket_id] = entry
+
     async def removed(self, ticket_id: str, reason: str, agent: AgentRef | None = None) -> None:
+        self._updated.pop(ticket_id, None)
         removal = QueueRemoval.model_validate(
             {"ticket_id": ticket_id, "reason": reason, "agent": agent}
         )
@@ -105,40 +116,51 @@ class QueueFeed:
 
     async def flush(self) -> None:
         """Send the agents what changed since the last flush."""
-        if not self._added and not self._removed:
+        if not self._added and not self._removed and not self._updated:
             return
         added, removed = list(self._added.values()), list(self._removed.values())
-        self._added, self._removed = {}, {}
+        updated = list(self._updated.values())
+        self._added, self._removed, self._updated = {}, {}, {}
         views = await self.views() if self.views is not None else set()
         if not views:
             _, waiting = await self._live.queue_page(0, None)  # the count alone, not every id
-            await self._send(added, removed, waiting, QUEUE_ROOM)
+            await self._send(added, removed, waiting, QUEUE_ROOM, updated)
             return
         waiting_ids = await self._live.queued_ids()
-        await self._send(added, removed, len(waiting_ids), QUEUE_ROOM)
+        await self._send(added, removed, len(waiting_ids), QUEUE_ROOM, updated)
         # Each agent sees the queues whose skills they have: the added entries and the count
         # filtered by their skills; removals go to all (an id a console does not hold is
         # ignored, and the skills of a closed ticket are gone with its routing).
-        needed = await skills_needed(self._live, [*waiting_ids, *(e.ticket_id for e in added)])
+        needed = await skills_needed(
+            self._live, [*waiting_ids, *(e.ticket_id for e in [*added, *updated])]
+        )
         for skills in views:
             mine = [entry for entry in added if needed[entry.ticket_id] <= skills]
+            changed = [entry for entry in updated if needed[entry.ticket_id] <= skills]
             count = sum(1 for ticket_id in waiting_ids if needed[ticket_id] <= skills)
-            if mine or removed:
-                await self._send(mine, removed, count, queue_view_room(skills))
+            if mine or removed or changed:
+                await self._send(mine, removed, count, queue_view_room(skills), changed)
 
     async def _send(
-        self, added: list[QueueEntry], removed: list[QueueRemoval], waiting: int, room: str
+        self,
+        added: list[QueueEntry],
+        removed: list[QueueRemoval],
+        waiting: int,
+        room: str,
+        updated: list[QueueEntry] | None = None,
     ) -> None:
         # A burst of requests can add thousands of tickets within one tick: they go in events
         # of a bounded size (a client's websocket refuses frames past a few megabytes, which
         # dropped the agents' sockets when 3,000 customers asked at once).
         step = MAX_CHANGES_PER_EVENT
-        for start in range(0, max(len(added), len(removed), 1), step):
+        updated = updated or []
+        for start in range(0, max(len(added), len(removed), len(updated), 1), step):
             await self._emit(
                 QueueChanged(
                     added=added[start : start + step],
                     removed=removed[start : start + step],
                     waiting=waiting,
+                    updated=updated[start : start + step] or None,
                 ),
                 [room],
             )

@@ -155,7 +155,8 @@ class Transfers:
         site = await self.desk.store.site(ticket.site_id)
         if site is None:
             raise RuntimeError(f"ticket {ticket.id} names no site")
-        return self.desk._queue_entry(ticket, site)
+        first = await self.desk.first_message(ticket.id)
+        return self.desk._queue_entry(ticket, site, first=first)
 
     async def _offer(
         self,

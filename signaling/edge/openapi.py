@@ -119,7 +119,7 @@ def openapi_document() -> dict[str, Any]:
             },
             "/api/tickets/{ticket_id}": {
                 "get": {
-                    "summary": "One ticket with context, transcript, attachments and timeline",
+                    "summary": "One ticket: context, transcript, attachments, timeline, pages",
                     "security": bearer,
                     "parameters": [ticket_id],
                     "responses": {

@@ -22,6 +22,7 @@ from signaling.desk import (
     access,
     attachment_info,
     iso,
+    page_visit,
     ticket_summary,
     timeline_entry,
 )
@@ -284,6 +285,7 @@ async def get_ticket(request: web.Request) -> web.Response:
         attachments=[attachment_info(a) for a in await store.attachments(ticket.id)],
         timeline=[timeline_entry(t) for t in await store.timeline(ticket.id)],
         notes=await request.app[keys.desk].notes.of(ticket.id),
+        pages=[page_visit(p) for p in await store.pages(ticket.id)],
     )
     return web.json_response(detail.wire())
 

@@ -82,6 +82,10 @@ def _invite_key(ticket_id: str) -> str:
     return f"call-invite:{ticket_id}"
 
 
+SHARED_SOURCES = frozenset({"camera", "screen"})
+"""Track sources whose first offer in a call goes on the timeline (``call.shared``)."""
+
+
 def participant_id(caller: Caller, channel: media.Channel = "call") -> str:
     base = "customer" if isinstance(caller, CustomerCaller) else f"agent:{caller.agent.id}"
     return base + COBROWSE_SUFFIX if channel == "cobrowse" else base
@@ -122,6 +126,9 @@ class CallHub:
         self._sockets: dict[tuple[str, str], str] = {}
         """(ticket, participant) -> the socket that last offered for it: the one whose going
         ends that participant's media leg (``socket_gone``)."""
+        self._shared: set[tuple[str, str, str]] = set()
+        """(ticket, participant, source) already on the timeline as shared (camera, screen):
+        a renegotiation carrying the same source again is not a new share."""
         self._lock = asyncio.Lock()
         home.serve("calls.offer", self._offer_here)
         home.serve("calls.answer", self._answer_here)
@@ -196,7 +203,21 @@ class CallHub:
             if channel == "call":  # the co-browse channel is part of co-browse, not a call
                 await self.desk.timeline(ticket, "call.joined", {"participant": pid}, lease.epoch)
                 await self._weigh(caller, ticket, in_call=True)
+        if channel == "call":
+            await self._note_shares(ticket, pid, args["labels"], lease)
         return {"sdp": answer}
+
+    async def _note_shares(
+        self, ticket: TicketRecord, pid: str, labels: Mapping[str, str], lease: Lease
+    ) -> None:
+        """A participant's camera or screen first offered in this call goes on the timeline
+        (``call.shared {participant, source}``), so the ticket says who showed what."""
+        for source in sorted({label for label in labels.values() if label in SHARED_SOURCES}):
+            if (ticket.id, pid, source) in self._shared:
+                continue
+            self._shared.add((ticket.id, pid, source))
+            data = {"participant": pid, "source": source}
+            await self.desk.timeline(ticket, "call.shared", data, lease.epoch)
 
     async def answer(
         self, caller: Caller, ticket_id: str | None, sdp: str, channel: media.Channel = "call"
@@ -275,6 +296,7 @@ class CallHub:
         gone = args.get("socketGone")
         if gone is not None and self._sockets.get((ticket.id, pid)) != gone:
             return {}  # another socket (the page after a reload) holds the call now
+        self._shared = {(t, p, x) for t, p, x in self._shared if (t, p) != (ticket.id, pid)}
         if held is not None and (ticket.id, pid) in self._joined:
             self._joined.discard((ticket.id, pid))
             self._sockets.pop((ticket.id, pid), None)
@@ -681,6 +703,7 @@ class CallHub:
         held = self._rooms.pop(ticket_id, None)
         self._joined = {(t, p) for t, p in self._joined if t != ticket_id}
         self._sockets = {k: sid for k, sid in self._sockets.items() if k[0] != ticket_id}
+        self._shared = {(t, p, x) for t, p, x in self._shared if t != ticket_id}
         if held is not None:
             await held[1].close()
 

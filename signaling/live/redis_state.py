@@ -83,6 +83,13 @@ if #ids == 0 then return {} end
 return redis.call('HMGET', KEYS[2], unpack(ids))
 """
 
+# KEYS: queue entries hash. ARGV: ticket id, the entry read, the entry to write instead.
+_PATCH_ENTRY = """
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return 1
+"""
+
 _DROP_SESSION = """
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
@@ -235,6 +242,7 @@ class RedisLiveState:
                 "dequeue": _DEQUEUE,
                 "queue_page": _QUEUE_PAGE,
                 "queue_all": _QUEUE_ALL,
+                "patch_entry": _PATCH_ENTRY,
                 "drop_session": _DROP_SESSION,
                 "agent_online": _AGENT_ONLINE,
                 "agent_offline": _AGENT_OFFLINE,
@@ -290,6 +298,24 @@ class RedisLiveState:
     async def queued_ids(self) -> list[str]:
         ids: list[Any] = await self.redis.zrange(self._key("q"), 0, -1)
         return [_text(t) for t in ids]
+
+    async def patch_queue_entry(
+        self, ticket_id: str, patch: Callable[[dict[str, Any]], dict[str, Any] | None]
+    ) -> dict[str, Any] | None:
+        # Read, patch, then write only if the entry is still the one read (a compare-and-set
+        # in one script): a dequeue or another patch meanwhile makes it read again.
+        for _ in range(8):
+            raw: Any = await self.redis.hget(self._key("qe"), ticket_id)
+            if raw is None:
+                return None
+            entry = patch(cast(dict[str, Any], json.loads(raw)))
+            if entry is None:
+                return None
+            written = json.dumps(entry, separators=(",", ":"))
+            if await self._run("patch_entry", [self._key("qe")], [ticket_id, raw, written]):
+                return entry
+        log.warning("queue entry of %s not patched: it kept changing", ticket_id)
+        return None
 
     # ------------------------------------------------------------------ sessions
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -38,6 +39,14 @@ class LiveState(Protocol):
         ...
 
     async def queued_ids(self) -> list[str]: ...
+
+    async def patch_queue_entry(
+        self, ticket_id: str, patch: Callable[[dict[str, Any]], dict[str, Any] | None]
+    ) -> dict[str, Any] | None:
+        """Replace a waiting ticket's entry by ``patch(entry)``, unless that is None: the new
+        entry, or None if the ticket is not waiting or ``patch`` changed nothing. A change
+        made meanwhile (on any node) is never overwritten: ``patch`` then runs again on it."""
+        ...
 
     async def join(self, ticket_id: str, agent_id: str) -> None: ...
     async def leave(self, ticket_id: str, agent_id: str) -> None: ...
@@ -212,6 +221,17 @@ class MemoryLiveState:
 
     async def queued_ids(self) -> list[str]:
         return list(self._queue)
+
+    async def patch_queue_entry(
+        self, ticket_id: str, patch: Callable[[dict[str, Any]], dict[str, Any] | None]
+    ) -> dict[str, Any] | None:
+        held = self._queue.get(ticket_id)
+        if held is None:
+            return None
+        entry = patch(held[1])
+        if entry is not None:
+            self._queue[ticket_id] = (held[0], entry)
+        return entry
 
     async def position(self, ticket_id: str) -> int | None:
         if ticket_id not in self._queue:

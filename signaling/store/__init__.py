@@ -11,6 +11,7 @@ an asyncpg pool), and the same tests run against both. What live sessions read o
 from __future__ import annotations
 
 from signaling.store.base import (
+    MAX_PAGES,
     AgentRecord,
     AttachmentRecord,
     AuthSessionRecord,
@@ -18,6 +19,7 @@ from signaling.store.base import (
     DuplicateError,
     MessageRecord,
     NoteRecord,
+    PageRecord,
     Sender,
     SiteRecord,
     StaleEpoch,
@@ -31,6 +33,7 @@ from signaling.store.files import DirectoryFileStore, FileStore, open_file_store
 from signaling.store.sql import SqlTicketStore, open_store
 
 __all__ = [
+    "MAX_PAGES",
     "AgentRecord",
     "AttachmentRecord",
     "AuthSessionRecord",
@@ -41,6 +44,7 @@ __all__ = [
     "FileStore",
     "MessageRecord",
     "NoteRecord",
+    "PageRecord",
     "Sender",
     "SiteRecord",
     "SqlTicketStore",

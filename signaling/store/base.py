@@ -87,6 +87,25 @@ class TimelineRecord:
 
 
 @dataclass(frozen=True)
+class PageRecord:
+    """A page the customer was on during a session (``TicketStore.add_page``)."""
+
+    id: int
+    ticket_id: str
+    at: float
+    url: str
+    title: str
+    app: dict[str, Any]
+    """The host app's fields while on it (the product on screen, the cart)."""
+    request: bool
+    """The page they asked for help from."""
+
+
+MAX_PAGES = 50
+"""Pages a ticket keeps: past it the oldest go, the page of the request stays."""
+
+
+@dataclass(frozen=True)
 class AttachmentRecord:
     id: str
     ticket_id: str
@@ -235,6 +254,26 @@ class TicketStore(Protocol):
         ...
 
     async def timeline(self, ticket_id: str) -> list[TimelineRecord]: ...
+    async def add_page(
+        self,
+        ticket_id: str,
+        url: str,
+        title: str,
+        app: dict[str, Any],
+        at: float,
+        request: bool = False,
+        keep: int = MAX_PAGES,
+    ) -> PageRecord | None:
+        """Append a page to the ticket's history, unless it is the page the history ends with
+        (same URL, title and app fields): then None. Past ``keep`` pages the oldest go, but
+        never the page of the request. Read and written in one write with the ticket's row
+        locked, so pages arriving at once (from any node) are compared in the order they land."""
+        ...
+
+    async def pages(self, ticket_id: str) -> list[PageRecord]:
+        """The ticket's pages in the order visited."""
+        ...
+
     async def add_attachment(
         self,
         attachment: AttachmentRecord,

@@ -32,12 +32,14 @@ from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, Generic, Literal, TypeVar
 
 from signaling.store.base import (
+    MAX_PAGES,
     AgentRecord,
     AttachmentRecord,
     AuthSessionRecord,
     CannedRecord,
     MessageRecord,
     NoteRecord,
+    PageRecord,
     Sender,
     SiteRecord,
     TicketRecord,
@@ -336,6 +338,21 @@ class CachedTicketStore:
 
     async def timeline(self, ticket_id: str) -> list[TimelineRecord]:
         return await self.inner.timeline(ticket_id)
+
+    async def add_page(
+        self,
+        ticket_id: str,
+        url: str,
+        title: str,
+        app: dict[str, Any],
+        at: float,
+        request: bool = False,
+        keep: int = MAX_PAGES,
+    ) -> PageRecord | None:
+        return await self.inner.add_page(ticket_id, url, title, app, at, request, keep)
+
+    async def pages(self, ticket_id: str) -> list[PageRecord]:
+        return await self.inner.pages(ticket_id)
 
     async def add_attachment(
         self,

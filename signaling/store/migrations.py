@@ -201,6 +201,22 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        7,
+        "ticket_pages: every page the customer visited during a session, in order",
+        (
+            """CREATE TABLE IF NOT EXISTS ticket_pages (
+                id {serial},
+                ticket_id TEXT NOT NULL,
+                at DOUBLE PRECISION NOT NULL,
+                url TEXT NOT NULL,
+                title TEXT NOT NULL,
+                app TEXT NOT NULL,
+                request INTEGER NOT NULL DEFAULT 0
+            )""",
+            "CREATE INDEX IF NOT EXISTS ticket_pages_by_ticket ON ticket_pages (ticket_id, id)",
+        ),
+    ),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from signaling.store.base import (
+    MAX_PAGES,
     AgentRecord,
     AttachmentRecord,
     AuthSessionRecord,
@@ -24,6 +25,7 @@ from signaling.store.base import (
     DuplicateError,
     MessageRecord,
     NoteRecord,
+    PageRecord,
     Sender,
     SiteRecord,
     StaleEpoch,
@@ -475,6 +477,65 @@ class SqlTicketStore:
         )
         return [_timeline(row) for row in rows]
 
+    async def add_page(
+        self,
+        ticket_id: str,
+        url: str,
+        title: str,
+        app: dict[str, Any],
+        at: float,
+        request: bool = False,
+        keep: int = MAX_PAGES,
+    ) -> PageRecord | None:
+        lock_ticket = "SELECT id FROM tickets WHERE id = ?" + self._db.lock_rows
+        app_json = json.dumps(app, sort_keys=True, separators=(",", ":"))
+
+        async def add(tx: Statements) -> PageRecord | None:
+            # The ticket's row lock (PostgreSQL; SQLite writes one at a time) orders pages
+            # arriving at once, so "the same as the last" compares with the one that landed.
+            if not await tx.fetch(lock_ticket, ticket_id):
+                return None
+            last = await tx.fetch(
+                "SELECT url, title, app FROM ticket_pages WHERE ticket_id = ?"
+                " ORDER BY id DESC LIMIT 1",
+                ticket_id,
+            )
+            if last and (last[0]["url"], last[0]["title"], last[0]["app"]) == (
+                url,
+                title,
+                app_json,
+            ):
+                return None
+            rows = await tx.fetch(
+                "INSERT INTO ticket_pages (ticket_id, at, url, title, app, request)"
+                " VALUES (?, ?, ?, ?, ?, ?) RETURNING *",
+                ticket_id,
+                at,
+                url,
+                title,
+                app_json,
+                1 if request else 0,
+            )
+            # Bounded: the oldest pages past ``keep`` go, the page of the request stays (it
+            # counts as one of the ``keep``).
+            await tx.execute(
+                "DELETE FROM ticket_pages WHERE ticket_id = ? AND request = 0 AND id <="
+                " (SELECT id FROM ticket_pages WHERE ticket_id = ? AND request = 0"
+                " ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                ticket_id,
+                ticket_id,
+                max(0, keep - 1),
+            )
+            return _page(rows[0])
+
+        return await self._db.write(add)
+
+    async def pages(self, ticket_id: str) -> list[PageRecord]:
+        rows = await self._db.fetch(
+            "SELECT * FROM ticket_pages WHERE ticket_id = ? ORDER BY id", ticket_id
+        )
+        return [_page(row) for row in rows]
+
     async def add_attachment(
         self,
         attachment: AttachmentRecord,
@@ -739,6 +800,18 @@ def _timeline(row: Row) -> TimelineRecord:
         at=float(row["at"]),
         type=row["type"],
         data=json.loads(row["data"]),
+    )
+
+
+def _page(row: Row) -> PageRecord:
+    return PageRecord(
+        id=int(row["id"]),
+        ticket_id=row["ticket_id"],
+        at=float(row["at"]),
+        url=row["url"],
+        title=row["title"],
+        app=json.loads(row["app"]),
+        request=bool(row["request"]),
     )
 
 

@@ -229,9 +229,9 @@ async def test_live_view_pages_typing_highlight_and_control(
     await expect(bar).to_be_hidden()
     await expect(agent.locator(".cb-pill")).to_have_text("Stopped")
     timeline = agent.locator(".timeline")
-    await expect(timeline).to_contain_text("cobrowse.started")
-    await expect(timeline).to_contain_text("control.grant")
-    await expect(timeline).to_contain_text("control.revoke")
+    await expect(timeline).to_contain_text("Customer started co-browsing")
+    await expect(timeline).to_contain_text("Customer gave control of the page")
+    await expect(timeline).to_contain_text("Customer took back control")
     await expect(agent.locator(".attachments")).to_contain_text("Recording")
 
     # The ticket page replays the recording in the same sandboxed replay page.

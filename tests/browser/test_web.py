@@ -139,7 +139,7 @@ async def test_customer_and_agent_full_session(
     await expect(page.locator(".details")).to_contain_text("Aurora Jacket")
     await expect(page.locator(".details")).to_contain_text("Chrome")
     await expect(page.locator(".timeline")).to_contain_text("Alex Agent accepted")
-    await expect(page.locator(".timeline")).to_contain_text("Ended by Alex Agent")
+    await expect(page.locator(".timeline")).to_contain_text("Alex Agent ended the conversation")
     await expect(page.locator(".attachments img.thumb")).to_have_attribute(
         "src", re.compile(r"^blob:")
     )

@@ -86,6 +86,11 @@ async def test_camera_to_agent_and_capture_onto_the_ticket(call_server: Running)
         await wait_for(lambda: bool(viewer.track_lists), 5, "the track list")
         assert viewer.track_lists[-1][0]["source"] == "camera"
         assert viewer.track_lists[-1][0]["trackId"] == track_id
+        # The timeline says who showed what (once, whatever the renegotiations).
+        shared = await alice.wait_for(
+            "ticket.timeline", lambda e: e["entry"]["type"] == "call.shared"
+        )
+        assert shared["entry"]["data"] == {"participant": "customer", "source": "camera"}
 
         shot = await alice.call("capture.still", {"ticketId": ticket_id, "trackId": track_id})
         assert shot["ok"], shot

@@ -66,6 +66,28 @@ async def test_dequeue_has_one_winner(live: LiveState) -> None:
     assert await live.position("t1") is None
 
 
+async def test_a_queue_entry_is_patched_once_and_only_while_waiting(live: LiveState) -> None:
+    await live.enqueue("t1", 1.0, entry("t1"))
+
+    def first(text: str) -> Any:
+        def patch(held: dict[str, Any]) -> dict[str, Any] | None:
+            return None if "firstMessage" in held else {**held, "firstMessage": text}
+
+        return patch
+
+    # Patches at once (two nodes' first messages): each sees the other's, one lands.
+    results = await asyncio.gather(
+        *(live.patch_queue_entry("t1", first(f"m{n}")) for n in range(10))
+    )
+    landed = [r for r in results if r is not None]
+    assert len(landed) == 1
+    assert await live.queue() == [landed[0]]
+    assert await live.patch_queue_entry("t1", first("again")) is None
+    await live.dequeue("t1")
+    assert await live.patch_queue_entry("t1", first("gone")) is None
+    assert await live.queue() == []
+
+
 async def test_members_and_sessions(live: LiveState) -> None:
     await live.enqueue("t1", 1.0, entry("t1"))
     await live.join("t1", "alice")

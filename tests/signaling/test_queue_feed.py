@@ -191,3 +191,19 @@ async def test_on_several_nodes_each_customer_hears_its_position_once_from_its_o
     await one.announce_positions()
     await two.announce_positions()
     assert sent == {"one": [("tk_a", 2), ("tk_a", 1)], "two": [("tk_b", 3), ("tk_b", 2)]}
+
+
+async def test_a_first_message_before_the_tick_goes_out_as_added(server: Running) -> None:
+    """A customer who asks and writes within one tick: agents hear of the ticket once, with its
+    first message, not as an entry added and then updated."""
+    desk = server.app[keys.desk]
+    await desk.queue_feed.close()  # its ticks are driven by hand here
+    agent = await v2_agent(server)
+    ((customer, ticket_id),) = await waiting_customers(server, 1)
+    assert (await customer.call("chat.send", {"clientMsgId": "c1", "text": "Hi there"}))["ok"]
+    await desk.queue_feed.flush()
+    changed = await agent.wait_for("queue.changed", lambda e: bool(e["added"]))
+    assert [(e["ticketId"], e["firstMessage"]) for e in changed["added"]] == [
+        (ticket_id, "Hi there")
+    ]
+    assert "updated" not in changed

@@ -34,6 +34,7 @@ NUMBERED = (
     "cobrowse.state",
     "control.state",
     "upload.requested",
+    "page.visited",
 )
 
 
@@ -171,10 +172,12 @@ async def test_agent_resumes_chat_timeline_and_context(server: Running, desk_log
         *((start + 1 + n, "chat.message") for n in range(4)),
         (start + 5, "ticket.timeline"),
         (start + 6, "context.changed"),
+        (start + 7, "page.visited"),
     ]
     assert state["events"][4]["entry"]["type"] == "context.updated"
+    assert state["events"][6]["page"]["url"] == "http://shop.test/cart"
     assert state["events"][5]["context"]["url"] == "http://shop.test/cart"
-    assert state["seq"] == start + 6
+    assert state["seq"] == start + 7
 
 
 async def test_resume_past_the_log_is_a_snapshot(

@@ -2,8 +2,10 @@
 
 import { h, icon, ICONS } from "../shared/dom.js";
 import { blobUrl } from "./auth.js";
-import { describeCall, videoAttachment } from "./call/details.js";
+import { videoAttachment } from "./call/details.js";
+import { describeEntry, namesFrom } from "./timeline.js";
 import {
+  appSummary,
   bytes,
   capitalize,
   clock,
@@ -123,28 +125,10 @@ export function contextCards(ctx) {
   return cards;
 }
 
-function describe(entry) {
-  const d = entry.data || {};
-  switch (entry.type) {
-    case "ticket.created":
-      return d.previousTicketId ? `Asked for help again from “${d.title || d.url}”` : `Asked for help from “${d.title || d.url}”`;
-    case "session.accepted":
-      return `${d.agent ? d.agent.name : "An agent"} accepted`;
-    case "session.joined":
-      return `${d.agent ? d.agent.name : "An agent"} joined`;
-    case "context.updated":
-      return d.title ? `Went to “${d.title}”` : `Context updated (${Object.keys(d).join(", ")})`;
-    case "attachment.added":
-      return `${capitalize(d.kind || "file")} attached (${bytes(d.size || 0)})`;
-    case "session.ended":
-      return d.by === "agent" && d.agent ? `Ended by ${d.agent.name}` : `Ended by ${d.by || "system"}`;
-    default:
-      return describeCall(entry) || entry.type;
-  }
-}
-
-export function timeline(entries) {
+/** The ticket's timeline, each entry in words (`timeline.js`); `agents`: the session's agents. */
+export function timeline(entries, agents = []) {
   const sorted = [...entries].sort((a, b) => a.id - b.id);
+  const names = namesFrom(sorted, agents);
   return section(
     "Timeline",
     sorted.length
@@ -156,12 +140,61 @@ export function timeline(entries) {
               "li",
               { class: `tl tl-${e.type.replace(/\W/g, "-")}`, title: dateTime(e.at) },
               h("span", { class: "tl-dot", "aria-hidden": "true" }),
-              h("span", { class: "tl-text" }, describe(e)),
+              h("span", { class: "tl-text" }, describeEntry(e, names)),
               h("time", { datetime: e.at }, clock(e.at)),
             ),
           ),
         )
       : h("p", { class: "empty-small" }, "Nothing yet."),
+  );
+}
+
+/** Pages a ticket keeps (signaling.store.base.MAX_PAGES). */
+const MAX_PAGES = 50;
+
+/** What the customer had on screen on a page: the app's item (product), else their cart. */
+function pageItem(app) {
+  const item = appSummary(app || {});
+  if (item) return item;
+  const cart = app && app.cart;
+  if (cart && typeof cart === "object") {
+    const count = cart.count != null ? cart.count : Array.isArray(cart.items) ? cart.items.length : cart.items;
+    if (count) return `Cart: ${count} item${count === 1 ? "" : "s"}`;
+  }
+  return "";
+}
+
+/** Every page the customer visited in this session: the page they asked from first (marked),
+ * then the others in the order visited. */
+export function pageHistory(pages) {
+  const inOrder = [...pages].sort((a, b) => a.id - b.id);
+  const requested = inOrder.filter((p) => p.request);
+  // As the server keeps them: the request's page and the latest others, 50 in all.
+  const later = inOrder.filter((p) => !p.request).slice(-Math.max(0, MAX_PAGES - requested.length));
+  const ordered = [...requested, ...later];
+  return section(
+    `Pages visited${ordered.length ? ` · ${ordered.length}` : ""}`,
+    ordered.length
+      ? h(
+          "ol",
+          { class: "pages", "aria-label": "Pages visited, the page of the request first" },
+          ordered.map((p) => {
+            const item = pageItem(p.app);
+            return h(
+              "li",
+              { class: `page-visit${p.request ? " request" : ""}`, dataset: { page: String(p.id) } },
+              h(
+                "div",
+                { class: "pv-line1" },
+                h("time", { datetime: p.at, title: dateTime(p.at) }, clock(p.at)),
+                p.request ? h("span", { class: "badge accent" }, "Asked for help here") : null,
+              ),
+              h("div", { class: "pv-title" }, link(p.url, p.title || shortUrl(p.url))),
+              item ? h("div", { class: "pv-item" }, h("span", { class: "chip" }, item)) : null,
+            );
+          }),
+        )
+      : h("p", { class: "empty-small" }, "No pages yet."),
   );
 }
 

@@ -40,6 +40,7 @@ function fire(type, detail) {
  * @property {{name: string} | null} typing
  * @property {Map<number, any>} timeline
  * @property {Map<string, any>} attachments
+ * @property {Map<number, any>} pages the customer's page history (PageVisit by id)
  * @property {number} unread
  * @property {{by: string, at: string} | null} ended
  * @property {string} draft
@@ -56,6 +57,7 @@ function session(ticket) {
       timeline: new Map(),
       attachments: new Map(),
       notes: new Map(), // internal notes (agents only), by id
+      pages: new Map(),
       unread: 0,
       ended: null,
       draft: "",
@@ -97,6 +99,7 @@ async function loadDetails(s) {
     for (const entry of detail.timeline) s.timeline.set(entry.id, entry);
     for (const att of detail.attachments) s.attachments.set(att.id, att);
     for (const note of detail.notes || []) s.notes.set(note.id, note);
+    for (const page of detail.pages || []) s.pages.set(page.id, page);
     fire("session", s.id);
   } catch {
     // shown without timeline; live events still arrive
@@ -185,8 +188,10 @@ export function connect() {
     setTimeout(() => socket && socket.connect(), (reconnectAfterMs || 1000) + Math.random() * 1000);
   });
   // Protocol v2: the queue's changes, coalesced by the server (at most one event per 50 ms).
-  socket.on("queue.changed", ({ added, removed, waiting }) => {
+  socket.on("queue.changed", ({ added, removed, waiting, updated }) => {
     for (const entry of added) store.queue.set(entry.ticketId, entry);
+    // An entry that changed while waiting (the customer's first message): only if still held.
+    for (const entry of updated || []) if (store.queue.has(entry.ticketId)) store.queue.set(entry.ticketId, entry);
     for (const { ticketId } of removed) store.queue.delete(ticketId);
     store.waiting = waiting;
     fire("queue");
@@ -256,6 +261,12 @@ export function connect() {
     s.ticket.context = context;
     fire("session", ticketId);
     fire("sessions");
+  });
+  socket.on("page.visited", ({ ticketId, page }) => {
+    const s = store.sessions.get(ticketId);
+    if (!s) return;
+    s.pages.set(page.id, page);
+    fire("session", ticketId);
   });
   socket.on("attachment.added", ({ ticketId, attachment }) => {
     const s = store.sessions.get(ticketId);

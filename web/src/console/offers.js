@@ -109,8 +109,10 @@ export function offersPanel({ meId, onAccepted, toast }) {
   function drawCards() {
     fill(
       cards,
-      [...ringing.values()].map(({ offer }) =>
-        h(
+      [...ringing.values()].map(({ offer }) => {
+        // The queue's copy is newer when the customer wrote their first message meanwhile.
+        const first = (live.store.queue.get(offer.ticketId) || {}).firstMessage || offer.entry.firstMessage;
+        return h(
           "div",
           { class: "offer-card", role: "alert" },
           h(
@@ -124,14 +126,15 @@ export function offersPanel({ meId, onAccepted, toast }) {
           offer.transfer && offer.transfer.note
             ? h("blockquote", { class: "offer-note", title: "Note from your colleague (agents only)" }, offer.transfer.note)
             : null,
+          first ? h("div", { class: "offer-first q-first" }, `“${first}”`) : null,
           h(
             "div",
             { class: "offer-actions" },
             h("button", { type: "button", class: "btn primary", onClick: () => answer(offer.ticketId, true) }, "Accept"),
             h("button", { type: "button", class: "btn", onClick: () => answer(offer.ticketId, false) }, "Decline"),
           ),
-        ),
-      ),
+        );
+      }),
     );
   }
 
@@ -162,6 +165,7 @@ export function offersPanel({ meId, onAccepted, toast }) {
   };
 
   const unsubscribe = [
+    live.on("queue", () => ringing.size && drawCards()),
     live.onServer("session.offered", offered),
     live.onServer("session.offer.ended", ({ ticketId }) => stop(ticketId)),
     live.onServer("agent.status", (notice) => {

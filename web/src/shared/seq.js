@@ -29,6 +29,7 @@ export const NUMBERED = new Set([
   "call.invite",
   "call.invite.ended",
   "note.added",
+  "page.visited",
 ]);
 
 /** How long a hole may stay open before the gate asks for a resume (events from two nodes may

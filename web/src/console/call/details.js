@@ -61,32 +61,3 @@ export function videoAttachment(a, blobs, all) {
     .join(" · ");
   return h("li", { class: "attachment video" }, box, h("span", { class: "att-meta" }, details, " · ", clock(a.createdAt)));
 }
-
-/** Timeline lines for calls and captures (null for other entry types). */
-export function describeCall(entry) {
-  const d = entry.data || {};
-  const who = (p) => (p === "customer" ? "The customer" : p ? "An agent" : "Someone");
-  switch (entry.type) {
-    case "call.joined":
-      return `${who(d.participant)} joined the call`;
-    case "call.left":
-      return d.reason === "disconnected"
-        ? `${who(d.participant)} left the call (their page closed or reloaded)`
-        : `${who(d.participant)} left the call`;
-    case "call.invited": {
-      const what = { voice: "a call", camera: "the camera", screen: "a screen share" }[d.ask] || "a call";
-      return d.from === "customer" ? "The customer asked for a call" : `${d.agent ? d.agent.name : "An agent"} asked for ${what}`;
-    }
-    case "call.invite.ended": {
-      const answer = { accepted: "accepted", declined: "declined", expired: "went unanswered", ended: "ended with the session" }[d.reason];
-      const what = { voice: "The call invitation", camera: "The camera request", screen: "The screen share request" }[d.ask] || "The invitation";
-      return `${what} ${answer || "ended"}${d.by ? ` (${d.by.name})` : ""}`;
-    }
-    case "clip.started":
-      return "Clip recording started";
-    case "upload.requested":
-      return `${d.agent ? d.agent.name : "An agent"} asked for a photo${d.note ? `: “${d.note}”` : ""}`;
-    default:
-      return null;
-  }
-}

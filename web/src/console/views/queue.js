@@ -77,6 +77,9 @@ export function queueView(root, _param, { navigate, toast }) {
               h("span", { class: "q-url" }, shortUrl(ctx.url)),
             ),
             summary ? h("div", { class: "q-app" }, h("span", { class: "chip accent" }, summary), cartChip(ctx.app)) : null,
+            entry.firstMessage
+              ? h("div", { class: "q-first", title: "The customer's first message" }, `“${entry.firstMessage}”`)
+              : null,
             h("div", { class: "q-device" }, [deviceLine(ctx.device), ctx.language, ctx.timeZone].filter(Boolean).join(" · ")),
           ),
           h(

@@ -2,7 +2,7 @@
 
 import { h, fill, icon, ICONS } from "../../shared/dom.js";
 import * as live from "../live.js";
-import { attachments, contextCards, customerCard, timeline, verifiedBadge } from "../details.js";
+import { attachments, contextCards, customerCard, pageHistory, timeline, verifiedBadge } from "../details.js";
 import { clock, customerName, dateTime, deviceLine } from "../format.js";
 import { callPanel } from "../call/panel.js";
 import { mountCobrowse } from "../cobrowse/panel.js";
@@ -188,16 +188,17 @@ export function sessionView(root, ticketId, { navigate, toast }) {
     }
 
     // The details pane is rebuilt only when what it shows changed (keeps scroll and images).
-    const key = JSON.stringify([t.context, t.customer, [...s.timeline.keys()], [...s.attachments.keys()]]);
+    const key = JSON.stringify([t.context, t.customer, [...s.timeline.keys()], [...s.attachments.keys()], [...s.pages.keys()]]);
     if (key !== drawnDetails) {
       drawnDetails = key;
       const top = details.scrollTop;
       fill(
         details,
         customerCard(customer),
+        pageHistory([...s.pages.values()]),
         contextCards(t.context),
         attachments([...s.attachments.values()], blobs),
-        timeline([...s.timeline.values()]),
+        timeline([...s.timeline.values()], t.agents),
       );
       details.scrollTop = top;
     }

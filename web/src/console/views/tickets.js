@@ -3,7 +3,7 @@
 import { h, fill, icon, ICONS } from "../../shared/dom.js";
 import { api, session as signedIn } from "../auth.js";
 import * as live from "../live.js";
-import { attachments, contextCards, customerCard, timeline, verifiedBadge } from "../details.js";
+import { attachments, contextCards, customerCard, pageHistory, timeline, verifiedBadge } from "../details.js";
 import { ago, capitalize, clock, customerName, dateTime, shortUrl } from "../format.js";
 import { notesCard } from "../composer.js";
 
@@ -198,9 +198,10 @@ export function ticketView(root, ticketId, { navigate, toast } = {}) {
             "aside",
             { class: "details static", "aria-label": "Context" },
             customerCard(t.customer),
+            pageHistory(t.pages || []),
             contextCards(t.context),
             attachments(t.attachments, blobs),
-            timeline(t.timeline),
+            timeline(t.timeline, t.agents),
           ),
         ),
       );
