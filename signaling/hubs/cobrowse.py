@@ -257,7 +257,8 @@ class CobrowseHub:
         )
         self._live[ticket_id] = live
         self._ensure_ticker()
-        await self._file_unfiled(ticket_id, lease.epoch)
+        with contextlib.suppress(StaleEpoch):  # kept for the next try; the new part runs on
+            await self._file_unfiled(ticket_id, lease.epoch)
         return live
 
     async def decline(self, caller: CustomerCaller) -> None:
@@ -413,7 +414,9 @@ class CobrowseHub:
         """Close a recording part and file it on the ticket under ``epoch`` (default its own;
         an empty part is thrown away). ``StaleEpoch`` if the store has a later one: the part
         stays in the file store, ready to be filed again (``live.stored``)."""
-        await live.session.close()
+        if not live.session.closed:
+            # (Closing also clears the session's mirror: never again once a later part runs.)
+            await live.session.close()
         ticket_id = live.session.session_id
         ticket = await self.desk.store.ticket(ticket_id)
         if ticket is None:

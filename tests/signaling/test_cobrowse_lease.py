@@ -93,6 +93,9 @@ async def test_a_new_epoch_that_replaces_a_running_part_files_it_first(server: R
     moved = await home.here(ticket_id)
     assert moved is not None and moved.epoch == lease.epoch + 1
     assert (await send(customer, [meta(4), snapshot(5), scroll(6, 20)]))["ok"]
+    # A late joiner gets the new page (filing the earlier part left the mirror alone).
+    view = await alice.call("cobrowse.join", {"ticketId": ticket_id})
+    assert view["sharing"] and [e["timestamp"] for e in view["events"]] == [4, 5, 6]
     await stop(customer, alice)
 
     assert await recorded(server, ticket_id) == [(1, [1, 2, 3]), (2, [4, 5, 6])]
