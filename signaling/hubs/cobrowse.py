@@ -34,6 +34,7 @@ from signaling.desk import AgentCaller, Caller, CustomerCaller, Desk, DeskError,
 from signaling.desk.rooms import customer_room
 from signaling.hubs.home import Home
 from signaling.live.placement import Lease
+from signaling.live.rpc import RpcRefused, RpcUnavailable
 from signaling.protocol import (
     AgentRef,
     AssetChunk,
@@ -159,6 +160,7 @@ class CobrowseHub:
         self._parts: dict[str, _Parts] = {}
         self._pending_bytes = 0
         self._ticker: asyncio.Task[None] | None = None
+        self._sending: set[asyncio.Task[None]] = set()
         self.on_stopped: list[Callable[[str], Awaitable[None]]] = []
         """Called on the home node with the ticket id when a co-browse ends (the co-browse media
         channel closes with it)."""
@@ -177,6 +179,7 @@ class CobrowseHub:
             "control.release": self._control_release_here,
         }.items():
             home.serve(method, work)
+        home.rpc.register("cobrowse.file_parts", self._file_parts_here)
         home.on_close.append(self.on_ticket_closed)
         home.on_lost.append(self.drop)
         home.on_hand_over.append(self.hand_over)
@@ -498,8 +501,69 @@ class CobrowseHub:
             except StaleEpoch:
                 self._unfiled.setdefault(ticket_id, []).append(live)
                 log.info("%s: part %d kept unfiled (epoch %d)", ticket_id, live.part, live.epoch)
+                # Another node holds the session now: its bytes are in the shared file store,
+                # so that node files it (in the background: the renewal loop runs this).
+                task = asyncio.get_running_loop().create_task(self._send_unfiled_home(ticket_id))
+                self._sending.add(task)
+                task.add_done_callback(self._sending.discard)
             except Exception:
                 log.exception("could not file part %d of %s", live.part, ticket_id)
+
+    async def _send_unfiled_home(self, ticket_id: str) -> None:
+        """Ask the session's home node (another node) to file the parts this node recorded
+        under an earlier lease and could not file itself."""
+        lease = await self.home.placement.current(ticket_id)
+        if lease is None or lease.node == self.home.node:
+            return  # nobody, or this node again: filed when it starts its next part
+        async with self._changing(ticket_id):
+            parts = [p for p in self._unfiled.get(ticket_id, []) if p.stored is not None]
+            if not parts:
+                return
+            wire = [{"stored": list(p.stored or ()), "meta": p.meta()} for p in parts]
+            try:
+                reply = await self.home.rpc.call(
+                    lease.node, "cobrowse.file_parts", {"ticket": ticket_id, "parts": wire}
+                )
+            except (RpcRefused, RpcUnavailable) as exc:
+                log.warning("%s: %s did not file its earlier parts: %s", ticket_id, lease.node, exc)
+                return
+            filed = set(reply.get("filed", []))
+            left = [
+                p
+                for p in self._unfiled.pop(ticket_id, [])
+                if p.stored is None or p.stored[0] not in filed
+            ]
+            if left:
+                self._unfiled[ticket_id] = left
+
+    async def _file_parts_here(self, params: dict[str, Any]) -> dict[str, Any]:
+        """On the session's home node: file the parts another node recorded under an earlier
+        lease (their bytes are in the shared file store), under this node's lease."""
+        ticket_id = str(params["ticket"])
+        lease = await self.home.here(ticket_id)
+        if lease is None:
+            raise DeskError("invalid_state", "this node is not the session's home")
+        filed: list[str] = []
+        async with self._changing(ticket_id):
+            known = {a.sha256 for a in await self.desk.store.attachments(ticket_id)}
+            for part in params["parts"]:
+                sha256, size = str(part["stored"][0]), int(part["stored"][1])
+                if sha256 not in known:
+                    if await self.desk.files.size(sha256) != size:
+                        # Not in a file store this node reads (each node keeps its own files):
+                        # the part stays with the node that recorded it.
+                        log.warning("%s: a part's bytes are not in this node's files", ticket_id)
+                        continue
+                    await self.desk.file_stored_attachment(
+                        ticket_id,
+                        "recording",
+                        RECORDING_TYPE,
+                        (sha256, size),
+                        dict(part["meta"]),
+                        epoch=lease.epoch,
+                    )
+                filed.append(sha256)
+        return {"filed": filed}
 
     async def _taken(self, ticket: TicketRecord, lease: Lease) -> None:
         """This node became the home of a session whose earlier home is gone. If the customer
@@ -564,6 +628,8 @@ class CobrowseHub:
     async def close(self) -> None:
         if self._ticker is not None:
             self._ticker.cancel()
+        for task in list(self._sending):
+            task.cancel()
         for ticket_id in list(self._live):
             await self.stop(ticket_id, "system")
 
