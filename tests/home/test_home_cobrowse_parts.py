@@ -41,7 +41,9 @@ async def test_a_woken_home_hands_its_part_to_the_new_home(
         await customer.wait_for("cobrowse.snapshot_needed")
 
         # Node one "wakes": its renewal is refused, and its part 1 goes to node two, filed there.
-        assert await one.home.placement.renew_all() == [ticket_id]
+        # (Its own renewal loop may have found the lease lost already: the same, sooner.)
+        await one.home.placement.renew_all()
+        assert one.home.placement.holding(ticket_id) is None
         store = store_of(two)
 
         async def parts() -> dict[int, int]:
