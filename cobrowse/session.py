@@ -157,11 +157,13 @@ class CobrowseSession:
     def closed(self) -> bool:
         return self._closed
 
-    async def close(self) -> None:
-        """Flush the recording and drop the mirror. A batch being taken finishes first (its
-        events reach the file); batches after it are refused (``closed``)."""
+    async def close(self, *, keep_mirror: bool = False) -> None:
+        """Flush the recording and drop the mirror (unless ``keep_mirror``: another holder of
+        the session may be filling it). A batch being taken finishes first (its events reach
+        the file); batches after it are refused (``closed``)."""
         async with self._in_order:
             self._closed = True
             if self.recording is not None:
                 await self.recording.aclose()
-        await self.store.clear(self.session_id)
+        if not keep_mirror:
+            await self.store.clear(self.session_id)

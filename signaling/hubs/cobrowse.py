@@ -497,6 +497,8 @@ class CobrowseHub:
             if live is None:
                 return
             try:
+                # The mirror is left alone: the session's new home may be filling it already.
+                await live.session.close(keep_mirror=True)
                 await self._file_part(live)
             except StaleEpoch:
                 self._unfiled.setdefault(ticket_id, []).append(live)

@@ -22,7 +22,7 @@ async def test_a_woken_home_hands_its_part_to_the_new_home(
     async with nodes(tmp_path, prefix) as (one, two):
         customer = await one.running.customer()
         ack = await customer.call("help.request", {"context": CONTEXT})
-        ticket_id = ack["ticket"]["id"]
+        ticket_id, token = ack["ticket"]["id"], ack["token"]
         alice = await two.running.agent("alice")
         assert (await alice.call("session.accept", {"ticketId": ticket_id}))["ok"]
         assert (await alice.call("cobrowse.request", {"ticketId": ticket_id}))["ok"]
@@ -39,6 +39,9 @@ async def test_a_woken_home_hands_its_part_to_the_new_home(
         moved = await two.home.placement.current(ticket_id)
         assert moved is not None and (moved.node, moved.epoch) == (two.home.node, 2)
         await customer.wait_for("cobrowse.snapshot_needed")
+        # The customer's page is back through node two meanwhile, with a fresh snapshot.
+        back = await two.running.customer(token=token)
+        assert (await send(back, [meta(4), snapshot(5)]))["ok"]
 
         # Node one "wakes": its renewal is refused, and its part 1 goes to node two, filed there.
         # (Its own renewal loop may have found the lease lost already: the same, sooner.)
@@ -57,9 +60,13 @@ async def test_a_woken_home_hands_its_part_to_the_new_home(
             while 1 not in await parts():
                 await asyncio.sleep(0.05)
 
-        # The stream goes on through node one's socket, on node two; then the customer stops.
-        assert (await send(customer, [meta(4), snapshot(5), scroll(6, 20)]))["ok"]
-        assert (await customer.call("cobrowse.stop", {}))["ok"]
+        # Letting go, node one left the mirror alone: a late joiner gets part 2's page.
+        view = await alice.call("cobrowse.join", {"ticketId": ticket_id})
+        assert view["sharing"] and [e["timestamp"] for e in view["events"]] == [4, 5]
+
+        # The stream goes on through node one's socket too, on node two; then the customer stops.
+        assert (await send(customer, [scroll(6, 20)]))["ok"]
+        assert (await back.call("cobrowse.stop", {}))["ok"]
         await alice.wait_for("cobrowse.state", lambda e: e["state"] == "stopped")
         assert await parts() == {1: 3, 2: 3}
         recordings = sorted(
