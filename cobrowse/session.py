@@ -99,6 +99,7 @@ class CobrowseSession:
         self.offload_bytes = offload_bytes
         """Batches larger than this are validated/sanitized in a worker thread."""
         self.sanitize_context = SanitizeContext(assets=assets)
+        self._closed = False
         self._in_order = asyncio.Lock()
         """Batches are taken one at a time, in arrival order: a big one checked in a thread
         must not be overtaken by the small ones sent after it (a snapshot's first mutations
@@ -112,6 +113,10 @@ class CobrowseSession:
             CobrowseError: the batch was refused (see ``validate`` / ``ratelimit``).
         """
         async with self._in_order:
+            if self._closed:
+                # Its recording is closed (sharing stopped, or the part was handed on): the
+                # batch must not be acknowledged as recorded.
+                raise CobrowseError("closed", "this co-browse stream is closed")
             return await self._ingest(raw)
 
     async def _ingest(self, raw: object) -> IngestResult:
@@ -148,8 +153,17 @@ class CobrowseSession:
         status = await self.store.target_status(self.session_id, target)
         return self.control.authorize(agent_id, action, status)
 
-    async def close(self) -> None:
-        """Flush the recording and drop the mirror."""
-        if self.recording is not None:
-            await self.recording.aclose()
-        await self.store.clear(self.session_id)
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def close(self, *, keep_mirror: bool = False) -> None:
+        """Flush the recording and drop the mirror (unless ``keep_mirror``: another holder of
+        the session may be filling it). A batch being taken finishes first (its events reach
+        the file); batches after it are refused (``closed``)."""
+        async with self._in_order:
+            self._closed = True
+            if self.recording is not None:
+                await self.recording.aclose()
+        if not keep_mirror:
+            await self.store.clear(self.session_id)

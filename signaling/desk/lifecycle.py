@@ -666,6 +666,21 @@ class Desk:
         sha256, size = await self.files.put_file(path)
         return await self._attach(ticket_id, kind, content_type, sha256, size, meta, quota, epoch)
 
+    async def file_stored_attachment(
+        self,
+        ticket_id: str,
+        kind: str,
+        content_type: str,
+        stored: tuple[str, int],
+        meta: dict[str, Any],
+        epoch: int | None = None,
+    ) -> AttachmentInfo:
+        """Like ``file_attachment_path`` for bytes already moved into the file store
+        (``stored``: their digest and size), so a write the store refused (``StaleEpoch``) can
+        be tried again under a later epoch without the file."""
+        sha256, size = stored
+        return await self._attach(ticket_id, kind, content_type, sha256, size, meta, None, epoch)
+
     async def _attach(
         self,
         ticket_id: str,

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from signaling.desk import AgentCaller, Caller, CustomerCaller, Desk, DeskError,
 from signaling.desk.rooms import customer_room
 from signaling.hubs.home import Home
 from signaling.live.placement import Lease
+from signaling.live.rpc import RpcRefused, RpcUnavailable
 from signaling.protocol import (
     AgentRef,
     AssetChunk,
@@ -68,6 +70,7 @@ _CODES: dict[str, ErrorCode] = {
     "masked_target": "forbidden",
     "unknown_target": "forbidden",
     "wrong_agent": "forbidden",
+    "closed": "invalid_state",
 }
 
 
@@ -96,7 +99,37 @@ class _Live:
     """The lease epoch of the home node holding it: its writes carry it."""
     part: int = 1
     """Which part of the session's recording this is (a new one after the home node moved)."""
+    share: str | None = None
+    """Names the co-browse (from ``cobrowse.started`` to ``cobrowse.stopped``) all its parts
+    belong to, so the console plays them in sequence (None: a co-browse started before parts
+    were named)."""
     events: int = 0
+    stored: tuple[str, int] | None = None
+    """Once closed, the part's bytes in the file store (digest, size), until it is filed."""
+
+    def meta(self) -> dict[str, Any]:
+        meta: dict[str, Any] = {
+            "format": "tandem-cobrowse",
+            "v": 1,
+            "recorder": self.recorder,
+            "events": self.events,
+            "part": self.part,
+        }
+        if self.share is not None:
+            meta["share"] = self.share
+        return meta
+
+
+@dataclass
+class _Sharing:
+    """What the ticket's timeline says about its co-browse (the store is the truth)."""
+
+    recorder: str | None = None
+    """The recorder of the co-browse going on (None: nobody is sharing)."""
+    share: str | None = None
+    parts: int = 0
+    """How many parts it has begun so far."""
+    control: str = "none"
 
 
 class CobrowseHub:
@@ -119,9 +152,16 @@ class CobrowseHub:
             assets.ask_browser = self._ask_browser
             assets.sharing = lambda ticket_id: ticket_id in self._live
         self._live: dict[str, _Live] = {}
+        self._unfiled: dict[str, list[_Live]] = {}
+        """Closed parts this node could not file yet: its lease had moved on when it let them
+        go. Filed when this node is the session's home again (they are on its disk)."""
+        self._setting_up: dict[str, asyncio.Lock] = {}
+        """One change of a session's parts at a time (start, move, let go, stop): a batch or an
+        accept arriving meanwhile waits for it rather than seeing no part, or starting one."""
         self._parts: dict[str, _Parts] = {}
         self._pending_bytes = 0
         self._ticker: asyncio.Task[None] | None = None
+        self._sending: set[asyncio.Task[None]] = set()
         self.on_stopped: list[Callable[[str], Awaitable[None]]] = []
         """Called on the home node with the ticket id when a co-browse ends (the co-browse media
         channel closes with it)."""
@@ -140,6 +180,7 @@ class CobrowseHub:
             "control.release": self._control_release_here,
         }.items():
             home.serve(method, work)
+        home.rpc.register("cobrowse.file_parts", self._file_parts_here)
         home.on_close.append(self.on_ticket_closed)
         home.on_lost.append(self.drop)
         home.on_hand_over.append(self.hand_over)
@@ -169,17 +210,39 @@ class CobrowseHub:
     async def _accept_here(
         self, caller: Caller, ticket: TicketRecord, lease: Lease, args: dict[str, Any]
     ) -> dict[str, Any]:
-        if self._live_at(ticket.id, lease) is not None:
-            return {}  # a page load on the same site: the stream goes on with a new snapshot
-        recorder = str(args["recorder"])
-        self._start(ticket.id, recorder, lease, part=1)
-        await self.desk.timeline(ticket, "cobrowse.started", {"recorder": recorder}, lease.epoch)
+        async with self._changing(ticket.id):
+            if self._live_at(ticket.id, lease) is not None:
+                return {}  # a page load on the same site: the stream goes on with a new snapshot
+            sharing = await self._sharing(ticket.id)
+            if sharing.recorder is not None and (
+                ticket.id in self._live or ticket.id in self._unfiled
+            ):
+                # This node recorded the co-browse under an earlier lease of its own (the
+                # lease lapsed and was taken again): the co-browse goes on in a new part.
+                await self._move_here(ticket, lease, sharing)
+                return {}
+            recorder = str(args["recorder"])
+            share = secrets.token_hex(8)
+            await self._start(ticket.id, recorder, lease, part=1, share=share)
+            await self.desk.timeline(
+                ticket, "cobrowse.started", {"recorder": recorder, "share": share}, lease.epoch
+            )
         await self._announce(ticket, "sharing", "customer")
         return {}
 
-    def _start(self, ticket_id: str, recorder: str, lease: Lease, part: int) -> _Live:
+    async def _start(
+        self, ticket_id: str, recorder: str, lease: Lease, part: int, share: str | None
+    ) -> _Live:
+        """Begin a recording part under ``lease``. A part this node still holds from an earlier
+        lease is closed first and filed, like the parts it could not file before, under this
+        lease (they come before the new one: nothing acknowledged is lost)."""
+        old = self._live.pop(ticket_id, None)
+        if old is not None:
+            with contextlib.suppress(Exception):
+                await old.session.close()
+            self._unfiled.setdefault(ticket_id, []).append(old)
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        path = self.work_dir / f"{ticket_id}-{int(time.time() * 1000)}-{part}.tcb.gz"
+        path = self.work_dir / f"{ticket_id}-{time.time_ns()}-{part}.tcb.gz"
         writer = cobrowse.AsyncRecordingWriter(path, recorder)
         session = cobrowse.CobrowseSession(
             ticket_id,
@@ -189,10 +252,17 @@ class CobrowseHub:
             assets=self.assets.rewriter(ticket_id) if self.assets is not None else None,
         )
         live = _Live(
-            session=session, recording_path=path, recorder=recorder, epoch=lease.epoch, part=part
+            session=session,
+            recording_path=path,
+            recorder=recorder,
+            epoch=lease.epoch,
+            part=part,
+            share=share,
         )
         self._live[ticket_id] = live
         self._ensure_ticker()
+        with contextlib.suppress(StaleEpoch):  # kept for the next try; the new part runs on
+            await self._file_unfiled(ticket_id, lease.epoch)
         return live
 
     async def decline(self, caller: CustomerCaller) -> None:
@@ -220,7 +290,7 @@ class CobrowseHub:
     async def _ingest_here(
         self, caller: Caller, ticket: TicketRecord, lease: Lease, args: dict[str, Any]
     ) -> dict[str, Any]:
-        live = self._live_at(ticket.id, lease)
+        live = await self._live_now(ticket.id, lease)
         if live is None:
             raise DeskError("invalid_state", "co-browse is not running; accept a request first")
         try:
@@ -300,7 +370,7 @@ class CobrowseHub:
     async def _join_here(
         self, caller: Caller, ticket: TicketRecord, lease: Lease, args: dict[str, Any]
     ) -> dict[str, Any]:
-        live = self._live_at(ticket.id, lease)
+        live = await self._live_now(ticket.id, lease)
         if live is None:
             return CobrowseView(sharing=False, events=[], control="none").wire()
         events = await live.session.catch_up()
@@ -320,17 +390,20 @@ class CobrowseHub:
     async def _sharing_here(
         self, caller: Caller, ticket: TicketRecord, lease: Lease, args: dict[str, Any]
     ) -> dict[str, Any]:
-        self._require_live(ticket, lease)
+        await self._require_live(ticket, lease)
         return {}
 
     async def stop(self, ticket_id: str, by: str) -> None:
-        """Stop sharing on this (home) node: the recording part is filed on the ticket."""
-        live = self._live.pop(ticket_id, None)
-        if live is None:
-            return
-        for stopped in self.on_stopped:
-            await stopped(ticket_id)
-        ticket = await self._file_part(live)
+        """Stop sharing on this (home) node: the recording part is filed on the ticket (after
+        any earlier part this node could not file yet)."""
+        async with self._changing(ticket_id):
+            live = self._live.pop(ticket_id, None)
+            if live is None:
+                return
+            for stopped in self.on_stopped:
+                await stopped(ticket_id)
+            await self._file_unfiled(ticket_id, live.epoch)
+            ticket = await self._file_part(live)
         if ticket is None:
             return
         if self.assets is not None:
@@ -345,43 +418,68 @@ class CobrowseHub:
                 if await self.desk.router.loads.mark(ticket.id, str(agent["id"]), "control", False):
                     await self.desk.router.load_changed(str(agent["id"]))
 
-    async def _file_part(self, live: _Live) -> TicketRecord | None:
-        """Close a recording part and file it on the ticket (an empty one is thrown away)."""
-        await live.session.close()
+    async def _file_part(self, live: _Live, epoch: int | None = None) -> TicketRecord | None:
+        """Close a recording part and file it on the ticket under ``epoch`` (default its own;
+        an empty part is thrown away). ``StaleEpoch`` if the store has a later one: the part
+        stays in the file store, ready to be filed again (``live.stored``)."""
+        if not live.session.closed:
+            # (Closing also clears the session's mirror: never again once a later part runs.)
+            await live.session.close()
         ticket_id = live.session.session_id
         ticket = await self.desk.store.ticket(ticket_id)
         if ticket is None:
             return None
-        if live.events:
-            await self.desk.file_attachment_path(
-                ticket_id,
-                "recording",
-                RECORDING_TYPE,
-                live.recording_path,
-                {
-                    "format": "tandem-cobrowse",
-                    "v": 1,
-                    "recorder": live.recorder,
-                    "events": live.events,
-                    "part": live.part,
-                },
-                epoch=live.epoch,
-            )
-        else:
+        if not live.events:
             with contextlib.suppress(FileNotFoundError):
                 live.recording_path.unlink()
+            return ticket
+        if live.stored is None:
+            live.stored = await self.desk.files.put_file(live.recording_path)
+        elif any(
+            a.kind == "recording" and a.sha256 == live.stored[0]
+            for a in await self.desk.store.attachments(ticket_id)
+        ):
+            return ticket  # filed already (its timeline entry was the write refused)
+        await self.desk.file_stored_attachment(
+            ticket_id,
+            "recording",
+            RECORDING_TYPE,
+            live.stored,
+            live.meta(),
+            epoch=live.epoch if epoch is None else epoch,
+        )
         return ticket
+
+    async def _file_unfiled(self, ticket_id: str, epoch: int) -> None:
+        """File, under this node's lease (``epoch``), the parts it let go of earlier without
+        filing them. One the store refuses stays for the next try."""
+        waiting = self._unfiled.pop(ticket_id, [])
+        for index, live in enumerate(waiting):
+            try:
+                await self._file_part(live, epoch)
+            except StaleEpoch:
+                self._unfiled.setdefault(ticket_id, []).extend(waiting[index:])
+                raise
+            except Exception:
+                log.exception("could not file part %d of %s", live.part, ticket_id)
 
     async def hand_over(self, ticket_id: str) -> None:
         """This node gives the session up (draining): its recording part is filed, and the
         next home node records the next part."""
-        live = self._live.pop(ticket_id, None)
-        if live is not None:
-            await self._file_part(live)
+        async with self._changing(ticket_id):
+            live = self._live.pop(ticket_id, None)
+            if live is not None:
+                await self._file_unfiled(ticket_id, live.epoch)
+                await self._file_part(live)
 
     async def stop_by_customer(self, caller: CustomerCaller) -> None:
         ticket = await self.desk.ticket_for(caller, None)
-        if await self.home.placement.current(ticket.id) is None:
+        if (
+            await self.home.placement.current(ticket.id) is None
+            and await self.home.here(ticket.id) is None
+        ):
+            # Nobody holds the session (this node still does while its lapsed lease is not yet
+            # found lost: its part is filed now, not left to the session's end).
             return
         await self.home.run("cobrowse.stop", caller, ticket, {})
 
@@ -395,38 +493,127 @@ class CobrowseHub:
         await self.stop(ticket_id, "system")
 
     async def drop(self, ticket_id: str) -> None:
-        """This node is no longer the session's home: let go of the stream, writing nothing
-        (the recording part so far stays in the work directory; the new home records on)."""
-        live = self._live.pop(ticket_id, None)
-        if live is not None:
-            with contextlib.suppress(Exception):
-                await live.session.close()
+        """This node's lease of the session was lost: let go of the stream. Its recording part
+        is filed only if the store still has this node's epoch (nobody took the session since:
+        e.g. the lease lapsed while the node was busy), so nothing stale is written; else it is
+        kept, and filed if this node becomes the session's home again."""
+        async with self._changing(ticket_id):
+            live = self._live.pop(ticket_id, None)
+            if live is None:
+                return
+            try:
+                # The mirror is left alone: the session's new home may be filling it already.
+                await live.session.close(keep_mirror=True)
+                await self._file_part(live)
+            except StaleEpoch:
+                self._unfiled.setdefault(ticket_id, []).append(live)
+                log.info("%s: part %d kept unfiled (epoch %d)", ticket_id, live.part, live.epoch)
+                # Another node holds the session now: its bytes are in the shared file store,
+                # so that node files it (in the background: the renewal loop runs this).
+                task = asyncio.get_running_loop().create_task(self._send_unfiled_home(ticket_id))
+                self._sending.add(task)
+                task.add_done_callback(self._sending.discard)
+            except Exception:
+                log.exception("could not file part %d of %s", live.part, ticket_id)
+
+    async def _send_unfiled_home(self, ticket_id: str) -> None:
+        """Ask the session's home node (another node) to file the parts this node recorded
+        under an earlier lease and could not file itself."""
+        lease = await self.home.placement.current(ticket_id)
+        if lease is None or lease.node == self.home.node:
+            return  # nobody, or this node again: filed when it starts its next part
+        async with self._changing(ticket_id):
+            parts = [p for p in self._unfiled.get(ticket_id, []) if p.stored is not None]
+            if not parts:
+                return
+            wire = [{"stored": list(p.stored or ()), "meta": p.meta()} for p in parts]
+            try:
+                reply = await self.home.rpc.call(
+                    lease.node, "cobrowse.file_parts", {"ticket": ticket_id, "parts": wire}
+                )
+            except (RpcRefused, RpcUnavailable) as exc:
+                log.warning("%s: %s did not file its earlier parts: %s", ticket_id, lease.node, exc)
+                return
+            filed = set(reply.get("filed", []))
+            left = [
+                p
+                for p in self._unfiled.pop(ticket_id, [])
+                if p.stored is None or p.stored[0] not in filed
+            ]
+            if left:
+                self._unfiled[ticket_id] = left
+
+    async def _file_parts_here(self, params: dict[str, Any]) -> dict[str, Any]:
+        """On the session's home node: file the parts another node recorded under an earlier
+        lease (their bytes are in the shared file store), under this node's lease."""
+        ticket_id = str(params["ticket"])
+        lease = await self.home.here(ticket_id)
+        if lease is None:
+            raise DeskError("invalid_state", "this node is not the session's home")
+        filed: list[str] = []
+        async with self._changing(ticket_id):
+            known = {a.sha256 for a in await self.desk.store.attachments(ticket_id)}
+            for part in params["parts"]:
+                sha256, size = str(part["stored"][0]), int(part["stored"][1])
+                if sha256 not in known:
+                    if await self.desk.files.size(sha256) != size:
+                        # Not in a file store this node reads (each node keeps its own files):
+                        # the part stays with the node that recorded it.
+                        log.warning("%s: a part's bytes are not in this node's files", ticket_id)
+                        continue
+                    await self.desk.file_stored_attachment(
+                        ticket_id,
+                        "recording",
+                        RECORDING_TYPE,
+                        (sha256, size),
+                        dict(part["meta"]),
+                        epoch=lease.epoch,
+                    )
+                filed.append(sha256)
+        return {"filed": filed}
 
     async def _taken(self, ticket: TicketRecord, lease: Lease) -> None:
         """This node became the home of a session whose earlier home is gone. If the customer
         was sharing, sharing goes on here in a new recording part from a fresh snapshot, and a
         control grant (or request) of the old home ends, on the timeline."""
-        if ticket.status != "active":
-            return
-        sharing: dict[str, Any] | None = None
-        control = "none"
-        parts = 0
-        for entry in await self.desk.store.timeline(ticket.id):
+        async with self._changing(ticket.id):
+            if ticket.status != "active":
+                await self._file_unfiled(ticket.id, lease.epoch)
+                return
+            sharing = await self._sharing(ticket.id)
+            if sharing.recorder is None:
+                await self._file_unfiled(ticket.id, lease.epoch)
+                return
+            await self._move_here(ticket, lease, sharing)
+
+    async def _sharing(self, ticket_id: str) -> _Sharing:
+        sharing = _Sharing()
+        for entry in await self.desk.store.timeline(ticket_id):
             if entry.type == "cobrowse.started":
-                sharing, parts = entry.data, 1
+                sharing.recorder = str(entry.data.get("recorder", ""))
+                sharing.share = entry.data.get("share")
+                sharing.parts = 1
             elif entry.type == "cobrowse.moved":
-                parts = int(entry.data.get("part", parts + 1))
+                sharing.parts = int(entry.data.get("part", sharing.parts + 1))
             elif entry.type == "cobrowse.stopped":
-                sharing = None
+                sharing.recorder = None
             elif entry.type.startswith("control.") and entry.data.get("result") == "ok":
-                control = str(entry.data.get("state", control))
-        if sharing is None:
-            return
-        recorder = str(sharing.get("recorder", ""))
-        live = self._start(ticket.id, recorder, lease, part=parts + 1)
+                sharing.control = str(entry.data.get("state", sharing.control))
+        return sharing
+
+    async def _move_here(self, ticket: TicketRecord, lease: Lease, sharing: _Sharing) -> None:
+        """The co-browse goes on here under ``lease`` in its next part, from a fresh snapshot;
+        a control grant (or request) of the earlier lease ends, on the timeline."""
+        recorder = sharing.recorder or ""
+        earlier = [p.part for p in self._unfiled.get(ticket.id, [])]
+        if ticket.id in self._live:
+            earlier.append(self._live[ticket.id].part)
+        part = max([sharing.parts, *earlier]) + 1
+        live = await self._start(ticket.id, recorder, lease, part=part, share=sharing.share)
         await self.desk.timeline(
             ticket, "cobrowse.moved", {"epoch": lease.epoch, "part": live.part}, lease.epoch
         )
+        control = sharing.control
         if control in ("requested", "granted"):
             await self.desk.timeline(
                 ticket,
@@ -446,7 +633,7 @@ class CobrowseHub:
         await self._need_snapshot(ticket.id)
 
     async def close(self) -> None:
-        await background.stop(self._ticker)
+        await background.stop(self._ticker, *self._sending)
         for ticket_id in list(self._live):
             await self.stop(ticket_id, "system")
 
@@ -461,7 +648,7 @@ class CobrowseHub:
     async def _supply_here(
         self, caller: Caller, ticket: TicketRecord, lease: Lease, args: dict[str, Any]
     ) -> dict[str, Any]:
-        self._require_live(ticket, lease)
+        await self._require_live(ticket, lease)
         if self.assets is None:
             return {"stored": 0}
         return {"stored": await self.assets.supply(ticket.id, list(args["assets"]))}
@@ -486,7 +673,7 @@ class CobrowseHub:
         self, caller: Caller, ticket: TicketRecord, lease: Lease, args: dict[str, Any]
     ) -> dict[str, Any]:
         assert isinstance(caller, AgentCaller)
-        self._require_live(ticket, lease)
+        await self._require_live(ticket, lease)
         await self.desk.broadcaster.emit(
             CobrowsePointerOut(
                 ticket_id=ticket.id,
@@ -507,7 +694,7 @@ class CobrowseHub:
         self, caller: Caller, ticket: TicketRecord, lease: Lease, args: dict[str, Any]
     ) -> dict[str, Any]:
         assert isinstance(caller, AgentCaller)
-        live = self._require_live(ticket, lease)
+        live = await self._require_live(ticket, lease)
         await self._control(ticket, live, lambda g: g.request(caller.agent.id))
         return {}
 
@@ -518,7 +705,7 @@ class CobrowseHub:
     async def _control_grant_here(
         self, caller: Caller, ticket: TicketRecord, lease: Lease, args: dict[str, Any]
     ) -> dict[str, Any]:
-        live = self._require_live(ticket, lease)
+        live = await self._require_live(ticket, lease)
         customer_id = str(ticket.customer["id"])
         grant = bool(args["grant"])
         await self._control(
@@ -535,7 +722,7 @@ class CobrowseHub:
     async def _control_revoke_here(
         self, caller: Caller, ticket: TicketRecord, lease: Lease, args: dict[str, Any]
     ) -> dict[str, Any]:
-        live = self._require_live(ticket, lease)
+        live = await self._require_live(ticket, lease)
         if isinstance(caller, AgentCaller):
             agent_id = caller.agent.id
             await self._control(ticket, live, lambda g: g.revoke(agent_id, "agent"))
@@ -578,7 +765,7 @@ class CobrowseHub:
         self, caller: Caller, ticket: TicketRecord, lease: Lease, args: dict[str, Any]
     ) -> dict[str, Any]:
         assert isinstance(caller, AgentCaller)
-        live = self._require_live(ticket, lease)
+        live = await self._require_live(ticket, lease)
         try:
             clean, audit = await live.session.authorize_action(
                 caller.agent.id, dict(args["action"])
@@ -679,8 +866,23 @@ class CobrowseHub:
         live = self._live.get(ticket_id)
         return live if live is not None and live.epoch == lease.epoch else None
 
-    def _require_live(self, ticket: TicketRecord, lease: Lease) -> _Live:
-        live = self._live_at(ticket.id, lease)
+    async def _live_now(self, ticket_id: str, lease: Lease) -> _Live | None:
+        """``_live_at``, once a change of the session's parts under way is done (a batch that
+        arrives while a new part is being set up goes into it rather than being refused)."""
+        live = self._live_at(ticket_id, lease)
+        if live is not None:
+            return live
+        changing = self._setting_up.get(ticket_id)
+        if changing is None or not changing.locked():
+            return None
+        async with changing:
+            return self._live_at(ticket_id, lease)
+
+    def _changing(self, ticket_id: str) -> asyncio.Lock:
+        return self._setting_up.setdefault(ticket_id, asyncio.Lock())
+
+    async def _require_live(self, ticket: TicketRecord, lease: Lease) -> _Live:
+        live = await self._live_now(ticket.id, lease)
         if live is None:
             raise DeskError("invalid_state", "the customer is not sharing their page")
         return live

@@ -125,10 +125,13 @@ class Home:
         """The session's lease: this node's if it holds it, else whoever holds it, else taken
         now by this node (recorded in the store, then the ``on_taken`` hooks run)."""
         held = await self.here(ticket.id)
-        if held is not None:
+        taking = self._taking.get(ticket.id)
+        if held is not None and (taking is None or not taking.locked()):
             return held
         # One take at a time per session on this node: a second request waits until the
-        # epoch is recorded and the take-over hooks have run.
+        # epoch is recorded and the take-over hooks have run, even though the new lease is
+        # already held (work under it before the hooks ran would find nothing set up for it:
+        # a co-browse batch or accept would start its recording over).
         async with self._taking.setdefault(ticket.id, asyncio.Lock()):
             lease = await self.placement.claim(ticket.id)
             if lease.taken:

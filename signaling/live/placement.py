@@ -200,7 +200,8 @@ class MemoryPlacement(_Renewing):
         super().__init__(renew_seconds)
         self.node = node
         self._lease_s = lease_ms / 1000
-        self._clock = clock
+        self.clock = clock
+        """When leases expire (a test moves it on to make a lease lapse)."""
         self._owners: dict[str, tuple[str, float]] = {}
         self._epochs: dict[str, int] = {}
 
@@ -208,7 +209,7 @@ class MemoryPlacement(_Renewing):
         owner = self._owners.get(ticket_id)
         if owner is None:
             return None
-        if owner[1] <= self._clock():
+        if owner[1] <= self.clock():
             del self._owners[ticket_id]
             return None
         return owner[0]
@@ -217,7 +218,7 @@ class MemoryPlacement(_Renewing):
         epoch = max(self._epochs.get(ticket_id, 0), floor) + 1
         self._epochs[ticket_id] = epoch
         lease = Lease(ticket_id, self.node, epoch, taken=True)
-        self._owners[ticket_id] = (lease.value, self._clock() + self._lease_s)
+        self._owners[ticket_id] = (lease.value, self.clock() + self._lease_s)
         return self._hold(lease)
 
     async def claim(self, ticket_id: str, floor: int = 0) -> Lease:
@@ -243,7 +244,7 @@ class MemoryPlacement(_Renewing):
     async def renew(self, lease: Lease) -> bool:
         if self._live(lease.ticket_id) != lease.value:
             return False
-        self._owners[lease.ticket_id] = (lease.value, self._clock() + self._lease_s)
+        self._owners[lease.ticket_id] = (lease.value, self.clock() + self._lease_s)
         return True
 
     async def release(self, lease: Lease) -> bool:

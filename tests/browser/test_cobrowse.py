@@ -78,12 +78,6 @@ async def glass_point(agent: Page, selector: str) -> tuple[float, float]:
     return inner["x"] + inner["width"] / 2, inner["y"] + inner["height"] / 2
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known bug, open: in the full suite (not alone) the filed co-browse recording holds "
-    "only the first page; suspected: a recording part replaced without being filed when the "
-    "home lease's epoch changes (CobrowseHub._accept_here). See the closing note of 2026-11-30.",
-)
 async def test_live_view_pages_typing_highlight_and_control(
     new_page: NewPage, server: Server, screenshots: Path
 ) -> None:

@@ -4,6 +4,7 @@ import { h, icon, ICONS } from "../shared/dom.js";
 import { blobUrl } from "./auth.js";
 import { videoAttachment } from "./call/details.js";
 import { describeEntry, namesFrom } from "./timeline.js";
+import { firstPart } from "./cobrowse/parts.js";
 import {
   appSummary,
   bytes,
@@ -239,15 +240,16 @@ function attachment(a, blobs, all) {
     },
     "Download",
   );
-  // A co-browse recording plays in the sandboxed replay page (loaded only when asked for).
+  // A co-browse recording plays in the sandboxed replay page (loaded only when asked for); a
+  // co-browse recorded in several parts has one button, on its first part, playing them all.
   const replay =
-    a.kind === "recording"
+    a.kind === "recording" && firstPart(all, a)
       ? h(
           "button",
           {
             type: "button",
             class: "btn small primary",
-            onClick: () => import("./cobrowse/player.js").then((m) => m.openRecording(a)),
+            onClick: () => import("./cobrowse/player.js").then((m) => m.openRecording(a, all)),
           },
           "Replay",
         )

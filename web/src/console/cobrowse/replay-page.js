@@ -185,7 +185,8 @@ function startRecording(events) {
   };
   const setPlaying = (on, at = replayer.getCurrentTime()) => {
     playing = on;
-    if (at >= total) at = 0;
+    // Play from the end starts over; seeking to the end (paused) shows the end.
+    if (on && at >= total) at = 0;
     if (on) replayer.play(at);
     else replayer.pause(at);
     clearInterval(progressTimer);
