@@ -385,7 +385,8 @@ class Router:
             return 0
         ringing = await self.live.offers()
         busy_agents = {offer.agent_id for offer in ringing}
-        open_tickets = [t for t in entries if t not in {o.ticket_id for o in ringing}]
+        ringing_tickets = {offer.ticket_id for offer in ringing}
+        open_tickets = [t for t in entries if t not in ringing_tickets]
         online = await self.live.online_agents()
         if not open_tickets or not online - busy_agents:
             return 0
