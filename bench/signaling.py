@@ -81,6 +81,7 @@ from bench._common import (  # noqa: E402
     proc_cpu_precise,
     proc_status,
     quantiles,
+    run_delay,
     stop_all_servers,
     wait_quiet,
 )
@@ -261,6 +262,8 @@ class Measured:
     """Why the phase may hold some of the previous one's work (empty: it does not)."""
     agent_events: Counter[str] = field(default_factory=Counter)
     """The part of ``events`` the agents' sockets received."""
+    server_waited: float = 0.0
+    """Seconds the server's event loop was ready to run but waited for a core."""
 
     def total(self, key: str) -> int:
         return sum(int(r.get(key, 0)) for r in self.replies)
@@ -299,6 +302,7 @@ class Bench:
         server_pid = self.server.pid
         clients = self.pool.pids()
         cpu0 = proc_cpu_precise(server_pid)
+        delay0 = run_delay(server_pid)
         client0 = sum(proc_cpu_precise(p) for p in clients)
         machine0, parent0 = machine_busy_seconds(), time.process_time()
         t0 = time.perf_counter()
@@ -307,6 +311,7 @@ class Bench:
         if then:
             replies += self.pool.call(then, 30 * self.scale)
         server_cpu = proc_cpu_precise(server_pid) - cpu0
+        server_waited = run_delay(server_pid) - delay0
         client_cpu = sum(proc_cpu_precise(p) for p in clients) - client0
         bench_cpu = server_cpu + client_cpu + time.process_time() - parent0
         others = max(0.0, machine_busy_seconds() - machine0 - bench_cpu)
@@ -320,7 +325,16 @@ class Bench:
         if self.server.proc.poll() is not None:
             raise PhaseFailed(f"server exited with {self.server.proc.returncode}")
         return Measured(
-            replies, seconds, server_cpu, client_cpu, others, events, errors, unquiet, agent_events
+            replies,
+            seconds,
+            server_cpu,
+            client_cpu,
+            others,
+            events,
+            errors,
+            unquiet,
+            agent_events,
+            server_waited,
         )
 
     def fill_row(self, row: Row, m: Measured, ops: int, unit: str, dropped: int) -> None:
@@ -340,7 +354,8 @@ class Bench:
         busy = m.client_cpu / m.seconds / self.pool.size if m.seconds > 0 else 0.0
         others = m.others_cpu / m.seconds if m.seconds > 0 else 0.0
         row.notes.append(
-            f"{m.seconds:.1f} s; server CPU {m.server_cpu:.2f} s; clients {busy:.0%} of "
+            f"{m.seconds:.1f} s; server CPU {m.server_cpu:.2f} s, its event loop waited "
+            f"{m.server_waited:.2f} s for a core; clients {busy:.0%} of "
             f"their {self.pool.size} cores; other processes on the machine {others:.1f} cores; "
             f"events received: {top(m.events)}"
         )
@@ -604,6 +619,10 @@ class PushResult:
     customer_events: Counter[str]
     most_open: int
     cpu_per_session: float | None
+    cpu: float
+    """Server CPU seconds over the phase."""
+    waited: float
+    """Seconds the server's event loop waited for a core over the phase."""
 
 
 PUSH_RESULTS: list[PushResult] = []
@@ -707,7 +726,7 @@ def run_push(bench: Bench, cfg: Config, rows: list[Row], tokens: list[str]) -> N
     why_not = check_offers(offers, declined, accepted, ended)
     unfinished = m.total("unfinished")
     dropped = m.total("dropped") + m.total("refused") + m.total("unanswered") + unfinished
-    bench.fill_row(row, m, served, "sessions/s", dropped + lost)
+    bench.fill_row(row, m, served, "served/s", dropped + lost)
     offer_to_ack = [x for log in logs for x in log["offer_to_ack"]]
     row.p50, row.p99 = quantiles(offer_to_ack, len(offers) - len(declined) - len(offer_to_ack))
     think = [x for log in logs for x in log["think"]]
@@ -734,6 +753,8 @@ def run_push(bench: Bench, cfg: Config, rows: list[Row], tokens: list[str]) -> N
         customer_events=customer_events,
         most_open=most_open,
         cpu_per_session=row.cpu_per_op,
+        cpu=m.server_cpu,
+        waited=m.server_waited,
     )
     PUSH_RESULTS.append(result)
     row.notes.insert(
@@ -766,9 +787,9 @@ def print_push(cfg: Config) -> None:
         "offer->accept p50 / p99 ms | of which think (mean) ms | offer delivery p50 / p99 ms | "
         "accept ack p50 / p99 ms | customer wait p50 / p99 ms | agent events per offer | "
         "queue.changed per offer | queue.position per customer | most open per agent | "
-        "cpu ms per session |"
+        "cpu ms per session | server CPU s | server waited for a core s |"
     )
-    print("|" + "---|" * 17)
+    print("|" + "---|" * 19)
     for r in PUSH_RESULTS:
         offers = max(r.offers, 1)
         one = "yes" if r.one_agent_each else "NO: " + "; ".join(r.why_not)
@@ -782,7 +803,7 @@ def print_push(cfg: Config) -> None:
             f"{sum(r.agent_events.values()) / offers:.2f} | "
             f"{r.agent_events.get('queue.changed', 0) / offers:.2f} | "
             f"{r.customer_events.get('queue.position', 0) / max(r.customers, 1):.2f} | "
-            f"{r.most_open} | {fmt_ms(r.cpu_per_session)} |"
+            f"{r.most_open} | {fmt_ms(r.cpu_per_session)} | {r.cpu:.2f} | {r.waited:.2f} |"
         )
     print()
     kinds = sorted({k for r in PUSH_RESULTS for k in r.agent_events})
