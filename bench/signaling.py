@@ -1051,7 +1051,7 @@ def parse_args(argv: Sequence[str] | None) -> Config:
     )
 
 
-PUSH_SERVERS = ("tandem",)
+PUSH_SERVERS = ("tandem", "minimal")
 """The servers that route by offers."""
 
 
