@@ -122,8 +122,8 @@ def build(sio: socketio.AsyncServer, push: Push | None = None) -> None:
         for ticket_id in list(queued):
             if not free:
                 return
-            if ticket_id in ringing:
-                continue
+            if ticket_id in ringing or ticket_id not in queued:
+                continue  # offered or accepted meanwhile (this pass awaited its emits)
             refused = declined.get(ticket_id, set())
             # Checked again here: another handler's pass may have offered to an agent of
             # ``free`` while this one awaited its last emit.
