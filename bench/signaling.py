@@ -76,6 +76,7 @@ from bench._common import (  # noqa: E402
     fmt_ms,
     free_port,
     loadavg,
+    log_problems,
     machine_busy_seconds,
     percentile,
     proc_cpu_precise,
@@ -164,13 +165,20 @@ QUICK = {
 @dataclass(frozen=True)
 class ServerSpec:
     kind: str
-    """``tandem``, ``minimal`` or ``relay``."""
+    """``tandem``, ``minimal``, ``relay``, or ``tandem-redis`` (``python -m signaling serve``
+    on PostgreSQL with a redis-server of its own: the several-nodes live state, one node; the
+    push group only)."""
     uvloop: bool = False
     orjson: bool = False
 
     @property
     def label(self) -> str:
-        name = {"tandem": "tandem", "minimal": "minimal sio", "relay": "ws relay"}[self.kind]
+        name = {
+            "tandem": "tandem",
+            "tandem-redis": "tandem pg-redis",
+            "minimal": "minimal sio",
+            "relay": "ws relay",
+        }[self.kind]
         extras = [x for x, on in (("uvloop", self.uvloop), ("orjson", self.orjson)) if on]
         return "+".join([name, *extras])
 
@@ -206,6 +214,9 @@ class Row:
 
 
 def start_server(spec: ServerSpec, cfg: Config, work: Path, template: Path, tag: str) -> Any:
+    if spec.kind == "tandem-redis":
+        cluster = ClusterServer(work / f"tandem-redis-{tag}", cfg, cfg.push_agents)
+        return cluster, cluster.url
     port = free_port(HOST)
     flags = [*(["--uvloop"] if spec.uvloop else []), *(["--orjson"] if spec.orjson else [])]
     if tag == "push":
@@ -243,6 +254,45 @@ def start_server(spec: ServerSpec, cfg: Config, work: Path, template: Path, tag:
     base = f"http://{HOST}:{port}"
     server.wait_ready_sync(f"{base}/healthz")
     return server, base
+
+
+class ClusterServer:
+    """One ``tandem serve`` node on a fresh PostgreSQL schema with its own redis-server
+    (``bench/_cluster.py``), shaped like ``ServerProcess`` for the bench: its CPU is the node's
+    and redis-server's together."""
+
+    def __init__(self, work: Path, cfg: Config, agents: int) -> None:
+        from bench._cluster import launch
+
+        def provision(database_url: str) -> None:
+            asyncio.run(asyncio.wait_for(build_template(work, agents, database_url), 120))
+
+        limits = [
+            *("--rate-per-second", str(cfg.rate_limit)),
+            *("--socket-bytes-per-second", str(cfg.rate_limit * 1024)),
+            *("--socket-burst-bytes", str(cfg.rate_limit * 4096)),
+            *("--max-customer-sockets-per-address", "10000000"),
+            *("--max-open-tickets-per-address", "10000000"),
+            *("--routing", "push", "--agent-capacity", str(cfg.capacity)),
+            *("--offer-seconds", f"{cfg.offer_seconds:g}", "--wrap-up-seconds", "0"),
+        ]
+        work.mkdir(parents=True, exist_ok=True)
+        self._launched = launch(work, 1, provision, redis=True, proxy=False, limits=limits)
+        up = self._launched.__enter__()
+        self.node = up.nodes[0]
+        self.proc = self.node.process
+        self.url = up.proxy_url
+        self.extra_pids = [up.redis.pid] if up.redis is not None and up.redis.pid else []
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stop(self) -> None:
+        self._launched.__exit__(None, None, None)
+
+    def log_problems(self) -> tuple[int, dict[str, int]]:
+        return log_problems(self.node.log)
 
 
 # --------------------------------------------------------------------------- measuring
@@ -301,7 +351,8 @@ class Bench:
         unquiet = self.quiesce()
         server_pid = self.server.pid
         clients = self.pool.pids()
-        cpu0 = proc_cpu_precise(server_pid)
+        extra = list(getattr(self.server, "extra_pids", []))
+        cpu0 = sum(proc_cpu_precise(p) for p in [server_pid, *extra])
         delay0 = run_delay(server_pid)
         client0 = sum(proc_cpu_precise(p) for p in clients)
         machine0, parent0 = machine_busy_seconds(), time.process_time()
@@ -310,7 +361,7 @@ class Bench:
         seconds = time.perf_counter() - t0
         if then:
             replies += self.pool.call(then, 30 * self.scale)
-        server_cpu = proc_cpu_precise(server_pid) - cpu0
+        server_cpu = sum(proc_cpu_precise(p) for p in [server_pid, *extra]) - cpu0
         server_waited = run_delay(server_pid) - delay0
         client_cpu = sum(proc_cpu_precise(p) for p in clients) - client0
         bench_cpu = server_cpu + client_cpu + time.process_time() - parent0
@@ -841,7 +892,7 @@ def run_group(
         server, base = start_server(spec, cfg, work, template, name)
         tokens: list[str] = []
         need = {"sessions": cfg.agents, "push": cfg.push_agents}.get(name, cfg.waiting_agents)
-        if spec.kind == "tandem":
+        if spec.kind in ("tandem", "tandem-redis"):
             login_deadline = time.monotonic() + 60 * cfg.timeout_scale
             for j in range(need):
                 if time.monotonic() > login_deadline:
@@ -993,7 +1044,11 @@ def parse_args(argv: Sequence[str] | None) -> Config:
     parser.add_argument("--procs", type=int, default=max(2, min(4, os.cpu_count() or 2)))
     parser.add_argument("--batch", type=int, default=50, help="handshakes in flight per worker")
     parser.add_argument("--rate-limit", type=float, default=1e6, help="server events/s/socket")
-    parser.add_argument("--servers", default="tandem,minimal,relay")
+    parser.add_argument(
+        "--servers",
+        default="tandem,minimal,relay",
+        help="also tandem-redis: the push group on PostgreSQL + Redis (one node)",
+    )
     parser.add_argument("--only", default="sessions,waiting,push", help="scenario groups to run")
     parser.add_argument(
         "--accel",
@@ -1051,14 +1106,14 @@ def parse_args(argv: Sequence[str] | None) -> Config:
     )
 
 
-PUSH_SERVERS = ("tandem", "minimal")
+PUSH_SERVERS = ("tandem", "minimal", "tandem-redis")
 """The servers that route by offers."""
 
 
 def plan(cfg: Config) -> list[tuple[str, ServerSpec, list[Row]]]:
     groups: list[tuple[str, ServerSpec, list[Row]]] = []
     if "sessions" in cfg.groups:
-        specs = [ServerSpec(k) for k in cfg.servers]
+        specs = [ServerSpec(k) for k in cfg.servers if k in ("tandem", "minimal", "relay")]
         for variant in cfg.accel:
             parts = set(variant.split("+"))
             specs += [
@@ -1071,7 +1126,7 @@ def plan(cfg: Config) -> list[tuple[str, ServerSpec, list[Row]]]:
         groups += [
             ("waiting", ServerSpec(k), waiting_rows(ServerSpec(k), cfg))
             for k in cfg.servers
-            if k != "relay"
+            if k in ("tandem", "minimal")
         ]
     if "push" in cfg.groups:
         groups += [
