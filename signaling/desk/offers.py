@@ -375,11 +375,15 @@ class Router:
         if token is None:
             return 0  # another node is routing; every node's tick routes again shortly
         try:
-            return await self._dispatch()
+            return await self._dispatch(time.monotonic() + LOCK_SECONDS / 2)
         finally:
             await self.live.release("routing", token)
 
-    async def _dispatch(self) -> int:
+    async def _dispatch(self, stale_at: float) -> int:
+        """One pass under the routing lock; it makes no offer past ``stale_at`` (monotonic):
+        by then its facts are old and the lock may lapse, letting another pass decide from
+        newer ones (a busy node once took 8 s over a pass: two passes then offered one agent
+        two sessions and sessions already taken). The rest is left to the next pass."""
         entries = {entry["ticketId"]: entry for entry in await self.live.queue()}
         if not entries:
             return 0
@@ -407,12 +411,12 @@ class Router:
                 declined_by.setdefault(agent_id, set()).add(ticket_id)
         now = self.clock()
         agents = []
+        facts = await self.live.agents_routing(sorted(online - busy_agents))
         for agent_id in online - busy_agents:
             record = await self.store.agent(agent_id)
             if record is None:
                 continue
-            presence = await self.live.agent_presence(agent_id)
-            sessions = await self.live.sessions_of(agent_id)
+            presence, sessions = facts[agent_id]
             status = current_status(
                 AgentStatus(presence.chosen),
                 True,
@@ -434,6 +438,8 @@ class Router:
         made = 0
         expires = now + self.config.offer_seconds
         for planned in plan_offers(waiting, queues, agents, now, AGEING_SECONDS, busy_agents):
+            if time.monotonic() >= stale_at:
+                break
             offer = RingingOffer(planned.ticket_id, planned.agent_id, expires)
             if not await self.live.put_offer(offer):
                 continue

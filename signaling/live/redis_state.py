@@ -457,14 +457,22 @@ class RedisLiveState:
 
     async def agent_presence(self, agent_id: str) -> AgentPresence:
         raw: dict[Any, Any] = await self.redis.hgetall(self._key("st", agent_id))
-        fields = {_text(k): _text(v) for k, v in raw.items()}
-        return AgentPresence(
-            chosen=fields.get("chosen") or "available",
-            reason=fields.get("reason") or None,
-            wrap_until=float(fields.get("wrap") or 0.0),
-            idle_since=float(fields.get("idle") or 0.0),
-            told=fields.get("told", ""),
-        )
+        return _presence(raw)
+
+    async def agents_routing(
+        self, agent_ids: list[str]
+    ) -> dict[str, tuple[AgentPresence, set[str]]]:
+        if not agent_ids:
+            return {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for agent_id in agent_ids:
+                pipe.hgetall(self._key("st", agent_id))
+                pipe.smembers(self._key("as", agent_id))
+            found = await pipe.execute()
+        return {
+            agent_id: (_presence(found[2 * i]), {_text(t) for t in found[2 * i + 1]})
+            for i, agent_id in enumerate(agent_ids)
+        }
 
     async def choose_status(
         self, agent_id: str, status: str, reason: str | None, at: float
@@ -559,6 +567,17 @@ class RedisLiveState:
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _presence(raw: dict[Any, Any]) -> AgentPresence:
+    fields = {_text(k): _text(v) for k, v in raw.items()}
+    return AgentPresence(
+        chosen=fields.get("chosen") or "available",
+        reason=fields.get("reason") or None,
+        wrap_until=float(fields.get("wrap") or 0.0),
+        idle_since=float(fields.get("idle") or 0.0),
+        told=fields.get("told", ""),
+    )
 
 
 def _offer(ticket_id: str, raw: bytes | str) -> RingingOffer:

@@ -86,6 +86,13 @@ class LiveState(Protocol):
         """What the agent chose and their timers (a default one if nothing is known)."""
         ...
 
+    async def agents_routing(
+        self, agent_ids: list[str]
+    ) -> dict[str, tuple[AgentPresence, set[str]]]:
+        """``agent_presence`` and ``sessions_of`` of each agent, read at once (one round trip
+        with Redis: a routing pass reads every online agent while holding the routing lock)."""
+        ...
+
     async def choose_status(
         self, agent_id: str, status: str, reason: str | None, at: float
     ) -> None:
@@ -314,6 +321,17 @@ class MemoryLiveState:
 
     async def agent_presence(self, agent_id: str) -> AgentPresence:
         return self._presence.get(agent_id, AgentPresence())
+
+    async def agents_routing(
+        self, agent_ids: list[str]
+    ) -> dict[str, tuple[AgentPresence, set[str]]]:
+        return {
+            agent_id: (
+                self._presence.get(agent_id, AgentPresence()),
+                set(self._sessions.get(agent_id, ())),
+            )
+            for agent_id in agent_ids
+        }
 
     async def choose_status(
         self, agent_id: str, status: str, reason: str | None, at: float

@@ -209,6 +209,24 @@ async def test_an_agents_status_is_chosen_timed_and_announced_once(live: LiveSta
     assert (await live.agent_presence("a2")).chosen == "available"
 
 
+async def test_many_agents_presence_and_sessions_read_at_once(live: LiveState) -> None:
+    await live.choose_status("a1", "away", "lunch", 10.0)
+    await live.join("t1", "a2")
+    await live.join("t2", "a2")
+    facts = await live.agents_routing(["a1", "a2", "a3"])
+    assert {agent: (p.chosen, p.reason, s) for agent, (p, s) in facts.items()} == {
+        "a1": ("away", "lunch", set()),
+        "a2": ("available", None, {"t1", "t2"}),
+        "a3": ("available", None, set()),
+    }
+    for agent_id in ("a1", "a2", "a3"):
+        assert facts[agent_id] == (
+            await live.agent_presence(agent_id),
+            await live.sessions_of(agent_id),
+        )
+    assert await live.agents_routing([]) == {}
+
+
 async def test_a_ticket_rings_for_one_agent_and_one_caller_ends_the_offer(live: LiveState) -> None:
     from signaling.live import RingingOffer
 
