@@ -31,6 +31,12 @@ Scenarios (rows of the table, per server):
 * ``accept @Q``: with Q customers waiting (plus the ones about to be accepted), agents accept
   ``--accepts`` of the oldest, one accept at a time per worker: accept latency and server CPU
   per accept at each queue length (accept cost should not grow with the queue).
+* ``push routing`` (its own group and server, ``--routing push``, no wrap-up): agents of
+  capacity ``--capacity`` answer each ``session.offered`` after ``--think`` seconds, declining
+  ``--decline`` of them and ending each accepted session after ``--handle`` seconds, while all
+  ``--push-customers`` customers ask at once: offer decision -> accept ack p50/p99, customers
+  served per second, the customer's wait, events per offer, and a check that each offer rang at
+  exactly one agent (its own markdown table; the floor routes by offers too).
 
 Anything dropped (an acked request whose event never came, a message never answered, a socket
 that fell) is counted; a row with drops or refusals is marked FAILED, a phase past its time
