@@ -136,18 +136,27 @@ class Router:
         presence = await self.live.agent_presence(agent_id)
         online = agent_id in await self.live.online_agents()
         sessions = await self.live.sessions_of(agent_id)
-        shown = current_status(
+        return self._shown(presence, online, sessions, self.clock()), presence
+
+    def _shown(
+        self, presence: AgentPresence, online: bool, sessions: set[str], now: float
+    ) -> AgentStatus:
+        return current_status(
             AgentStatus(presence.chosen),
             online,
             presence.wrap_until,
-            self.clock(),
+            now,
             len(sessions) < self.config.capacity,
         )
-        return shown, presence
 
     async def refresh(self, agent_id: str) -> AgentStatus:
         """The agent's status now, announced if it changed since it was last announced."""
         shown, presence = await self.status(agent_id)
+        return await self._tell(agent_id, shown, presence)
+
+    async def _tell(
+        self, agent_id: str, shown: AgentStatus, presence: AgentPresence
+    ) -> AgentStatus:
         if await self.live.tell_status(agent_id, shown.value):
             await self._announce(
                 agent_id, shown, presence, [agent_room(agent_id), SUPERVISORS_ROOM]
@@ -363,8 +372,16 @@ class Router:
                 await self.live.choose_status(offer.agent_id, "away", MISSED_OFFER, now)
                 await self._ended(offer, "expired")
                 await self.refresh(offer.agent_id)
-        for agent_id in await self.live.online_agents():
-            await self.refresh(agent_id)
+        # Every online agent's status (a wrap-up may have ended), read at once: one refresh per
+        # agent cost three Redis round trips each tick, and read the whole online set each time.
+        online = await self.live.online_agents()
+        now = self.clock()
+        for agent_id, (presence, sessions) in (
+            await self.live.agents_routing(sorted(online))
+        ).items():
+            shown = self._shown(presence, True, sessions, now)
+            if shown.value != presence.told:  # else tell_status would refuse it: nothing new
+                await self._tell(agent_id, shown, presence)
         await self.dispatch()
 
     async def dispatch(self) -> int:
@@ -384,10 +401,14 @@ class Router:
         by then its facts are old and the lock may lapse, letting another pass decide from
         newer ones (a busy node once took 8 s over a pass: two passes then offered one agent
         two sessions and sessions already taken). The rest is left to the next pass."""
+        # Offers before the queue: an accept leaves the queue before its offer ends, so a
+        # session read as ringing is excluded, and one read as not ringing any more was
+        # already gone from the queue (read the other way round, a session accepted between
+        # the two reads looked open and was offered again).
+        ringing = await self.live.offers()
         entries = {entry["ticketId"]: entry for entry in await self.live.queue()}
         if not entries:
             return 0
-        ringing = await self.live.offers()
         busy_agents = {offer.agent_id for offer in ringing}
         ringing_tickets = {offer.ticket_id for offer in ringing}
         open_tickets = [t for t in entries if t not in ringing_tickets]
