@@ -819,7 +819,8 @@ def run_push(bench: Bench, cfg: Config, rows: list[Row], tokens: list[str]) -> N
         f"{served}/{n} served by {agents} agents of capacity {cfg.capacity} "
         f"(think {cfg.think:g} s, {cfg.decline:.0%} declined, sessions held {cfg.handle:g} s, "
         f"no wrap-up: at best {rounds} rounds of about {cfg.handle + cfg.think:.1f} s); "
-        f"{len(offers)} offers, {len(declined)} declined, {ended.get('expired', 0)} rang out; "
+        f"{len(offers)} offers, {len(declined)} declined, {ended.get('expired', 0)} rang out "
+        f"(session.offer.ended by reason: {top(ended, 8)}); "
         f"p50/p99: the server's offer decision -> the accept's ack, think time included"
         + (f"; answers still running at the end: {unfinished}" if unfinished else ""),
     )

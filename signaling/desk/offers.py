@@ -360,8 +360,11 @@ class Router:
     async def tick(self) -> None:
         """Expire offers past their time (the silent agent is set Away), end wrap-ups, route."""
         now = self.clock()
+        # Offers before the queue (as in a pass): a new session is queued before it is
+        # offered, so read the other way round its fresh offer looked stale and was ended.
+        ringing = await self.live.offers()
         waiting = set(await self.live.queued_ids())
-        for offer in await self.live.offers():
+        for offer in ringing:
             if offer.ticket_id not in waiting:
                 if await self.live.take_offer(offer.ticket_id, offer.agent_id):
                     await self._ended(offer, "taken")
@@ -388,19 +391,24 @@ class Router:
         """Offer waiting sessions to agents who may take them; how many offers were made."""
         if not self.config.push:
             return 0
+        # Timed from before asking: on a busy loop the answer may come seconds after the lock
+        # was taken (its time runs from then).
+        stale_at = time.monotonic() + LOCK_SECONDS / 2
         token = await self.live.acquire("routing", LOCK_SECONDS)
         if token is None:
             return 0  # another node is routing; every node's tick routes again shortly
         try:
-            return await self._dispatch(time.monotonic() + LOCK_SECONDS / 2)
+            return await self._dispatch(token, stale_at)
         finally:
             await self.live.release("routing", token)
 
-    async def _dispatch(self, stale_at: float) -> int:
+    async def _dispatch(self, token: str, stale_at: float) -> int:
         """One pass under the routing lock; it makes no offer past ``stale_at`` (monotonic):
         by then its facts are old and the lock may lapse, letting another pass decide from
         newer ones (a busy node once took 8 s over a pass: two passes then offered one agent
-        two sessions and sessions already taken). The rest is left to the next pass."""
+        two sessions and sessions already taken). The rest is left to the next pass. Each offer
+        is also made only while ``token`` still holds the lock (``put_offer``'s fence), so a
+        pass whose loop stalled past both cannot offer beside a newer one."""
         # Offers before the queue: an accept leaves the queue before its offer ends, so a
         # session read as ringing is excluded, and one read as not ringing any more was
         # already gone from the queue (read the other way round, a session accepted between
@@ -462,7 +470,7 @@ class Router:
             if time.monotonic() >= stale_at:
                 break
             offer = RingingOffer(planned.ticket_id, planned.agent_id, expires)
-            if not await self.live.put_offer(offer):
+            if not await self.live.put_offer(offer, ("routing", token)):
                 continue
             made += 1
             entry = QueueEntry.model_validate(entries[planned.ticket_id])

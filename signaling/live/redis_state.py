@@ -184,6 +184,11 @@ redis.call('HDEL', KEYS[1], ARGV[1])
 return offer
 """
 
+_PUT_OFFER = """
+if ARGV[3] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[3] then return 0 end
+return redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
+"""
+
 _RELEASE_LOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -246,6 +251,7 @@ class RedisLiveState:
                 "tell_status": _TELL_STATUS,
                 "choose_status": _CHOOSE_STATUS,
                 "take_offer": _TAKE_OFFER,
+                "put_offer": _PUT_OFFER,
                 "release_lock": _RELEASE_LOCK,
             }.items()
         }
@@ -489,9 +495,15 @@ class RedisLiveState:
     async def tell_status(self, agent_id: str, shown: str) -> bool:
         return bool(await self._run("tell_status", [self._key("st", agent_id)], [shown]))
 
-    async def put_offer(self, offer: RingingOffer) -> bool:
+    async def put_offer(self, offer: RingingOffer, holding: tuple[str, str] | None = None) -> bool:
         value = json.dumps({"agent": offer.agent_id, "expiresAt": offer.expires_at})
-        return bool(await self.redis.hsetnx(self._key("of"), offer.ticket_id, value))
+        lock, token = holding if holding is not None else ("", "")
+        put = await self._run(
+            "put_offer",
+            [self._key("of"), self._key("lock", lock)],
+            [offer.ticket_id, value, token],
+        )
+        return bool(put)
 
     async def offers(self) -> list[RingingOffer]:
         raw: dict[Any, Any] = await self.redis.hgetall(self._key("of"))

@@ -109,8 +109,10 @@ class LiveState(Protocol):
         changed it (so each change is announced once, whichever node sees it)."""
         ...
 
-    async def put_offer(self, offer: RingingOffer) -> bool:
-        """Ring ``offer``; False (nothing changed) if that ticket already rings somewhere."""
+    async def put_offer(self, offer: RingingOffer, holding: tuple[str, str] | None = None) -> bool:
+        """Ring ``offer``; False (nothing changed) if that ticket already rings somewhere, or
+        when ``holding`` (a lock's name and token, from ``acquire``) is given and that lock is
+        no longer held with that token (it lapsed: another pass may be deciding now)."""
         ...
 
     async def offers(self) -> list[RingingOffer]:
@@ -351,9 +353,13 @@ class MemoryLiveState:
         self._presence[agent_id] = replace(was, told=shown)
         return True
 
-    async def put_offer(self, offer: RingingOffer) -> bool:
+    async def put_offer(self, offer: RingingOffer, holding: tuple[str, str] | None = None) -> bool:
         if offer.ticket_id in self._offers:
             return False
+        if holding is not None:
+            held = self._locks.get(holding[0])
+            if held is None or held[0] != holding[1] or held[1] <= time.monotonic():
+                return False
         self._offers[offer.ticket_id] = offer
         return True
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from signaling.live import LiveState, MemoryLiveState, OpenTicketLimits
+from signaling.live import LiveState, MemoryLiveState, OpenTicketLimits, RingingOffer
 from signaling.live.redis_state import RedisLiveState
 from tests.support import REDIS_URL, redis_or_skip, unique_prefix
 
@@ -228,7 +228,6 @@ async def test_many_agents_presence_and_sessions_read_at_once(live: LiveState) -
 
 
 async def test_a_ticket_rings_for_one_agent_and_one_caller_ends_the_offer(live: LiveState) -> None:
-    from signaling.live import RingingOffer
 
     assert await live.put_offer(RingingOffer("t1", "a1", 120.5))
     assert not await live.put_offer(RingingOffer("t1", "a2", 130.0))
@@ -273,6 +272,24 @@ async def test_one_holder_of_a_lock_at_a_time(live: LiveState) -> None:
     assert again is not None
     await asyncio.sleep(0.1)  # a holder that died: the lock lapses
     assert await live.acquire("routing", 5.0) is not None
+
+
+async def test_an_offer_fenced_by_a_lock_is_made_only_while_that_lock_is_held(
+    live: LiveState,
+) -> None:
+    token = await live.acquire("routing", 0.05)
+    assert token is not None
+    assert await live.put_offer(RingingOffer("t1", "a1", 10.0), ("routing", token))
+    assert not await live.put_offer(RingingOffer("t2", "a2", 10.0), ("routing", "other"))
+    await asyncio.sleep(0.1)  # the pass stalled past its lock, which lapsed
+    newer = await live.acquire("routing", 5.0)
+    assert newer is not None
+    assert not await live.put_offer(RingingOffer("t2", "a2", 10.0), ("routing", token))
+    assert await live.put_offer(RingingOffer("t2", "a2", 10.0), ("routing", newer))
+    await live.release("routing", newer)
+    assert not await live.put_offer(RingingOffer("t3", "a3", 10.0), ("routing", newer))
+    assert await live.put_offer(RingingOffer("t3", "a3", 10.0))  # unfenced (a transfer's)
+    assert {o.ticket_id for o in await live.offers()} == {"t1", "t2", "t3"}
 
 
 async def test_recent_handle_times_per_queue_newest_first_and_bounded(live: LiveState) -> None:
