@@ -32,6 +32,8 @@ import random
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
@@ -72,6 +74,8 @@ class Tally:
     def __init__(self) -> None:
         self.events: Counter[str] = Counter()
         """Server events received, by name."""
+        self.agent_events: Counter[str] = Counter()
+        """The part of ``events`` the agents' sockets received."""
         self.acks = 0
         self.sent = 0
         self.errors: Counter[str] = Counter()
@@ -81,11 +85,13 @@ class Tally:
     def take(self) -> Reply:
         out = {
             "events": dict(self.events),
+            "agent_events": dict(self.agent_events),
             "acks": self.acks,
             "sent": self.sent,
             "errors": dict(self.errors),
         }
         self.events.clear()
+        self.agent_events.clear()
         self.errors.clear()
         self.acks = self.sent = 0
         return out
@@ -165,6 +171,8 @@ class SioCustomer:
         """The ticket id from the ``help.request`` ack (None when refused)."""
         self.accepted: asyncio.Future[float] = loop.create_future()
         """When ``session.accepted`` arrived."""
+        self.ended: asyncio.Future[float] = loop.create_future()
+        """When ``session.ended`` arrived."""
         self.asked_at: float | None = None
         self.replies: dict[str, tuple[asyncio.Future[float], float]] = {}
         """Reply id -> (resolved with the reply's arrival time, when the message was due)."""
@@ -187,6 +195,9 @@ class SioCustomer:
         if event == "session.accepted":
             if not self.accepted.done():
                 self.accepted.set_result(time.perf_counter())
+        elif event == "session.ended":
+            if not self.ended.done():
+                self.ended.set_result(time.perf_counter())
         elif event == "chat.message" and isinstance(data, dict):
             message = data.get("message") or {}
             if message.get("from") == "agent":
@@ -250,6 +261,74 @@ class SioCustomer:
             self.tally.errors[f"customer chat.send: {problem}"] += 1
 
 
+@dataclass
+class PushPlan:
+    """How the bench's agents answer offers in the push-routing scenario."""
+
+    think: float
+    """Mean seconds before answering an offer (each wait is drawn from 0.5x to 1.5x)."""
+    decline: float
+    """Share of offers declined (the session is then offered to another agent)."""
+    handle: float
+    """Seconds an accepted session is held before the agent ends it (its slot frees)."""
+    offer_seconds: float
+    """The server's ``--offer-seconds``: an offer's ``expiresAt`` minus this is when the
+    server decided it (wall clock; server and clients share the machine's clock)."""
+    seed: int
+
+
+@dataclass
+class PushLog:
+    """What one worker's agents saw of push routing: every offer, answer and latency."""
+
+    offers: list[tuple[str, int]] = field(default_factory=list)
+    """(ticket, agent) of every ``session.offered`` received."""
+    declined: list[tuple[str, int]] = field(default_factory=list)
+    accepted: list[tuple[str, int]] = field(default_factory=list)
+    ended: Counter[str] = field(default_factory=Counter)
+    """``session.offer.ended`` by reason."""
+    offer_to_ack: list[float] = field(default_factory=list)
+    """Server's offer decision -> the accept's ack received (wall clock), think time included."""
+    delivery: list[float] = field(default_factory=list)
+    """Server's offer decision -> ``session.offered`` received (wall clock)."""
+    accept_ack: list[float] = field(default_factory=list)
+    """``session.accept`` sent -> its ack."""
+    think: list[float] = field(default_factory=list)
+    missed: int = 0
+    """Offers that rang out (the agent was set Away and sets itself Available again)."""
+    most_open: int = 0
+    """The most sessions one agent of this worker held at once."""
+    busy: set[asyncio.Task[None]] = field(default_factory=set)
+    """Answers and sessions in progress."""
+
+    def take(self) -> Reply:
+        """What was recorded since the last take (answers in progress go on)."""
+        out = {
+            "offers": list(self.offers),
+            "declined": list(self.declined),
+            "push_accepted": list(self.accepted),
+            "offer_ended": dict(self.ended),
+            "offer_to_ack": list(self.offer_to_ack),
+            "delivery": list(self.delivery),
+            "accept_ack": list(self.accept_ack),
+            "think": list(self.think),
+            "missed": self.missed,
+            "most_open": self.most_open,
+        }
+        for items in (self.offers, self.declined, self.accepted, self.offer_to_ack):
+            items.clear()
+        for values in (self.delivery, self.accept_ack, self.think):
+            values.clear()
+        self.ended.clear()
+        self.missed = self.most_open = 0
+        return out
+
+
+def iso_seconds(text: str) -> float:
+    """Epoch seconds of an ISO-8601 UTC time (``...Z``) the server sent."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
 class SioAgent:
     def __init__(
         self, index: int, token: str, tally: Tally, http: aiohttp.ClientSession, version: int
@@ -276,6 +355,12 @@ class SioAgent:
         """Accept an assigned customer's ticket as soon as its ``queue.added`` arrives."""
         self.accept_acks: dict[int, asyncio.Future[float]] = {}
         """Per assigned customer: when the accept's ack arrived (an exception when refused)."""
+        self.push: PushPlan | None = None
+        """Set for the push-routing scenario: answer offers (into ``push_log``, the worker's)."""
+        self.push_log = PushLog()
+        self.rng = random.Random(index)
+        self.open_sessions = 0
+        """Sessions this agent accepted and has not ended yet (push scenario)."""
 
     async def connect(self, url: str) -> None:
         await self.sio.connect(
@@ -287,7 +372,11 @@ class SioAgent:
 
     async def _on_event(self, event: str, data: Any = None) -> None:
         self.tally.events[event] += 1
+        self.tally.agent_events[event] += 1
         if not isinstance(data, dict):
+            return
+        if self.push is not None:
+            self._on_push_event(event, data, self.push)
             return
         if event == "queue.added":  # protocol v1 (and the floor): one event per new ticket
             await self._on_queue_entry(data.get("entry") or {})
@@ -308,6 +397,77 @@ class SioAgent:
                     },
                     callback=self._on_chat_ack,
                 )
+
+    def _on_push_event(self, event: str, data: dict[str, Any], plan: PushPlan) -> None:
+        log = self.push_log
+        if event == "session.offered":
+            received = time.time()
+            ticket_id = str(data.get("ticketId"))
+            decided = iso_seconds(str(data["expiresAt"])) - plan.offer_seconds
+            log.offers.append((ticket_id, self.index))
+            log.delivery.append(received - decided)
+            self._spawn(self._answer(ticket_id, decided, plan))
+        elif event == "session.offer.ended":
+            log.ended[str(data.get("reason"))] += 1
+        elif (
+            event == "agent.status"
+            and data.get("status") == "away"
+            and data.get("reason") == "missed offer"
+        ):
+            # Rang out (the server set this agent Away): back to work, counted.
+            log.missed += 1
+            self._spawn(self._emit_checked("agent.status", {"status": "available"}))
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self.push_log.busy.add(task)
+        task.add_done_callback(self.push_log.busy.discard)
+
+    async def _emit_checked(self, event: str, payload: dict[str, Any]) -> Any:
+        """Emit and wait for the ack (refusals are counted as errors); the ack, or None."""
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+        def on_ack(ack: Any = None) -> None:
+            self.tally.acks += 1
+            if not done.done():
+                done.set_result(ack)
+
+        self.tally.sent += 1
+        await self.sio.emit(event, payload, callback=on_ack)
+        try:
+            ack = await asyncio.wait_for(done, CONNECT_TIMEOUT)
+        except TimeoutError:
+            self.tally.errors[f"{event}: no ack in {CONNECT_TIMEOUT:g} s"] += 1
+            return None
+        problem = ack_error(ack)
+        if problem:
+            self.tally.errors[f"{event}: {problem}"] += 1
+            return None
+        return ack
+
+    async def _answer(self, ticket_id: str, decided: float, plan: PushPlan) -> None:
+        """After a think time: decline (``plan.decline`` of offers) or accept, hold the
+        session for ``plan.handle`` seconds, end it."""
+        log = self.push_log
+        wait = plan.think * self.rng.uniform(0.5, 1.5)
+        started = time.perf_counter()
+        await asyncio.sleep(wait)
+        log.think.append(time.perf_counter() - started)
+        if self.rng.random() < plan.decline:
+            log.declined.append((ticket_id, self.index))
+            await self._emit_checked("session.decline", {"ticketId": ticket_id})
+            return
+        sent = time.perf_counter()
+        if await self._emit_checked("session.accept", {"ticketId": ticket_id}) is None:
+            return
+        log.accept_ack.append(time.perf_counter() - sent)
+        log.offer_to_ack.append(time.time() - decided)
+        log.accepted.append((ticket_id, self.index))
+        self.open_sessions += 1
+        log.most_open = max(log.most_open, self.open_sessions)
+        await asyncio.sleep(plan.handle)
+        await self._emit_checked("session.end", {"ticketId": ticket_id})
+        self.open_sessions -= 1
 
     async def _on_queue_entry(self, entry: dict[str, Any]) -> None:
         app = (entry.get("context") or {}).get("app") or {}
@@ -470,6 +630,7 @@ class Worker:
         """Sessions ready to chat (accepted customers; relay pairs once connected)."""
         self.open_phases = 0
         """Open-loop phases run so far (part of each message id)."""
+        self.push_log = PushLog()
 
     # ------------------------------------------------------------------ commands
 
@@ -481,6 +642,8 @@ class Worker:
             "accept": self.accept,
             "chat_closed": self.chat_closed,
             "chat_open": self.chat_open,
+            "push": self.push,
+            "push_collect": self.push_collect,
             "teardown": self.teardown,
         }
         deadline = time.perf_counter() + float(cmd.get("timeout", 60))
@@ -616,6 +779,60 @@ class Worker:
             "unanswered": unanswered,
             "dropped": missing,
         }
+
+    async def push(self, cmd: dict[str, Any], deadline: float) -> Reply:
+        """Push routing: the agents answer offers (``PushPlan``), the given customers all ask
+        at once; done when each of them was accepted and then ended by its agent.
+
+        An agent of this worker may serve a customer of another: the agents go on answering
+        after this reply, until ``push_collect``.
+        """
+        plan = PushPlan(
+            think=float(cmd["think"]),
+            decline=float(cmd["decline"]),
+            handle=float(cmd["handle"]),
+            offer_seconds=float(cmd["offer_seconds"]),
+            seed=int(cmd.get("seed", 1)),
+        )
+        self.push_log = PushLog()
+        for agent in self.agents.values():
+            agent.push = plan
+            agent.push_log = self.push_log
+            agent.rng = random.Random(plan.seed * 100_003 + agent.index)
+        customers = [self.customers[i] for i in cmd["customers"]]
+
+        async def ask(customer: SioCustomer) -> None:
+            await customer.request_help()
+            await customer.ticket
+
+        await bounded((ask(c) for c in customers), len(customers), deadline)
+        good = [c for c in customers if c.ticket_id is not None]
+        unaccepted = await settle((c.accepted for c in good), deadline)
+        unended = await settle((c.ended for c in good), deadline)
+        waits = [c.accepted.result() - (c.asked_at or 0.0) for c in good if c.accepted.done()]
+        return {
+            "asked": len(customers),
+            "refused": sum(1 for c in customers if c.ticket.done() and c.ticket_id is None),
+            "unanswered": sum(1 for c in customers if not c.ticket.done()),
+            "paired": len(waits),
+            "waits": waits,
+            "dropped": unaccepted + unended,
+            "push_tickets": [(c.ticket_id, c.index) for c in good],
+            "push": self.push_log.take(),
+        }
+
+    async def push_collect(self, cmd: dict[str, Any], deadline: float) -> Reply:
+        """After every worker's customers were served: let the agents' last answers finish
+        (at most ``GRACE`` s), stop answering offers, and report what they saw since ``push``."""
+        grace = min(deadline, time.perf_counter() + GRACE)
+        while self.push_log.busy and time.perf_counter() < grace:
+            await asyncio.wait(list(self.push_log.busy), timeout=grace - time.perf_counter())
+        unfinished = len(self.push_log.busy)
+        for task in list(self.push_log.busy):
+            task.cancel()
+        for agent in self.agents.values():
+            agent.push = None
+        return {"push": self.push_log.take(), "unfinished": unfinished}
 
     async def chat_closed(self, cmd: dict[str, Any], deadline: float) -> Reply:
         """Every session does ``rounds`` round trips back to back, all sessions at once."""

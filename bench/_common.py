@@ -72,6 +72,16 @@ def proc_cpu_precise(pid: int) -> float:
     return max(total_ns / 1e9, proc_cpu_seconds(pid))
 
 
+def run_delay(pid: int) -> float:
+    """Seconds the process's main thread (for the servers: the event loop) has spent ready to
+    run but waiting for a core (``/proc/PID/schedstat``, second field): on a shared machine,
+    how much of a latency was the machine's and not the server's."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 def machine_busy_seconds() -> float:
     """CPU seconds all the machine's cores have spent busy since boot (``/proc/stat``)."""
     try:

@@ -31,6 +31,12 @@ Scenarios (rows of the table, per server):
 * ``accept @Q``: with Q customers waiting (plus the ones about to be accepted), agents accept
   ``--accepts`` of the oldest, one accept at a time per worker: accept latency and server CPU
   per accept at each queue length (accept cost should not grow with the queue).
+* ``push routing`` (its own group and server, ``--routing push``, no wrap-up): agents of
+  capacity ``--capacity`` answer each ``session.offered`` after ``--think`` seconds, declining
+  ``--decline`` of them and ending each accepted session after ``--handle`` seconds, while all
+  ``--push-customers`` customers ask at once: offer decision -> accept ack p50/p99, customers
+  served per second, the customer's wait, events per offer, and a check that each offer rang at
+  exactly one agent (its own markdown table; the floor routes by offers too).
 
 Anything dropped (an acked request whose event never came, a message never answered, a socket
 that fell) is counted; a row with drops or refusals is marked FAILED, a phase past its time
@@ -76,11 +82,13 @@ from bench._common import (  # noqa: E402
     fmt_ms,
     free_port,
     loadavg,
+    log_problems,
     machine_busy_seconds,
     percentile,
     proc_cpu_precise,
     proc_status,
     quantiles,
+    run_delay,
     stop_all_servers,
     wait_quiet,
 )
@@ -123,6 +131,13 @@ class Config:
     protocol: int
     keep: bool
     profile_server: Path | None
+    push_customers: int
+    push_agents: int
+    capacity: int
+    think: float
+    decline: float
+    handle: float
+    offer_seconds: float
 
 
 FULL = {
@@ -135,6 +150,8 @@ FULL = {
     "levels": "10,500,5000",
     "accepts": 20,
     "waiting_agents": 10,
+    "push_customers": 1000,
+    "push_agents": 100,
 }
 QUICK = {
     "pairs": 100,
@@ -146,19 +163,28 @@ QUICK = {
     "levels": "10,100,400",
     "accepts": 8,
     "waiting_agents": 4,
+    "push_customers": 100,
+    "push_agents": 10,
 }
 
 
 @dataclass(frozen=True)
 class ServerSpec:
     kind: str
-    """``tandem``, ``minimal`` or ``relay``."""
+    """``tandem``, ``minimal``, ``relay``, or ``tandem-redis`` (``python -m signaling serve``
+    on PostgreSQL with a redis-server of its own: the several-nodes live state, one node; the
+    push group only)."""
     uvloop: bool = False
     orjson: bool = False
 
     @property
     def label(self) -> str:
-        name = {"tandem": "tandem", "minimal": "minimal sio", "relay": "ws relay"}[self.kind]
+        name = {
+            "tandem": "tandem",
+            "tandem-redis": "tandem pg-redis",
+            "minimal": "minimal sio",
+            "relay": "ws relay",
+        }[self.kind]
         extras = [x for x, on in (("uvloop", self.uvloop), ("orjson", self.orjson)) if on]
         return "+".join([name, *extras])
 
@@ -194,8 +220,24 @@ class Row:
 
 
 def start_server(spec: ServerSpec, cfg: Config, work: Path, template: Path, tag: str) -> Any:
+    if spec.kind == "tandem-redis":
+        cluster = ClusterServer(work / f"tandem-redis-{tag}", cfg, cfg.push_agents)
+        return cluster, cluster.url
     port = free_port(HOST)
     flags = [*(["--uvloop"] if spec.uvloop else []), *(["--orjson"] if spec.orjson else [])]
+    if tag == "push":
+        # The push scenario: offers, agent capacity, no wrap-up (an agent whose session ended
+        # is offered the next one at once). The other groups keep pull routing.
+        flags += [
+            "--routing",
+            "push",
+            "--capacity",
+            str(cfg.capacity),
+            "--offer-seconds",
+            f"{cfg.offer_seconds:g}",
+            "--wrap-up-seconds",
+            "0",
+        ]
     name = f"{spec.label.replace('+', '-').replace(' ', '-')}-{tag}"
     if spec.kind == "tandem":
         data_dir = work / name
@@ -220,6 +262,45 @@ def start_server(spec: ServerSpec, cfg: Config, work: Path, template: Path, tag:
     return server, base
 
 
+class ClusterServer:
+    """One ``tandem serve`` node on a fresh PostgreSQL schema with its own redis-server
+    (``bench/_cluster.py``), shaped like ``ServerProcess`` for the bench: its CPU is the node's
+    and redis-server's together."""
+
+    def __init__(self, work: Path, cfg: Config, agents: int) -> None:
+        from bench._cluster import launch
+
+        def provision(database_url: str) -> None:
+            asyncio.run(asyncio.wait_for(build_template(work, agents, database_url), 120))
+
+        limits = [
+            *("--rate-per-second", str(cfg.rate_limit)),
+            *("--socket-bytes-per-second", str(cfg.rate_limit * 1024)),
+            *("--socket-burst-bytes", str(cfg.rate_limit * 4096)),
+            *("--max-customer-sockets-per-address", "10000000"),
+            *("--max-open-tickets-per-address", "10000000"),
+            *("--routing", "push", "--agent-capacity", str(cfg.capacity)),
+            *("--offer-seconds", f"{cfg.offer_seconds:g}", "--wrap-up-seconds", "0"),
+        ]
+        work.mkdir(parents=True, exist_ok=True)
+        self._launched = launch(work, 1, provision, redis=True, proxy=False, limits=limits)
+        up = self._launched.__enter__()
+        self.node = up.nodes[0]
+        self.proc = self.node.process
+        self.url = up.proxy_url
+        self.extra_pids = [up.redis.pid] if up.redis is not None and up.redis.pid else []
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stop(self) -> None:
+        self._launched.__exit__(None, None, None)
+
+    def log_problems(self) -> tuple[int, dict[str, int]]:
+        return log_problems(self.node.log)
+
+
 # --------------------------------------------------------------------------- measuring
 
 
@@ -235,6 +316,10 @@ class Measured:
     errors: Counter[str]
     unquiet: str
     """Why the phase may hold some of the previous one's work (empty: it does not)."""
+    agent_events: Counter[str] = field(default_factory=Counter)
+    """The part of ``events`` the agents' sockets received."""
+    server_waited: float = 0.0
+    """Seconds the server's event loop was ready to run but waited for a core."""
 
     def total(self, key: str) -> int:
         return sum(int(r.get(key, 0)) for r in self.replies)
@@ -260,28 +345,54 @@ class Bench:
         the next phase. Returns a note when they were not idle in time."""
         return wait_quiet([self.server.pid, *self.pool.pids()], self.quiet_window, limit)
 
-    def measure(self, cmds: Sequence[dict[str, Any]], timeout: float) -> Measured:
+    def measure(
+        self,
+        cmds: Sequence[dict[str, Any]],
+        timeout: float,
+        then: Sequence[dict[str, Any]] = (),
+    ) -> Measured:
+        """Run one command on every worker and measure it. ``then``: a second command per
+        worker whose time is not the phase's but whose CPU and events are (work the first
+        started and others finish); its replies follow the first's."""
         unquiet = self.quiesce()
         server_pid = self.server.pid
         clients = self.pool.pids()
-        cpu0 = proc_cpu_precise(server_pid)
+        extra = list(getattr(self.server, "extra_pids", []))
+        cpu0 = sum(proc_cpu_precise(p) for p in [server_pid, *extra])
+        delay0 = run_delay(server_pid)
         client0 = sum(proc_cpu_precise(p) for p in clients)
         machine0, parent0 = machine_busy_seconds(), time.process_time()
         t0 = time.perf_counter()
         replies = self.pool.call(cmds, timeout * self.scale)
         seconds = time.perf_counter() - t0
-        server_cpu = proc_cpu_precise(server_pid) - cpu0
+        if then:
+            replies += self.pool.call(then, 30 * self.scale)
+        server_cpu = sum(proc_cpu_precise(p) for p in [server_pid, *extra]) - cpu0
+        server_waited = run_delay(server_pid) - delay0
         client_cpu = sum(proc_cpu_precise(p) for p in clients) - client0
         bench_cpu = server_cpu + client_cpu + time.process_time() - parent0
         others = max(0.0, machine_busy_seconds() - machine0 - bench_cpu)
         events: Counter[str] = Counter()
         errors: Counter[str] = Counter()
+        agent_events: Counter[str] = Counter()
         for reply in replies:
             events.update(reply["tally"]["events"])
+            agent_events.update(reply["tally"].get("agent_events", {}))
             errors.update(reply["tally"]["errors"])
         if self.server.proc.poll() is not None:
             raise PhaseFailed(f"server exited with {self.server.proc.returncode}")
-        return Measured(replies, seconds, server_cpu, client_cpu, others, events, errors, unquiet)
+        return Measured(
+            replies,
+            seconds,
+            server_cpu,
+            client_cpu,
+            others,
+            events,
+            errors,
+            unquiet,
+            agent_events,
+            server_waited,
+        )
 
     def fill_row(self, row: Row, m: Measured, ops: int, unit: str, dropped: int) -> None:
         row.unit = unit
@@ -300,7 +411,8 @@ class Bench:
         busy = m.client_cpu / m.seconds / self.pool.size if m.seconds > 0 else 0.0
         others = m.others_cpu / m.seconds if m.seconds > 0 else 0.0
         row.notes.append(
-            f"{m.seconds:.1f} s; server CPU {m.server_cpu:.2f} s; clients {busy:.0%} of "
+            f"{m.seconds:.1f} s; server CPU {m.server_cpu:.2f} s, its event loop waited "
+            f"{m.server_waited:.2f} s for a core; clients {busy:.0%} of "
             f"their {self.pool.size} cores; other processes on the machine {others:.1f} cores; "
             f"events received: {top(m.events)}"
         )
@@ -537,6 +649,233 @@ def run_waiting(bench: Bench, cfg: Config, rows: list[Row], tokens: list[str]) -
             row.status = "FAILED"
 
 
+def push_rows(spec: ServerSpec, cfg: Config) -> list[Row]:
+    size = f"{cfg.push_customers:,} to {cfg.push_agents}x{cfg.capacity}"
+    return [Row("push routing", size, spec.label)]
+
+
+@dataclass
+class PushResult:
+    """The push scenario's own figures, for its markdown table."""
+
+    server: str
+    served: int
+    customers: int
+    seconds: float
+    offers: int
+    declined: int
+    rang_out: int
+    one_agent_each: bool
+    why_not: list[str]
+    offer_to_ack: tuple[float | None, float | None]
+    delivery: tuple[float | None, float | None]
+    accept_ack: tuple[float | None, float | None]
+    think: float
+    wait: tuple[float | None, float | None]
+    agent_events: Counter[str]
+    customer_events: Counter[str]
+    most_open: int
+    cpu_per_session: float | None
+    cpu: float
+    """Server CPU seconds over the phase."""
+    waited: float
+    """Seconds the server's event loop waited for a core over the phase."""
+
+
+PUSH_RESULTS: list[PushResult] = []
+
+
+def check_offers(
+    offers: list[tuple[str, int]],
+    declined: list[tuple[str, int]],
+    accepted: list[tuple[str, int]],
+    ended: Counter[str],
+) -> list[str]:
+    """What contradicts "each offer rang at exactly one agent, one agent at a time".
+
+    Counted from what the agents received: a session's ``session.offered`` events must be
+    exactly its answers (the declines, the offers that rang out, the accept), no agent offered
+    the same session twice (a decline is never offered back), the accept by an agent it was
+    offered to. An offer sent to several agents breaks the first.
+    """
+    problems: list[str] = []
+    offered: dict[str, list[int]] = {}
+    for ticket_id, agent in offers:
+        offered.setdefault(ticket_id, []).append(agent)
+    answers: Counter[str] = Counter(t for t, _ in declined)
+    answers.update(t for t, _ in accepted)
+    expired = ended.get("expired", 0)
+    surplus = sum(len(agents) for agents in offered.values()) - sum(answers.values())
+    if surplus != expired:
+        problems.append(
+            f"{sum(len(a) for a in offered.values())} offers received, "
+            f"{sum(answers.values())} answered and {expired} rang out"
+        )
+    twice = [t for t, agents in offered.items() if len(set(agents)) != len(agents)]
+    if twice:
+        problems.append(f"{len(twice)} sessions offered twice to the same agent")
+    stray = [(t, a) for t, a in accepted if a not in offered.get(t, [])]
+    if stray:
+        problems.append(f"{len(stray)} accepts by an agent the session was not offered to")
+    taken = Counter(t for t, _ in accepted)
+    if any(n > 1 for n in taken.values()):
+        problems.append("a session was accepted twice")
+    return problems
+
+
+def run_push(bench: Bench, cfg: Config, rows: list[Row], tokens: list[str]) -> None:
+    """Push routing: ``push_agents`` agents (capacity ``capacity``) connected and Available;
+    every customer asks at the same moment; each offer is answered after a think time (a
+    share declined, to be offered to another agent), each accepted session held ``handle``
+    seconds and ended by its agent, freeing the slot (no wrap-up) for the next offer."""
+    procs, n, agents = bench.pool.size, cfg.push_customers, max(1, cfg.push_agents)
+    row = rows[0]
+    bench.pool.call(
+        [
+            {"op": "setup", "kind": "sio", "url": bench.base, "agent_count": agents, "version": 2}
+            for _ in range(procs)
+        ],
+        30,
+    )
+    customers = split(range(n), lambda i: (i % agents) % procs, procs)
+    agent_lists = split([(j, tokens[j]) for j in range(agents)], lambda a: a[0] % procs, procs)
+    connect = bench.pool.call(
+        [
+            {
+                "op": "connect",
+                "agents": agent_lists[w],
+                "customers": customers[w],
+                "batch": cfg.batch,
+            }
+            for w in range(procs)
+        ],
+        60 + n / 20,
+    )
+    failed = sum(int(r.get("failed", 0)) for r in connect)
+    if failed:
+        raise PhaseFailed(f"{failed} of {n + agents} sockets did not connect")
+    rounds = math.ceil(n / (agents * cfg.capacity))
+    m = bench.measure(
+        [
+            {
+                "op": "push",
+                "customers": customers[w],
+                "think": cfg.think,
+                "decline": cfg.decline,
+                "handle": cfg.handle,
+                "offer_seconds": cfg.offer_seconds,
+                "seed": w + 1,
+            }
+            for w in range(procs)
+        ],
+        60 + rounds * (cfg.handle + 3 * cfg.think) * 4 + n / 10,
+        then=[{"op": "push_collect"}] * procs,
+    )
+    logs = [r["push"] for r in m.replies]
+    offers = [(str(t), int(a)) for log in logs for t, a in log["offers"]]
+    declined = [(str(t), int(a)) for log in logs for t, a in log["declined"]]
+    accepted = [(str(t), int(a)) for log in logs for t, a in log["push_accepted"]]
+    ended: Counter[str] = Counter()
+    for log in logs:
+        ended.update(log["offer_ended"])
+    served = m.total("paired")
+    lost = n - served
+    why_not = check_offers(offers, declined, accepted, ended)
+    unfinished = m.total("unfinished")
+    dropped = m.total("dropped") + m.total("refused") + m.total("unanswered") + unfinished
+    bench.fill_row(row, m, served, "served/s", dropped + lost)
+    offer_to_ack = [x for log in logs for x in log["offer_to_ack"]]
+    row.p50, row.p99 = quantiles(offer_to_ack, len(offers) - len(declined) - len(offer_to_ack))
+    think = [x for log in logs for x in log["think"]]
+    most_open = max((int(log["most_open"]) for log in logs), default=0)
+    customer_events = m.events - m.agent_events
+    if why_not or most_open > cfg.capacity:
+        row.status = "FAILED"
+    result = PushResult(
+        server=row.server,
+        served=served,
+        customers=n,
+        seconds=m.seconds,
+        offers=len(offers),
+        declined=len(declined),
+        rang_out=ended.get("expired", 0),
+        one_agent_each=not why_not,
+        why_not=why_not,
+        offer_to_ack=(row.p50, row.p99),
+        delivery=quantiles([x for log in logs for x in log["delivery"]], 0),
+        accept_ack=quantiles([x for log in logs for x in log["accept_ack"]], 0),
+        think=sum(think) / len(think) if think else 0.0,
+        wait=quantiles(m.values("waits"), lost),
+        agent_events=m.agent_events,
+        customer_events=customer_events,
+        most_open=most_open,
+        cpu_per_session=row.cpu_per_op,
+        cpu=m.server_cpu,
+        waited=m.server_waited,
+    )
+    PUSH_RESULTS.append(result)
+    row.notes.insert(
+        0,
+        f"{served}/{n} served by {agents} agents of capacity {cfg.capacity} "
+        f"(think {cfg.think:g} s, {cfg.decline:.0%} declined, sessions held {cfg.handle:g} s, "
+        f"no wrap-up: at best {rounds} rounds of about {cfg.handle + cfg.think:.1f} s); "
+        f"{len(offers)} offers, {len(declined)} declined, {ended.get('expired', 0)} rang out "
+        f"(session.offer.ended by reason: {top(ended, 8)}); "
+        f"p50/p99: the server's offer decision -> the accept's ack, think time included"
+        + (f"; answers still running at the end: {unfinished}" if unfinished else ""),
+    )
+    if why_not:
+        row.notes.append("offers not one agent each: " + "; ".join(why_not))
+    if most_open > cfg.capacity:
+        row.notes.append(f"an agent held {most_open} sessions, over capacity {cfg.capacity}")
+
+
+def print_push(cfg: Config) -> None:
+    """The push scenario's figures as markdown tables (one row per server)."""
+    if not PUSH_RESULTS:
+        return
+    print(
+        f"push routing: {cfg.push_customers:,} customers ask at once, {cfg.push_agents} agents "
+        f"of capacity {cfg.capacity}, think {cfg.think:g} s (mean), {cfg.decline:.0%} declined, "
+        f"sessions held {cfg.handle:g} s, wrap-up 0"
+    )
+    print()
+    print(
+        "| server | served | s | offers | declined | rang out | one agent per offer | "
+        "offer->accept p50 / p99 ms | of which think (mean) ms | offer delivery p50 / p99 ms | "
+        "accept ack p50 / p99 ms | customer wait p50 / p99 ms | agent events per offer | "
+        "queue.changed per offer | queue.position per customer | most open per agent | "
+        "cpu ms per session | server CPU s | server waited for a core s |"
+    )
+    print("|" + "---|" * 19)
+    for r in PUSH_RESULTS:
+        offers = max(r.offers, 1)
+        one = "yes" if r.one_agent_each else "NO: " + "; ".join(r.why_not)
+        pair = " / ".join
+        print(
+            f"| {r.server} | {r.served}/{r.customers} | {r.seconds:.1f} | {r.offers} | "
+            f"{r.declined} | {r.rang_out} | {one} | "
+            f"{pair(fmt_ms(x) for x in r.offer_to_ack)} | "
+            f"{r.think * 1000:.0f} | {pair(fmt_ms(x) for x in r.delivery)} | "
+            f"{pair(fmt_ms(x) for x in r.accept_ack)} | {pair(fmt_ms(x) for x in r.wait)} | "
+            f"{sum(r.agent_events.values()) / offers:.2f} | "
+            f"{r.agent_events.get('queue.changed', 0) / offers:.2f} | "
+            f"{r.customer_events.get('queue.position', 0) / max(r.customers, 1):.2f} | "
+            f"{r.most_open} | {fmt_ms(r.cpu_per_session)} | {r.cpu:.2f} | {r.waited:.2f} |"
+        )
+    print()
+    kinds = sorted({k for r in PUSH_RESULTS for k in r.agent_events})
+    print("agent events per offer, by kind:")
+    print()
+    print("| server | " + " | ".join(kinds) + " |")
+    print("|" + "---|" * (len(kinds) + 1))
+    for r in PUSH_RESULTS:
+        offers = max(r.offers, 1)
+        cells = " | ".join(f"{r.agent_events.get(k, 0) / offers:.2f}" for k in kinds)
+        print(f"| {r.server} | {cells} |")
+    print()
+
+
 # --------------------------------------------------------------------------- the run
 
 
@@ -559,8 +898,8 @@ def run_group(
     try:
         server, base = start_server(spec, cfg, work, template, name)
         tokens: list[str] = []
-        need = cfg.agents if name == "sessions" else cfg.waiting_agents
-        if spec.kind == "tandem":
+        need = {"sessions": cfg.agents, "push": cfg.push_agents}.get(name, cfg.waiting_agents)
+        if spec.kind in ("tandem", "tandem-redis"):
             login_deadline = time.monotonic() + 60 * cfg.timeout_scale
             for j in range(need):
                 if time.monotonic() > login_deadline:
@@ -573,6 +912,8 @@ def run_group(
             bench.quiet_window = QUIET_WINDOW / 3
         if name == "sessions":
             run_sessions(bench, cfg, rows, tokens)
+        elif name == "push":
+            run_push(bench, cfg, rows, tokens)
         else:
             run_waiting(bench, cfg, rows, tokens)
     except PhaseTimeout as exc:
@@ -700,11 +1041,22 @@ def parse_args(argv: Sequence[str] | None) -> Config:
     parser.add_argument("--levels", help="waiting-queue lengths (full 10,500,5000)")
     parser.add_argument("--accepts", type=int, help="accepts timed at each level (full 20)")
     parser.add_argument("--waiting-agents", type=int, help="agents in the queue scenario")
+    parser.add_argument("--push-customers", type=int, help="customers of push routing (1000)")
+    parser.add_argument("--push-agents", type=int, help="agents of push routing (full 100)")
+    parser.add_argument("--capacity", type=int, default=3, help="sessions per agent (push)")
+    parser.add_argument("--think", type=float, default=0.2, help="mean s before answering")
+    parser.add_argument("--decline", type=float, default=0.1, help="share of offers declined")
+    parser.add_argument("--handle", type=float, default=1.0, help="s a session is held (push)")
+    parser.add_argument("--offer-seconds", type=float, default=20.0, help="server's offer time")
     parser.add_argument("--procs", type=int, default=max(2, min(4, os.cpu_count() or 2)))
     parser.add_argument("--batch", type=int, default=50, help="handshakes in flight per worker")
     parser.add_argument("--rate-limit", type=float, default=1e6, help="server events/s/socket")
-    parser.add_argument("--servers", default="tandem,minimal,relay")
-    parser.add_argument("--only", default="sessions,waiting", help="scenario groups to run")
+    parser.add_argument(
+        "--servers",
+        default="tandem,minimal,relay",
+        help="also tandem-redis: the push group on PostgreSQL + Redis (one node)",
+    )
+    parser.add_argument("--only", default="sessions,waiting,push", help="scenario groups to run")
     parser.add_argument(
         "--accel",
         nargs="?",
@@ -751,13 +1103,24 @@ def parse_args(argv: Sequence[str] | None) -> Config:
         protocol=args.protocol,
         keep=args.keep,
         profile_server=args.profile_server,
+        push_customers=int(pick["push_customers"]),
+        push_agents=int(pick["push_agents"]),
+        capacity=max(1, args.capacity),
+        think=max(0.0, args.think),
+        decline=min(max(0.0, args.decline), 0.9),
+        handle=max(0.0, args.handle),
+        offer_seconds=args.offer_seconds,
     )
+
+
+PUSH_SERVERS = ("tandem", "minimal", "tandem-redis")
+"""The servers that route by offers."""
 
 
 def plan(cfg: Config) -> list[tuple[str, ServerSpec, list[Row]]]:
     groups: list[tuple[str, ServerSpec, list[Row]]] = []
     if "sessions" in cfg.groups:
-        specs = [ServerSpec(k) for k in cfg.servers]
+        specs = [ServerSpec(k) for k in cfg.servers if k in ("tandem", "minimal", "relay")]
         for variant in cfg.accel:
             parts = set(variant.split("+"))
             specs += [
@@ -770,7 +1133,13 @@ def plan(cfg: Config) -> list[tuple[str, ServerSpec, list[Row]]]:
         groups += [
             ("waiting", ServerSpec(k), waiting_rows(ServerSpec(k), cfg))
             for k in cfg.servers
-            if k != "relay"
+            if k in ("tandem", "minimal")
+        ]
+    if "push" in cfg.groups:
+        groups += [
+            ("push", ServerSpec(k), push_rows(ServerSpec(k), cfg))
+            for k in cfg.servers
+            if k in PUSH_SERVERS
         ]
     return groups
 
@@ -791,7 +1160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     interrupted = ""
     try:
         template = work / "template"
-        agents = max(cfg.agents, cfg.waiting_agents)
+        agents = max(cfg.agents, cfg.waiting_agents, cfg.push_agents)
         asyncio.run(asyncio.wait_for(build_template(template, agents), 120))
         pool_box.append(Pool(cfg.procs))
         run_deadline = time.monotonic() + cfg.budget
@@ -818,6 +1187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print()
         print_ratios(rows)
         print()
+        print_push(cfg)
         print("notes:")
         for r in rows:
             for note in r.notes:

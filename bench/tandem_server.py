@@ -12,7 +12,8 @@ server is patched.
 ``bench/_accel.py``); ``--profile PATH`` runs the server under cProfile (slow).
 ``kill -USR1 <pid>`` prints what every asyncio task is waiting in (a stall diagnostic).
 
-Usage: ``python bench/tandem_server.py DATA_DIR PORT [--rate R] [--uvloop] [--orjson]``
+Usage: ``python bench/tandem_server.py DATA_DIR PORT [--rate R] [--uvloop] [--orjson]
+[--routing push|pull] [--capacity N] [--offer-seconds S] [--wrap-up-seconds S]``
 """
 
 from __future__ import annotations
@@ -59,6 +60,10 @@ def main() -> None:
     parser.add_argument("--uvloop", action="store_true")
     parser.add_argument("--orjson", action="store_true")
     parser.add_argument("--profile", default="", help="cProfile output path")
+    parser.add_argument("--routing", choices=("push", "pull"), default="pull")
+    parser.add_argument("--capacity", type=int, default=3, help="sessions per agent")
+    parser.add_argument("--offer-seconds", type=float, default=20.0)
+    parser.add_argument("--wrap-up-seconds", type=float, default=30.0)
     args = parser.parse_args()
     logging.basicConfig(level="WARNING", format="%(asctime)s %(levelname)s %(name)s %(message)s")
     applied = _accel.apply(args.uvloop, args.orjson)
@@ -73,9 +78,13 @@ def main() -> None:
         "socket_burst_bytes": args.rate * 4096,
         "max_customer_sockets_per_address": 10_000_000,
         "max_open_tickets_per_address": 10_000_000,
-        # The pairing scenario's agents each take many sessions by hand (pull), as before
-        # routing: push offers and agent capacity have their own scenario to come.
-        "routing": "pull",
+        # The pairing scenario's agents each take many sessions by hand (pull, the default
+        # here), as before routing; the push scenario passes ``--routing push`` with its
+        # capacity and wrap-up.
+        "routing": args.routing,
+        "agent_capacity": args.capacity,
+        "offer_seconds": args.offer_seconds,
+        "wrap_up_seconds": args.wrap_up_seconds,
     }
     known = {f.name for f in dataclasses.fields(Settings)}
     settings = Settings(

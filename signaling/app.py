@@ -413,7 +413,7 @@ async def _reconcile(desk: Desk) -> None:
     while True:
         await asyncio.sleep(RECONCILE_SECONDS)
         try:
-            repaired = await desk.reconcile_live_state()
+            repaired = await desk.reconcile_live_state(patient=True)
         except Exception as exc:
             log.warning("live state reconcile failed: %s", exc)
             continue

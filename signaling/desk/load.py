@@ -43,16 +43,29 @@ class Loads:
 
     async def sessions(self, agent_id: str) -> tuple[SessionLoad, ...]:
         """One ``SessionLoad`` per open session of the agent."""
-        tickets = sorted(await self.live.sessions_of(agent_id))
-        keys = [load_key(t, agent_id, kind) for t in tickets for kind in KINDS]
-        held = await self.live.routing_of(keys)
-        return tuple(
-            SessionLoad(
-                call=load_key(t, agent_id, "call") in held,
-                controlling=load_key(t, agent_id, "control") in held,
-            )
+        tickets = await self.live.sessions_of(agent_id)
+        return (await self.many({agent_id: tickets}))[agent_id]
+
+    async def many(self, sessions: dict[str, set[str]]) -> dict[str, tuple[SessionLoad, ...]]:
+        """``sessions`` of several agents whose open sessions are known (agent -> tickets), in
+        one read of live state (a routing pass weighs every free agent)."""
+        keys = [
+            load_key(t, agent_id, kind)
+            for agent_id, tickets in sessions.items()
             for t in tickets
-        )
+            for kind in KINDS
+        ]
+        held = await self.live.routing_of(keys) if keys else {}
+        return {
+            agent_id: tuple(
+                SessionLoad(
+                    call=load_key(t, agent_id, "call") in held,
+                    controlling=load_key(t, agent_id, "control") in held,
+                )
+                for t in sorted(tickets)
+            )
+            for agent_id, tickets in sessions.items()
+        }
 
     async def forget(self, ticket_id: str, agent_ids: set[str]) -> None:
         """The session ended (or these agents left it): their entries go."""

@@ -43,6 +43,7 @@ from signaling.routing import (
     AgentLoad,
     AgentStatus,
     QueueSpec,
+    SessionLoad,
     Waiting,
     Weights,
     current_status,
@@ -142,11 +143,14 @@ class Router:
     async def load_of(self, agent_id: str) -> AgentLoad:
         """The agent's open sessions, each weighed (a call or control counts more than a chat),
         against their capacity; status and skills are not filled in."""
+        return self._weighed(agent_id, await self.loads.sessions(agent_id))
+
+    def _weighed(self, agent_id: str, sessions: tuple[SessionLoad, ...]) -> AgentLoad:
         return AgentLoad(
             agent_id,
             frozenset(),
             AgentStatus.AVAILABLE,
-            await self.loads.sessions(agent_id),
+            sessions,
             float(self.config.capacity),
             weights=self.loads.weights,
         )
@@ -164,18 +168,23 @@ class Router:
     async def status(self, agent_id: str) -> tuple[AgentStatus, AgentPresence]:
         presence = await self.live.agent_presence(agent_id)
         online = agent_id in await self.live.online_agents()
-        shown = current_status(
-            AgentStatus(presence.chosen),
-            online,
-            presence.wrap_until,
-            self.clock(),
-            await self.has_room(agent_id),
+        return self._shown(presence, online, await self.has_room(agent_id), self.clock()), presence
+
+    def _shown(
+        self, presence: AgentPresence, online: bool, has_room: bool, now: float
+    ) -> AgentStatus:
+        return current_status(
+            AgentStatus(presence.chosen), online, presence.wrap_until, now, has_room
         )
-        return shown, presence
 
     async def refresh(self, agent_id: str) -> AgentStatus:
         """The agent's status now, announced if it changed since it was last announced."""
         shown, presence = await self.status(agent_id)
+        return await self._tell(agent_id, shown, presence)
+
+    async def _tell(
+        self, agent_id: str, shown: AgentStatus, presence: AgentPresence
+    ) -> AgentStatus:
         if await self.live.tell_status(agent_id, shown.value):
             await self._announce(
                 agent_id, shown, presence, [agent_room(agent_id), SUPERVISORS_ROOM]
@@ -379,8 +388,11 @@ class Router:
     async def tick(self) -> None:
         """Expire offers past their time (the silent agent is set Away), end wrap-ups, route."""
         now = self.clock()
+        # Offers before the queue (as in a pass): a new session is queued before it is
+        # offered, so read the other way round its fresh offer looked stale and was ended.
+        ringing = await self.live.offers()
         waiting = set(await self.live.queued_ids())
-        for offer in await self.live.offers():
+        for offer in ringing:
             if offer.ticket_id not in waiting:
                 if await self.live.take_offer(offer.ticket_id, offer.agent_id):
                     await self._ended(offer, "taken")
@@ -391,29 +403,54 @@ class Router:
                 await self.live.choose_status(offer.agent_id, "away", MISSED_OFFER, now)
                 await self._ended(offer, "expired")
                 await self.refresh(offer.agent_id)
-        for agent_id in await self.live.online_agents():
-            await self.refresh(agent_id)
+        # Every online agent's status (a wrap-up may have ended), read at once: one refresh per
+        # agent cost three Redis round trips each tick, and read the whole online set each time.
+        online = await self.live.online_agents()
+        now = self.clock()
+        facts = await self.live.agents_routing(sorted(online))
+        loads = await self.loads.many(
+            {agent_id: sessions for agent_id, (_, sessions) in facts.items()}
+        )
+        for agent_id, (presence, _sessions) in facts.items():
+            room = self._weighed(agent_id, loads[agent_id]).has_room()
+            shown = self._shown(presence, True, room, now)
+            if shown.value != presence.told:  # else tell_status would refuse it: nothing new
+                await self._tell(agent_id, shown, presence)
         await self.dispatch()
 
     async def dispatch(self) -> int:
         """Offer waiting sessions to agents who may take them; how many offers were made."""
         if not self.config.push:
             return 0
+        # Timed from before asking: on a busy loop the answer may come seconds after the lock
+        # was taken (its time runs from then).
+        stale_at = time.monotonic() + LOCK_SECONDS / 2
         token = await self.live.acquire("routing", LOCK_SECONDS)
         if token is None:
             return 0  # another node is routing; every node's tick routes again shortly
         try:
-            return await self._dispatch()
+            return await self._dispatch(token, stale_at)
         finally:
             await self.live.release("routing", token)
 
-    async def _dispatch(self) -> int:
+    async def _dispatch(self, token: str, stale_at: float) -> int:
+        """One pass under the routing lock; it makes no offer past ``stale_at`` (monotonic):
+        by then its facts are old and the lock may lapse, letting another pass decide from
+        newer ones (a busy node once took 8 s over a pass: two passes then offered one agent
+        two sessions and sessions already taken). The rest is left to the next pass. Each offer
+        is also made only while ``token`` still holds the lock (``put_offer``'s fence), so a
+        pass whose loop stalled past both cannot offer beside a newer one."""
+        # Offers before the queue: an accept leaves the queue before its offer ends, so a
+        # session read as ringing is excluded, and one read as not ringing any more was
+        # already gone from the queue (read the other way round, a session accepted between
+        # the two reads looked open and was offered again).
+        ringing = await self.live.offers()
         entries = {entry["ticketId"]: entry for entry in await self.live.queue()}
         if not entries:
             return 0
-        ringing = await self.live.offers()
         busy_agents = {offer.agent_id for offer in ringing}
-        open_tickets = [t for t in entries if t not in {o.ticket_id for o in ringing}]
+        ringing_tickets = {offer.ticket_id for offer in ringing}
+        open_tickets = [t for t in entries if t not in ringing_tickets]
         online = await self.live.online_agents()
         if not open_tickets or not online - busy_agents:
             return 0
@@ -434,12 +471,16 @@ class Router:
                 declined_by.setdefault(agent_id, set()).add(ticket_id)
         now = self.clock()
         agents = []
+        facts = await self.live.agents_routing(sorted(online - busy_agents))
+        loads = await self.loads.many(
+            {agent_id: sessions for agent_id, (_, sessions) in facts.items()}
+        )
         for agent_id in online - busy_agents:
             record = await self.store.agent(agent_id)
             if record is None:
                 continue
-            presence = await self.live.agent_presence(agent_id)
-            weighed = await self.load_of(agent_id)
+            presence, _sessions = facts[agent_id]
+            weighed = self._weighed(agent_id, loads[agent_id])
             status = current_status(
                 AgentStatus(presence.chosen), True, presence.wrap_until, now, weighed.has_room()
             )
@@ -458,8 +499,10 @@ class Router:
         made = 0
         expires = now + self.config.offer_seconds
         for planned in plan_offers(waiting, queues, agents, now, AGEING_SECONDS, busy_agents):
+            if time.monotonic() >= stale_at:
+                break
             offer = RingingOffer(planned.ticket_id, planned.agent_id, expires)
-            if not await self.live.put_offer(offer):
+            if not await self.live.put_offer(offer, ("routing", token)):
                 continue
             made += 1
             entry = QueueEntry.model_validate(entries[planned.ticket_id])

@@ -192,6 +192,11 @@ redis.call('HDEL', KEYS[1], ARGV[1])
 return offer
 """
 
+_PUT_OFFER = """
+if ARGV[3] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[3] then return 0 end
+return redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
+"""
+
 _RELEASE_LOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -255,6 +260,7 @@ class RedisLiveState:
                 "tell_status": _TELL_STATUS,
                 "choose_status": _CHOOSE_STATUS,
                 "take_offer": _TAKE_OFFER,
+                "put_offer": _PUT_OFFER,
                 "release_lock": _RELEASE_LOCK,
             }.items()
         }
@@ -484,14 +490,22 @@ class RedisLiveState:
 
     async def agent_presence(self, agent_id: str) -> AgentPresence:
         raw: dict[Any, Any] = await self.redis.hgetall(self._key("st", agent_id))
-        fields = {_text(k): _text(v) for k, v in raw.items()}
-        return AgentPresence(
-            chosen=fields.get("chosen") or "available",
-            reason=fields.get("reason") or None,
-            wrap_until=float(fields.get("wrap") or 0.0),
-            idle_since=float(fields.get("idle") or 0.0),
-            told=fields.get("told", ""),
-        )
+        return _presence(raw)
+
+    async def agents_routing(
+        self, agent_ids: list[str]
+    ) -> dict[str, tuple[AgentPresence, set[str]]]:
+        if not agent_ids:
+            return {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for agent_id in agent_ids:
+                pipe.hgetall(self._key("st", agent_id))
+                pipe.smembers(self._key("as", agent_id))
+            found = await pipe.execute()
+        return {
+            agent_id: (_presence(found[2 * i]), {_text(t) for t in found[2 * i + 1]})
+            for i, agent_id in enumerate(agent_ids)
+        }
 
     async def choose_status(
         self, agent_id: str, status: str, reason: str | None, at: float
@@ -508,9 +522,15 @@ class RedisLiveState:
     async def tell_status(self, agent_id: str, shown: str) -> bool:
         return bool(await self._run("tell_status", [self._key("st", agent_id)], [shown]))
 
-    async def put_offer(self, offer: RingingOffer) -> bool:
+    async def put_offer(self, offer: RingingOffer, holding: tuple[str, str] | None = None) -> bool:
         value = json.dumps({"agent": offer.agent_id, "expiresAt": offer.expires_at})
-        return bool(await self.redis.hsetnx(self._key("of"), offer.ticket_id, value))
+        lock, token = holding if holding is not None else ("", "")
+        put = await self._run(
+            "put_offer",
+            [self._key("of"), self._key("lock", lock)],
+            [offer.ticket_id, value, token],
+        )
+        return bool(put)
 
     async def offers(self) -> list[RingingOffer]:
         raw: dict[Any, Any] = await self.redis.hgetall(self._key("of"))
@@ -588,6 +608,17 @@ class RedisLiveState:
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _presence(raw: dict[Any, Any]) -> AgentPresence:
+    fields = {_text(k): _text(v) for k, v in raw.items()}
+    return AgentPresence(
+        chosen=fields.get("chosen") or "available",
+        reason=fields.get("reason") or None,
+        wrap_until=float(fields.get("wrap") or 0.0),
+        idle_since=float(fields.get("idle") or 0.0),
+        told=fields.get("told", ""),
+    )
 
 
 def _offer(ticket_id: str, raw: bytes | str) -> RingingOffer:

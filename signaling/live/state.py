@@ -95,6 +95,13 @@ class LiveState(Protocol):
         """What the agent chose and their timers (a default one if nothing is known)."""
         ...
 
+    async def agents_routing(
+        self, agent_ids: list[str]
+    ) -> dict[str, tuple[AgentPresence, set[str]]]:
+        """``agent_presence`` and ``sessions_of`` of each agent, read at once (one round trip
+        with Redis: a routing pass reads every online agent while holding the routing lock)."""
+        ...
+
     async def choose_status(
         self, agent_id: str, status: str, reason: str | None, at: float
     ) -> None:
@@ -111,8 +118,10 @@ class LiveState(Protocol):
         changed it (so each change is announced once, whichever node sees it)."""
         ...
 
-    async def put_offer(self, offer: RingingOffer) -> bool:
-        """Ring ``offer``; False (nothing changed) if that ticket already rings somewhere."""
+    async def put_offer(self, offer: RingingOffer, holding: tuple[str, str] | None = None) -> bool:
+        """Ring ``offer``; False (nothing changed) if that ticket already rings somewhere, or
+        when ``holding`` (a lock's name and token, from ``acquire``) is given and that lock is
+        no longer held with that token (it lapsed: another pass may be deciding now)."""
         ...
 
     async def offers(self) -> list[RingingOffer]:
@@ -338,6 +347,17 @@ class MemoryLiveState:
     async def agent_presence(self, agent_id: str) -> AgentPresence:
         return self._presence.get(agent_id, AgentPresence())
 
+    async def agents_routing(
+        self, agent_ids: list[str]
+    ) -> dict[str, tuple[AgentPresence, set[str]]]:
+        return {
+            agent_id: (
+                self._presence.get(agent_id, AgentPresence()),
+                set(self._sessions.get(agent_id, ())),
+            )
+            for agent_id in agent_ids
+        }
+
     async def choose_status(
         self, agent_id: str, status: str, reason: str | None, at: float
     ) -> None:
@@ -356,9 +376,13 @@ class MemoryLiveState:
         self._presence[agent_id] = replace(was, told=shown)
         return True
 
-    async def put_offer(self, offer: RingingOffer) -> bool:
+    async def put_offer(self, offer: RingingOffer, holding: tuple[str, str] | None = None) -> bool:
         if offer.ticket_id in self._offers:
             return False
+        if holding is not None:
+            held = self._locks.get(holding[0])
+            if held is None or held[0] != holding[1] or held[1] <= time.monotonic():
+                return False
         self._offers[offer.ticket_id] = offer
         return True
 

@@ -154,9 +154,19 @@ def plan_offers(
     for one ticket at a time: one already ringing (``ringing``) or chosen earlier in this pass
     gets nothing more until they answer, so a pass never offers more than an agent can take."""
     busy = set(ringing)
-    pool = {agent.agent_id: agent for agent in agents if agent.agent_id not in busy}
-    offers = []
+    # Only agents who could take some ticket now: a pass over a long queue while everyone is
+    # Busy, Away or ringing then costs nothing per ticket (it ran once per accept and end).
+    pool = {
+        agent.agent_id: agent
+        for agent in agents
+        if agent.agent_id not in busy and agent.status is AgentStatus.AVAILABLE and agent.has_room()
+    }
+    offers: list[Offer] = []
+    if not pool:
+        return offers
     for ticket in serving_order(waiting, now, ageing_seconds):
+        if not pool:
+            break  # every agent left got an offer in this pass
         queue = queues.get(ticket.queue)
         if queue is None:
             continue

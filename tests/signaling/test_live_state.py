@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from signaling.live import LiveState, MemoryLiveState, OpenTicketLimits
+from signaling.live import LiveState, MemoryLiveState, OpenTicketLimits, RingingOffer
 from signaling.live.redis_state import RedisLiveState
 from tests.support import REDIS_URL, redis_or_skip, unique_prefix
 
@@ -231,8 +231,25 @@ async def test_an_agents_status_is_chosen_timed_and_announced_once(live: LiveSta
     assert (await live.agent_presence("a2")).chosen == "available"
 
 
+async def test_many_agents_presence_and_sessions_read_at_once(live: LiveState) -> None:
+    await live.choose_status("a1", "away", "lunch", 10.0)
+    await live.join("t1", "a2")
+    await live.join("t2", "a2")
+    facts = await live.agents_routing(["a1", "a2", "a3"])
+    assert {agent: (p.chosen, p.reason, s) for agent, (p, s) in facts.items()} == {
+        "a1": ("away", "lunch", set()),
+        "a2": ("available", None, {"t1", "t2"}),
+        "a3": ("available", None, set()),
+    }
+    for agent_id in ("a1", "a2", "a3"):
+        assert facts[agent_id] == (
+            await live.agent_presence(agent_id),
+            await live.sessions_of(agent_id),
+        )
+    assert await live.agents_routing([]) == {}
+
+
 async def test_a_ticket_rings_for_one_agent_and_one_caller_ends_the_offer(live: LiveState) -> None:
-    from signaling.live import RingingOffer
 
     assert await live.put_offer(RingingOffer("t1", "a1", 120.5))
     assert not await live.put_offer(RingingOffer("t1", "a2", 130.0))
@@ -277,6 +294,24 @@ async def test_one_holder_of_a_lock_at_a_time(live: LiveState) -> None:
     assert again is not None
     await asyncio.sleep(0.1)  # a holder that died: the lock lapses
     assert await live.acquire("routing", 5.0) is not None
+
+
+async def test_an_offer_fenced_by_a_lock_is_made_only_while_that_lock_is_held(
+    live: LiveState,
+) -> None:
+    token = await live.acquire("routing", 0.05)
+    assert token is not None
+    assert await live.put_offer(RingingOffer("t1", "a1", 10.0), ("routing", token))
+    assert not await live.put_offer(RingingOffer("t2", "a2", 10.0), ("routing", "other"))
+    await asyncio.sleep(0.1)  # the pass stalled past its lock, which lapsed
+    newer = await live.acquire("routing", 5.0)
+    assert newer is not None
+    assert not await live.put_offer(RingingOffer("t2", "a2", 10.0), ("routing", token))
+    assert await live.put_offer(RingingOffer("t2", "a2", 10.0), ("routing", newer))
+    await live.release("routing", newer)
+    assert not await live.put_offer(RingingOffer("t3", "a3", 10.0), ("routing", newer))
+    assert await live.put_offer(RingingOffer("t3", "a3", 10.0))  # unfenced (a transfer's)
+    assert {o.ticket_id for o in await live.offers()} == {"t1", "t2", "t3"}
 
 
 async def test_recent_handle_times_per_queue_newest_first_and_bounded(live: LiveState) -> None:
