@@ -1,7 +1,7 @@
 """A warm transfer of a session with a live call and a live co-browse, with aiortc peers: the
 customer's video keeps arriving at the new agent with no new offer from the customer, the new
-agent's mirror catches up to the current page, the transcript arrives, the old agent hears
-nothing more."""
+agent's mirror catches up to the current page, the transcript and the notes arrive, the old
+agent hears nothing more."""
 
 from __future__ import annotations
 
@@ -58,6 +58,8 @@ async def test_warm_transfer_moves_call_and_cobrowse(tmp_path: Path) -> None:
         try:
             await wait_for(lambda: bool(alices.video), 10, "alice to receive the camera")
             offers_before = len(offers)
+            noted = await alice.call("note.add", {"ticketId": ticket, "text": "refund approved"})
+            assert noted["ok"], noted
             moved = await alice.call(
                 "session.transfer",
                 {"ticketId": ticket, "to": {"agentId": server.agents["bob"].id}, "note": "cart"},
@@ -67,6 +69,8 @@ async def test_warm_transfer_moves_call_and_cobrowse(tmp_path: Path) -> None:
             state = await bob.call("session.accept", {"ticketId": ticket})
             assert state["ok"], state
             assert [m["text"] for m in state["messages"]] == ["see my cart"]
+            # The notes: alice's, and the transfer's own, filed as one.
+            assert [n["text"] for n in state["notes"]] == ["refund approved", "cart"]
             # The mirror: bob catches up to the current page.
             view = await bob.call("cobrowse.join", {"ticketId": ticket})
             assert view["sharing"], view
