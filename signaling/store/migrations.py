@@ -37,6 +37,8 @@ class Migration:
     statements: tuple[str, ...] = ()
     postgres: tuple[str, ...] = ()
     """Run on PostgreSQL only, after ``statements``."""
+    sqlite: tuple[str, ...] = ()
+    """Run on SQLite only, after ``statements``."""
     data: Callable[[Statements, Engine], Awaitable[None]] | None = None
     """Work on the rows, after the statements."""
 
@@ -175,6 +177,14 @@ MIGRATIONS: tuple[Migration, ...] = (
         "tickets.owner_epoch: the lease epoch of the session's home node (fencing)",
         ("ALTER TABLE tickets ADD COLUMN owner_epoch BIGINT NOT NULL DEFAULT 0",),
     ),
+    Migration(
+        6,
+        "ticket_agents by ordinal (SQLite): the next ordinal without reading every row",
+        # SQLite numbers a join MAX(ordinal) + 1 (``SqliteDriver.next_ordinal``): without this
+        # index every accept and join read the whole table, a cost growing with every session
+        # ever served. PostgreSQL takes its ordinals from a sequence.
+        sqlite=("CREATE INDEX IF NOT EXISTS ticket_agents_by_ordinal ON ticket_agents (ordinal)",),
+    ),
 )
 LATEST = MIGRATIONS[-1].version
 
@@ -215,6 +225,8 @@ def _statements(migration: Migration, engine: Engine, serial: str) -> list[str]:
     chosen = list(migration.statements)
     if engine == "postgres":
         chosen.extend(migration.postgres)
+    else:
+        chosen.extend(migration.sqlite)
     return [sql.replace("{serial}", serial) for sql in chosen]
 
 
