@@ -178,7 +178,8 @@ MIGRATIONS: tuple[Migration, ...] = (
         ("ALTER TABLE tickets ADD COLUMN owner_epoch BIGINT NOT NULL DEFAULT 0",),
     ),
     Migration(
-        6,
+        # 8, not 6: main's notes and pages steps (6, 7), which this branch predates, came first.
+        8,
         "ticket_agents by ordinal (SQLite): the next ordinal without reading every row",
         # SQLite numbers a join MAX(ordinal) + 1 (``SqliteDriver.next_ordinal``): without this
         # index every accept and join read the whole table, a cost growing with every session
