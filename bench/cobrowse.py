@@ -89,6 +89,7 @@ from signaling.settings import Settings
 data_dir, port = Path(sys.argv[1]), int(sys.argv[2])
 logging.basicConfig(level="WARNING", format="%(asctime)s %(levelname)s %(name)s %(message)s")
 settings = Settings(host="127.0.0.1", port=port, data_dir=data_dir, rate_per_second=1e6,
+                    socket_bytes_per_second=1e11, socket_burst_bytes=1e12,
                     cobrowse_events_per_second=1e7, cobrowse_bytes_per_second=1e11,
                     log_level="WARNING")
 web.run_app(create_app(settings), host="127.0.0.1", port=port, print=None, access_log=None,
