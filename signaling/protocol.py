@@ -965,6 +965,23 @@ class SessionEvent(Message):
     """Its place among the session's events its recipient gets: 1, 2, 3, ... per ticket, counted
     apart for the customer and for the agents (who also get the timeline)."""
 
+    _wire_text: str | None = PrivateAttr(default=None)
+
+    def numbered(self, seq: int | None, wire: dict[str, Any]) -> SessionEvent:
+        """This event with its ``seq``, carrying its JSON made from ``wire`` (this event's own
+        ``wire()``, made once for the event log and every audience): sending it then neither
+        dumps the model a second time nor goes through socket.io's encoder."""
+        out = self.model_copy(update={"seq": seq})
+        private = out.__pydantic_private__
+        assert private is not None
+        body = wire if seq is None else {**wire, "seq": seq}
+        private["_wire_text"] = json.dumps(body, separators=(",", ":"))
+        return out
+
+    def wire_json(self) -> str | None:
+        private = self.__pydantic_private__
+        return private.get("_wire_text") if private is not None else None
+
 
 class QueueAdded(Message):
     type: Literal["queue.added"] = "queue.added"

@@ -797,27 +797,36 @@ class Desk:
         agents, or both (each audience has its own numbers: the customer does not see all). The
         one way session events leave the desk and the hubs; ephemeral ones (typing, pointer,
         co-browse frames, media negotiation) go straight to the broadcaster."""
-        if to != "agents":
-            await self._tell(ticket.id, "customer", event, [customer_room(ticket.id)])
         agents = self.agent_rooms(ticket)
         # With no agent in the session yet there is nobody to number for: the one who accepts
         # gets the state, and the numbers from there.
-        if to != "customer" and agents:
-            await self._tell(ticket.id, "agents", event, agents)
+        to_agents = to != "customer" and bool(agents)
+        if to == "agents" and not to_agents:
+            return
+        wire = event.wire()  # once, for the log and both audiences
+        if to != "agents":
+            await self._tell(ticket.id, "customer", event, wire, [customer_room(ticket.id)])
+        if to_agents:
+            await self._tell(ticket.id, "agents", event, wire, agents)
 
     async def _tell(
-        self, ticket_id: str, audience: Audience, event: SessionEvent, rooms: list[str]
+        self,
+        ticket_id: str,
+        audience: Audience,
+        event: SessionEvent,
+        wire: dict[str, Any],
+        rooms: list[str],
     ) -> None:
         name: str = type(event).model_fields["type"].default
         try:
-            seq: int | None = await self.events.append(ticket_id, audience, name, event.wire())
+            seq: int | None = await self.events.append(ticket_id, audience, name, wire)
         except Exception as exc:
             # The log is out of reach (Redis down): the event still goes out, unnumbered, so the
             # session goes on live. The log skips the number it would have had, so a client
             # that resumes across it gets a snapshot (with the event) rather than a replay.
             log.warning("session event %s of %s sent unnumbered: %r", name, ticket_id, exc)
             seq = None
-        await self.broadcaster.emit(event.model_copy(update={"seq": seq}), rooms)
+        await self.broadcaster.emit(event.numbered(seq, wire), rooms)
 
     async def _current_seq(self, ticket_id: str, audience: Audience) -> int | None:
         try:

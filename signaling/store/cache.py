@@ -19,6 +19,14 @@ agent removed or given a new password that way also has every sign-in session en
 ``agent_sessions`` checks uncached, so a stale agent entry cannot let a token in.) Absent
 records are never cached: a site or agent added meanwhile is found at once.
 
+Two writes on the pairing path leave the ticket cached rather than read again at once: a new
+ticket is cached as it was written (nobody else knows its id before ``create_ticket`` returns),
+and a claim that succeeds replaces the cached ticket by the same ticket made active with its
+agent, when the claim was the ticket's only write from start to end (``_changing_ticket``);
+otherwise the entry is dropped as by every other write. The stored form is what was written:
+the desk writes JSON-ready dicts, and ``claim_ticket``'s agent row is ``{id, name}`` at the
+end of the ticket's agents.
+
 The records are shared, not copied: they are frozen dataclasses, and their dict fields (a
 ticket's customer and context, a site's settings) must not be mutated by readers.
 """
@@ -26,6 +34,7 @@ ticket's customer and context, a site's settings) must not be mutated by readers
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
@@ -146,6 +155,11 @@ class _Lru(Generic[K, V]):
             self.drop(key)
 
 
+def _dropped(ticket: TicketRecord, result: object) -> None:
+    """After a ticket write that has no cheaper outcome: the entry is dropped."""
+    return None
+
+
 class CachedTicketStore:
     """``TicketStore`` with tickets, sites and agents served from memory; see the module."""
 
@@ -168,6 +182,8 @@ class CachedTicketStore:
         self.sites_cache: _Lru[str, SiteRecord] = _Lru(max_records, ttl=record_ttl, clock=clock)
         self.site_keys_cache: _Lru[str, SiteRecord] = _Lru(max_records, ttl=record_ttl, clock=clock)
         self.agents_cache: _Lru[str, AgentRecord] = _Lru(max_records, ttl=record_ttl, clock=clock)
+        self._ticket_writes: dict[str, list[int]] = {}
+        """Per ticket with writes on their way: ``[in flight, started so far]``."""
 
     async def close(self) -> None:
         await self.inner.close()
@@ -248,12 +264,51 @@ class CachedTicketStore:
 
     # ------------------------------------------------------------------ tickets
 
-    def _drop_ticket(self, ticket_id: str) -> Callable[[], None]:
-        return lambda: self.tickets_cache.drop(ticket_id)
+    async def _changing_ticket(
+        self,
+        ticket_id: str,
+        change: Awaitable[R],
+        after: Callable[[TicketRecord, R], TicketRecord | None],
+    ) -> R:
+        """Like ``_changing`` for one ticket's write, except that when the write succeeded, was
+        the ticket's only write from its start to its end, and the ticket was cached at its
+        start, the entry becomes ``after(cached, result)`` (None: dropped) instead of dropped,
+        so the next read need not go to the database."""
+        writes = self._ticket_writes.get(ticket_id)
+        alone = writes is None
+        if writes is None:
+            writes = self._ticket_writes[ticket_id] = [0, 0]
+        writes[0] += 1
+        writes[1] += 1
+        started = writes[1]
+        before = self.tickets_cache.get(ticket_id) if alone and self.cache_tickets else None
+
+        def done(task: asyncio.Future[R]) -> None:
+            writes[0] -= 1
+            fresh = None
+            if (
+                before is not None
+                and writes[1] == started
+                and not task.cancelled()
+                and task.exception() is None
+            ):
+                fresh = after(before, task.result())
+            if writes[0] == 0:
+                self._ticket_writes.pop(ticket_id, None)
+            self.tickets_cache.drop(ticket_id)
+            if fresh is not None:
+                self.tickets_cache.put(ticket_id, fresh)
+
+        task = asyncio.ensure_future(change)
+        task.add_done_callback(done)
+        return await asyncio.shield(task)
 
     async def create_ticket(self, ticket: TicketRecord) -> None:
-        # Not filled from the record given: the next read loads what was stored.
-        await self._changing(self.inner.create_ticket(ticket), self._drop_ticket(ticket.id))
+        await self._changing_ticket(ticket.id, self.inner.create_ticket(ticket), _dropped)
+        # Cached as written: its id is new, so no other write or read of it can have overlapped
+        # (a ticket created with agents is left to be read, for their stored form).
+        if self.cache_tickets and not ticket.agents and ticket.id not in self._ticket_writes:
+            self.tickets_cache.put(ticket.id, ticket)
 
     async def ticket(self, ticket_id: str) -> TicketRecord | None:
         if not self.cache_tickets:
@@ -271,40 +326,44 @@ class CachedTicketStore:
         return await self.inner.tickets(status=status, text=text, limit=limit, member_id=member_id)
 
     async def claim_ticket(self, ticket_id: str, agent: dict[str, str]) -> bool:
-        return await self._changing(
-            self.inner.claim_ticket(ticket_id, agent), self._drop_ticket(ticket_id)
+        def claimed(ticket: TicketRecord, won: bool) -> TicketRecord | None:
+            if not won or ticket.status != "queued":
+                return None
+            joined = {"id": agent["id"], "name": agent["name"]}
+            return dataclasses.replace(ticket, status="active", agents=(*ticket.agents, joined))
+
+        return await self._changing_ticket(
+            ticket_id, self.inner.claim_ticket(ticket_id, agent), claimed
         )
 
     async def add_ticket_agent(self, ticket_id: str, agent: dict[str, str]) -> None:
-        await self._changing(
-            self.inner.add_ticket_agent(ticket_id, agent), self._drop_ticket(ticket_id)
+        await self._changing_ticket(
+            ticket_id, self.inner.add_ticket_agent(ticket_id, agent), _dropped
         )
 
     async def requeue_ticket(self, ticket_id: str) -> bool:
-        return await self._changing(
-            self.inner.requeue_ticket(ticket_id), self._drop_ticket(ticket_id)
+        return await self._changing_ticket(
+            ticket_id, self.inner.requeue_ticket(ticket_id), _dropped
         )
 
     async def remove_ticket_agent(self, ticket_id: str, agent_id: str) -> bool:
-        return await self._changing(
-            self.inner.remove_ticket_agent(ticket_id, agent_id), self._drop_ticket(ticket_id)
+        return await self._changing_ticket(
+            ticket_id, self.inner.remove_ticket_agent(ticket_id, agent_id), _dropped
         )
 
     async def close_ticket(self, ticket_id: str, at: float) -> bool:
-        return await self._changing(
-            self.inner.close_ticket(ticket_id, at), self._drop_ticket(ticket_id)
+        return await self._changing_ticket(
+            ticket_id, self.inner.close_ticket(ticket_id, at), _dropped
         )
 
     async def set_context(self, ticket_id: str, context: dict[str, Any]) -> None:
-        await self._changing(
-            self.inner.set_context(ticket_id, context), self._drop_ticket(ticket_id)
-        )
+        await self._changing_ticket(ticket_id, self.inner.set_context(ticket_id, context), _dropped)
 
     async def merge_context(
         self, ticket_id: str, merge: Callable[[dict[str, Any]], dict[str, Any]]
     ) -> dict[str, Any] | None:
-        return await self._changing(
-            self.inner.merge_context(ticket_id, merge), self._drop_ticket(ticket_id)
+        return await self._changing_ticket(
+            ticket_id, self.inner.merge_context(ticket_id, merge), _dropped
         )
 
     # ------------------------------------------------------------------ transcript

@@ -37,6 +37,8 @@ class Migration:
     statements: tuple[str, ...] = ()
     postgres: tuple[str, ...] = ()
     """Run on PostgreSQL only, after ``statements``."""
+    sqlite: tuple[str, ...] = ()
+    """Run on SQLite only, after ``statements``."""
     data: Callable[[Statements, Engine], Awaitable[None]] | None = None
     """Work on the rows, after the statements."""
 
@@ -217,6 +219,14 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX IF NOT EXISTS ticket_pages_by_ticket ON ticket_pages (ticket_id, id)",
         ),
     ),
+    Migration(
+        8,
+        "ticket_agents by ordinal (SQLite): the next ordinal without reading every row",
+        # SQLite numbers a join MAX(ordinal) + 1 (``SqliteDriver.next_ordinal``): without this
+        # index every accept and join read the whole table, a cost growing with every session
+        # ever served. PostgreSQL takes its ordinals from a sequence.
+        sqlite=("CREATE INDEX IF NOT EXISTS ticket_agents_by_ordinal ON ticket_agents (ordinal)",),
+    ),
 )
 LATEST = MIGRATIONS[-1].version
 
@@ -257,6 +267,8 @@ def _statements(migration: Migration, engine: Engine, serial: str) -> list[str]:
     chosen = list(migration.statements)
     if engine == "postgres":
         chosen.extend(migration.postgres)
+    else:
+        chosen.extend(migration.sqlite)
     return [sql.replace("{serial}", serial) for sql in chosen]
 
 

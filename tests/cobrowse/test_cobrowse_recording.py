@@ -139,3 +139,23 @@ async def test_async_writer(tmp_path: Path) -> None:
     await w.aclose()
     _, events = read_recording(path)
     assert len(events) == 5
+
+
+def test_an_event_line_is_exactly_what_json_dumps_writes() -> None:
+    """``encode_event`` keeps one C encoder for every call: its lines are byte for byte those
+    of ``json.dumps`` with the recording's settings, whatever the event holds."""
+    from cobrowse.recording import encode_event
+
+    events: list[object] = [
+        {"type": 3, "data": {"source": 5, "text": 'caf\u00e9 \u2028 "q" \\ \U0001f600 \x00'}},
+        {"type": 3, "data": {"source": 1, "positions": [{"x": 1.5, "y": -2, "id": 3}]}},
+        {"a": None, "b": True, "c": False, "d": [], "e": {}, "f": 1e300, "g": 0.1 + 0.2},
+        {"nested": [[{"deep": ["x" * 3]}]], "big": 2**70, "neg": -0.0},
+        [1, 2, 3],
+        "text",
+    ]
+    for event in events:
+        want = json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
+        assert encode_event(event) == want
+    with pytest.raises(UnicodeEncodeError):
+        encode_event({"text": "\ud800"})  # a lone surrogate is refused, as before

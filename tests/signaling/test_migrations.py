@@ -309,3 +309,16 @@ async def test_versions_from_a_newer_build_are_reported(database: Database) -> N
         assert steps[-1].version == 99 and steps[-1].how == "unknown"
     finally:
         await again.close()
+
+
+async def test_sqlite_numbers_an_agent_join_from_an_index(tmp_path: Path) -> None:
+    """SQLite numbers each agent's join ``MAX(ordinal) + 1``: read from an index, so an accept
+    costs the same after a million sessions as after one (it read every row before step 8)."""
+
+    driver = await SqliteDriver.open(tmp_path / "t.sqlite3")
+    store = await SqlTicketStore.create(driver)
+    try:
+        plan = await driver.fetch(f"EXPLAIN QUERY PLAN SELECT {driver.next_ordinal}")
+        assert any("ticket_agents_by_ordinal" in str(row) for row in plan), plan
+    finally:
+        await store.close()

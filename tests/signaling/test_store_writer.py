@@ -9,6 +9,7 @@ failing write fails alone; tickets, sites and agents are read from memory
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -235,12 +236,18 @@ async def test_every_change_is_visible_through_the_cache_at_once(database: Datab
         first = await store.ticket("tk_c")
         assert first is not None and first.status == "queued"
         assert await store.ticket("tk_c") is first  # served from memory
-        hits = store.tickets_cache.hits
 
+        # A claim that was the ticket's only write leaves it cached, made active.
         assert await store.claim_ticket("tk_c", {"id": "ag_1", "name": "Al"})
+        hits = store.tickets_cache.hits
         claimed = await store.ticket("tk_c")
+        assert store.tickets_cache.hits == hits + 1
         assert claimed is not None and claimed.status == "active"
         assert claimed.agents == ({"id": "ag_1", "name": "Al"},)
+        plain = SqlTicketStore(store.inner._db)  # type: ignore[attr-defined]
+        assert await plain.ticket("tk_c") == claimed
+        assert claimed == dataclasses.replace(first, status="active", agents=claimed.agents)
+        hits = store.tickets_cache.hits
 
         await store.add_ticket_agent("tk_c", {"id": "sup", "name": "Sup"})
         assert [a["id"] for a in (await store.ticket("tk_c")).agents] == ["ag_1", "sup"]  # type: ignore[union-attr]
@@ -255,11 +262,38 @@ async def test_every_change_is_visible_through_the_cache_at_once(database: Datab
         assert store.tickets_cache.hits == hits  # every read after a change went to the database
 
         # What the cache serves is what the database holds.
-        plain = SqlTicketStore(store.inner._db)  # type: ignore[attr-defined]
         assert await plain.ticket("tk_c") == closed
         assert await store.ticket("tk_missing") is None
         await store.create_ticket(ticket("tk_missing"))
         assert await store.ticket("tk_missing") is not None  # absent records are not cached
+    finally:
+        await store.close()
+
+
+async def test_a_claim_racing_other_writes_leaves_the_cache_as_the_database(
+    database: Database,
+) -> None:
+    """A claim keeps its ticket cached (made active) only when no other write of the ticket
+    overlapped it: with a close, a context change or another claim at the same moment, what
+    the cache then serves is what the database holds."""
+    store, _ = await database.open()
+    plain = SqlTicketStore(store.inner._db)  # type: ignore[attr-defined]
+    try:
+        others: list[Callable[[str], Awaitable[object]]] = [
+            lambda t: store.close_ticket(t, time.time()),
+            lambda t: store.set_context(t, {"url": "http://shop.test/cart", "title": "Cart"}),
+            lambda t: store.claim_ticket(t, {"id": "ag_2", "name": "Bo"}),
+            lambda t: store.add_ticket_agent(t, {"id": "sup", "name": "Sup"}),
+        ]
+        for n, other in enumerate(others):
+            for claim_first in (True, False):
+                ticket_id = f"tk_r{n}{int(claim_first)}"
+                await store.create_ticket(ticket(ticket_id))
+                assert await store.ticket(ticket_id) == await plain.ticket(ticket_id)
+                claim = store.claim_ticket(ticket_id, {"id": "ag_1", "name": "Al"})
+                both = (claim, other(ticket_id)) if claim_first else (other(ticket_id), claim)
+                await asyncio.gather(*both)
+                assert await store.ticket(ticket_id) == await plain.ticket(ticket_id), ticket_id
     finally:
         await store.close()
 
@@ -356,8 +390,8 @@ async def test_a_write_whose_caller_gave_up_still_lands_and_is_seen(database: Da
         await held
         if not isinstance(driver, SqliteDriver):
             await unlock()
-        for _ in range(200):  # the claim goes on in the background; its end drops the entry
-            if store.tickets_cache.get("tk_x") is None:
+        for _ in range(200):  # the claim goes on in the background; its end replaces the entry
+            if store.tickets_cache.get("tk_x") is not read:
                 break
             await asyncio.sleep(0.01)
         claimed = await store.ticket("tk_x")
