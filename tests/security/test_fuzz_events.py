@@ -33,7 +33,7 @@ from hypothesis import HealthCheck, example, given, note, settings
 from hypothesis import strategies as st
 
 from signaling.protocol import CLIENT_EVENTS, ErrorCode
-from tests.security.background import NO_LIMITS, BackgroundServer, database
+from tests.security.background import NO_LIMITS, STORES, BackgroundServer, database
 from tests.security.payloads import (
     SERVER_LOGGERS,
     ErrorLog,
@@ -349,7 +349,7 @@ class Harness(BackgroundServer):
         return args
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+@pytest.fixture(scope="module", params=STORES)
 def harness(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Harness]:
