@@ -180,6 +180,15 @@ async def _postgres_url(data_dir: Path) -> str:
     return f"{PG_URL}{separator}search_path={schema}"
 
 
+STORES: tuple[str, ...] = (
+    ("postgres",) if os.environ.get("TANDEM_TEST_STORE") == "postgres" else ("sqlite", "postgres")
+)
+"""The stores of tests that start a server on each store themselves (the fuzz modules, the
+races). The default pass runs both, with live state in memory. Under ``TANDEM_TEST_STORE=postgres``
+(scripts/test's pass as a node of several) "sqlite" would be PostgreSQL as well, as every test
+server is there, so that pass runs PostgreSQL once, with live state in Redis, not twice."""
+
+
 _LIVE_PREFIXES: dict[Path, str] = {}
 """Under ``TANDEM_TEST_LIVE=redis``: each test server's Redis key prefix, by data dir."""
 

@@ -23,13 +23,6 @@ PG_URL = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432
 
 T = TypeVar("T")
 
-STORES: tuple[str, ...] = (
-    ("postgres",) if os.environ.get("TANDEM_TEST_STORE") == "postgres" else ("sqlite", "postgres")
-)
-"""The stores each fuzz module runs its server on. The default pass fuzzes SQLite and
-PostgreSQL (live state in memory). Under ``TANDEM_TEST_STORE=postgres`` (scripts/test's pass as
-a node of several) "sqlite" would be PostgreSQL as well, as every test server is there, so that
-pass fuzzes PostgreSQL once, with its live state in Redis, instead of twice."""
 
 NO_LIMITS: dict[str, Any] = {
     "rate_per_second": 100_000.0,

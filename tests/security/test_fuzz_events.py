@@ -33,7 +33,7 @@ from hypothesis import HealthCheck, example, given, note, settings
 from hypothesis import strategies as st
 
 from signaling.protocol import CLIENT_EVENTS, ErrorCode
-from tests.security.background import NO_LIMITS, STORES, BackgroundServer, database
+from tests.security.background import NO_LIMITS, BackgroundServer, database
 from tests.security.payloads import (
     SERVER_LOGGERS,
     ErrorLog,
@@ -43,7 +43,7 @@ from tests.security.payloads import (
     nested,
     texts,
 )
-from tests.support import CONTEXT, Client
+from tests.support import CONTEXT, STORES, Client
 
 Role = Literal["customer", "agent", "visitor"]
 ROLES: tuple[Role, ...] = ("customer", "agent", "visitor")

@@ -22,9 +22,9 @@ from hypothesis import HealthCheck, example, given, note, settings
 from hypothesis import strategies as st
 
 from signaling.protocol import ErrorCode
-from tests.security.background import NO_LIMITS, STORES, BackgroundServer, database
+from tests.security.background import NO_LIMITS, BackgroundServer, database
 from tests.security.payloads import ErrorLog, Raw, encode, json_values, nested
-from tests.support import CONTEXT
+from tests.support import CONTEXT, STORES
 
 ERROR_CODES = frozenset(get_args(ErrorCode)) - {"internal"}
 SERVER_LOGGERS = ("tandem", "aiohttp", "asyncio")

@@ -34,8 +34,8 @@ from hypothesis.stateful import (
 from signaling import keys
 from signaling.auth.accounts import add_agent
 from signaling.protocol import ErrorCode
-from tests.security.background import NO_LIMITS, STORES, BackgroundServer, database
-from tests.support import CONTEXT, PASSWORD, Client
+from tests.security.background import NO_LIMITS, BackgroundServer, database
+from tests.support import CONTEXT, PASSWORD, STORES, Client
 
 ERROR_CODES = frozenset(get_args(ErrorCode)) - {"internal"}
 SERVER_LOGGERS = ("tandem", "socketio", "engineio", "aiohttp", "asyncio")
