@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import secrets
 import socket
@@ -22,9 +23,10 @@ from redis import asyncio as redis_asyncio
 
 from signaling import keys
 from signaling.app import create_app
-from signaling.auth.accounts import add_agent, add_site
+from signaling.auth import Role, hash_password, new_id
+from signaling.auth.accounts import add_site
 from signaling.settings import Settings
-from signaling.store import AgentRecord, SiteRecord
+from signaling.store import AgentRecord, SiteRecord, TicketStore
 
 PASSWORD = "correct horse battery"
 CONTEXT = {
@@ -178,6 +180,15 @@ async def _postgres_url(data_dir: Path) -> str:
     return f"{PG_URL}{separator}search_path={schema}"
 
 
+STORES: tuple[str, ...] = (
+    ("postgres",) if os.environ.get("TANDEM_TEST_STORE") == "postgres" else ("sqlite", "postgres")
+)
+"""The stores of tests that start a server on each store themselves (the fuzz modules, the
+races). The default pass runs both, with live state in memory. Under ``TANDEM_TEST_STORE=postgres``
+(scripts/test's pass as a node of several) "sqlite" would be PostgreSQL as well, as every test
+server is there, so that pass runs PostgreSQL once, with live state in Redis, not twice."""
+
+
 _LIVE_PREFIXES: dict[Path, str] = {}
 """Under ``TANDEM_TEST_LIVE=redis``: each test server's Redis key prefix, by data dir."""
 
@@ -229,16 +240,38 @@ async def start_server(
     return app, runner, f"http://127.0.0.1:{port}"
 
 
+@functools.cache
+def _password_hash() -> str:
+    """``PASSWORD``'s scrypt hash, made once per test run: a hash costs ~100 ms of CPU by design
+    and nearly every test starts a server of its own with three agents. Logins still check the
+    password against it with scrypt; ``add_agent`` itself is tested through the CLI."""
+    return hash_password(PASSWORD)
+
+
+async def _add_staff(
+    store: TicketStore, email: str, name: str, role: Role, skills: tuple[str, ...] = ()
+) -> AgentRecord:
+    """An agent as ``add_agent`` makes one, with the password hash made once."""
+    agent = AgentRecord(
+        id=new_id("ag"),
+        email=email,
+        name=name,
+        password_hash=_password_hash(),
+        role=role,
+        skills=skills,
+    )
+    await store.add_agent(agent)
+    return agent
+
+
 async def provision(app: web.Application) -> tuple[SiteRecord, SiteRecord, dict[str, AgentRecord]]:
     store = app[keys.store]
     site = await add_site(store, "Shop", ["http://shop.test"])
     other = await add_site(store, "Other shop", ["http://other.test"])
     agents = {
-        "alice": await add_agent(
-            store, "alice@tandem.test", "Alice", PASSWORD, "agent", ["orders"]
-        ),
-        "bob": await add_agent(store, "bob@tandem.test", "Bob", PASSWORD, "agent"),
-        "sam": await add_agent(store, "sam@tandem.test", "Sam", PASSWORD, "supervisor"),
+        "alice": await _add_staff(store, "alice@tandem.test", "Alice", "agent", ("orders",)),
+        "bob": await _add_staff(store, "bob@tandem.test", "Bob", "agent"),
+        "sam": await _add_staff(store, "sam@tandem.test", "Sam", "supervisor"),
     }
     return site, other, agents
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import ast
 import importlib
+import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -51,11 +53,32 @@ def test_leaf_packages_do_not_import_upwards(package: str) -> None:
         if path.name != "__main__.py"
     ],
 )
-def test_each_module_imports_alone(module: str) -> None:
-    result = subprocess.run(
+def test_each_module_imports_alone(
+    module: str, imported_alone: dict[str, subprocess.CompletedProcess[str]]
+) -> None:
+    result = imported_alone[module]
+    assert result.returncode == 0, result.stderr
+
+
+def _import_alone(module: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [sys.executable, "-c", f"import {module}"], cwd=ROOT, capture_output=True, text=True
     )
-    assert result.returncode == 0, result.stderr
+
+
+@pytest.fixture(scope="module")
+def imported_alone(request: pytest.FixtureRequest) -> dict[str, subprocess.CompletedProcess[str]]:
+    """Every selected module of ``test_each_module_imports_alone`` imported in a fresh interpreter
+    of its own, as many at once as there are cores: each is ~1 s of CPU (importing any
+    ``signaling`` module imports the app), one after the other they were minutes of the suite."""
+    selected = [
+        str(item.callspec.params["module"])
+        for item in request.session.items
+        if isinstance(item, pytest.Function)
+        and item.originalname == "test_each_module_imports_alone"
+    ]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        return dict(zip(selected, pool.map(_import_alone, selected), strict=True))
 
 
 def test_protocol_is_a_leaf() -> None:

@@ -23,6 +23,7 @@ PG_URL = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432
 
 T = TypeVar("T")
 
+
 NO_LIMITS: dict[str, Any] = {
     "rate_per_second": 100_000.0,
     "max_customer_sockets_per_address": 100_000,

@@ -20,7 +20,7 @@ from signaling.auth.accounts import add_agent
 from signaling.store import SqlTicketStore, TicketRecord
 from signaling.store.sql import PostgresDriver, SqliteDriver
 from tests.security import background
-from tests.support import CONTEXT, PASSWORD, Running, running_server
+from tests.support import CONTEXT, PASSWORD, STORES, Running, running_server
 
 PG_URL = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -194,7 +194,7 @@ async def test_old_database_keeps_its_agents(database: tuple[str, str | Path]) -
         await store.close()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=STORES)
 def server_store(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
     """The server's store settings: SQLite, or a PostgreSQL database of its own."""
     with background.database(request.param) as settings:

@@ -43,7 +43,7 @@ from tests.security.payloads import (
     nested,
     texts,
 )
-from tests.support import CONTEXT, Client
+from tests.support import CONTEXT, STORES, Client
 
 Role = Literal["customer", "agent", "visitor"]
 ROLES: tuple[Role, ...] = ("customer", "agent", "visitor")
@@ -349,7 +349,7 @@ class Harness(BackgroundServer):
         return args
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+@pytest.fixture(scope="module", params=STORES)
 def harness(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Harness]:

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from signaling.protocol import ErrorCode
 from tests.security.background import NO_LIMITS, BackgroundServer, database
 from tests.security.payloads import ErrorLog, Raw, encode, json_values, nested
-from tests.support import CONTEXT
+from tests.support import CONTEXT, STORES
 
 ERROR_CODES = frozenset(get_args(ErrorCode)) - {"internal"}
 SERVER_LOGGERS = ("tandem", "aiohttp", "asyncio")
@@ -178,7 +178,7 @@ requests = st.builds(
 )
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+@pytest.fixture(scope="module", params=STORES)
 def world(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[World]:

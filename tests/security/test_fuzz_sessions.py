@@ -35,7 +35,7 @@ from signaling import keys
 from signaling.auth.accounts import add_agent
 from signaling.protocol import ErrorCode
 from tests.security.background import NO_LIMITS, BackgroundServer, database
-from tests.support import CONTEXT, PASSWORD, Client
+from tests.support import CONTEXT, PASSWORD, STORES, Client
 
 ERROR_CODES = frozenset(get_args(ErrorCode)) - {"internal"}
 SERVER_LOGGERS = ("tandem", "socketio", "engineio", "aiohttp", "asyncio")
@@ -302,7 +302,7 @@ class DeskMachine(RuleBasedStateMachine):
                 assert ticket["status"] == "closed", ticket["status"]
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+@pytest.fixture(scope="module", params=STORES)
 def world(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[World]:

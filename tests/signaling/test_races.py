@@ -21,12 +21,12 @@ import asyncpg
 import pytest
 
 from signaling import keys
-from tests.support import CONTEXT, Client, Running, running_server
+from tests.support import CONTEXT, STORES, Client, Running, running_server
 
 PG_URL = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/test"
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=STORES)
 async def any_store_server(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[Running]:
