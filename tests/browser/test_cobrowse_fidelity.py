@@ -138,9 +138,22 @@ async def similarity(customer: Locator, mirrored: Locator) -> float:
         return 0.0  # the mirror was rebuilt from a new snapshot meanwhile: look again
 
 
+async def scrolled_to(element: Locator) -> None:
+    """Scroll to the element; if it is replaced meanwhile (the mirror may be rebuilt from a new
+    snapshot at any time, e.g. when its session's recording goes on as a new part), to the one
+    that replaced it: Playwright gives up on a node detached while it waits for it to settle."""
+    for attempt in range(3):
+        try:
+            await element.scroll_into_view_if_needed()
+            return
+        except PlaywrightError as exc:
+            if "not attached" not in str(exc) or attempt == 2:
+                raise
+
+
 async def appears(customer: Locator, mirrored: Locator) -> float:
     """Wait until the mirrored element looks like the customer's; returns the last score."""
-    await mirrored.scroll_into_view_if_needed()
+    await scrolled_to(mirrored)
     await customer.scroll_into_view_if_needed()
     return float(
         await until(lambda: similarity(customer, mirrored), lambda s: s >= SIMILAR, timeout=20)
