@@ -9,6 +9,7 @@ never to a socket directly, so any node can serve any step.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import time
 from collections import OrderedDict
@@ -803,11 +804,13 @@ class Desk:
         to_agents = to != "customer" and bool(agents)
         if to == "agents" and not to_agents:
             return
-        wire = event.wire()  # once, for the log and both audiences
+        # Made once, for the log and both audiences: the log keeps the text that is sent.
+        wire = event.wire()
+        text = json.dumps(wire, separators=(",", ":"))
         if to != "agents":
-            await self._tell(ticket.id, "customer", event, wire, [customer_room(ticket.id)])
+            await self._tell(ticket.id, "customer", event, wire, text, [customer_room(ticket.id)])
         if to_agents:
-            await self._tell(ticket.id, "agents", event, wire, agents)
+            await self._tell(ticket.id, "agents", event, wire, text, agents)
 
     async def _tell(
         self,
@@ -815,18 +818,19 @@ class Desk:
         audience: Audience,
         event: SessionEvent,
         wire: dict[str, Any],
+        text: str,
         rooms: list[str],
     ) -> None:
         name: str = type(event).model_fields["type"].default
         try:
-            seq: int | None = await self.events.append(ticket_id, audience, name, wire)
+            seq: int | None = await self.events.append(ticket_id, audience, name, wire, text)
         except Exception as exc:
             # The log is out of reach (Redis down): the event still goes out, unnumbered, so the
             # session goes on live. The log skips the number it would have had, so a client
             # that resumes across it gets a snapshot (with the event) rather than a replay.
             log.warning("session event %s of %s sent unnumbered: %r", name, ticket_id, exc)
             seq = None
-        await self.broadcaster.emit(event.numbered(seq, wire), rooms)
+        await self.broadcaster.emit(event.numbered(seq, wire, text), rooms)
 
     async def _current_seq(self, ticket_id: str, audience: Audience) -> int | None:
         try:
