@@ -122,6 +122,29 @@ async def test_messages_dedup_and_order(store: CachedTicketStore) -> None:
     assert (await store.message_counts(["tk_2", "tk_none"])) == {"tk_2": 22}
 
 
+async def test_a_new_tickets_transcript_is_read_as_written(store: CachedTicketStore) -> None:
+    """A ticket created here reads as empty until a message is written, then as stored; one
+    node's shortcut only: with several nodes the database is asked every time."""
+    await store.create_ticket(ticket("tk_new"))
+    assert await store.messages("tk_new") == []
+    first, _ = await store.add_message("tk_new", "customer", "u-1", "Dana", "hi", "c1", 1.0)
+    assert await store.messages("tk_new") == [first]
+    # A read overlapping the write sees the database, not the shortcut.
+    written = asyncio.ensure_future(
+        store.add_message("tk_new", "customer", "u-1", "Dana", "two", "c2", 2.0)
+    )
+    await asyncio.sleep(0)
+    read = await store.messages("tk_new")
+    second, _ = await written
+    assert read in ([first], [first, second])
+    assert await store.messages("tk_new") == [first, second]
+
+    shared = CachedTicketStore(store.inner, cache_tickets=False)
+    await shared.create_ticket(ticket("tk_shared"))
+    other, _ = await store.inner.add_message("tk_shared", "agent", "ag_1", "Al", "hey", "c1", 3.0)
+    assert await shared.messages("tk_shared") == [other]
+
+
 async def test_search_filters(store: CachedTicketStore) -> None:
     await store.create_ticket(ticket("tk_a", product="Trail Runner 2"))
     await store.create_ticket(ticket("tk_b", status="closed", product="Aurora"))
