@@ -413,7 +413,12 @@ class Desk:
         if self.router is not None and ticket.status == "queued":
             with _refusals():
                 await self.router.check_capacity(caller.agent.id)
-        if not await self.store.claim_ticket(ticket_id, caller.ref):
+        agent = AgentRef(id=caller.agent.id, name=caller.agent.name)
+        # The claim and its timeline entry are one write.
+        entry = await self.store.claim_ticket_noted(
+            ticket_id, caller.ref, "session.accepted", {"agent": agent.wire()}, time.time()
+        )
+        if entry is None:
             raise DeskError("already_taken", "another agent accepted this session first")
         # Joined before leaving the queue: routing that sees the session gone (and ends its
         # offer) must already count it among the agent's sessions, or it offers them one more.
@@ -422,8 +427,9 @@ class Desk:
         if self.router is not None:
             await self.router.accepted(ticket_id, caller.agent.id)
         ticket = await self._must_ticket(ticket_id)
-        agent = AgentRef(id=caller.agent.id, name=caller.agent.name)
-        await self.timeline(ticket, "session.accepted", {"agent": agent.wire()})
+        await self.tell(
+            ticket, TicketTimeline(ticket_id=ticket.id, entry=timeline_entry(entry)), "agents"
+        )
         await self.queue_feed.removed(ticket_id, "accepted", agent)
         await self.tell(ticket, SessionAccepted(ticket_id=ticket_id, agent=agent))
         await self.transfers.taken(ticket, caller)

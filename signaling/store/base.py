@@ -202,6 +202,14 @@ class TicketStore(Protocol):
         first claim wins, across nodes, because the condition is checked in one statement."""
         ...
 
+    async def claim_ticket_noted(
+        self, ticket_id: str, agent: dict[str, str], type: str, data: dict[str, Any], at: float
+    ) -> TimelineRecord | None:
+        """``claim_ticket`` with its timeline entry written in the same transaction (one write
+        for the accept instead of two); the entry, or None (and nothing written) when the
+        ticket was not queued."""
+        ...
+
     async def add_ticket_agent(self, ticket_id: str, agent: dict[str, str]) -> None:
         """Add an agent to a ticket's agents, in one atomic statement: concurrent joins (from
         any node) all land, a second join of the same agent changes nothing."""

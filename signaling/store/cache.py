@@ -348,6 +348,19 @@ class CachedTicketStore:
             ticket_id, self.inner.claim_ticket(ticket_id, agent), claimed
         )
 
+    async def claim_ticket_noted(
+        self, ticket_id: str, agent: dict[str, str], type: str, data: dict[str, Any], at: float
+    ) -> TimelineRecord | None:
+        def claimed(ticket: TicketRecord, entry: TimelineRecord | None) -> TicketRecord | None:
+            if entry is None or ticket.status != "queued":
+                return None
+            joined = {"id": agent["id"], "name": agent["name"]}
+            return dataclasses.replace(ticket, status="active", agents=(*ticket.agents, joined))
+
+        return await self._changing_ticket(
+            ticket_id, self.inner.claim_ticket_noted(ticket_id, agent, type, data, at), claimed
+        )
+
     async def add_ticket_agent(self, ticket_id: str, agent: dict[str, str]) -> None:
         await self._changing_ticket(
             ticket_id, self.inner.add_ticket_agent(ticket_id, agent), _dropped

@@ -313,6 +313,28 @@ class SqlTicketStore:
 
         return await self._db.write(claim)
 
+    async def claim_ticket_noted(
+        self, ticket_id: str, agent: dict[str, str], type: str, data: dict[str, Any], at: float
+    ) -> TimelineRecord | None:
+        insert_agent = self._insert_agent
+        values = (ticket_id, at, type, json.dumps(data))
+
+        async def claim(tx: Statements) -> TimelineRecord | None:
+            changed = await tx.execute(
+                "UPDATE tickets SET status = 'active' WHERE id = ? AND status = 'queued'",
+                ticket_id,
+            )
+            if changed != 1:
+                return None
+            await tx.execute(insert_agent, ticket_id, agent["id"], agent["name"], time.time())
+            rows = await tx.fetch(
+                "INSERT INTO timeline (ticket_id, at, type, data) VALUES (?, ?, ?, ?) RETURNING *",
+                *values,
+            )
+            return _timeline(rows[0])
+
+        return await self._db.write(claim)
+
     async def add_ticket_agent(self, ticket_id: str, agent: dict[str, str]) -> None:
         # One statement: the row goes in unless this agent is there already or the ticket is
         # not (no read-then-write for a concurrent join to slip between).

@@ -100,6 +100,27 @@ async def test_ticket_claim_is_first_wins(store: CachedTicketStore) -> None:
     assert not await store.claim_ticket("tk_1", {"id": "late", "name": "Late"})
 
 
+async def test_a_noted_claim_writes_its_entry_only_when_it_wins(store: CachedTicketStore) -> None:
+    await store.create_ticket(ticket("tk_n"))
+    entries = await asyncio.gather(
+        *(
+            store.claim_ticket_noted(
+                "tk_n", {"id": f"ag_{i}", "name": f"A{i}"}, "session.accepted", {"i": i}, 5.0
+            )
+            for i in range(6)
+        )
+    )
+    won = [entry for entry in entries if entry is not None]
+    assert len(won) == 1 and won[0].type == "session.accepted" and won[0].at == 5.0
+    stored = await store.ticket("tk_n")
+    assert stored is not None and stored.status == "active"
+    assert [a["id"] for a in stored.agents] == [f"ag_{won[0].data['i']}"]
+    assert await store.timeline("tk_n") == won
+    await store.close_ticket("tk_n", time.time())
+    assert await store.claim_ticket_noted("tk_n", {"id": "x", "name": "X"}, "t", {}, 6.0) is None
+    assert await store.timeline("tk_n") == won
+
+
 async def test_messages_dedup_and_order(store: CachedTicketStore) -> None:
     await store.create_ticket(ticket("tk_2"))
     first, new = await store.add_message("tk_2", "customer", "u-1", "Dana", "hi", "c1", 1.0)
