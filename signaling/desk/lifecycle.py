@@ -63,6 +63,7 @@ from signaling.store import (
     PageRecord,
     Sender,
     SiteRecord,
+    TicketOpening,
     TicketRecord,
     TicketStore,
     TimelineRecord,
@@ -280,7 +281,24 @@ class Desk:
             previous_ticket_id=previous.id if previous else None,
         )
         queue = queue_of(site, context, bool(customer["verified"]))
-        await self.store.create_ticket(ticket)
+        # Written with the ticket, in one transaction: its ticket.created entry (told to its
+        # agents, of whom a new ticket has none) and its first page, where the customer asked
+        # for help.
+        opening = TicketOpening(
+            type="ticket.created",
+            data={
+                "url": packet.url,
+                "title": packet.title,
+                "previousTicketId": ticket.previous_ticket_id,
+                "queue": queue.id,
+                "priority": queue.priority,
+            },
+            url=packet.url,
+            title=packet.title,
+            app=packet.app,
+            at=time.time(),
+        )
+        await self.store.create_ticket(ticket, opening)
         # The customer's socket is in the session's room before anyone can hear of the ticket,
         # so no accept can overtake it and leave it without its session.accepted.
         if caller.sid is not None and not await self.broadcaster.enter_room(
@@ -291,21 +309,6 @@ class Desk:
             await self.store.close_ticket(ticket.id, time.time())
             await self.timeline(ticket, "session.ended", {"by": "system", "reason": "left"})
             raise DeskError("invalid_state", "the connection closed before the ticket was queued")
-        await self.timeline(
-            ticket,
-            "ticket.created",
-            {
-                "url": packet.url,
-                "title": packet.title,
-                "previousTicketId": ticket.previous_ticket_id,
-                "queue": queue.id,
-                "priority": queue.priority,
-            },
-        )
-        # The first page of the ticket's history: where the customer asked for help.
-        await self.store.add_page(
-            ticket.id, packet.url, packet.title, packet.app, time.time(), request=True
-        )
         entry = self._queue_entry(ticket, site, queue)
         position = await self.live.enqueue(ticket.id, now, entry.wire())
         self.queue_feed.told_position(ticket.id, position)

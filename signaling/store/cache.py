@@ -53,6 +53,7 @@ from signaling.store.base import (
     PageRecord,
     Sender,
     SiteRecord,
+    TicketOpening,
     TicketRecord,
     TicketStore,
     TimelineRecord,
@@ -310,8 +311,12 @@ class CachedTicketStore:
         task.add_done_callback(done)
         return await asyncio.shield(task)
 
-    async def create_ticket(self, ticket: TicketRecord) -> None:
-        await self._changing_ticket(ticket.id, self.inner.create_ticket(ticket), _dropped)
+    async def create_ticket(
+        self, ticket: TicketRecord, opening: TicketOpening | None = None
+    ) -> TimelineRecord | None:
+        entry = await self._changing_ticket(
+            ticket.id, self.inner.create_ticket(ticket, opening), _dropped
+        )
         # Cached as written: its id is new, so no other write or read of it can have overlapped
         # (a ticket created with agents is left to be read, for their stored form).
         if self.cache_tickets and not ticket.agents and ticket.id not in self._ticket_writes:
@@ -321,6 +326,7 @@ class CachedTicketStore:
             self._silent[ticket.id] = None
             while len(self._silent) > self._max_silent:
                 self._silent.popitem(last=False)
+        return entry
 
     async def ticket(self, ticket_id: str) -> TicketRecord | None:
         if not self.cache_tickets:

@@ -23,9 +23,10 @@ from signaling.store import (
     CachedTicketStore,
     SqlTicketStore,
     StaleEpoch,
+    TicketOpening,
     TicketRecord,
 )
-from signaling.store.sql import PostgresDriver, SqliteDriver
+from signaling.store.sql import PostgresDriver, SqliteDriver, UniqueViolation
 
 PG_URL = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -98,6 +99,32 @@ async def test_ticket_claim_is_first_wins(store: CachedTicketStore) -> None:
     assert await store.close_ticket("tk_1", time.time())
     assert not await store.close_ticket("tk_1", time.time())
     assert not await store.claim_ticket("tk_1", {"id": "late", "name": "Late"})
+
+
+async def test_a_ticket_opens_with_its_entry_and_request_page(store: CachedTicketStore) -> None:
+    opening = TicketOpening("ticket.created", {"q": 1}, "http://shop.test/a", "A", {"k": 2}, 7.0)
+    entry = await store.create_ticket(ticket("tk_o"), opening)
+    assert entry is not None and (entry.type, entry.data, entry.at) == (
+        "ticket.created",
+        {"q": 1},
+        7.0,
+    )
+    assert await store.timeline("tk_o") == [entry]
+    (page,) = await store.pages("tk_o")
+    assert (page.url, page.title, page.app, page.at, page.request) == (
+        "http://shop.test/a",
+        "A",
+        {"k": 2},
+        7.0,
+        True,
+    )
+    # The same page again adds nothing, as after add_page.
+    assert await store.add_page("tk_o", "http://shop.test/a", "A", {"k": 2}, 8.0) is None
+    # A second ticket of the same id writes nothing of its opening.
+    with pytest.raises(UniqueViolation):
+        await store.create_ticket(ticket("tk_o"), opening)
+    assert await store.timeline("tk_o") == [entry]
+    assert len(await store.pages("tk_o")) == 1
 
 
 async def test_a_noted_claim_writes_its_entry_only_when_it_wins(store: CachedTicketStore) -> None:
