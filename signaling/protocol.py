@@ -967,15 +967,22 @@ class SessionEvent(Message):
 
     _wire_text: str | None = PrivateAttr(default=None)
 
-    def numbered(self, seq: int | None, wire: dict[str, Any]) -> SessionEvent:
+    def numbered(
+        self, seq: int | None, wire: dict[str, Any], text: str | None = None
+    ) -> SessionEvent:
         """This event with its ``seq``, carrying its JSON made from ``wire`` (this event's own
         ``wire()``, made once for the event log and every audience): sending it then neither
-        dumps the model a second time nor goes through socket.io's encoder."""
+        dumps the model a second time nor goes through socket.io's encoder. ``text``: the JSON
+        of ``wire`` when made already (the event log keeps the same text); the ``seq`` is then
+        spliced in as the last key, where ``{**wire, "seq": seq}`` puts it."""
         out = self.model_copy(update={"seq": seq})
         private = out.__pydantic_private__
         assert private is not None
-        body = wire if seq is None else {**wire, "seq": seq}
-        private["_wire_text"] = json.dumps(body, separators=(",", ":"))
+        if text is None or "seq" in wire:
+            body = wire if seq is None else {**wire, "seq": seq}
+            private["_wire_text"] = json.dumps(body, separators=(",", ":"))
+        else:
+            private["_wire_text"] = text if seq is None else f'{text[:-1]},"seq":{seq}}}'
         return out
 
     def wire_json(self) -> str | None:

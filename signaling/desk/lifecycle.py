@@ -9,6 +9,7 @@ never to a socket directly, so any node can serve any step.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import time
 from collections import OrderedDict
@@ -62,6 +63,7 @@ from signaling.store import (
     PageRecord,
     Sender,
     SiteRecord,
+    TicketOpening,
     TicketRecord,
     TicketStore,
     TimelineRecord,
@@ -279,7 +281,24 @@ class Desk:
             previous_ticket_id=previous.id if previous else None,
         )
         queue = queue_of(site, context, bool(customer["verified"]))
-        await self.store.create_ticket(ticket)
+        # Written with the ticket, in one transaction: its ticket.created entry (told to its
+        # agents, of whom a new ticket has none) and its first page, where the customer asked
+        # for help.
+        opening = TicketOpening(
+            type="ticket.created",
+            data={
+                "url": packet.url,
+                "title": packet.title,
+                "previousTicketId": ticket.previous_ticket_id,
+                "queue": queue.id,
+                "priority": queue.priority,
+            },
+            url=packet.url,
+            title=packet.title,
+            app=packet.app,
+            at=time.time(),
+        )
+        await self.store.create_ticket(ticket, opening)
         # The customer's socket is in the session's room before anyone can hear of the ticket,
         # so no accept can overtake it and leave it without its session.accepted.
         if caller.sid is not None and not await self.broadcaster.enter_room(
@@ -290,21 +309,6 @@ class Desk:
             await self.store.close_ticket(ticket.id, time.time())
             await self.timeline(ticket, "session.ended", {"by": "system", "reason": "left"})
             raise DeskError("invalid_state", "the connection closed before the ticket was queued")
-        await self.timeline(
-            ticket,
-            "ticket.created",
-            {
-                "url": packet.url,
-                "title": packet.title,
-                "previousTicketId": ticket.previous_ticket_id,
-                "queue": queue.id,
-                "priority": queue.priority,
-            },
-        )
-        # The first page of the ticket's history: where the customer asked for help.
-        await self.store.add_page(
-            ticket.id, packet.url, packet.title, packet.app, time.time(), request=True
-        )
         entry = self._queue_entry(ticket, site, queue)
         position = await self.live.enqueue(ticket.id, now, entry.wire())
         self.queue_feed.told_position(ticket.id, position)
@@ -412,7 +416,12 @@ class Desk:
         if self.router is not None and ticket.status == "queued":
             with _refusals():
                 await self.router.check_capacity(caller.agent.id)
-        if not await self.store.claim_ticket(ticket_id, caller.ref):
+        agent = AgentRef(id=caller.agent.id, name=caller.agent.name)
+        # The claim and its timeline entry are one write.
+        entry = await self.store.claim_ticket_noted(
+            ticket_id, caller.ref, "session.accepted", {"agent": agent.wire()}, time.time()
+        )
+        if entry is None:
             raise DeskError("already_taken", "another agent accepted this session first")
         # Joined before leaving the queue: routing that sees the session gone (and ends its
         # offer) must already count it among the agent's sessions, or it offers them one more.
@@ -421,8 +430,9 @@ class Desk:
         if self.router is not None:
             await self.router.accepted(ticket_id, caller.agent.id)
         ticket = await self._must_ticket(ticket_id)
-        agent = AgentRef(id=caller.agent.id, name=caller.agent.name)
-        await self.timeline(ticket, "session.accepted", {"agent": agent.wire()})
+        await self.tell(
+            ticket, TicketTimeline(ticket_id=ticket.id, entry=timeline_entry(entry)), "agents"
+        )
         await self.queue_feed.removed(ticket_id, "accepted", agent)
         await self.tell(ticket, SessionAccepted(ticket_id=ticket_id, agent=agent))
         await self.transfers.taken(ticket, caller)
@@ -803,11 +813,13 @@ class Desk:
         to_agents = to != "customer" and bool(agents)
         if to == "agents" and not to_agents:
             return
-        wire = event.wire()  # once, for the log and both audiences
+        # Made once, for the log and both audiences: the log keeps the text that is sent.
+        wire = event.wire()
+        text = json.dumps(wire, separators=(",", ":"))
         if to != "agents":
-            await self._tell(ticket.id, "customer", event, wire, [customer_room(ticket.id)])
+            await self._tell(ticket.id, "customer", event, wire, text, [customer_room(ticket.id)])
         if to_agents:
-            await self._tell(ticket.id, "agents", event, wire, agents)
+            await self._tell(ticket.id, "agents", event, wire, text, agents)
 
     async def _tell(
         self,
@@ -815,18 +827,19 @@ class Desk:
         audience: Audience,
         event: SessionEvent,
         wire: dict[str, Any],
+        text: str,
         rooms: list[str],
     ) -> None:
         name: str = type(event).model_fields["type"].default
         try:
-            seq: int | None = await self.events.append(ticket_id, audience, name, wire)
+            seq: int | None = await self.events.append(ticket_id, audience, name, wire, text)
         except Exception as exc:
             # The log is out of reach (Redis down): the event still goes out, unnumbered, so the
             # session goes on live. The log skips the number it would have had, so a client
             # that resumes across it gets a snapshot (with the event) rather than a replay.
             log.warning("session event %s of %s sent unnumbered: %r", name, ticket_id, exc)
             seq = None
-        await self.broadcaster.emit(event.numbered(seq, wire), rooms)
+        await self.broadcaster.emit(event.numbered(seq, wire, text), rooms)
 
     async def _current_seq(self, ticket_id: str, audience: Audience) -> int | None:
         try:

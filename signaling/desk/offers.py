@@ -51,6 +51,7 @@ from signaling.routing import (
     plan_offers,
     serving_order,
 )
+from signaling.routing.agents import CHAT_WEIGHT
 from signaling.routing.site_config import is_open, max_waiting, site_routing
 from signaling.store import SiteRecord, TicketStore
 
@@ -156,8 +157,22 @@ class Router:
         )
 
     async def has_room(self, agent_id: str) -> bool:
-        """Whether one more chat fits under the agent's capacity (by weighted load)."""
-        return (await self.load_of(agent_id)).has_room()
+        """Whether one more chat fits under the agent's capacity (by weighted load).
+
+        Every session weighs at least a chat and at most the heaviest weight: when the number
+        of sessions alone decides, their calls and controls are not read (every accept asks,
+        and an agent holding many sessions made that a read of two keys per session)."""
+        tickets = await self.live.sessions_of(agent_id)
+        capacity = float(self.config.capacity)
+        if len(tickets) * CHAT_WEIGHT + CHAT_WEIGHT > capacity:
+            return False
+        weights = self.loads.weights
+        heaviest = float(max(CHAT_WEIGHT, weights.call, weights.control))
+        # Whole weights add up exactly, so this bound is the weighed answer's own.
+        if heaviest.is_integer() and len(tickets) * heaviest + CHAT_WEIGHT <= capacity:
+            return True
+        loads = await self.loads.many({agent_id: tickets})
+        return self._weighed(agent_id, loads[agent_id]).has_room()
 
     async def load_changed(self, agent_id: str) -> None:
         """A call of the agent started or ended, or they got or gave up control: Busy may

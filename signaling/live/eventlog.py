@@ -55,9 +55,15 @@ class EventLog(Protocol):
     """Events kept per line."""
 
     async def append(
-        self, ticket_id: str, audience: Audience, name: str, payload: dict[str, Any]
+        self,
+        ticket_id: str,
+        audience: Audience,
+        name: str,
+        payload: dict[str, Any],
+        body: str | None = None,
     ) -> int:
-        """Number the event and keep it; its ``seq`` (one more than the line's last)."""
+        """Number the event and keep it; its ``seq`` (one more than the line's last).
+        ``body``: the payload's JSON when the caller made it already (it is sent as well)."""
         ...
 
     async def since(self, ticket_id: str, audience: Audience, seq: int) -> list[LoggedEvent] | None:
@@ -113,7 +119,12 @@ class MemoryEventLog:
         self._swept = clock()
 
     async def append(
-        self, ticket_id: str, audience: Audience, name: str, payload: dict[str, Any]
+        self,
+        ticket_id: str,
+        audience: Audience,
+        name: str,
+        payload: dict[str, Any],
+        body: str | None = None,
     ) -> int:
         now = self._clock()
         self._sweep(now)
@@ -121,7 +132,7 @@ class MemoryEventLog:
         if line is None:
             line = self._lines[(ticket_id, audience)] = _Line(events=deque(maxlen=self.keep))
         line.seq += 1
-        line.events.append((line.seq, name, _json(payload)))
+        line.events.append((line.seq, name, body if body is not None else _json(payload)))
         line.written = now
         line.forget_at = now + self.counter_ttl
         return line.seq
@@ -248,10 +259,16 @@ class RedisEventLog:
         return [f"{base}:seq", f"{base}:log"]
 
     async def append(
-        self, ticket_id: str, audience: Audience, name: str, payload: dict[str, Any]
+        self,
+        ticket_id: str,
+        audience: Audience,
+        name: str,
+        payload: dict[str, Any],
+        body: str | None = None,
     ) -> int:
         keys = self._keys(ticket_id, audience)
-        body = _json(payload)
+        if body is None:
+            body = _json(payload)
         args: list[str | int] = [
             self.keep,
             name,

@@ -101,6 +101,20 @@ class PageRecord:
     """The page they asked for help from."""
 
 
+@dataclass(frozen=True)
+class TicketOpening:
+    """What a ticket a customer asked for starts with, written in the same transaction as the
+    ticket (``TicketStore.create_ticket``): its first timeline entry and the page they asked
+    from (a request page)."""
+
+    type: str
+    data: dict[str, Any]
+    url: str
+    title: str
+    app: dict[str, Any]
+    at: float
+
+
 MAX_PAGES = 50
 """Pages a ticket keeps: past it the oldest go, the page of the request stays."""
 
@@ -184,7 +198,13 @@ class TicketStore(Protocol):
         ...
 
     # tickets
-    async def create_ticket(self, ticket: TicketRecord) -> None: ...
+    async def create_ticket(
+        self, ticket: TicketRecord, opening: TicketOpening | None = None
+    ) -> TimelineRecord | None:
+        """Write a new ticket; with ``opening``, its first timeline entry and request page in
+        the same transaction (the entry is returned)."""
+        ...
+
     async def ticket(self, ticket_id: str) -> TicketRecord | None: ...
     async def tickets(
         self,
@@ -200,6 +220,14 @@ class TicketStore(Protocol):
     async def claim_ticket(self, ticket_id: str, agent: dict[str, str]) -> bool:
         """Move a queued ticket to active with this agent. False if it was not queued: the
         first claim wins, across nodes, because the condition is checked in one statement."""
+        ...
+
+    async def claim_ticket_noted(
+        self, ticket_id: str, agent: dict[str, str], type: str, data: dict[str, Any], at: float
+    ) -> TimelineRecord | None:
+        """``claim_ticket`` with its timeline entry written in the same transaction (one write
+        for the accept instead of two); the entry, or None (and nothing written) when the
+        ticket was not queued."""
         ...
 
     async def add_ticket_agent(self, ticket_id: str, agent: dict[str, str]) -> None:

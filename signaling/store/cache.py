@@ -25,7 +25,9 @@ and a claim that succeeds replaces the cached ticket by the same ticket made act
 agent, when the claim was the ticket's only write from start to end (``_changing_ticket``);
 otherwise the entry is dropped as by every other write. The stored form is what was written:
 the desk writes JSON-ready dicts, and ``claim_ticket``'s agent row is ``{id, name}`` at the
-end of the ticket's agents.
+end of the ticket's agents. The accept's state also reads the transcript: of a ticket created
+here that no message was written to since (messages are written only through ``add_message``),
+it is known to be empty without a read.
 
 The records are shared, not copied: they are frozen dataclasses, and their dict fields (a
 ticket's customer and context, a site's settings) must not be mutated by readers.
@@ -51,6 +53,7 @@ from signaling.store.base import (
     PageRecord,
     Sender,
     SiteRecord,
+    TicketOpening,
     TicketRecord,
     TicketStore,
     TimelineRecord,
@@ -184,6 +187,11 @@ class CachedTicketStore:
         self.agents_cache: _Lru[str, AgentRecord] = _Lru(max_records, ttl=record_ttl, clock=clock)
         self._ticket_writes: dict[str, list[int]] = {}
         """Per ticket with writes on their way: ``[in flight, started so far]``."""
+        self._silent: OrderedDict[str, None] = OrderedDict()
+        """Tickets created here that no message has been written to since (the newest
+        ``max_tickets``): their transcript is read as empty without asking the database (an
+        accept's state reads it)."""
+        self._max_silent = max_tickets
 
     async def close(self) -> None:
         await self.inner.close()
@@ -303,12 +311,22 @@ class CachedTicketStore:
         task.add_done_callback(done)
         return await asyncio.shield(task)
 
-    async def create_ticket(self, ticket: TicketRecord) -> None:
-        await self._changing_ticket(ticket.id, self.inner.create_ticket(ticket), _dropped)
+    async def create_ticket(
+        self, ticket: TicketRecord, opening: TicketOpening | None = None
+    ) -> TimelineRecord | None:
+        entry = await self._changing_ticket(
+            ticket.id, self.inner.create_ticket(ticket, opening), _dropped
+        )
         # Cached as written: its id is new, so no other write or read of it can have overlapped
         # (a ticket created with agents is left to be read, for their stored form).
         if self.cache_tickets and not ticket.agents and ticket.id not in self._ticket_writes:
             self.tickets_cache.put(ticket.id, ticket)
+        if self.cache_tickets:
+            # A new ticket has no messages; one written from now on goes through add_message.
+            self._silent[ticket.id] = None
+            while len(self._silent) > self._max_silent:
+                self._silent.popitem(last=False)
+        return entry
 
     async def ticket(self, ticket_id: str) -> TicketRecord | None:
         if not self.cache_tickets:
@@ -334,6 +352,19 @@ class CachedTicketStore:
 
         return await self._changing_ticket(
             ticket_id, self.inner.claim_ticket(ticket_id, agent), claimed
+        )
+
+    async def claim_ticket_noted(
+        self, ticket_id: str, agent: dict[str, str], type: str, data: dict[str, Any], at: float
+    ) -> TimelineRecord | None:
+        def claimed(ticket: TicketRecord, entry: TimelineRecord | None) -> TicketRecord | None:
+            if entry is None or ticket.status != "queued":
+                return None
+            joined = {"id": agent["id"], "name": agent["name"]}
+            return dataclasses.replace(ticket, status="active", agents=(*ticket.agents, joined))
+
+        return await self._changing_ticket(
+            ticket_id, self.inner.claim_ticket_noted(ticket_id, agent, type, data, at), claimed
         )
 
     async def add_ticket_agent(self, ticket_id: str, agent: dict[str, str]) -> None:
@@ -380,11 +411,15 @@ class CachedTicketStore:
         client_msg_id: str | None,
         at: float,
     ) -> tuple[MessageRecord, bool]:
+        # Before the write starts: a read from here on may see the message, so it asks.
+        self._silent.pop(ticket_id, None)
         return await self.inner.add_message(
             ticket_id, sender, author_id, author, text, client_msg_id, at
         )
 
     async def messages(self, ticket_id: str, after_id: int = 0) -> list[MessageRecord]:
+        if ticket_id in self._silent:
+            return []
         return await self.inner.messages(ticket_id, after_id)
 
     async def message_counts(self, ticket_ids: list[str]) -> dict[str, int]:

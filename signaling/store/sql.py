@@ -29,6 +29,7 @@ from signaling.store.base import (
     Sender,
     SiteRecord,
     StaleEpoch,
+    TicketOpening,
     TicketRecord,
     TimelineRecord,
     UploadQuota,
@@ -222,10 +223,12 @@ class SqlTicketStore:
 
     # ------------------------------------------------------------------ tickets
 
-    async def create_ticket(self, ticket: TicketRecord) -> None:
+    async def create_ticket(
+        self, ticket: TicketRecord, opening: TicketOpening | None = None
+    ) -> TimelineRecord | None:
         insert_agent = self._insert_agent
 
-        async def create(tx: Statements) -> None:
+        async def create(tx: Statements) -> TimelineRecord | None:
             await tx.execute(
                 "INSERT INTO tickets (id, site_id, status, created_at, closed_at, customer,"
                 " context, previous_ticket_id, search) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -243,8 +246,30 @@ class SqlTicketStore:
                 await tx.execute(
                     insert_agent, ticket.id, agent["id"], agent["name"], ticket.created_at
                 )
+            if opening is None:
+                return None
+            # A new ticket has no pages: its first is inserted without add_page's comparison
+            # with the last one and its trimming.
+            await tx.execute(
+                "INSERT INTO ticket_pages (ticket_id, at, url, title, app, request)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                ticket.id,
+                opening.at,
+                opening.url,
+                opening.title,
+                json.dumps(opening.app, sort_keys=True, separators=(",", ":")),
+                1,
+            )
+            rows = await tx.fetch(
+                "INSERT INTO timeline (ticket_id, at, type, data) VALUES (?, ?, ?, ?) RETURNING *",
+                ticket.id,
+                opening.at,
+                opening.type,
+                json.dumps(opening.data),
+            )
+            return _timeline(rows[0])
 
-        await self._db.write(create, atomic=bool(ticket.agents))
+        return await self._db.write(create, atomic=bool(ticket.agents) or opening is not None)
 
     async def ticket(self, ticket_id: str) -> TicketRecord | None:
         rows = await self._db.fetch("SELECT * FROM tickets WHERE id = ?", ticket_id)
@@ -310,6 +335,28 @@ class SqlTicketStore:
                 return False
             await tx.execute(insert_agent, ticket_id, agent["id"], agent["name"], time.time())
             return True
+
+        return await self._db.write(claim)
+
+    async def claim_ticket_noted(
+        self, ticket_id: str, agent: dict[str, str], type: str, data: dict[str, Any], at: float
+    ) -> TimelineRecord | None:
+        insert_agent = self._insert_agent
+        values = (ticket_id, at, type, json.dumps(data))
+
+        async def claim(tx: Statements) -> TimelineRecord | None:
+            changed = await tx.execute(
+                "UPDATE tickets SET status = 'active' WHERE id = ? AND status = 'queued'",
+                ticket_id,
+            )
+            if changed != 1:
+                return None
+            await tx.execute(insert_agent, ticket_id, agent["id"], agent["name"], time.time())
+            rows = await tx.fetch(
+                "INSERT INTO timeline (ticket_id, at, type, data) VALUES (?, ?, ?, ?) RETURNING *",
+                *values,
+            )
+            return _timeline(rows[0])
 
         return await self._db.write(claim)
 

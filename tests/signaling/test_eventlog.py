@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import secrets
 from collections.abc import AsyncIterator, Callable
 
@@ -12,6 +13,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from signaling.live import EventLog, MemoryEventLog, RedisEventLog
+from signaling.protocol import AgentRef, SessionAccepted
 from tests.signaling.redis_server import own_redis
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -85,6 +87,21 @@ async def test_events_come_back_in_order_after_any_seq(make_log: LogFactory) -> 
     assert await log.since("tk_1", "customer", 5) == []
     full = await log.since("tk_1", "customer", 0)
     assert full is not None and [e.seq for e in full] == [1, 2, 3, 4, 5]
+
+
+async def test_an_event_logged_as_sent_replays_as_sent(make_log: LogFactory) -> None:
+    """Desk.tell makes an event's JSON once: the log keeps that text, and the frame sent is
+    the same text with its seq spliced in, byte for byte what encoding the numbered dict gives."""
+    log = make_log()
+    event = SessionAccepted(ticket_id="tk_1", agent=AgentRef(id="ag_1", name="Zoë \u2603"))
+    wire = event.wire()
+    text = json.dumps(wire, separators=(",", ":"))
+    seq = await log.append("tk_1", "customer", "session.accepted", wire, text)
+    sent = event.numbered(seq, wire, text).wire_json()
+    assert sent == json.dumps({**wire, "seq": seq}, separators=(",", ":"))
+    assert event.numbered(None, wire, text).wire_json() == text
+    replayed = await log.since("tk_1", "customer", 0)
+    assert replayed is not None and [e.wire() for e in replayed] == [json.loads(sent or "")]
 
 
 async def test_tickets_and_audiences_are_numbered_apart(make_log: LogFactory) -> None:

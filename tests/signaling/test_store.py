@@ -23,9 +23,10 @@ from signaling.store import (
     CachedTicketStore,
     SqlTicketStore,
     StaleEpoch,
+    TicketOpening,
     TicketRecord,
 )
-from signaling.store.sql import PostgresDriver, SqliteDriver
+from signaling.store.sql import PostgresDriver, SqliteDriver, UniqueViolation
 
 PG_URL = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -100,6 +101,53 @@ async def test_ticket_claim_is_first_wins(store: CachedTicketStore) -> None:
     assert not await store.claim_ticket("tk_1", {"id": "late", "name": "Late"})
 
 
+async def test_a_ticket_opens_with_its_entry_and_request_page(store: CachedTicketStore) -> None:
+    opening = TicketOpening("ticket.created", {"q": 1}, "http://shop.test/a", "A", {"k": 2}, 7.0)
+    entry = await store.create_ticket(ticket("tk_o"), opening)
+    assert entry is not None and (entry.type, entry.data, entry.at) == (
+        "ticket.created",
+        {"q": 1},
+        7.0,
+    )
+    assert await store.timeline("tk_o") == [entry]
+    (page,) = await store.pages("tk_o")
+    assert (page.url, page.title, page.app, page.at, page.request) == (
+        "http://shop.test/a",
+        "A",
+        {"k": 2},
+        7.0,
+        True,
+    )
+    # The same page again adds nothing, as after add_page.
+    assert await store.add_page("tk_o", "http://shop.test/a", "A", {"k": 2}, 8.0) is None
+    # A second ticket of the same id writes nothing of its opening.
+    with pytest.raises(UniqueViolation):
+        await store.create_ticket(ticket("tk_o"), opening)
+    assert await store.timeline("tk_o") == [entry]
+    assert len(await store.pages("tk_o")) == 1
+
+
+async def test_a_noted_claim_writes_its_entry_only_when_it_wins(store: CachedTicketStore) -> None:
+    await store.create_ticket(ticket("tk_n"))
+    entries = await asyncio.gather(
+        *(
+            store.claim_ticket_noted(
+                "tk_n", {"id": f"ag_{i}", "name": f"A{i}"}, "session.accepted", {"i": i}, 5.0
+            )
+            for i in range(6)
+        )
+    )
+    won = [entry for entry in entries if entry is not None]
+    assert len(won) == 1 and won[0].type == "session.accepted" and won[0].at == 5.0
+    stored = await store.ticket("tk_n")
+    assert stored is not None and stored.status == "active"
+    assert [a["id"] for a in stored.agents] == [f"ag_{won[0].data['i']}"]
+    assert await store.timeline("tk_n") == won
+    await store.close_ticket("tk_n", time.time())
+    assert await store.claim_ticket_noted("tk_n", {"id": "x", "name": "X"}, "t", {}, 6.0) is None
+    assert await store.timeline("tk_n") == won
+
+
 async def test_messages_dedup_and_order(store: CachedTicketStore) -> None:
     await store.create_ticket(ticket("tk_2"))
     first, new = await store.add_message("tk_2", "customer", "u-1", "Dana", "hi", "c1", 1.0)
@@ -120,6 +168,29 @@ async def test_messages_dedup_and_order(store: CachedTicketStore) -> None:
     assert texts[:2] == ["hi", "hello"] and sorted(texts[2:]) == sorted(f"m{i}" for i in range(20))
     assert [m.text for m in await store.messages("tk_2", after_id=other.id)] == texts[2:]
     assert (await store.message_counts(["tk_2", "tk_none"])) == {"tk_2": 22}
+
+
+async def test_a_new_tickets_transcript_is_read_as_written(store: CachedTicketStore) -> None:
+    """A ticket created here reads as empty until a message is written, then as stored; one
+    node's shortcut only: with several nodes the database is asked every time."""
+    await store.create_ticket(ticket("tk_new"))
+    assert await store.messages("tk_new") == []
+    first, _ = await store.add_message("tk_new", "customer", "u-1", "Dana", "hi", "c1", 1.0)
+    assert await store.messages("tk_new") == [first]
+    # A read overlapping the write sees the database, not the shortcut.
+    written = asyncio.ensure_future(
+        store.add_message("tk_new", "customer", "u-1", "Dana", "two", "c2", 2.0)
+    )
+    await asyncio.sleep(0)
+    read = await store.messages("tk_new")
+    second, _ = await written
+    assert read in ([first], [first, second])
+    assert await store.messages("tk_new") == [first, second]
+
+    shared = CachedTicketStore(store.inner, cache_tickets=False)
+    await shared.create_ticket(ticket("tk_shared"))
+    other, _ = await store.inner.add_message("tk_shared", "agent", "ag_1", "Al", "hey", "c1", 3.0)
+    assert await shared.messages("tk_shared") == [other]
 
 
 async def test_search_filters(store: CachedTicketStore) -> None:
