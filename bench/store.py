@@ -89,7 +89,9 @@ class AiosqliteDriver:
     async def scan(self, sql: str, *args: Any) -> Sequence[Row]:
         return await self.fetch(sql, *args)
 
-    async def write(self, body: WriteBody[T], *, atomic: bool = True) -> T:
+    async def write(
+        self, body: WriteBody[T], *, atomic: bool = True, order_key: str | None = None
+    ) -> T:
         import aiosqlite
 
         conn = self._conn

@@ -425,7 +425,7 @@ class SqlTicketStore:
             )
             return _message(existing[0]), False
 
-        return await self._db.write(add, atomic=False)
+        return await self._db.write(add, atomic=False, order_key=ticket_id)
 
     async def messages(self, ticket_id: str, after_id: int = 0) -> list[MessageRecord]:
         rows = await self._db.fetch(
@@ -469,7 +469,7 @@ class SqlTicketStore:
                     raise StaleEpoch(f"{ticket_id}: epoch {epoch} is not the owner's")
             return _timeline(rows[0])
 
-        return await self._db.write(add, atomic=False)
+        return await self._db.write(add, atomic=False, order_key=ticket_id)
 
     async def timeline(self, ticket_id: str) -> list[TimelineRecord]:
         rows = await self._db.fetch(
@@ -660,7 +660,7 @@ class SqlTicketStore:
             )
             return _note(existing[0]), False
 
-        return await self._db.write(add, atomic=False)
+        return await self._db.write(add, atomic=False, order_key=ticket_id)
 
     async def notes(self, ticket_id: str) -> list[NoteRecord]:
         rows = await self._db.fetch(

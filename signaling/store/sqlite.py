@@ -289,7 +289,9 @@ class SqliteDriver:
 
     # ------------------------------------------------------------------ writes
 
-    def write(self, body: WriteBody[T], *, atomic: bool = True) -> asyncio.Future[T]:
+    def write(
+        self, body: WriteBody[T], *, atomic: bool = True, order_key: str | None = None
+    ) -> asyncio.Future[T]:
         return self._submit(body, None)
 
     async def execute(self, sql: str, *args: Any) -> int:
