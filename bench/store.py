@@ -89,9 +89,7 @@ class AiosqliteDriver:
     async def scan(self, sql: str, *args: Any) -> Sequence[Row]:
         return await self.fetch(sql, *args)
 
-    async def write(
-        self, body: WriteBody[T], *, atomic: bool = True, order_key: str | None = None
-    ) -> T:
+    async def write(self, body: WriteBody[T], *, atomic: bool = True) -> T:
         import aiosqlite
 
         conn = self._conn

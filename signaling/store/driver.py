@@ -58,16 +58,12 @@ class Driver(Protocol):
         """One write statement, committed; the number of rows it changed."""
         ...
 
-    def write(
-        self, body: WriteBody[T], *, atomic: bool = True, order_key: str | None = None
-    ) -> Awaitable[T]:
+    def write(self, body: WriteBody[T], *, atomic: bool = True) -> Awaitable[T]:
         """Run ``body``'s statements as one write and return its result once committed.
 
         ``atomic=False`` says the body's statements need not share a transaction (a lone insert,
         an insert then a read back): an engine may then commit each one on its own, which on
-        PostgreSQL saves the BEGIN and COMMIT round trips. SQLite runs every body atomically.
-        ``order_key`` (a ticket's id): non-atomic writes of one key commit in the order they
-        were made; those of different keys may commit side by side (PostgreSQL)."""
+        PostgreSQL saves the BEGIN and COMMIT round trips. SQLite runs every body atomically."""
         ...
 
     async def script(self, sql: str) -> None:

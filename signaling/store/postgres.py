@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import re
-import zlib
 from collections.abc import Awaitable, Sequence
 from typing import Any, Literal
 
@@ -58,11 +57,6 @@ class _PostgresStatements:
 
 
 MAX_GROUP = 256
-WRITE_LANES = 4
-"""Writers of one-statement writes per node, each grouping its own: the writes of one ticket go
-to one of them (in order), those of others beside it. With one, every chat message waited
-for the group before it (BEGIN, a round trip per statement, COMMIT): on a busy PostgreSQL,
-two nodes behind HAProxy (``bench/nodes.py``), that wait was most of chat.send's p99."""
 
 SCHEMA_LOCK = 736163
 """The first key of the advisory lock migrations hold (the second is the schema's hash)."""
@@ -171,7 +165,7 @@ class PostgresDriver:
 
     def __init__(self, pool: Any, *, group_writes: bool = True) -> None:
         self._pool = pool
-        self._lanes = [_Grouped(pool) for _ in range(WRITE_LANES)] if group_writes else []
+        self._grouped = _Grouped(pool) if group_writes else None
 
     @classmethod
     async def open(
@@ -198,7 +192,7 @@ class PostgresDriver:
     @property
     def groups(self) -> int:
         """Transactions of several grouped writes committed (or tried) so far."""
-        return sum(lane.groups for lane in self._lanes)
+        return self._grouped.groups if self._grouped is not None else 0
 
     async def execute(self, sql: str, *args: Any) -> int:
         async with self._pool.acquire() as conn:
@@ -211,23 +205,12 @@ class PostgresDriver:
     async def scan(self, sql: str, *args: Any) -> Sequence[Row]:
         return await self.fetch(sql, *args)
 
-    def write(
-        self, body: WriteBody[T], *, atomic: bool = True, order_key: str | None = None
-    ) -> Awaitable[T]:
-        return self._write(body, atomic, order_key)
+    def write(self, body: WriteBody[T], *, atomic: bool = True) -> Awaitable[T]:
+        return self._write(body, atomic)
 
-    def _lane(self, order_key: str | None) -> _Grouped | None:
-        """Writes without a key share the first lane (in order, as they always were)."""
-        if not self._lanes:
-            return None
-        if order_key is None:
-            return self._lanes[0]
-        return self._lanes[zlib.crc32(order_key.encode()) % len(self._lanes)]
-
-    async def _write(self, body: WriteBody[T], atomic: bool, order_key: str | None) -> T:
-        lane = None if atomic else self._lane(order_key)
-        if lane is not None:
-            return await lane.write(body)
+    async def _write(self, body: WriteBody[T], atomic: bool) -> T:
+        if not atomic and self._grouped is not None:
+            return await self._grouped.write(body)
         async with self._pool.acquire() as conn:
             statements = _PostgresStatements(conn)
             if not atomic:
@@ -250,6 +233,6 @@ class PostgresDriver:
             return await body(_PostgresStatements(conn))
 
     async def close(self) -> None:
-        for lane in self._lanes:
-            await lane.close()
+        if self._grouped is not None:
+            await self._grouped.close()
         await self._pool.close()

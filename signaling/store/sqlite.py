@@ -289,9 +289,7 @@ class SqliteDriver:
 
     # ------------------------------------------------------------------ writes
 
-    def write(
-        self, body: WriteBody[T], *, atomic: bool = True, order_key: str | None = None
-    ) -> asyncio.Future[T]:
+    def write(self, body: WriteBody[T], *, atomic: bool = True) -> asyncio.Future[T]:
         return self._submit(body, None)
 
     async def execute(self, sql: str, *args: Any) -> int:
