@@ -17,7 +17,9 @@ their agents accept at once (pairing), then every held session chats open loop a
 latency from each message's scheduled time). A setup stops climbing at the first step whose chat
 p99 passes ``--break-ms`` or that loses a message; the clients run in ``--procs`` worker
 processes (``bench/_clients.py``). CPU of every node, of redis-server and of HAProxy is read
-from ``/proc/PID/task/*/schedstat`` around each phase, memory from ``/proc/PID/status``.
+from ``/proc/PID/task/*/schedstat`` around each phase, memory from ``/proc/PID/status``, and
+Redis's command counts (``INFO commandstats``) around the chat: how many round trips a message
+costs, a count the machine's other load does not disturb.
 
 On a machine with few cores every node, Redis, HAProxy and the clients share the same cores: more
 nodes cannot add throughput here. The table shows what the several-nodes path costs (Redis, the
@@ -563,7 +565,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "(sent p99: from its actual send, without the clients' lateness; the break is on "
             "chat p99); "
             "node CPU / redis / proxy = CPU over the chat phase as a share of one core; "
-            "ms/rt = CPU of nodes + Redis + HAProxy per round trip; RSS at the step's end"
+            "ms/rt = CPU of nodes + Redis + HAProxy per round trip; cmd/rt = Redis commands "
+            "per round trip (INFO commandstats, the nodes' background work included; a Lua "
+            "script's own calls counted too); RSS at the step's end"
         )
         print(
             f"  {os.cpu_count()} CPUs shared by every node, Redis, HAProxy and the clients: "
