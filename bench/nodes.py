@@ -17,7 +17,9 @@ their agents accept at once (pairing), then every held session chats open loop a
 latency from each message's scheduled time). A setup stops climbing at the first step whose chat
 p99 passes ``--break-ms`` or that loses a message; the clients run in ``--procs`` worker
 processes (``bench/_clients.py``). CPU of every node, of redis-server and of HAProxy is read
-from ``/proc/PID/task/*/schedstat`` around each phase, memory from ``/proc/PID/status``.
+from ``/proc/PID/task/*/schedstat`` around each phase, memory from ``/proc/PID/status``, and
+Redis's command counts (``INFO commandstats``) around the chat: how many round trips a message
+costs, a count the machine's other load does not disturb.
 
 On a machine with few cores every node, Redis, HAProxy and the clients share the same cores: more
 nodes cannot add throughput here. The table shows what the several-nodes path costs (Redis, the
@@ -149,6 +151,8 @@ class Row:
     proxy_cpu: float | None = None
     ms_per_rt: float | None = None
     """CPU of nodes + Redis + HAProxy per chat round trip."""
+    redis_per_rt: float | None = None
+    """Redis commands per chat round trip (each one a wait for some node)."""
     dropped: int = 0
     status: str = "not run"
     notes: list[str] = field(default_factory=list)
@@ -163,6 +167,8 @@ class Phase:
     others: float
     errors: Counter[str]
     unquiet: str
+    redis_calls: Counter[str] = field(default_factory=Counter)
+    """Redis commands run over the phase (``INFO commandstats``), by command."""
 
     def total(self, key: str) -> int:
         return sum(int(r.get(key, 0)) for r in self.replies)
@@ -189,12 +195,15 @@ class Setup:
     def measure(self, cmds: Sequence[dict[str, Any]], timeout: float) -> Phase:
         pids = [*self.server_pids(), *self.pool.pids()]
         unquiet = wait_quiet(pids, self.cfg.quiet_window, self.cfg.quiet_limit)
+        calls0 = self.redis_calls()
         cpu0 = {p: proc_cpu_precise(p) for p in pids}
         machine0, parent0 = machine_busy_seconds(), time.process_time()
         t0 = time.perf_counter()
         replies = self.pool.call(cmds, timeout)
         seconds = time.perf_counter() - t0
         cpu = {p: proc_cpu_precise(p) - cpu0[p] for p in pids}
+        calls = self.redis_calls()
+        calls.subtract(calls0)
         ours = sum(cpu.values()) + time.process_time() - parent0
         others = max(0.0, machine_busy_seconds() - machine0 - ours)
         errors: Counter[str] = Counter()
@@ -203,7 +212,20 @@ class Setup:
         for node in self.up.nodes:
             if node.process.poll() is not None:
                 raise PhaseFailed(f"{node.name} exited with {node.process.returncode}")
-        return Phase(replies, seconds, cpu, others, errors, unquiet)
+        return Phase(replies, seconds, cpu, others, errors, unquiet, +calls)
+
+    def redis_calls(self) -> Counter[str]:
+        """Commands Redis has run so far, by command: round trips that a node waits on (and
+        a count no other load on the machine disturbs, unlike the latencies)."""
+        calls: Counter[str] = Counter()
+        if self.up.redis is None:
+            return calls
+        for line in self.up.redis.cli("INFO", "commandstats").splitlines():
+            # cmdstat_get:calls=12,usec=34,...
+            name, _, stats = line.partition(":")
+            if name.startswith("cmdstat_") and stats.startswith("calls="):
+                calls[name.removeprefix("cmdstat_")] = int(stats.split(",")[0].split("=")[1])
+        return calls
 
 
 def split(items: Sequence[Any], owner: Any, procs: int) -> list[list[Any]]:
@@ -310,6 +332,14 @@ def climb(setup: Setup, cfg: Config, rows: list[Row]) -> None:
             f"clients sent late by p99 {late99 * 1000:.1f} ms (in the latency); clients "
             f"{clients:.2f} cores, other processes on the machine {chat.others / window:.2f} cores"
         )
+        if chat.redis_calls and latencies:
+            row.redis_per_rt = sum(chat.redis_calls.values()) / len(latencies)
+            row.notes.append(
+                f"chat: Redis commands per round trip {row.redis_per_rt:.1f}: "
+                + ", ".join(
+                    f"{k} {v / len(latencies):.1f}" for k, v in chat.redis_calls.most_common(14)
+                )
+            )
         for phase in (connect, pairing, chat):
             if phase.unquiet:
                 row.notes.append(phase.unquiet)
@@ -398,7 +428,7 @@ def print_table(rows: list[Row]) -> None:
         f"{'pair p99':>8} {'offered':>7} {'rt/s':>5} {'chat p50':>8} {'chat p99':>8} "
         f"{'sent p99':>8} "
         f"{'node CPU':<14} {'node RSS MiB':<12} {'redis':>5} {'proxy':>5} {'ms/rt':>5} "
-        f"{'lost':>4}  status"
+        f"{'cmd/rt':>6} {'lost':>4}  status"
     )
     print(header)
     print("-" * len(header))
@@ -406,13 +436,14 @@ def print_table(rows: list[Row]) -> None:
         cpu = "/".join(f"{c * 100:.0f}%" for c in r.node_cpu) or "-"
         rss = "/".join(f"{k / 1024:.0f}" for k in r.node_rss_kib) or "-"
         ms = "-" if r.ms_per_rt is None else f"{r.ms_per_rt:.2f}"
+        cmds = "-" if r.redis_per_rt is None else f"{r.redis_per_rt:.1f}"
         print(
             f"{label(r.setup):<8} {r.step:>4} {r.sessions:>8,} {fmt_rate(r.pairs_per_s):>7} "
             f"{fmt_ms(r.pair_p50):>8} {fmt_ms(r.pair_p99):>8} {r.offered:>7,.0f} "
             f"{fmt_rate(r.achieved):>5} {fmt_ms(r.chat_p50):>8} {fmt_ms(r.chat_p99):>8} "
             f"{fmt_ms(r.sent_p99):>8} "
             f"{cpu:<14} {rss:<12} {share(r.redis_cpu):>5} {share(r.proxy_cpu):>5} {ms:>5} "
-            f"{r.dropped:>4}  {r.status}"
+            f"{cmds:>6} {r.dropped:>4}  {r.status}"
         )
 
 
@@ -534,7 +565,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "(sent p99: from its actual send, without the clients' lateness; the break is on "
             "chat p99); "
             "node CPU / redis / proxy = CPU over the chat phase as a share of one core; "
-            "ms/rt = CPU of nodes + Redis + HAProxy per round trip; RSS at the step's end"
+            "ms/rt = CPU of nodes + Redis + HAProxy per round trip; cmd/rt = Redis commands "
+            "per round trip (INFO commandstats, the nodes' background work included; a Lua "
+            "script's own calls counted too); RSS at the step's end"
         )
         print(
             f"  {os.cpu_count()} CPUs shared by every node, Redis, HAProxy and the clients: "

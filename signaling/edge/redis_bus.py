@@ -47,6 +47,11 @@ log = logging.getLogger("tandem.bus")
 CANARY = "tandem.canary"
 NODE_MESSAGE = "tandem.node"
 
+PUBLISH_CONNECTIONS = 32
+"""The bus client's connections (the subscription holds one): every session event is one
+PUBLISH awaited by its sender, and with 8 a burst of chat on two nodes waited for a free one
+(p99 ~30 ms a publish, ``bench/nodes.py``)."""
+
 NodeHandler = Callable[[dict[str, Any]], Awaitable[None]]
 
 
@@ -115,7 +120,10 @@ class NodeBus(socketio.AsyncRedisManager):  # type: ignore[misc]
     def _client(self) -> Redis:
         if self._publisher is None:
             pool = BlockingConnectionPool.from_url(
-                self.redis_url, max_connections=8, timeout=10, **self.redis_options
+                self.redis_url,
+                max_connections=PUBLISH_CONNECTIONS,
+                timeout=10,
+                **self.redis_options,
             )
             self._publisher = Redis(connection_pool=pool)
         return self._publisher

@@ -272,15 +272,24 @@ class SqlTicketStore:
         return await self._db.write(create, atomic=bool(ticket.agents) or opening is not None)
 
     async def ticket(self, ticket_id: str) -> TicketRecord | None:
-        rows = await self._db.fetch("SELECT * FROM tickets WHERE id = ?", ticket_id)
-        if not rows:
-            return None
-        agents = await self._db.fetch(
-            "SELECT ticket_id, agent_id, name FROM ticket_agents WHERE ticket_id = ?"
-            " ORDER BY ordinal",
+        # One statement, a row per joined agent: one round trip, where the ticket and then its
+        # agents took two (on several nodes every chat.send reads its ticket from the store),
+        # and both read at one moment.
+        rows = await self._db.fetch(
+            "SELECT tickets.*, ticket_agents.agent_id AS joined_agent_id,"
+            " ticket_agents.name AS joined_agent_name"
+            " FROM tickets LEFT JOIN ticket_agents ON ticket_agents.ticket_id = tickets.id"
+            " WHERE tickets.id = ? ORDER BY ticket_agents.ordinal",
             ticket_id,
         )
-        return _ticket(rows[0], _agents_by_ticket(agents))
+        if not rows:
+            return None
+        agents = [
+            {"id": row["joined_agent_id"], "name": row["joined_agent_name"]}
+            for row in rows
+            if row["joined_agent_id"] is not None
+        ]
+        return _ticket(rows[0], {rows[0]["id"]: agents})
 
     async def tickets(
         self,
