@@ -1,4 +1,4 @@
-"""The JSON Schema of every wire message, generated from the models of ``protocol.py``.
+"""The JSON Schema of every wire message, generated from the models of ``signaling.protocol``.
 
 ``python -m signaling.schema > docs/protocol.schema.json`` writes it; a test keeps the committed
 file equal to what the models say, so client writers (and the JS) can validate against it.

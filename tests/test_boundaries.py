@@ -81,14 +81,27 @@ def imported_alone(request: pytest.FixtureRequest) -> dict[str, subprocess.Compl
         return dict(zip(selected, pool.map(_import_alone, selected), strict=True))
 
 
+PROTOCOL_MODULES = sorted((ROOT / "signaling" / "protocol").glob("*.py"))
+
+
 def test_protocol_is_a_leaf() -> None:
-    tree = ast.parse((ROOT / "signaling" / "protocol.py").read_text())
-    imported = {
-        node.module.split(".")[0]
-        for node in ast.walk(tree)
-        if isinstance(node, ast.ImportFrom) and node.module
-    }
-    assert imported <= {"__future__", "json", "typing", "pydantic"}
+    """The wire contract stands on pydantic and the standard library alone (its modules import
+    one another, from the base up, and nothing else of Tandem)."""
+    assert PROTOCOL_MODULES
+    for path in PROTOCOL_MODULES:
+        tree = ast.parse(path.read_text(), filename=str(path))
+        imported = {
+            node.module
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0
+        }
+        outside = {
+            module
+            for module in imported
+            if module.split(".")[0] not in {"__future__", "json", "typing", "pydantic"}
+            and not module.startswith("signaling.protocol.")
+        }
+        assert outside == set(), path
     protocol = importlib.import_module("signaling.protocol")
     assert (protocol.MIN_PROTOCOL_VERSION, protocol.PROTOCOL_VERSION) == (1, 2)
 
@@ -144,4 +157,5 @@ def test_signaling_dependencies_point_inward(package: str) -> None:
 
 
 def test_protocol_imports_nothing_of_signaling() -> None:
-    assert signaling_imports(ROOT / "signaling" / "protocol.py") == set()
+    for path in PROTOCOL_MODULES:
+        assert signaling_imports(path) <= {"protocol"}, path

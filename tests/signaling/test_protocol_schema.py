@@ -1,4 +1,4 @@
-"""``docs/protocol.schema.json`` is what the models of ``protocol.py`` say, byte for byte."""
+"""``docs/protocol.schema.json`` is what the models of ``signaling.protocol`` say, byte for byte."""
 
 from __future__ import annotations
 
