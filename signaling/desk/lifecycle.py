@@ -145,6 +145,11 @@ class AgentCaller:
 Caller = CustomerCaller | AgentCaller
 
 
+def told_once(message: TranscriptMessage) -> str:
+    """A chat message is numbered once per audience, whichever nodes tell it."""
+    return f"chat.message:{message.id}"
+
+
 def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -552,7 +557,7 @@ class Desk:
         if new and sender == "customer" and ticket.status == "queued":
             await self._first_message_waiting(ticket.id, text)
         if new:
-            await self.tell(ticket, ChatMessage(message=message))
+            await self.tell(ticket, ChatMessage(message=message), once=told_once(message))
         else:
             await self._tell_if_untold(ticket, message)
         return message, new
@@ -599,7 +604,9 @@ class Desk:
             # stored before: one is missing from their log only if an earlier one is in it.
             told_earlier = audience == "customer" or any(i < message.id for i in ids)
             if message.id not in ids and told_earlier:
-                await self.tell(ticket, ChatMessage(message=message), to=audience)
+                await self.tell(
+                    ticket, ChatMessage(message=message), to=audience, once=told_once(message)
+                )
 
     async def typing(self, caller: Caller, ticket_id: str | None, typing: bool) -> None:
         ticket = await self.ticket_for(caller, ticket_id)
@@ -801,7 +808,11 @@ class Desk:
             self._contexts.popitem(last=False)
 
     async def tell(
-        self, ticket: TicketRecord, event: SessionEvent, to: Recipients = "session"
+        self,
+        ticket: TicketRecord,
+        event: SessionEvent,
+        to: Recipients = "session",
+        once: str | None = None,
     ) -> None:
         """Send a session event, numbered through the event log, to the ticket's customer, its
         agents, or both (each audience has its own numbers: the customer does not see all). The
@@ -817,9 +828,11 @@ class Desk:
         wire = event.wire()
         text = json.dumps(wire, separators=(",", ":"))
         if to != "agents":
-            await self._tell(ticket.id, "customer", event, wire, text, [customer_room(ticket.id)])
+            await self._tell(
+                ticket.id, "customer", event, wire, text, [customer_room(ticket.id)], once
+            )
         if to_agents:
-            await self._tell(ticket.id, "agents", event, wire, text, agents)
+            await self._tell(ticket.id, "agents", event, wire, text, agents, once)
 
     async def _tell(
         self,
@@ -829,10 +842,13 @@ class Desk:
         wire: dict[str, Any],
         text: str,
         rooms: list[str],
+        once: str | None = None,
     ) -> None:
         name: str = type(event).model_fields["type"].default
         try:
-            seq: int | None = await self.events.append(ticket_id, audience, name, wire, text)
+            seq: int | None = await self.events.append(ticket_id, audience, name, wire, text, once)
+            if seq == 0:
+                return  # numbered and sent already (``once``): by a node that told it first
         except Exception as exc:
             # The log is out of reach (Redis down): the event still goes out, unnumbered, so the
             # session goes on live. The log skips the number it would have had, so a client

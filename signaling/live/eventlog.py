@@ -61,9 +61,14 @@ class EventLog(Protocol):
         name: str,
         payload: dict[str, Any],
         body: str | None = None,
+        once: str | None = None,
     ) -> int:
         """Number the event and keep it; its ``seq`` (one more than the line's last).
-        ``body``: the payload's JSON when the caller made it already (it is sent as well)."""
+        ``body``: the payload's JSON when the caller made it already (it is sent as well).
+        ``once``: a key the line numbers at most one event under (a chat message's id): 0 when
+        an event was numbered under it already, and nothing is kept (the caller sends nothing:
+        a node that stored a message, froze before telling it, and woke after another node
+        told it for the resent message, would otherwise number it twice)."""
         ...
 
     async def since(self, ticket_id: str, audience: Audience, seq: int) -> list[LoggedEvent] | None:
@@ -97,6 +102,8 @@ class _Line:
     """(seq, name, payload as JSON): a fifth of the memory of the payload's dict."""
     written: float = 0.0
     forget_at: float = 0.0
+    once: set[str] = field(default_factory=set)
+    """The ``once`` keys numbered on the line."""
 
 
 class MemoryEventLog:
@@ -125,12 +132,17 @@ class MemoryEventLog:
         name: str,
         payload: dict[str, Any],
         body: str | None = None,
+        once: str | None = None,
     ) -> int:
         now = self._clock()
         self._sweep(now)
         line = self._line(ticket_id, audience, now)
         if line is None:
             line = self._lines[(ticket_id, audience)] = _Line(events=deque(maxlen=self.keep))
+        if once is not None:
+            if once in line.once:
+                return 0
+            line.once.add(once)
         line.seq += 1
         line.events.append((line.seq, name, body if body is not None else _json(payload)))
         line.written = now
@@ -197,6 +209,10 @@ class MemoryEventLog:
 # Both keys of a line share the ticket's hash tag, so a cluster keeps them on one shard and the
 # scripts below may touch both.
 _APPEND = """
+if ARGV[7] ~= '' then
+  if redis.call('SADD', KEYS[3], ARGV[7]) == 0 then return 0 end
+  redis.call('PEXPIRE', KEYS[3], ARGV[5])
+end
 local seq = redis.call('INCRBY', KEYS[1], 1 + tonumber(ARGV[6]))
 local id = seq .. '-0'
 local added = redis.pcall('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], id, 'n', ARGV[2], 'p', ARGV[3])
@@ -256,7 +272,7 @@ class RedisEventLog:
 
     def _keys(self, ticket_id: str, audience: Audience) -> list[str]:
         base = f"{self.prefix}ev:{{{ticket_id}}}:{audience}"
-        return [f"{base}:seq", f"{base}:log"]
+        return [f"{base}:seq", f"{base}:log", f"{base}:once"]
 
     async def append(
         self,
@@ -265,6 +281,7 @@ class RedisEventLog:
         name: str,
         payload: dict[str, Any],
         body: str | None = None,
+        once: str | None = None,
     ) -> int:
         keys = self._keys(ticket_id, audience)
         if body is None:
@@ -276,6 +293,7 @@ class RedisEventLog:
             int(self.ttl * 1000),
             int(self.counter_ttl * 1000),
             1 if keys[0] in self._unlogged else 0,
+            once or "",
         ]
         try:
             seq = int(await self._append(keys=keys, args=args))

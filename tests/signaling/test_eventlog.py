@@ -89,6 +89,22 @@ async def test_events_come_back_in_order_after_any_seq(make_log: LogFactory) -> 
     assert full is not None and [e.seq for e in full] == [1, 2, 3, 4, 5]
 
 
+async def test_a_message_told_by_two_nodes_is_numbered_once(make_log: LogFactory) -> None:
+    """A node stores a message and freezes before telling it; the sender resends through
+    another node, which tells it; the first node wakes and tells it too. Numbered under the
+    message's key, the second telling is refused (0) and nothing is kept: a client sees the
+    message once, whichever node's event reaches it (seen in the SIGSTOP fault test)."""
+    log = make_log()
+    assert await log.append("tk_1", "customer", "chat.message", {"id": 1}, once="m:1") == 1
+    assert await log.append("tk_1", "customer", "chat.message", {"id": 2}) == 2
+    assert await log.append("tk_1", "customer", "chat.message", {"id": 1}, once="m:1") == 0
+    assert await log.current("tk_1", "customer") == 2
+    # Each audience numbers it once on its own line.
+    assert await log.append("tk_1", "agents", "chat.message", {"id": 1}, once="m:1") == 1
+    events = await log.since("tk_1", "customer", 0)
+    assert events is not None and [e.payload for e in events] == [{"id": 1}, {"id": 2}]
+
+
 async def test_an_event_logged_as_sent_replays_as_sent(make_log: LogFactory) -> None:
     """Desk.tell makes an event's JSON once: the log keeps that text, and the frame sent is
     the same text with its seq spliced in, byte for byte what encoding the numbered dict gives."""
@@ -205,7 +221,7 @@ async def test_redis_lines_expire_and_end(redis_client: aioredis.Redis) -> None:
     log = RedisEventLog(redis_client, prefix=prefix, ttl=120, counter_ttl=3600)
     await log.append("tk_1", "customer", "chat.message", {"a": 1})
     await log.append("tk_1", "agents", "chat.message", {"a": 1})
-    seq_key, stream_key = log._keys("tk_1", "customer")
+    seq_key, stream_key, _once = log._keys("tk_1", "customer")
     assert 110_000 < await redis_client.pttl(stream_key) <= 120_000
     assert 3_500_000 < await redis_client.pttl(seq_key) <= 3_600_000
     # The stream expiring (Redis does it on its own clock) leaves the counter: a resume from
@@ -216,7 +232,7 @@ async def test_redis_lines_expire_and_end(redis_client: aioredis.Redis) -> None:
     assert await log.append("tk_1", "customer", "chat.message", {"a": 2}) == 2
     await log.end("tk_1")
     for audience in ("customer", "agents"):
-        for key in log._keys("tk_1", audience):
+        for key in log._keys("tk_1", audience)[:2]:  # (no once-key: none was used)
             assert 0 < await redis_client.pttl(key) <= 120_000
 
 
@@ -225,7 +241,7 @@ async def test_redis_log_recovers_from_a_lost_counter(redis_client: aioredis.Red
     log = RedisEventLog(redis_client, prefix=prefix)
     for _ in range(3):
         await log.append("tk_1", "customer", "chat.message", {})
-    seq_key, _stream = log._keys("tk_1", "customer")
+    seq_key, _stream, _once = log._keys("tk_1", "customer")
     await redis_client.delete(seq_key)  # data loss: the counter is gone, the stream is not
     assert await log.since("tk_1", "customer", 3) is None  # the client is ahead: snapshot
     assert await log.append("tk_1", "customer", "chat.message", {"again": True}) == 1
