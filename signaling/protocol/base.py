@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 PROTOCOL_VERSION = 2
@@ -26,6 +26,17 @@ ShortText = Annotated[str, Field(max_length=200)]
 Url = Annotated[str, Field(max_length=2048)]
 Email = Annotated[str, Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
 Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-:.]+$")]
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("text is blank")
+    return value
+
+
+NotBlank = AfterValidator(_not_blank)
+"""A text field's check that it holds more than white space (chat lines, notes, canned
+replies): ``Annotated[str, Field(...), NotBlank]``."""
 
 
 class Message(BaseModel):

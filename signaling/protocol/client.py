@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from signaling.protocol.base import (
     MAX_CHAT_TEXT,
@@ -12,6 +12,7 @@ from signaling.protocol.base import (
     MAX_SEQ,
     Id,
     Message,
+    NotBlank,
     ShortText,
     Url,
 )
@@ -51,14 +52,7 @@ class ChatSend(ClientEvent):
     ticket_id: Id | None = None
     client_msg_id: Id
     """Chosen by the client; a resend with the same id never duplicates the message."""
-    text: Annotated[str, Field(min_length=1, max_length=MAX_CHAT_TEXT)]
-
-    @field_validator("text")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("text is blank")
-        return value
+    text: Annotated[str, Field(min_length=1, max_length=MAX_CHAT_TEXT), NotBlank]
 
 
 class ChatTyping(ClientEvent):
@@ -450,16 +444,9 @@ class NoteAdd(ClientEvent):
     senders: ClassVar[Senders] = frozenset({"agent"})
     type: Literal["note.add"] = "note.add"
     ticket_id: Id
-    text: Annotated[str, Field(min_length=1, max_length=MAX_NOTE_TEXT)]
+    text: Annotated[str, Field(min_length=1, max_length=MAX_NOTE_TEXT), NotBlank]
     client_note_id: Id | None = None
     """Chosen by the client; a resend with the same id never duplicates the note."""
-
-    @field_validator("text")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("text is blank")
-        return value
 
 
 CLIENT_EVENTS: dict[str, type[ClientEvent]] = {

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from signaling.protocol.acks import ErrorBody
-from signaling.protocol.base import Id, Message
+from signaling.protocol.base import Id, Message, NotBlank
 from signaling.protocol.client import MAX_NOTE_TEXT
 from signaling.protocol.handshake import Inbound
 from signaling.protocol.values import (
@@ -84,15 +84,8 @@ class ApiError(Message):
 class NoteCreate(Inbound):
     """``POST /api/tickets/{id}/notes``: an internal note, during the session or after it."""
 
-    text: Annotated[str, Field(min_length=1, max_length=MAX_NOTE_TEXT)]
+    text: Annotated[str, Field(min_length=1, max_length=MAX_NOTE_TEXT), NotBlank]
     client_note_id: Id | None = None
-
-    @field_validator("text")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("text is blank")
-        return value
 
 
 class NoteList(Message):
@@ -114,14 +107,7 @@ class CannedReplyCreate(Inbound):
 
     shortcut: Shortcut
     """Typed after ``/`` in the composer: lowercase letters, digits, ``-`` and ``_``."""
-    text: Annotated[str, Field(min_length=1, max_length=MAX_CANNED_TEXT)]
-
-    @field_validator("text")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("text is blank")
-        return value
+    text: Annotated[str, Field(min_length=1, max_length=MAX_CANNED_TEXT), NotBlank]
 
 
 class CannedReply(Message):

@@ -131,3 +131,20 @@ def test_serve_refuses_redis_with_sqlite(capsys: pytest.CaptureFixture[str]) -> 
         == 2
     )
     assert "PostgreSQL" in capsys.readouterr().err
+
+
+def test_texts_of_white_space_alone_are_refused_by_every_model_that_takes_one() -> None:
+    import pydantic
+
+    from signaling.protocol import CannedReplyCreate, ChatSend, NoteAdd, NoteCreate
+
+    cases: list[tuple[type[pydantic.BaseModel], dict[str, str]]] = [
+        (ChatSend, {"clientMsgId": "c1"}),
+        (NoteAdd, {"ticketId": "tk_1"}),
+        (NoteCreate, {}),
+        (CannedReplyCreate, {"shortcut": "thanks"}),
+    ]
+    for model, fields in cases:
+        with pytest.raises(pydantic.ValidationError, match="text is blank"):
+            model.model_validate({**fields, "text": " \n\t"})
+        assert model.model_validate({**fields, "text": " hi "}).text == " hi "  # type: ignore[attr-defined]
