@@ -27,7 +27,7 @@ otherwise the entry is dropped as by every other write. The stored form is what 
 the desk writes JSON-ready dicts, and ``claim_ticket``'s agent row is ``{id, name}`` at the
 end of the ticket's agents. The accept's state also reads the transcript: of a ticket created
 here that no message was written to since (messages are written only through ``add_message``),
-it is known to be empty without a read.
+it is known to be empty without a read; so are its internal notes (``add_note``).
 
 The records are shared, not copied: they are frozen dataclasses, and their dict fields (a
 ticket's customer and context, a site's settings) must not be mutated by readers.
@@ -191,6 +191,9 @@ class CachedTicketStore:
         """Tickets created here that no message has been written to since (the newest
         ``max_tickets``): their transcript is read as empty without asking the database (an
         accept's state reads it)."""
+        self._unnoted: OrderedDict[str, None] = OrderedDict()
+        """Likewise for internal notes (written only through ``add_note``): an accept's state
+        reads them too."""
         self._max_silent = max_tickets
 
     async def close(self) -> None:
@@ -323,9 +326,10 @@ class CachedTicketStore:
             self.tickets_cache.put(ticket.id, ticket)
         if self.cache_tickets:
             # A new ticket has no messages; one written from now on goes through add_message.
-            self._silent[ticket.id] = None
-            while len(self._silent) > self._max_silent:
-                self._silent.popitem(last=False)
+            for fresh in (self._silent, self._unnoted):
+                fresh[ticket.id] = None
+                while len(fresh) > self._max_silent:
+                    fresh.popitem(last=False)
         return entry
 
     async def ticket(self, ticket_id: str) -> TicketRecord | None:
@@ -482,11 +486,14 @@ class CachedTicketStore:
         client_note_id: str | None,
         at: float,
     ) -> tuple[NoteRecord, bool]:
+        self._unnoted.pop(ticket_id, None)
         return await self.inner.add_note(
             ticket_id, author_id, author, text, source, client_note_id, at
         )
 
     async def notes(self, ticket_id: str) -> list[NoteRecord]:
+        if ticket_id in self._unnoted:
+            return []
         return await self.inner.notes(ticket_id)
 
     async def put_canned(self, reply: CannedRecord) -> None:

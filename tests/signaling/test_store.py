@@ -193,6 +193,30 @@ async def test_a_new_tickets_transcript_is_read_as_written(store: CachedTicketSt
     assert await shared.messages("tk_shared") == [other]
 
 
+async def test_a_new_tickets_notes_are_read_as_written(store: CachedTicketStore) -> None:
+    """Internal notes take the same shortcut as the transcript (an accept's state reads them)."""
+    await store.create_ticket(ticket("tk_noted"))
+    assert await store.notes("tk_noted") == []
+    note, _ = await store.add_note("tk_noted", "ag_1", "Al", "VIP", "agent", "n1", 1.0)
+    assert await store.notes("tk_noted") == [note]
+    # A read overlapping a write sees the database, not the shortcut.
+    written = asyncio.ensure_future(
+        store.add_note("tk_noted", "ag_1", "Al", "two", "transfer", "n2", 2.0)
+    )
+    await asyncio.sleep(0)
+    read = await store.notes("tk_noted")
+    second, _ = await written
+    assert read in ([note], [note, second])
+    assert await store.notes("tk_noted") == [note, second]
+
+    shared = CachedTicketStore(store.inner, cache_tickets=False)
+    await shared.create_ticket(ticket("tk_noted_shared"))
+    other, _ = await store.inner.add_note(
+        "tk_noted_shared", "ag_2", "Bo", "hey", "agent", None, 3.0
+    )
+    assert await shared.notes("tk_noted_shared") == [other]
+
+
 async def test_search_filters(store: CachedTicketStore) -> None:
     await store.create_ticket(ticket("tk_a", product="Trail Runner 2"))
     await store.create_ticket(ticket("tk_b", status="closed", product="Aurora"))
