@@ -28,6 +28,9 @@ Scenarios (rows of the table, per server):
   spread over the sessions), each answered by its agent at once, for ``--open-seconds``.
   Latency runs from each message's *scheduled* time, so neither the server nor a busy client
   can hide delay by sending later (no coordinated omission); offered vs achieved rate shown;
+* ``disconnect``: after the chats, every socket closes (the clients disconnect; the server's
+  CPU is read once it is idle again): the cost of a node's sockets going at once, as on a
+  restart (python-socketio looks through every room on each disconnect unless told otherwise);
 * ``accept @Q``: with Q customers waiting (plus the ones about to be accepted), agents accept
   ``--accepts`` of the oldest, one accept at a time per worker: accept latency and server CPU
   per accept at each queue length (accept cost should not grow with the queue).
@@ -350,10 +353,13 @@ class Bench:
         cmds: Sequence[dict[str, Any]],
         timeout: float,
         then: Sequence[dict[str, Any]] = (),
+        settle: bool = False,
     ) -> Measured:
         """Run one command on every worker and measure it. ``then``: a second command per
         worker whose time is not the phase's but whose CPU and events are (work the first
-        started and others finish); its replies follow the first's."""
+        started and others finish); its replies follow the first's. ``settle``: the server's
+        CPU is read once it is idle again (work it does after the clients are done, such as
+        handling the sockets they closed), not when the commands return."""
         unquiet = self.quiesce()
         server_pid = self.server.pid
         clients = self.pool.pids()
@@ -367,6 +373,8 @@ class Bench:
         seconds = time.perf_counter() - t0
         if then:
             replies += self.pool.call(then, 30 * self.scale)
+        if settle:
+            self.quiesce()
         server_cpu = sum(proc_cpu_precise(p) for p in [server_pid, *extra]) - cpu0
         server_waited = run_delay(server_pid) - delay0
         client_cpu = sum(proc_cpu_precise(p) for p in clients) - client0
@@ -443,6 +451,7 @@ def sessions_rows(spec: ServerSpec, cfg: Config) -> list[Row]:
         rows.append(Row("pairing", f"{n:,} at once", spec.label))
     rows.append(Row("chat closed", f"{n:,} x {cfg.rounds}", spec.label))
     rows += [Row("chat open", f"{n:,} @ {r:g}/s", spec.label) for r in cfg.open_rates]
+    rows.append(Row("disconnect", "every socket", spec.label))
     return rows
 
 
@@ -552,6 +561,15 @@ def run_sessions(bench: Bench, cfg: Config, rows: list[Row], tokens: list[str]) 
             f"(included in the latency; p99 from the actual send {fmt_ms(from_send99)} ms); "
             f"unanswered {cfg.drain:g} s after the last send = dropped",
         )
+
+    # Every socket closes (customers in their sessions, then agents): what a node pays when
+    # its sockets go, as on a restart or a proxy's reload. The CPU is read once the server is
+    # idle again, so its handling of the closes is all billed.
+    row = next_row()
+    m = bench.measure([{"op": "teardown"} for _ in range(procs)], 60 + n / 20, settle=True)
+    closed = m.total("closed")
+    bench.fill_row(row, m, closed, "sockets/s", 0)
+    row.notes.insert(0, f"{closed} sockets closed")
 
 
 def skip(rows: list[Row], why: str) -> None:

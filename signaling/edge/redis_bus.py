@@ -40,6 +40,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.client import PubSub
 
 from signaling import background
+from signaling.edge.room_index import RoomIndex
 from signaling.protocol import ServerResync
 
 log = logging.getLogger("tandem.bus")
@@ -55,7 +56,7 @@ PUBLISH awaited by its sender, and with 8 a burst of chat on two nodes waited fo
 NodeHandler = Callable[[dict[str, Any]], Awaitable[None]]
 
 
-class NodeBus(socketio.AsyncRedisManager):  # type: ignore[misc]
+class NodeBus(RoomIndex, socketio.AsyncRedisManager):  # type: ignore[misc]
     """See the module."""
 
     name = "tandem-redis"

@@ -33,6 +33,7 @@ from engineio import packet as eio_packet
 from socketio import packet
 
 from signaling.edge.ratelimit import TokenBucket
+from signaling.edge.room_index import RoomIndex
 from signaling.protocol import ErrorAck, ErrorBody, ErrorCode
 
 log = logging.getLogger("tandem.sockets")
@@ -70,7 +71,7 @@ class TextPacket(packet.Packet):  # type: ignore[misc]
         return False
 
 
-class DirectManager(socketio.AsyncManager):  # type: ignore[misc]
+class DirectManager(RoomIndex, socketio.AsyncManager):  # type: ignore[misc]
     """python-socketio's one-node client manager, sending without a task per recipient.
 
     ``AsyncManager.emit`` wraps each recipient's send in a task and waits for them all; a send
