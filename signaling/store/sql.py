@@ -454,34 +454,50 @@ class SqlTicketStore:
         client_msg_id: str | None,
         at: float,
     ) -> tuple[MessageRecord, bool]:
-        # ON CONFLICT DO NOTHING makes a resend (same client id) a no-op in one statement on
-        # both engines; the stored original is then read back. Not atomic: the original is
-        # committed once the insert has seen it (PostgreSQL waits for a concurrent one).
-        async def add(tx: Statements) -> tuple[MessageRecord, bool]:
+        row, added = await self._insert_once(
+            "messages",
+            {
+                "ticket_id": ticket_id,
+                "sender": sender,
+                "author_id": author_id,
+                "author": author,
+                "text": text,
+                "client_msg_id": client_msg_id,
+                "at": at,
+            },
+            "client_msg_id",
+        )
+        return _message(row), added
+
+    async def _insert_once(
+        self, table: str, values: dict[str, Any], client_id: str
+    ) -> tuple[Any, bool]:
+        """Insert a row a client may send twice (``values[client_id]`` names it per ticket and
+        author): the row and True, or on a resend the stored original and False.
+
+        ON CONFLICT DO NOTHING makes a resend a no-op in one statement on both engines; the
+        stored original is then read back. Not atomic: the original is committed once the
+        insert has seen it (PostgreSQL waits for a concurrent one)."""
+        columns = ", ".join(values)
+        marks = ", ".join("?" for _ in values)
+
+        async def insert(tx: Statements) -> tuple[Any, bool]:
             rows = await tx.fetch(
-                "INSERT INTO messages (ticket_id, sender, author_id, author, text,"
-                " client_msg_id, at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                f"INSERT INTO {table} ({columns}) VALUES ({marks})"
                 " ON CONFLICT DO NOTHING RETURNING *",
-                ticket_id,
-                sender,
-                author_id,
-                author,
-                text,
-                client_msg_id,
-                at,
+                *values.values(),
             )
             if rows:
-                return _message(rows[0]), True
+                return rows[0], True
             existing = await tx.fetch(
-                "SELECT * FROM messages"
-                " WHERE ticket_id = ? AND author_id = ? AND client_msg_id = ?",
-                ticket_id,
-                author_id,
-                client_msg_id,
+                f"SELECT * FROM {table} WHERE ticket_id = ? AND author_id = ? AND {client_id} = ?",
+                values["ticket_id"],
+                values["author_id"],
+                values[client_id],
             )
-            return _message(existing[0]), False
+            return existing[0], False
 
-        return await self._db.write(add, atomic=False)
+        return await self._db.write(insert, atomic=False)
 
     async def messages(self, ticket_id: str, after_id: int = 0) -> list[MessageRecord]:
         rows = await self._db.fetch(
@@ -691,32 +707,20 @@ class SqlTicketStore:
         client_note_id: str | None,
         at: float,
     ) -> tuple[NoteRecord, bool]:
-        # As add_message: a resend (same client id) is a no-op, the stored original read back.
-        async def add(tx: Statements) -> tuple[NoteRecord, bool]:
-            rows = await tx.fetch(
-                "INSERT INTO ticket_notes (ticket_id, author_id, author, text, source,"
-                " client_note_id, at) VALUES (?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT DO NOTHING RETURNING *",
-                ticket_id,
-                author_id,
-                author,
-                text,
-                source,
-                client_note_id,
-                at,
-            )
-            if rows:
-                return _note(rows[0]), True
-            existing = await tx.fetch(
-                "SELECT * FROM ticket_notes"
-                " WHERE ticket_id = ? AND author_id = ? AND client_note_id = ?",
-                ticket_id,
-                author_id,
-                client_note_id,
-            )
-            return _note(existing[0]), False
-
-        return await self._db.write(add, atomic=False)
+        row, added = await self._insert_once(
+            "ticket_notes",
+            {
+                "ticket_id": ticket_id,
+                "author_id": author_id,
+                "author": author,
+                "text": text,
+                "source": source,
+                "client_note_id": client_note_id,
+                "at": at,
+            },
+            "client_note_id",
+        )
+        return _note(row), added
 
     async def notes(self, ticket_id: str) -> list[NoteRecord]:
         rows = await self._db.fetch(
