@@ -161,7 +161,8 @@ def new_id(prefix: str) -> str:
 def _sign(secret: str, claims: dict[str, object]) -> str:
     body = _b64(json.dumps({**claims, "iat": int(time.time())}, separators=(",", ":")).encode())
     signing_input = f"{_TOKEN_PREFIX}.{body}"
-    mac = hmac.new(secret.encode(), signing_input.encode(), hashlib.sha256).digest()
+    # hmac.digest: the one-shot (C) form of hmac.new(...).digest(), the same bytes.
+    mac = hmac.digest(secret.encode(), signing_input.encode(), hashlib.sha256)
     return f"{signing_input}.{_b64(mac)}"
 
 
@@ -169,13 +170,13 @@ def _verify(secret: str, token: str, kind: str, *, allow_expired: bool = False) 
     parts = token.split(".")
     if len(parts) != 3 or parts[0] != _TOKEN_PREFIX:
         raise TokenError("malformed")
-    expected = hmac.new(secret.encode(), f"{parts[0]}.{parts[1]}".encode(), hashlib.sha256)
+    expected = hmac.digest(secret.encode(), f"{parts[0]}.{parts[1]}".encode(), hashlib.sha256)
     try:
         given = _unb64(parts[2])
     except ValueError:
         raise TokenError("malformed") from None
     # Authenticate before parsing: unsigned bytes are never decoded.
-    if not hmac.compare_digest(expected.digest(), given):
+    if not hmac.compare_digest(expected, given):
         raise TokenError("bad_signature")
     try:
         claims = json.loads(_unb64(parts[1]))

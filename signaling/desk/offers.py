@@ -180,9 +180,14 @@ class Router:
         await self.refresh(agent_id)
         await self.dispatch()
 
-    async def status(self, agent_id: str) -> tuple[AgentStatus, AgentPresence]:
+    async def status(
+        self, agent_id: str, online: bool | None = None
+    ) -> tuple[AgentStatus, AgentPresence]:
+        """The agent's status now; ``online``: whether they are, when the caller knows (a loop
+        over the online agents need not read them all again per agent)."""
         presence = await self.live.agent_presence(agent_id)
-        online = agent_id in await self.live.online_agents()
+        if online is None:
+            online = agent_id in await self.live.online_agents()
         return self._shown(presence, online, await self.has_room(agent_id), self.clock()), presence
 
     def _shown(
@@ -287,7 +292,7 @@ class Router:
             record = await self.store.agent(agent_id)
             if record is None or not queue.skills <= frozenset(record.skills):
                 continue
-            shown, _ = await self.status(agent_id)
+            shown, _ = await self.status(agent_id, online=True)
             if shown not in (AgentStatus.OFFLINE, AgentStatus.AWAY):
                 return "open"
         return "no_agents"
@@ -322,7 +327,7 @@ class Router:
             record = await self.store.agent(agent_id)
             if record is None:
                 continue
-            shown, _ = await self.status(agent_id)
+            shown, _ = await self.status(agent_id, online=True)
             if shown in (AgentStatus.OFFLINE, AgentStatus.AWAY):
                 continue
             load = (await self.load_of(agent_id)).load

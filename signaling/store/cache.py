@@ -317,12 +317,12 @@ class CachedTicketStore:
     async def create_ticket(
         self, ticket: TicketRecord, opening: TicketOpening | None = None
     ) -> TimelineRecord | None:
-        entry = await self._changing_ticket(
-            ticket.id, self.inner.create_ticket(ticket, opening), _dropped
-        )
-        # Cached as written: its id is new, so no other write or read of it can have overlapped
-        # (a ticket created with agents is left to be read, for their stored form).
-        if self.cache_tickets and not ticket.agents and ticket.id not in self._ticket_writes:
+        # A new id: no other write or read of it can overlap this one (nobody knows the id
+        # before it returns), so it needs none of ``_changing_ticket``'s bookkeeping, and the
+        # ticket is cached as written (one created with agents is left to be read, for their
+        # stored form). Cancelled on its way, nothing is cached and a read asks the database.
+        entry = await self.inner.create_ticket(ticket, opening)
+        if self.cache_tickets and not ticket.agents:
             self.tickets_cache.put(ticket.id, ticket)
         if self.cache_tickets:
             # A new ticket has no messages; one written from now on goes through add_message.
