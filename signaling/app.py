@@ -17,6 +17,7 @@ import logging
 import os
 import secrets
 import socket
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -59,7 +60,7 @@ from signaling.live.placement import MemoryPlacement, Placement, RedisPlacement
 from signaling.live.redis_state import RedisLiveState
 from signaling.live.rpc import LoopbackRpc, RedisRpc, Rpc
 from signaling.settings import Settings, load_secret
-from signaling.store import FileStore, open_file_store, open_store
+from signaling.store import FileStore, TicketStore, open_file_store, open_store
 
 log = logging.getLogger("tandem")
 
@@ -257,8 +258,12 @@ async def _event_log_ctx(app: web.Application) -> AsyncIterator[None]:
     """Session events, numbered: in Redis when several nodes share one (a client resumes on
     any node), else in this process."""
     settings = app[keys.settings]
+    # A session still open in the store may hold numbers of a log that is gone (this process
+    # before a restart, or a Redis that lost its data): the new log's lines then start beyond
+    # them (signaling/live/eventlog.py).
+    genesis = not await _sessions_open(app[keys.store])
     if not settings.redis_url:
-        log_: EventLog = MemoryEventLog()
+        log_: EventLog = MemoryEventLog(floor=0 if genesis else int(time.time() * 1000))
         app[keys.event_log] = log_
         yield
         await log_.close()
@@ -275,11 +280,20 @@ async def _event_log_ctx(app: web.Application) -> AsyncIterator[None]:
     client = aioredis.Redis(connection_pool=pool)
     try:
         await client.ping()
-        app[keys.event_log] = RedisEventLog(client, prefix=settings.redis_key_prefix)
+        app[keys.event_log] = RedisEventLog(
+            client, prefix=settings.redis_key_prefix, genesis=genesis
+        )
         yield
     finally:
         await client.aclose()
         await pool.disconnect()
+
+
+async def _sessions_open(store: TicketStore) -> bool:
+    for status in ("active", "queued"):
+        if await store.tickets(status=status, limit=1):
+            return True
+    return False
 
 
 async def _home_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -590,10 +590,8 @@ class Desk:
             audiences.append("agents")
         for audience in audiences:
             try:
-                current = await self.events.current(ticket.id, audience)
-                logged = await self.events.since(
-                    ticket.id, audience, max(0, current - self.events.keep)
-                )
+                # Not ``since(current - keep)``: a line need not start at 0 (eventlog.py).
+                logged = await self.events.recent(ticket.id, audience)
             except Exception as exc:
                 log.warning("event log unreadable for %s: %r", ticket.id, exc)
                 continue

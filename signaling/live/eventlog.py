@@ -13,6 +13,16 @@ write. When it no longer reaches back, ``since`` answers None and the client tak
 the store instead: the store stays the truth, this log only spares the snapshot. The counter
 outlives the events (``counter_ttl``, renewed by every write) so the numbers of a quiet session
 never start again at 1 under its clients; when a session ends it goes with the events.
+
+Numbers never go back under a client, even when the log itself is lost (Redis restarted without
+its data, a single node restarted): a line starts at its log's ``floor``, 0 in a deployment that
+began with no session open, else the log's clock in milliseconds when it began, beyond any number
+an earlier log can have handed out (that would take a line more than 1,000 events a second). A
+client that holds a number of the lost log sees the new ones as a hole, resumes, and gets a
+snapshot from the store (``since`` cannot reach back below the line's start). Were the numbers to
+start again at 1, a client still holding, say, 40 would drop the new events 1..40 as seen (their
+messages stored, never shown) and a resume after 40 would replay from 41 as if nothing were
+missing.
 """
 
 from __future__ import annotations
@@ -77,7 +87,12 @@ class EventLog(Protocol):
         ...
 
     async def current(self, ticket_id: str, audience: Audience) -> int:
-        """The line's last ``seq`` (0 before its first event)."""
+        """The line's last ``seq`` (its log's ``floor`` before its first event)."""
+        ...
+
+    async def recent(self, ticket_id: str, audience: Audience) -> list[LoggedEvent] | None:
+        """The line's last ``keep`` events (all of them on a younger line), or None when the log
+        no longer holds them all."""
         ...
 
     async def end(self, ticket_id: str) -> None:
@@ -117,8 +132,12 @@ class MemoryEventLog:
         ttl: float = DEFAULT_TTL,
         counter_ttl: float = DEFAULT_COUNTER_TTL,
         clock: Callable[[], float] = time.monotonic,
+        floor: int = 0,
     ) -> None:
+        """``floor``: where every line starts (see the module): 0 unless a session may be open
+        whose numbers an earlier log (this process before a restart) handed out."""
         self.keep = keep
+        self.floor = floor
         self.ttl = ttl
         self.counter_ttl = max(counter_ttl, ttl)
         self._clock = clock
@@ -138,7 +157,9 @@ class MemoryEventLog:
         self._sweep(now)
         line = self._line(ticket_id, audience, now)
         if line is None:
-            line = self._lines[(ticket_id, audience)] = _Line(events=deque(maxlen=self.keep))
+            line = self._lines[(ticket_id, audience)] = _Line(
+                seq=self.floor, events=deque(maxlen=self.keep)
+            )
         if once is not None:
             if once in line.once:
                 return 0
@@ -151,7 +172,7 @@ class MemoryEventLog:
 
     async def since(self, ticket_id: str, audience: Audience, seq: int) -> list[LoggedEvent] | None:
         line = self._line(ticket_id, audience, self._clock())
-        last = line.seq if line else 0
+        last = line.seq if line else self.floor
         if seq == last:
             return []
         if line is None or seq > last or not line.events or seq < line.events[0][0] - 1:
@@ -164,7 +185,11 @@ class MemoryEventLog:
 
     async def current(self, ticket_id: str, audience: Audience) -> int:
         line = self._line(ticket_id, audience, self._clock())
-        return line.seq if line else 0
+        return line.seq if line else self.floor
+
+    async def recent(self, ticket_id: str, audience: Audience) -> list[LoggedEvent] | None:
+        last = await self.current(ticket_id, audience)
+        return await self.since(ticket_id, audience, max(self.floor, last - self.keep))
 
     async def end(self, ticket_id: str) -> None:
         now = self._clock()
@@ -206,12 +231,33 @@ class MemoryEventLog:
 
 # --------------------------------------------------------------------------- several nodes
 
-# Both keys of a line share the ticket's hash tag, so a cluster keeps them on one shard and the
-# scripts below may touch both.
-_APPEND = """
+# The keys of a line share the ticket's hash tag, so a cluster keeps them on one shard and the
+# scripts below may touch them together. The floor (``KEYS[4]``) is one key of the deployment's.
+_FLOOR = """
+local function floor(genesis)
+  local value = redis.call('GET', KEYS[4])
+  if value then return tonumber(value) end
+  -- No floor: a new deployment, or Redis lost its data (and every line's counter with it).
+  if genesis == '1' then
+    value = 0
+  else
+    local now = redis.call('TIME')
+    value = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+  end
+  redis.call('SET', KEYS[4], string.format('%d', value), 'NX')
+  return tonumber(redis.call('GET', KEYS[4]))
+end
+"""
+
+_APPEND = (
+    _FLOOR
+    + """
 if ARGV[7] ~= '' then
   if redis.call('SADD', KEYS[3], ARGV[7]) == 0 then return 0 end
   redis.call('PEXPIRE', KEYS[3], ARGV[5])
+end
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('SET', KEYS[1], string.format('%d', floor(ARGV[8])))
 end
 local seq = redis.call('INCRBY', KEYS[1], 1 + tonumber(ARGV[6]))
 local id = seq .. '-0'
@@ -225,21 +271,34 @@ redis.call('PEXPIRE', KEYS[2], ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 return seq
 """
+)
 
-_SINCE = """
-local last = tonumber(redis.call('GET', KEYS[1]) or '0')
+# ARGV[1]: the seq to replay after ('' for the line's last ``keep``, ARGV[3]).
+_SINCE = (
+    _FLOOR
+    + """
+local last = tonumber(redis.call('GET', KEYS[1]) or floor(ARGV[2]))
 local after = tonumber(ARGV[1])
+if ARGV[1] == '' then after = math.max(floor(ARGV[2]), last - tonumber(ARGV[3])) end
 if after == last then return {last, {}} end
 if after > last then return {last} end
 local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
 if #first == 0 then return {last} end
 local oldest = tonumber(string.match(first[1][1], '^(%d+)'))
 if after < oldest - 1 then return {last} end
-local events = redis.call('XRANGE', KEYS[2], (after + 1) .. '-0', '+')
+local events = redis.call('XRANGE', KEYS[2], string.format('%d', after + 1) .. '-0', '+')
 -- A number skipped on purpose (an event went out unlogged) leaves a hole: not replayable.
 if #events ~= last - after then return {last} end
 return {last, events}
 """
+)
+
+_CURRENT = (
+    _FLOOR
+    + """
+return tonumber(redis.call('GET', KEYS[1]) or floor(ARGV[1]))
+"""
+)
 
 
 def _text(value: Any) -> str:
@@ -257,14 +316,21 @@ class RedisEventLog:
         keep: int = DEFAULT_KEEP,
         ttl: float = DEFAULT_TTL,
         counter_ttl: float = DEFAULT_COUNTER_TTL,
+        genesis: bool = True,
     ) -> None:
+        """``genesis``: with no floor in Redis at this node's first call, the deployment is new
+        (the floor is 0); False when a session may be open (its numbers were in a Redis that
+        lost them). After its first call a node knows the floor was there: one missing later
+        means Redis lost its data."""
         self._redis = client
         self.prefix = prefix
+        self._genesis = genesis
         self.keep = keep
         self.ttl = ttl
         self.counter_ttl = max(counter_ttl, ttl)
         self._append = client.register_script(_APPEND)
         self._since = client.register_script(_SINCE)
+        self._current = client.register_script(_CURRENT)
         self._unlogged: set[str] = set()
         """Lines of which this node sent an event it could not log (Redis out of reach): their
         next number is skipped, so a resume across the hole is a snapshot, not a replay that
@@ -272,7 +338,7 @@ class RedisEventLog:
 
     def _keys(self, ticket_id: str, audience: Audience) -> list[str]:
         base = f"{self.prefix}ev:{{{ticket_id}}}:{audience}"
-        return [f"{base}:seq", f"{base}:log", f"{base}:once"]
+        return [f"{base}:seq", f"{base}:log", f"{base}:once", f"{self.prefix}ev:floor"]
 
     async def append(
         self,
@@ -294,6 +360,7 @@ class RedisEventLog:
             int(self.counter_ttl * 1000),
             1 if keys[0] in self._unlogged else 0,
             once or "",
+            "1" if self._genesis else "0",
         ]
         try:
             seq = int(await self._append(keys=keys, args=args))
@@ -302,10 +369,22 @@ class RedisEventLog:
             self._unlogged.add(keys[0])
             raise
         self._unlogged.discard(keys[0])
+        self._genesis = False
         return seq
 
     async def since(self, ticket_id: str, audience: Audience, seq: int) -> list[LoggedEvent] | None:
-        reply = await self._since(keys=self._keys(ticket_id, audience), args=[seq])
+        return await self._replay(ticket_id, audience, str(seq))
+
+    async def recent(self, ticket_id: str, audience: Audience) -> list[LoggedEvent] | None:
+        return await self._replay(ticket_id, audience, "")
+
+    async def _replay(
+        self, ticket_id: str, audience: Audience, after: str
+    ) -> list[LoggedEvent] | None:
+        genesis = "1" if self._genesis else "0"
+        keys = self._keys(ticket_id, audience)
+        reply = await self._since(keys=keys, args=[after, genesis, self.keep])
+        self._genesis = False
         if len(reply) < 2:
             return None
         events = []
@@ -321,13 +400,15 @@ class RedisEventLog:
         return events
 
     async def current(self, ticket_id: str, audience: Audience) -> int:
-        value = await self._redis.get(self._keys(ticket_id, audience)[0])
-        return int(value) if value is not None else 0
+        genesis = "1" if self._genesis else "0"
+        value = await self._current(keys=self._keys(ticket_id, audience), args=[genesis])
+        self._genesis = False
+        return int(value)
 
     async def end(self, ticket_id: str) -> None:
         async with self._redis.pipeline(transaction=False) as pipe:
             for audience in AUDIENCES:
-                for key in self._keys(ticket_id, audience):
+                for key in self._keys(ticket_id, audience)[:3]:
                     pipe.pexpire(key, int(self.ttl * 1000))
             await pipe.execute()
 

@@ -360,13 +360,6 @@ async def live_matches_store(cluster: Cluster, agents_online: set[str]) -> list[
     return differences
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known bug, open: after Redis is killed and restarted (its counters lost), an agent "
-    "sometimes never gets one customer message written during the outage (1 of ~350 "
-    "acknowledged; 1 of 3 runs on 2026-11-30, also seen under load before); the message is "
-    "stored, the client's snapshot resume starts after it. See the closing note of 2026-11-30.",
-)
 async def test_redis_restarted_live_state_is_rebuilt_and_chat_loses_nothing(
     cluster: Cluster, parties: Parties
 ) -> None:

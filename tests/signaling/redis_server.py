@@ -41,7 +41,22 @@ class OwnRedis:
 def own_redis() -> Iterator[OwnRedis]:
     if not os.path.exists(REDIS_SERVER):
         pytest.skip("redis-server is not installed")
-    port = free_port()
+    server = OwnRedis(_spawn(port := free_port()), port)
+    try:
+        yield server
+    finally:
+        _stop(server.process)
+
+
+def restart(server: OwnRedis) -> None:
+    """Killed (SIGKILL) and started again on its port: everything it held is gone (it keeps
+    nothing on disk), as after a crash of a Redis without persistence."""
+    server.process.kill()
+    server.process.wait()
+    server.process = _spawn(server.port)
+
+
+def _spawn(port: int) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
         [
             REDIS_SERVER,
@@ -61,20 +76,24 @@ def own_redis() -> Iterator[OwnRedis]:
         deadline = time.monotonic() + 10
         while True:
             with contextlib.suppress(OSError), socket_to(port):
-                break
+                return process
             if time.monotonic() > deadline or process.poll() is not None:
                 raise RuntimeError(f"redis-server did not start on port {port}")
             time.sleep(0.05)
-        yield OwnRedis(process, port)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            process.send_signal(signal.SIGCONT)
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    except BaseException:
+        _stop(process)
+        raise
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        process.send_signal(signal.SIGCONT)
+    process.terminate()
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 @contextlib.contextmanager

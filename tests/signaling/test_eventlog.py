@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 
 from signaling.live import EventLog, MemoryEventLog, RedisEventLog
 from signaling.protocol import AgentRef, SessionAccepted
-from tests.signaling.redis_server import own_redis
+from tests.signaling.redis_server import own_redis, restart
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -221,7 +221,7 @@ async def test_redis_lines_expire_and_end(redis_client: aioredis.Redis) -> None:
     log = RedisEventLog(redis_client, prefix=prefix, ttl=120, counter_ttl=3600)
     await log.append("tk_1", "customer", "chat.message", {"a": 1})
     await log.append("tk_1", "agents", "chat.message", {"a": 1})
-    seq_key, stream_key, _once = log._keys("tk_1", "customer")
+    seq_key, stream_key, _once, _floor = log._keys("tk_1", "customer")
     assert 110_000 < await redis_client.pttl(stream_key) <= 120_000
     assert 3_500_000 < await redis_client.pttl(seq_key) <= 3_600_000
     # The stream expiring (Redis does it on its own clock) leaves the counter: a resume from
@@ -241,7 +241,7 @@ async def test_redis_log_recovers_from_a_lost_counter(redis_client: aioredis.Red
     log = RedisEventLog(redis_client, prefix=prefix)
     for _ in range(3):
         await log.append("tk_1", "customer", "chat.message", {})
-    seq_key, _stream, _once = log._keys("tk_1", "customer")
+    seq_key = log._keys("tk_1", "customer")[0]
     await redis_client.delete(seq_key)  # data loss: the counter is gone, the stream is not
     assert await log.since("tk_1", "customer", 3) is None  # the client is ahead: snapshot
     assert await log.append("tk_1", "customer", "chat.message", {"again": True}) == 1
@@ -275,3 +275,67 @@ async def test_an_event_that_could_not_be_logged_leaves_a_hole() -> None:
             assert await log.append("tk_1", "agents", "chat.message", {}) == 1
         finally:
             await client.aclose()
+
+
+async def test_numbers_go_on_beyond_what_clients_hold_when_redis_lost_them() -> None:
+    # Redis killed and started again empty while a client holds 40 (the fault test of
+    # tests/nodes/test_faults.py, once 1 message in ~350 lost): numbered from 1 again, the
+    # client's gate dropped the new events 1..40 as seen (their messages stored, never shown)
+    # and a resume after 40 replayed from 41 as if nothing were missing.
+    with own_redis() as server:
+        client = aioredis.from_url(server.url, decode_responses=True, socket_timeout=0.5)
+        try:
+            log = RedisEventLog(client, prefix="test:")
+            for n in range(40):
+                await log.append("tk_1", "customer", "chat.message", {"before": n})
+            last = await log.current("tk_1", "customer")
+            assert last == 40  # a new deployment's lines start at 0
+            restart(server)
+            await client.connection_pool.disconnect()  # those to the killed one
+            told = [
+                await log.append("tk_1", "customer", "chat.message", {"after": n})
+                for n in range(45)
+            ]
+            assert min(told) > last  # none is dropped by a gate as seen
+            assert await log.since("tk_1", "customer", last) is None  # a snapshot, not a replay
+            start = await log.current("tk_1", "customer")
+            assert start == told[-1]
+            tail = await log.since("tk_1", "customer", start - 2)
+            assert tail is not None and [e.payload for e in tail] == [{"after": 43}, {"after": 44}]
+            recent = await log.recent("tk_1", "customer")
+            assert recent is not None and [e.seq for e in recent] == told
+            # A line of the lost log that was not written since starts beyond it as well.
+            fresh = await log.current("tk_2", "agents")
+            assert fresh > last and await log.since("tk_2", "agents", 3) is None
+            assert await log.append("tk_2", "agents", "chat.message", {}) == fresh + 1
+        finally:
+            await client.aclose()
+
+
+async def test_a_log_begun_while_sessions_are_open_starts_beyond_earlier_numbers(
+    redis_client: aioredis.Redis,
+) -> None:
+    # A node that found sessions open in the store and no floor in Redis (Redis lost its data
+    # while every node was down): no number of the lost log may come again.
+    prefix: str = redis_client.test_prefix  # type: ignore[attr-defined]
+    first = RedisEventLog(redis_client, prefix=prefix, genesis=False)
+    start = await first.current("tk_1", "customer")
+    assert start > 10**12
+    assert await first.append("tk_1", "customer", "chat.message", {}) == start + 1
+    # Every node agrees on the floor, whatever it was told.
+    second = RedisEventLog(redis_client, prefix=prefix, genesis=True)
+    assert await second.current("tk_2", "customer") == start
+    replay = await second.since("tk_1", "customer", start)
+    assert replay is not None and [e.seq for e in replay] == [start + 1]
+
+
+async def test_a_memory_log_with_a_floor_starts_beyond_it() -> None:
+    # A single node restarted with sessions open: its lines start beyond the old numbers.
+    log = MemoryEventLog(floor=5_000)
+    assert await log.current("tk_1", "customer") == 5_000
+    assert await log.since("tk_1", "customer", 40) is None
+    assert await log.since("tk_1", "customer", 5_000) == []
+    assert await log.append("tk_1", "customer", "chat.message", {"n": 1}) == 5_001
+    recent = await log.recent("tk_1", "customer")
+    assert recent is not None and [e.payload for e in recent] == [{"n": 1}]
+    assert await log.since("tk_1", "customer", 40) is None
