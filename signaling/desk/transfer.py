@@ -24,6 +24,7 @@ from signaling.protocol import (
     AgentRef,
     QueueEntry,
     SessionOffered,
+    SessionOfferEnded,
     SessionTransferred,
     TransferInfo,
 )
@@ -246,8 +247,19 @@ class Transfers:
             await self.desk.live.set_routing(_key(ticket_id), info)
 
     async def forget(self, ticket_id: str) -> None:
-        """The session ended: a transfer still pending goes with it."""
+        """The session ended: a transfer still pending goes with it. A warm one's offer rings
+        for its agent outside routing, so it is ended here, in every tab of theirs (the card
+        goes; an accept now is refused as ended). A cold one's offer is a routing offer, which
+        the router ends itself (``Router.closed``)."""
+        pending = await self.pending(ticket_id)
         await self._set_pending(ticket_id, None)
+        if pending is None or pending.get("mode") != "warm":
+            return
+        target = pending.get("to", {}).get("agent", {}).get("id")
+        if target:
+            await self.desk.broadcaster.emit(
+                SessionOfferEnded(ticket_id=ticket_id, reason="ended"), [agent_room(str(target))]
+            )
 
     def offered_to(self, pending: dict[str, Any], agent_id: str) -> bool:
         return bool(pending.get("to", {}).get("agent", {}).get("id") == agent_id)
