@@ -257,9 +257,16 @@ class Transfers:
             return
         target = pending.get("to", {}).get("agent", {}).get("id")
         if target:
-            await self.desk.broadcaster.emit(
-                SessionOfferEnded(ticket_id=ticket_id, reason="ended"), [agent_room(str(target))]
-            )
+            await self._offer_ended(ticket_id, str(target), "ended")
+
+    async def _offer_ended(
+        self, ticket_id: str, agent_id: str, reason: Literal["accepted", "declined", "ended"]
+    ) -> None:
+        """A warm transfer's offer stops ringing in every tab of its agent, not only in the
+        one that answered (it rings outside routing, whose offers end in ``Router``)."""
+        await self.desk.broadcaster.emit(
+            SessionOfferEnded(ticket_id=ticket_id, reason=reason), [agent_room(agent_id)]
+        )
 
     def offered_to(self, pending: dict[str, Any], agent_id: str) -> bool:
         return bool(pending.get("to", {}).get("agent", {}).get("id") == agent_id)
@@ -283,6 +290,8 @@ class Transfers:
         await self._set_pending(ticket.id, None)
         new = AgentRef(id=caller.agent.id, name=caller.agent.name)
         mode: Mode = "cold" if pending.get("mode") == "cold" else "warm"
+        if mode == "warm" and self.offered_to(pending, caller.agent.id):
+            await self._offer_ended(ticket.id, caller.agent.id, "accepted")
         sender = dict(pending.get("from") or {})
         data = {
             "mode": mode,
@@ -304,6 +313,7 @@ class Transfers:
     async def declined(self, caller: AgentCaller, ticket: TicketRecord) -> None:
         """The target of a warm transfer said no: the sender keeps the session."""
         await self._set_pending(ticket.id, None)
+        await self._offer_ended(ticket.id, caller.agent.id, "declined")
         await self.desk.timeline(ticket, "transfer.declined", {"agent": caller.ref})
 
     async def leave(
