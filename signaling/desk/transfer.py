@@ -24,6 +24,7 @@ from signaling.protocol import (
     AgentRef,
     QueueEntry,
     SessionOffered,
+    SessionOfferEnded,
     SessionTransferred,
     TransferInfo,
 )
@@ -246,8 +247,26 @@ class Transfers:
             await self.desk.live.set_routing(_key(ticket_id), info)
 
     async def forget(self, ticket_id: str) -> None:
-        """The session ended: a transfer still pending goes with it."""
+        """The session ended: a transfer still pending goes with it. A warm one's offer rings
+        for its agent outside routing, so it is ended here, in every tab of theirs (the card
+        goes; an accept now is refused as ended). A cold one's offer is a routing offer, which
+        the router ends itself (``Router.closed``)."""
+        pending = await self.pending(ticket_id)
         await self._set_pending(ticket_id, None)
+        if pending is None or pending.get("mode") != "warm":
+            return
+        target = pending.get("to", {}).get("agent", {}).get("id")
+        if target:
+            await self._offer_ended(ticket_id, str(target), "ended")
+
+    async def _offer_ended(
+        self, ticket_id: str, agent_id: str, reason: Literal["accepted", "declined", "ended"]
+    ) -> None:
+        """A warm transfer's offer stops ringing in every tab of its agent, not only in the
+        one that answered (it rings outside routing, whose offers end in ``Router``)."""
+        await self.desk.broadcaster.emit(
+            SessionOfferEnded(ticket_id=ticket_id, reason=reason), [agent_room(agent_id)]
+        )
 
     def offered_to(self, pending: dict[str, Any], agent_id: str) -> bool:
         return bool(pending.get("to", {}).get("agent", {}).get("id") == agent_id)
@@ -271,6 +290,8 @@ class Transfers:
         await self._set_pending(ticket.id, None)
         new = AgentRef(id=caller.agent.id, name=caller.agent.name)
         mode: Mode = "cold" if pending.get("mode") == "cold" else "warm"
+        if mode == "warm" and self.offered_to(pending, caller.agent.id):
+            await self._offer_ended(ticket.id, caller.agent.id, "accepted")
         sender = dict(pending.get("from") or {})
         data = {
             "mode": mode,
@@ -292,6 +313,7 @@ class Transfers:
     async def declined(self, caller: AgentCaller, ticket: TicketRecord) -> None:
         """The target of a warm transfer said no: the sender keeps the session."""
         await self._set_pending(ticket.id, None)
+        await self._offer_ended(ticket.id, caller.agent.id, "declined")
         await self.desk.timeline(ticket, "transfer.declined", {"agent": caller.ref})
 
     async def leave(

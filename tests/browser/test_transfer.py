@@ -115,3 +115,32 @@ async def test_warm_transfer_in_the_console(
     # By now anything sent to Alice would have arrived (her socket is as quick as Bob's).
     await expect(alice.locator(".transcript")).not_to_contain_text("Thanks, is it refunded?")
     await expect(alice.locator(".transcript")).not_to_contain_text("Yes, today.")
+
+
+async def test_a_transfer_the_customer_ends_first_leaves_no_offer_card(
+    new_page: NewPage, server: Server
+) -> None:
+    """Alice hands the conversation to Bob, warm; the customer ends it before Bob answers: his
+    offer card goes, and his console says why."""
+    alice = await colleague(server, new_page, "Alice")
+    bob = await colleague(server, new_page, "Bob")
+    customer = await new_page()
+    await customer.goto(f"{server.url}{PRODUCT}")
+    await ask_for_help(customer, "Where is my parcel?")
+    await expect(panel(customer).locator(".msg.mine .meta")).not_to_have_text("Sending…")
+
+    item = alice.locator(".q-item", has_text="Where is my parcel?")
+    await item.get_by_role("button", name="Accept").click()
+    await expect(panel(customer).locator(".title")).to_have_text("Alice")
+    await alice.get_by_role("button", name="Transfer").click()
+    dialog = alice.get_by_role("dialog")
+    await dialog.locator(".transfer-agent", has_text="Bob").get_by_role("radio").check()
+    await dialog.get_by_label("Note for the next agent").fill("Parcel lost in transit")
+    await dialog.get_by_role("button", name="Transfer").click()
+    card = bob.locator(".offer-card", has_text="transfers")
+    await expect(card.locator(".offer-note")).to_have_text("Parcel lost in transit")
+
+    await panel(customer).get_by_role("button", name="End chat").click()
+    await expect(panel(customer)).to_contain_text("Conversation ended")
+    await expect(card).to_have_count(0)
+    await expect(bob.locator(".toast", has_text="ended before you accepted")).to_be_visible()

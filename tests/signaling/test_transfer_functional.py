@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from signaling import keys
 from tests.signaling.test_offers_functional import hire
 from tests.support import CONTEXT, Client, Running, running_server
@@ -145,3 +147,94 @@ async def test_transfer_refusals(tmp_path: Path) -> None:
         # Nothing changed: alice still has the session.
         stored = await server.app[keys.store].ticket(ticket)
         assert stored is not None and [a["name"] for a in stored.agents] == ["Alice"]
+
+
+@pytest.mark.parametrize(
+    ("mode", "ender"), [("warm", "customer"), ("warm", "sender"), ("cold", "customer")]
+)
+async def test_a_session_ending_withdraws_its_pending_transfer(
+    tmp_path: Path, mode: str, ender: str
+) -> None:
+    """Bob's offer of a transfer stops in every tab of his once the session ends (whoever ends
+    it; his console drops the card on it), nothing of the transfer is left in live state, and
+    his accept is refused with the reason."""
+    async with running_server(tmp_path, wrap_up_seconds=0) as server:
+        alice, bob = await server.agent("alice"), await server.agent("bob")
+        bob_other_tab = await server.agent("bob")
+        ticket, customer = await open_session(server, alice)
+        bob_id = server.agents["bob"].id
+        ack = await alice.call(
+            "session.transfer",
+            {"ticketId": ticket, "to": {"agentId": bob_id}, "mode": mode, "note": "VIP"},
+        )
+        assert ack["ok"], ack
+        for tab in (bob, bob_other_tab):
+            await tab.wait_for(
+                "session.offered", lambda o: o["ticketId"] == ticket and o.get("transfer")
+            )
+            # Before the transfer's offer came the end of the new session's routing offer, if
+            # it rang for Bob ("taken" when Alice accepted): not the one this test waits for.
+            tab.events["session.offer.ended"].clear()
+
+        by_customer = ender == "customer"
+        ended = await (customer if by_customer else alice).call(
+            "session.end", {} if by_customer else {"ticketId": ticket}
+        )
+        assert ended["ok"], ended
+
+        for tab in (bob, bob_other_tab):
+            withdrawn = await tab.wait_for("session.offer.ended", lambda e: e["ticketId"] == ticket)
+            assert withdrawn == {
+                "type": "session.offer.ended",
+                "ticketId": ticket,
+                "reason": "ended",
+            }
+        assert await no_pending_transfer(server, ticket)
+        late = await bob.call("session.accept", {"ticketId": ticket})
+        assert late["error"] == {"code": "invalid_state", "message": "the session has ended"}
+        stored = await server.app[keys.store].ticket(ticket)
+        assert stored is not None and stored.status == "closed"
+        assert [a["name"] for a in stored.agents] == (["Alice"] if mode == "warm" else [])
+
+
+async def test_an_answered_warm_transfer_stops_ringing_in_every_tab(tmp_path: Path) -> None:
+    """Bob answers a warm transfer in one tab: its offer ends in his other tab too, declined
+    (Alice keeps the session) and then, asked again, accepted."""
+    async with running_server(tmp_path, wrap_up_seconds=0) as server:
+        alice, bob = await server.agent("alice"), await server.agent("bob")
+        bob_other_tab = await server.agent("bob")
+        ticket, _customer = await open_session(server, alice)
+        bob_id = server.agents["bob"].id
+
+        async def offered() -> None:
+            for tab in (bob, bob_other_tab):
+                tab.events["session.offered"].clear()
+            ack = await alice.call(
+                "session.transfer",
+                {"ticketId": ticket, "to": {"agentId": bob_id}, "mode": "warm"},
+            )
+            assert ack["ok"], ack
+            for tab in (bob, bob_other_tab):
+                await tab.wait_for(
+                    "session.offered", lambda o: o["ticketId"] == ticket and o.get("transfer")
+                )
+                # Only the end of this offer counts (not one of the session's routing offer).
+                tab.events["session.offer.ended"].clear()
+
+        async def ended_in_the_other_tab() -> str:
+            ended = await bob_other_tab.wait_for(
+                "session.offer.ended", lambda e: e["ticketId"] == ticket
+            )
+            return str(ended["reason"])
+
+        await offered()
+        assert (await bob.call("session.decline", {"ticketId": ticket}))["ok"]
+        assert await ended_in_the_other_tab() == "declined"
+        assert await no_pending_transfer(server, ticket)
+        stored = await server.app[keys.store].ticket(ticket)
+        assert stored is not None and [a["name"] for a in stored.agents] == ["Alice"]
+
+        await offered()
+        assert (await bob.call("session.accept", {"ticketId": ticket}))["ok"]
+        assert await ended_in_the_other_tab() == "accepted"
+        assert await no_pending_transfer(server, ticket)

@@ -167,7 +167,15 @@ export function offersPanel({ meId, onAccepted, toast }) {
   const unsubscribe = [
     live.on("queue", () => ringing.size && drawCards()),
     live.onServer("session.offered", offered),
-    live.onServer("session.offer.ended", ({ ticketId }) => stop(ticketId)),
+    live.onServer("session.offer.ended", ({ ticketId, reason }) => {
+      // A transfer withdrawn because the session ended: say why its card went.
+      const held = ringing.get(ticketId);
+      if (held && held.offer.transfer && reason === "ended") {
+        const who = customerName(held.offer.entry.customer);
+        toast(`The conversation with ${who} ended before you accepted the transfer.`, "info");
+      }
+      stop(ticketId);
+    }),
     live.onServer("agent.status", (notice) => {
       if (notice.agent.id !== meId) return; // a supervisor hears everyone's
       current = notice;
