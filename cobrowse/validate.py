@@ -148,9 +148,13 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"non-finite number {name}")
 
 
+_DECODER: Final = json.JSONDecoder(parse_constant=_reject_constant)
+"""Made once: ``json.loads`` with a keyword makes a new decoder (and scanner) per call."""
+
+
 def _loads(text: str) -> object:
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return _DECODER.decode(text)
     except RecursionError:
         raise CobrowseError("too_deep", "batch JSON nests too deeply") from None
     except ValueError:
