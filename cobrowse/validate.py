@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, cast
 
 from .exceptions import CobrowseError
 from .types import Event, EventType, IncrementalSource, NodeType
@@ -130,14 +130,19 @@ def check_batch(raw: object, limits: Limits) -> Batch:
     if len(events_obj) > limits.max_events_per_batch:
         raise CobrowseError("too_many_events", f"{len(events_obj)} events in one batch")
 
-    has_full = any(isinstance(ev, dict) and ev.get("type") == _FULL_SNAPSHOT for ev in events_obj)
-    cap = limits.max_snapshot_batch_bytes if has_full else limits.max_batch_bytes
-    if nbytes > cap:
-        raise CobrowseError("too_large", f"batch of {nbytes} bytes (cap {cap})")
+    if nbytes > min(limits.max_batch_bytes, limits.max_snapshot_batch_bytes):
+        # Which cap applies is known before any event is checked (a pass over the batch
+        # that a batch under both caps, nearly every one, need not make).
+        full = any(isinstance(ev, dict) and ev.get("type") == _FULL_SNAPSHOT for ev in events_obj)
+        cap = limits.max_snapshot_batch_bytes if full else limits.max_batch_bytes
+        if nbytes > cap:
+            raise CobrowseError("too_large", f"batch of {nbytes} bytes (cap {cap})")
 
     budget = _NodeBudget(limits.max_nodes)
+    has_full = False
     for i, ev in enumerate(events_obj):
-        _check_event(ev, i, limits, budget)
+        if _check_event(ev, i, limits, budget) == _FULL_SNAPSHOT:
+            has_full = True
     return Batch(events=list(events_obj), nbytes=nbytes, has_full_snapshot=has_full)
 
 
@@ -281,7 +286,8 @@ def _check_strings(obj: object, where: str, limits: Limits) -> None:
 # --------------------------------------------------------------------------- events
 
 
-def _check_event(ev: object, i: int, limits: Limits, budget: _NodeBudget) -> None:
+def _check_event(ev: object, i: int, limits: Limits, budget: _NodeBudget) -> int:
+    """Check one event; its type."""
     # The checks come first and the error text (``event[i]...``) is made only for a fault:
     # formatting it for every event and item cost as much as the checks themselves.
     if not isinstance(ev, dict):
@@ -311,7 +317,7 @@ def _check_event(ev: object, i: int, limits: Limits, budget: _NodeBudget) -> Non
             _check_mutation(data, f"event[{i}]", limits, budget)
         elif not _strings_clean(data, limits.max_string_len, 2 * limits.max_node_depth + 16):
             _check_strings(data, f"event[{i}]", limits)
-        return
+        return cast(int, etype)
     where = f"event[{i}]"
     if etype == _FULL_SNAPSHOT:
         if "node" not in data:
@@ -331,6 +337,7 @@ def _check_event(ev: object, i: int, limits: Limits, budget: _NodeBudget) -> Non
         _check_strings(data, where, limits)
     else:
         _check_strings(data, where, limits)
+    return cast(int, etype)
 
 
 def _check_mutation(data: dict[str, Any], where: str, limits: Limits, budget: _NodeBudget) -> None:

@@ -143,6 +143,11 @@ def test_snapshot_batches_get_the_bigger_cap() -> None:
     validate_batch(events, limits)
     assert _code([mutation(adds=[add(text("x" * 2000))])], limits) == "too_large"
     assert _code(events, Limits(max_batch_bytes=1000, max_snapshot_batch_bytes=1000)) == "too_large"
+    # A snapshot cap below the other one still applies to a snapshot batch between the two.
+    small_snapshots = Limits(max_batch_bytes=10_000, max_snapshot_batch_bytes=1000)
+    assert _code(events, small_snapshots) == "too_large"
+    assert check_batch(events, limits).has_full_snapshot
+    assert not check_batch([mouse_move()], limits).has_full_snapshot
 
 
 def test_raw_text_over_the_largest_cap_is_refused_before_parsing() -> None:
