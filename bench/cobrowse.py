@@ -47,6 +47,7 @@ import json
 import os
 import random
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -534,7 +535,9 @@ def ratio_line(tandem: Run, relay: Run) -> str:
     )
 
 
-async def run_tandem(template: Path, work: Path, rate: int, agents: int, seconds: float) -> Run:
+async def run_tandem(
+    template: Path, work: Path, rate: int, agents: int, seconds: float, profile: Path | None = None
+) -> Run:
     run = Run("tandem", rate, agents)
     server = Tandem(template, work)
     page = Page(300)
@@ -567,9 +570,12 @@ async def run_tandem(template: Path, work: Path, rate: int, agents: int, seconds
                 code = ack.get("error", {}).get("code", "?")
                 run.errors[code] = run.errors.get(code, 0) + 1
 
+        spy = start_profile(profile, server.proc.pid, rate, agents, seconds)
         cpu0, client0 = proc_cpu_precise(server.proc.pid), time.process_time()
         await stream(run, send, page, seconds)
         run.client_cpu = time.process_time() - client0
+        if spy is not None:
+            await asyncio.to_thread(spy.wait)
         deadline = time.monotonic() + 10
         while min(counts) < run.sent and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
@@ -578,6 +584,24 @@ async def run_tandem(template: Path, work: Path, rate: int, agents: int, seconds
     finally:
         await server.stop()
     return run
+
+
+def start_profile(
+    profile: Path | None, pid: int, rate: int, agents: int, seconds: float
+) -> subprocess.Popen[bytes] | None:
+    """py-spy on the server over the stream (``--profile``): folded stacks, one file per run.
+    Sampling costs the server nothing but takes CPU from the shared cores, so a profiled run's
+    latencies are not comparable with an unprofiled one's."""
+    if profile is None:
+        return None
+    spy = Path(sys.executable).parent / "py-spy"
+    profile.mkdir(parents=True, exist_ok=True)
+    out = profile / f"tandem-{rate}-{agents}-{time.time_ns()}.txt"
+    return subprocess.Popen(
+        [str(spy), "record", "-p", str(pid), "-r", "1000", "-f", "raw", "-o", str(out),
+         "--nonblocking", "-d", str(max(1, int(seconds)))],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
 
 
 async def run_relay(work: Path, rate: int, agents: int, seconds: float) -> Run:
@@ -789,17 +813,21 @@ async def main(args: argparse.Namespace) -> None:
     template.mkdir()
     await build_data(template)
     rates = [100, 1000] if args.quick else [100, 1000, 5000]
-    seconds = 3.0 if args.quick else args.seconds
+    if args.rates:
+        rates = [int(r) for r in args.rates.split(",")]
+    agent_counts = [int(a) for a in args.agents.split(",")]
+    seconds = 3.0 if args.quick and not args.seconds else (args.seconds or 8.0)
     rows = []
     ratios = []
     try:
-        for rate in rates:
-            for agents in (1, 4):
-                tandem = await run_tandem(template, work, rate, agents, seconds)
-                relay = await run_relay(work, rate, agents, seconds)
-                rows += [tandem.row(), relay.row()]
-                ratios.append(ratio_line(tandem, relay))
-                print(f"  done: {rate:,} ev/s x {agents} agent(s)", file=sys.stderr, flush=True)
+        for _ in range(args.repeat):
+            for rate in rates:
+                for agents in agent_counts:
+                    tandem = await run_tandem(template, work, rate, agents, seconds, args.profile)
+                    relay = await run_relay(work, rate, agents, seconds)
+                    rows += [tandem.row(), relay.row()]
+                    ratios.append(ratio_line(tandem, relay))
+                    print(f"  done: {rate:,} ev/s x {agents} agent(s)", file=sys.stderr, flush=True)
         head = ["path", "events/s", "agents", "sent", "latency p50", "latency p99",
                 "CPU per 1k events", "client CPU", "bytes up", "bytes down", "lost"]  # fmt: skip
         print(
@@ -815,8 +843,11 @@ async def main(args: argparse.Namespace) -> None:
         print()
         nodes = 2_000 if args.quick else 10_000
         minutes = 1.0 if args.quick else 10.0
-        for line in await snapshot_and_late_join(template, work, nodes, minutes, args.late_rate):
-            print(line)
+        if not args.no_late:
+            for line in await snapshot_and_late_join(
+                template, work, nodes, minutes, args.late_rate
+            ):
+                print(line)
         load = (await asyncio.to_thread(Path("/proc/loadavg").read_text)).split()[:3]
         print(f"\nmachine: {os.cpu_count()} CPUs, load average {' '.join(load)}")
     finally:
@@ -830,7 +861,18 @@ async def main(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="100/1,000 ev/s, 3 s, small page")
-    parser.add_argument("--seconds", type=float, default=8.0, help="length of each stream run")
+    parser.add_argument("--seconds", type=float, help="length of each stream run (8; quick 3)")
+    parser.add_argument("--rates", help="events/s to run, comma-separated (100,1000,5000)")
+    parser.add_argument("--agents", default="1,4", help="agent counts, comma-separated (1,4)")
+    parser.add_argument("--repeat", type=int, default=1, help="run every rate x agents N times")
+    parser.add_argument(
+        "--no-late", action="store_true", help="skip the full snapshot and the late joiner"
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="py-spy (next to this Python) samples Tandem's server over each stream into DIR",
+    )
     parser.add_argument(
         "--late-rate",
         type=int,

@@ -188,6 +188,13 @@ class AppendResult(NamedTuple):
     """The hard cap was hit and the mirror was emptied."""
 
 
+# Plain ints: comparing with an ``IntEnum`` member looks it up on its class, for every event.
+_META = int(EventType.META)
+_FULL_SNAPSHOT = int(EventType.FULL_SNAPSHOT)
+_INCREMENTAL = int(EventType.INCREMENTAL_SNAPSHOT)
+_MUTATION = int(IncrementalSource.MUTATION)
+
+
 def _size(event: Event) -> int:
     return len(json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode())
 
@@ -284,11 +291,11 @@ class MirrorState:
         for i, ev in enumerate(events):
             etype = ev.get("type")
             size = sizes[i] if sizes is not None else _size(ev)
-            if etype == EventType.META:
+            if etype == _META:
                 self._pending_meta = ev
                 if self._snapshot is None:
                     continue
-            elif etype == EventType.FULL_SNAPSHOT:
+            elif etype == _FULL_SNAPSHOT:
                 self._take_snapshot(ev, size)
                 continue
             if self._snapshot is None:
@@ -296,9 +303,9 @@ class MirrorState:
                 continue
             self._tail.append(ev)
             self._tail_bytes += size
-            if self.policy.track_targets and etype == EventType.INCREMENTAL_SNAPSHOT:
+            if self.policy.track_targets and etype == _INCREMENTAL:
                 data = ev.get("data")
-                if isinstance(data, dict) and data.get("source") == IncrementalSource.MUTATION:
+                if isinstance(data, dict) and data.get("source") == _MUTATION:
                     self.index.apply_mutation(data)
             if self._tail_bytes > self.policy.max_tail_bytes:
                 dropped += len(self._tail)

@@ -1203,6 +1203,19 @@ def _sanitize_canvas_args(obj: object, rep: SanitizeReport) -> None:
             stack.extend(v for v in cur if isinstance(v, dict | list))
 
 
+# Plain ints: comparing with an ``IntEnum`` member looks it up on its class each time, and
+# every event of every batch passes these comparisons (most fall through all of them).
+_FULL_SNAPSHOT: Final = int(EventType.FULL_SNAPSHOT)
+_META: Final = int(EventType.META)
+_INCREMENTAL: Final = int(EventType.INCREMENTAL_SNAPSHOT)
+_MUTATION: Final = int(IncrementalSource.MUTATION)
+_STYLE_SHEET_RULE: Final = int(IncrementalSource.STYLE_SHEET_RULE)
+_ADOPTED_STYLE_SHEET: Final = int(IncrementalSource.ADOPTED_STYLE_SHEET)
+_STYLE_DECLARATION: Final = int(IncrementalSource.STYLE_DECLARATION)
+_FONT: Final = int(IncrementalSource.FONT)
+_CANVAS_MUTATION: Final = int(IncrementalSource.CANVAS_MUTATION)
+
+
 def sanitize_event(
     event: Event, report: SanitizeReport | None = None, *, context: SanitizeContext | None = None
 ) -> SanitizeReport:
@@ -1214,38 +1227,38 @@ def sanitize_event(
     data = event.get("data")
     if not isinstance(data, dict):
         return rep
-    if etype == EventType.FULL_SNAPSHOT:
+    if etype == _FULL_SNAPSHOT:
         if isinstance(data.get("node"), dict):
             ctx.reset()
             sanitize_node(data["node"], rep, context=ctx)
-    elif etype == EventType.META:
+    elif etype == _META:
         if isinstance(data.get("href"), str):
             data["href"] = sanitize_url(data["href"], rep, allow_data_image=False)
             ctx.base_url = resolve_url(data["href"], None)
-    elif etype == EventType.INCREMENTAL_SNAPSHOT:
+    elif etype == _INCREMENTAL:
         source = data.get("source")
-        if source == IncrementalSource.MUTATION:
+        if source == _MUTATION:
             _sanitize_mutation(data, rep, ctx)
-        elif source == IncrementalSource.STYLE_SHEET_RULE:
+        elif source == _STYLE_SHEET_RULE:
             _sanitize_rules(data.get("adds"), rep, ctx)
             for key in ("replace", "replaceSync"):
                 if isinstance(data.get(key), str):
                     data[key] = _css_sanitize(data[key], rep, _Css(ctx))
-        elif source == IncrementalSource.ADOPTED_STYLE_SHEET:
+        elif source == _ADOPTED_STYLE_SHEET:
             for style in data.get("styles") or ():
                 if isinstance(style, dict):
                     _sanitize_rules(style.get("rules"), rep, ctx)
-        elif source == IncrementalSource.STYLE_DECLARATION:
+        elif source == _STYLE_DECLARATION:
             s = data.get("set")
             if isinstance(s, dict) and isinstance(s.get("value"), str):
                 prop = s.get("property")
                 env = _Css(ctx, prop.lower() if isinstance(prop, str) else None)
                 s["value"] = _css_sanitize(s["value"], rep, env)
-        elif source == IncrementalSource.FONT:
+        elif source == _FONT:
             # A non-buffer fontSource is CSS `src` text: FontFace would fetch it.
             if not data.get("buffer") and isinstance(data.get("fontSource"), str):
                 data["fontSource"] = _css_sanitize(data["fontSource"], rep, _Css(ctx, "src"))
-        elif source == IncrementalSource.CANVAS_MUTATION:
+        elif source == _CANVAS_MUTATION:
             _sanitize_canvas_args(data.get("commands"), rep)
             _sanitize_canvas_args(data.get("args"), rep)
     return rep

@@ -24,6 +24,9 @@ from .validate import Limits, check_batch
 
 __all__ = ["CobrowseSession", "IngestResult"]
 
+_FULL_SNAPSHOT = int(EventType.FULL_SNAPSHOT)
+"""An int: comparing with the ``IntEnum`` member looks it up on its class for every event."""
+
 
 class IngestResult(NamedTuple):
     """Outcome of one accepted batch."""
@@ -63,7 +66,7 @@ def _sanitize_and_size(
     exact = 0
     small = []
     for index, event in enumerate(events):
-        if event.get("type") == EventType.FULL_SNAPSHOT:
+        if event.get("type") == _FULL_SNAPSHOT:
             sizes[index] = len(lines[index])
             exact += sizes[index]
         else:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, cast
 
 from .exceptions import CobrowseError
 from .types import Event, EventType, IncrementalSource, NodeType
@@ -41,6 +41,12 @@ _DEFAULT_TYPES: Final = frozenset(
 _EVENT_KEYS: Final = frozenset({"type", "data", "timestamp", "delay"})
 _NODE_TYPES: Final = frozenset(int(t) for t in NodeType)
 _SOURCES: Final = frozenset(int(s) for s in IncrementalSource)
+# Plain ints for the per-event checks: comparing with an ``IntEnum`` member looks it up on
+# its class each time, several times slower than an int (every event of every batch).
+_FULL_SNAPSHOT: Final = int(EventType.FULL_SNAPSHOT)
+_META: Final = int(EventType.META)
+_INCREMENTAL: Final = int(EventType.INCREMENTAL_SNAPSHOT)
+_MUTATION: Final = int(IncrementalSource.MUTATION)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,16 +130,19 @@ def check_batch(raw: object, limits: Limits) -> Batch:
     if len(events_obj) > limits.max_events_per_batch:
         raise CobrowseError("too_many_events", f"{len(events_obj)} events in one batch")
 
-    has_full = any(
-        isinstance(ev, dict) and ev.get("type") == EventType.FULL_SNAPSHOT for ev in events_obj
-    )
-    cap = limits.max_snapshot_batch_bytes if has_full else limits.max_batch_bytes
-    if nbytes > cap:
-        raise CobrowseError("too_large", f"batch of {nbytes} bytes (cap {cap})")
+    if nbytes > min(limits.max_batch_bytes, limits.max_snapshot_batch_bytes):
+        # Which cap applies is known before any event is checked (a pass over the batch
+        # that a batch under both caps, nearly every one, need not make).
+        full = any(isinstance(ev, dict) and ev.get("type") == _FULL_SNAPSHOT for ev in events_obj)
+        cap = limits.max_snapshot_batch_bytes if full else limits.max_batch_bytes
+        if nbytes > cap:
+            raise CobrowseError("too_large", f"batch of {nbytes} bytes (cap {cap})")
 
     budget = _NodeBudget(limits.max_nodes)
+    has_full = False
     for i, ev in enumerate(events_obj):
-        _check_event(ev, i, limits, budget)
+        if _check_event(ev, i, limits, budget) == _FULL_SNAPSHOT:
+            has_full = True
     return Batch(events=list(events_obj), nbytes=nbytes, has_full_snapshot=has_full)
 
 
@@ -144,9 +153,13 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"non-finite number {name}")
 
 
+_DECODER: Final = json.JSONDecoder(parse_constant=_reject_constant)
+"""Made once: ``json.loads`` with a keyword makes a new decoder (and scanner) per call."""
+
+
 def _loads(text: str) -> object:
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return _DECODER.decode(text)
     except RecursionError:
         raise CobrowseError("too_deep", "batch JSON nests too deeply") from None
     except ValueError:
@@ -273,28 +286,40 @@ def _check_strings(obj: object, where: str, limits: Limits) -> None:
 # --------------------------------------------------------------------------- events
 
 
-def _check_event(ev: object, i: int, limits: Limits, budget: _NodeBudget) -> None:
-    where = f"event[{i}]"
+def _check_event(ev: object, i: int, limits: Limits, budget: _NodeBudget) -> int:
+    """Check one event; its type."""
+    # The checks come first and the error text (``event[i]...``) is made only for a fault:
+    # formatting it for every event and item cost as much as the checks themselves.
     if not isinstance(ev, dict):
-        raise _bad(where, "not an object")
+        raise _bad(f"event[{i}]", "not an object")
     if not _EVENT_KEYS.issuperset(ev):
-        raise _bad(where, "unknown top-level key")
+        raise _bad(f"event[{i}]", "unknown top-level key")
     etype = ev.get("type")
-    if not _is_int(etype):
-        raise _bad(where, "type must be an integer")
-    assert isinstance(etype, int)
+    if type(etype) is not int and not _is_int(etype):  # exact int first: json.loads's
+        raise _bad(f"event[{i}]", "type must be an integer")
     if etype not in limits.accepted_types:
-        raise _bad(where, f"event type {etype} not accepted")
+        raise _bad(f"event[{i}]", f"event type {etype} not accepted")
     ts = ev.get("timestamp")
-    if not _is_num(ts) or ts < 0:  # type: ignore[operator]
-        raise _bad(where, "timestamp must be a finite non-negative number")
+    kind = type(ts)
+    if not (kind is int or (kind is float and math.isfinite(ts)) or _is_num(ts)) or ts < 0:  # type: ignore[arg-type,operator]
+        raise _bad(f"event[{i}]", "timestamp must be a finite non-negative number")
     if "delay" in ev and not _is_num(ev["delay"]):
-        raise _bad(where, "delay must be a number")
+        raise _bad(f"event[{i}]", "delay must be a number")
     data = ev.get("data")
     if not isinstance(data, dict):
-        raise _bad(where, "data must be an object")
+        raise _bad(f"event[{i}]", "data must be an object")
 
-    if etype == EventType.FULL_SNAPSHOT:
+    if etype == _INCREMENTAL:
+        source = data.get("source")
+        if not _is_int(source) or source not in _SOURCES:
+            raise _bad(f"event[{i}]", "unknown incremental source")
+        if source == _MUTATION:
+            _check_mutation(data, f"event[{i}]", limits, budget)
+        elif not _strings_clean(data, limits.max_string_len, 2 * limits.max_node_depth + 16):
+            _check_strings(data, f"event[{i}]", limits)
+        return cast(int, etype)
+    where = f"event[{i}]"
+    if etype == _FULL_SNAPSHOT:
         if "node" not in data:
             raise _bad(where, "full snapshot without node")
         _check_node_tree(data["node"], f"{where}.data.node", limits, budget)
@@ -305,55 +330,47 @@ def _check_event(ev: object, i: int, limits: Limits, budget: _NodeBudget) -> Non
             raise _bad(where, "initialOffset must be {top, left}")
         rest = {k: v for k, v in data.items() if k != "node"}
         _check_strings(rest, where, limits)
-    elif etype == EventType.META:
+    elif etype == _META:
         _check_str(data.get("href"), f"{where}.data.href", limits.max_string_len)
         if not (_is_num(data.get("width")) and _is_num(data.get("height"))):
             raise _bad(where, "meta width/height must be numbers")
         _check_strings(data, where, limits)
-    elif etype == EventType.INCREMENTAL_SNAPSHOT:
-        source = data.get("source")
-        if not _is_int(source) or source not in _SOURCES:
-            raise _bad(where, "unknown incremental source")
-        if source == IncrementalSource.MUTATION:
-            _check_mutation(data, where, limits, budget)
-        else:
-            _check_strings(data, where, limits)
     else:
         _check_strings(data, where, limits)
+    return cast(int, etype)
 
 
 def _check_mutation(data: dict[str, Any], where: str, limits: Limits, budget: _NodeBudget) -> None:
     for key in ("texts", "attributes", "removes", "adds"):
         if not isinstance(data.get(key), list):
             raise _bad(where, f"mutation.{key} must be a list")
+    max_string = limits.max_string_len
     for j, t in enumerate(data["texts"]):
-        w = f"{where}.texts[{j}]"
         if not isinstance(t, dict) or not _is_int(t.get("id")):
-            raise _bad(w, "expected {id, value}")
-        _check_str(t.get("value"), w, limits.max_string_len, optional=True)
+            raise _bad(f"{where}.texts[{j}]", "expected {id, value}")
+        value = t.get("value")
+        if value is not None and (not isinstance(value, str) or len(value) > max_string):
+            _check_str(value, f"{where}.texts[{j}]", max_string, optional=True)
     for j, a in enumerate(data["attributes"]):
-        w = f"{where}.attributes[{j}]"
         if not isinstance(a, dict) or not _is_int(a.get("id")):
-            raise _bad(w, "expected {id, attributes}")
+            raise _bad(f"{where}.attributes[{j}]", "expected {id, attributes}")
         attrs = a.get("attributes")
         if not isinstance(attrs, dict):
-            raise _bad(w, "attributes must be an object")
-        _check_attr_map(attrs, w, limits, allow_style_om=True)
+            raise _bad(f"{where}.attributes[{j}]", "attributes must be an object")
+        _check_attr_map(attrs, f"{where}.attributes[{j}]", limits, allow_style_om=True)
     for j, r in enumerate(data["removes"]):
-        w = f"{where}.removes[{j}]"
         if not isinstance(r, dict) or not _is_int(r.get("id")) or not _is_int(r.get("parentId")):
-            raise _bad(w, "expected {parentId, id}")
+            raise _bad(f"{where}.removes[{j}]", "expected {parentId, id}")
     for j, add in enumerate(data["adds"]):
-        w = f"{where}.adds[{j}]"
         if not isinstance(add, dict) or not _is_int(add.get("parentId")):
-            raise _bad(w, "expected {parentId, nextId, node}")
+            raise _bad(f"{where}.adds[{j}]", "expected {parentId, nextId, node}")
         nxt = add.get("nextId")
         if nxt is not None and not _is_int(nxt):
-            raise _bad(w, "nextId must be an integer or null")
+            raise _bad(f"{where}.adds[{j}]", "nextId must be an integer or null")
         prev = add.get("previousId")
         if prev is not None and not _is_int(prev):
-            raise _bad(w, "previousId must be an integer or null")
-        _check_node_tree(add.get("node"), f"{w}.node", limits, budget)
+            raise _bad(f"{where}.adds[{j}]", "previousId must be an integer or null")
+        _check_node_tree(add.get("node"), f"{where}.adds[{j}].node", limits, budget)
     rest = {k: v for k, v in data.items() if k not in ("texts", "attributes", "removes", "adds")}
     _check_strings(rest, where, limits)
 

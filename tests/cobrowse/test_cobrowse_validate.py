@@ -7,7 +7,14 @@ from typing import Any
 
 import pytest
 
-from cobrowse import CobrowseError, Limits, check_batch, validate_batch
+from cobrowse import (
+    CobrowseError,
+    EventType,
+    IncrementalSource,
+    Limits,
+    check_batch,
+    validate_batch,
+)
 from tests.cobrowse.cobrowse_factories import add, el, full, meta, mouse_move, mutation, page, text
 
 
@@ -92,6 +99,31 @@ def test_bad_event(event: dict[str, Any]) -> None:
     assert _code([event]) == "bad_event"
 
 
+def test_fast_paths_keep_the_checks_of_the_slow_ones() -> None:
+    """The per-event checks test exact ints and dicts first (what ``json.loads`` makes): an
+    already decoded batch with ``IntEnum`` values is still accepted, a bool is still refused,
+    and a fault's location is still named, down to the item."""
+    event = {
+        "type": EventType.INCREMENTAL_SNAPSHOT,
+        "data": {"source": IncrementalSource.MOUSE_MOVE, "positions": []},
+        "timestamp": 1.5,
+    }
+    assert validate_batch([event], Limits()) == [event]
+    for bad in (
+        {"type": 3, "data": {"source": True}, "timestamp": 1},
+        {"type": 3, "data": {"source": 1}, "timestamp": False},
+    ):
+        assert _code([mouse_move(), bad]) == "bad_event"
+    with pytest.raises(CobrowseError) as info:
+        validate_batch(
+            [mouse_move(), mutation(texts=[{"id": 1, "value": "a"}, {"id": "2"}])], Limits()
+        )
+    assert "event[1].texts[1]" in str(info.value)
+    with pytest.raises(CobrowseError) as info:
+        validate_batch([mutation(removes=[{"id": 1, "parentId": 2}, {"id": 3}])], Limits())
+    assert "event[0].removes[1]" in str(info.value)
+
+
 def test_too_many_events() -> None:
     assert _code([mouse_move()] * 11, Limits(max_events_per_batch=10)) == "too_many_events"
     validate_batch([mouse_move()] * 10, Limits(max_events_per_batch=10))
@@ -111,6 +143,11 @@ def test_snapshot_batches_get_the_bigger_cap() -> None:
     validate_batch(events, limits)
     assert _code([mutation(adds=[add(text("x" * 2000))])], limits) == "too_large"
     assert _code(events, Limits(max_batch_bytes=1000, max_snapshot_batch_bytes=1000)) == "too_large"
+    # A snapshot cap below the other one still applies to a snapshot batch between the two.
+    small_snapshots = Limits(max_batch_bytes=10_000, max_snapshot_batch_bytes=1000)
+    assert _code(events, small_snapshots) == "too_large"
+    assert check_batch(events, limits).has_full_snapshot
+    assert not check_batch([mouse_move()], limits).has_full_snapshot
 
 
 def test_raw_text_over_the_largest_cap_is_refused_before_parsing() -> None:
