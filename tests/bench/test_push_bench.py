@@ -41,7 +41,7 @@ def test_push_scenario_serves_everyone_with_one_agent_per_offer() -> None:
             "--only",
             "push",
             "--servers",
-            "tandem",
+            "tandem,minimal",
             "--push-customers",
             "20",
             "--push-agents",
