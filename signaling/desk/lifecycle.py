@@ -825,35 +825,30 @@ class Desk:
         # Made once, for the log and both audiences: the log keeps the text that is sent.
         wire = event.wire()
         text = json.dumps(wire, separators=(",", ":"))
+        told: list[tuple[Audience, list[str]]] = []
         if to != "agents":
-            await self._tell(
-                ticket.id, "customer", event, wire, text, [customer_room(ticket.id)], once
-            )
+            told.append(("customer", [customer_room(ticket.id)]))
         if to_agents:
-            await self._tell(ticket.id, "agents", event, wire, text, agents, once)
-
-    async def _tell(
-        self,
-        ticket_id: str,
-        audience: Audience,
-        event: SessionEvent,
-        wire: dict[str, Any],
-        text: str,
-        rooms: list[str],
-        once: str | None = None,
-    ) -> None:
+            told.append(("agents", agents))
         name: str = type(event).model_fields["type"].default
+        seqs: list[int | None]
         try:
-            seq: int | None = await self.events.append(ticket_id, audience, name, wire, text, once)
-            if seq == 0:
-                return  # numbered and sent already (``once``): by a node that told it first
+            # Both lines numbered in one call (one Redis round trip on several nodes).
+            seqs = list(
+                await self.events.append_lines(
+                    ticket.id, [audience for audience, _ in told], name, wire, text, once
+                )
+            )
         except Exception as exc:
             # The log is out of reach (Redis down): the event still goes out, unnumbered, so the
             # session goes on live. The log skips the number it would have had, so a client
             # that resumes across it gets a snapshot (with the event) rather than a replay.
-            log.warning("session event %s of %s sent unnumbered: %r", name, ticket_id, exc)
-            seq = None
-        await self.broadcaster.emit(event.numbered(seq, wire, text), rooms)
+            log.warning("session event %s of %s sent unnumbered: %r", name, ticket.id, exc)
+            seqs = [None] * len(told)
+        for (_audience, rooms), seq in zip(told, seqs, strict=True):
+            if seq == 0:
+                continue  # numbered and sent already (``once``): by a node that told it first
+            await self.broadcaster.emit(event.numbered(seq, wire, text), rooms)
 
     async def _current_seq(self, ticket_id: str, audience: Audience) -> int | None:
         try:

@@ -461,3 +461,28 @@ async def test_a_read_overlapping_a_change_is_not_cached() -> None:
 
     assert await lru.load("k", read_after) == "after the change"
     assert lru.get("k") == "after the change"
+
+
+async def test_postgres_pool_sends_one_statement_per_read_not_a_reset_too() -> None:
+    """A released connection goes back to the pool without asyncpg's default reset query
+    (``RESET ALL`` and more): on the chat path that was a second round trip for every read and
+    write. A transaction left open is still rolled back."""
+    schema = f"t_{secrets.token_hex(6)}"
+    driver = await PostgresDriver.open(PG_URL, schema=schema, max_size=1)
+    sent: list[str] = []
+    try:
+        pool: Any = getattr(driver, "_pool")
+        async with pool.acquire() as conn:
+            conn.add_query_logger(lambda record: sent.append(record.query))
+        for _ in range(3):
+            assert await driver.fetch("SELECT 1 AS one") == [{"one": 1}]
+        assert sent == ["SELECT 1 AS one"] * 3
+        async with pool.acquire() as conn:
+            tx = conn.transaction()
+            await tx.start()
+            await conn.execute("SELECT set_config('tandem.mark', 'left open', true)")
+        rows = await driver.fetch("SELECT current_setting('tandem.mark', true) AS mark")
+        assert rows[0]["mark"] in ("", None)
+    finally:
+        await driver.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        await driver.close()
