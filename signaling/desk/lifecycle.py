@@ -63,6 +63,7 @@ from signaling.store import (
     PageRecord,
     Sender,
     SiteRecord,
+    TicketChanged,
     TicketOpening,
     TicketRecord,
     TicketStore,
@@ -541,7 +542,18 @@ class Desk:
     async def chat(
         self, caller: Caller, ticket_id: str | None, client_msg_id: str, text: str
     ) -> tuple[TranscriptMessage, bool]:
-        ticket = await self.ticket_for(caller, ticket_id)
+        try:
+            # The ticket as this node kept it (no read per message), written to only if unchanged.
+            return await self._chat(caller, ticket_id, client_msg_id, text, kept=True)
+        except (TicketChanged, DeskError):
+            # Another node may have changed it (an accept, a join, a transfer, a close):
+            # decided again on the ticket as stored now.
+            return await self._chat(caller, ticket_id, client_msg_id, text, kept=False)
+
+    async def _chat(
+        self, caller: Caller, ticket_id: str | None, client_msg_id: str, text: str, kept: bool
+    ) -> tuple[TranscriptMessage, bool]:
+        ticket = await self.ticket_for(caller, ticket_id, kept=kept)
         if ticket.status == "closed":
             raise DeskError("invalid_state", "the session has ended")
         if isinstance(caller, CustomerCaller):
@@ -551,8 +563,17 @@ class Desk:
         else:
             sender, author_id, author = "agent", caller.agent.id, caller.agent.name
         record, new = await self.store.add_message(
-            ticket.id, sender, author_id, author, text, client_msg_id, time.time()
+            ticket.id,
+            sender,
+            author_id,
+            author,
+            text,
+            client_msg_id,
+            time.time(),
+            if_version=ticket.version if kept else None,
         )
+        if not new and kept:
+            ticket = await self._must_ticket(ticket.id)  # a resend is not checked against it
         message = transcript_message(record)
         if new and sender == "customer" and ticket.status == "queued":
             await self._first_message_waiting(ticket.id, text)
@@ -944,21 +965,23 @@ class Desk:
     # ------------------------------------------------------------------ internals
 
     async def ticket_for(
-        self, caller: Caller, ticket_id: str | None, *, read_only: bool = False
+        self, caller: Caller, ticket_id: str | None, *, read_only: bool = False, kept: bool = False
     ) -> TicketRecord:
-        """The ticket a caller may act on, or the reason they may not."""
+        """The ticket a caller may act on, or the reason they may not; ``kept``: as this node
+        kept it (``TicketStore.ticket_hint``)."""
+        read = self.store.ticket_hint if kept else self.store.ticket
         if isinstance(caller, CustomerCaller):
             if caller.ticket_id is None:
                 raise DeskError("unauthorized", "ask for help first (help.request)")
             if ticket_id is not None and ticket_id != caller.ticket_id:
                 raise DeskError("forbidden", "not your session")
-            ticket = await self.store.ticket(caller.ticket_id)
+            ticket = await read(caller.ticket_id)
             if ticket is None or ticket.site_id != caller.site.id:
                 raise DeskError("not_found", "no such session")
             return ticket
         if ticket_id is None:
             raise DeskError("malformed", "ticketId is required")
-        ticket = await self.store.ticket(ticket_id)
+        ticket = await read(ticket_id)
         if ticket is None:
             raise DeskError("not_found", "no such ticket")
         allowed = access.may_read if read_only else access.may_act

@@ -303,13 +303,14 @@ local function append(k, skip)
     end
   end
   local id = string.format('%d', seq) .. '-0'
-  local added = redis.pcall('XADD', KEYS[k + 1], 'MAXLEN', '~', ARGV[1], id, 'n', ARGV[2], 'p', ARGV[3])
+  local log = KEYS[k + 1]
+  local added = redis.pcall('XADD', log, 'MAXLEN', '~', ARGV[1], id, 'n', ARGV[2], 'p', ARGV[3])
   if type(added) == 'table' and added.err then
     -- The stream outlived its counter (only after data loss): start it again from this number.
-    redis.call('DEL', KEYS[k + 1])
-    redis.call('XADD', KEYS[k + 1], 'MAXLEN', '~', ARGV[1], id, 'n', ARGV[2], 'p', ARGV[3])
+    redis.call('DEL', log)
+    redis.call('XADD', log, 'MAXLEN', '~', ARGV[1], id, 'n', ARGV[2], 'p', ARGV[3])
   end
-  redis.call('PEXPIRE', KEYS[k + 1], ARGV[4])
+  redis.call('PEXPIRE', log, ARGV[4])
   redis.call('PEXPIRE', KEYS[k], ARGV[5])
   return seq
 end

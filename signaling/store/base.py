@@ -14,6 +14,11 @@ class DuplicateError(Exception):
     """A unique value (site key, agent email) is taken already."""
 
 
+class TicketChanged(Exception):
+    """A write made on a ticket as it was read (``if_version``) found it changed since: nothing
+    was written; read the ticket again and decide again."""
+
+
 class StaleEpoch(Exception):
     """A home node's write carried an older lease epoch than the ticket's: another node is the
     session's home now, and the write was refused (nothing changed)."""
@@ -63,6 +68,10 @@ class TicketRecord:
     agents: tuple[dict[str, str], ...]
     """``{id, name}`` of every agent who joined, in join order (the claiming agent first)."""
     previous_ticket_id: str | None
+    version: int = 0
+    """Changed by every write of the ticket or its agents (0 when created): a reader on one
+    node can tell whether a record it kept is still the ticket (``add_message``'s
+    ``if_version``)."""
 
 
 @dataclass(frozen=True)
@@ -206,6 +215,11 @@ class TicketStore(Protocol):
         ...
 
     async def ticket(self, ticket_id: str) -> TicketRecord | None: ...
+    async def ticket_hint(self, ticket_id: str) -> TicketRecord | None:
+        """The ticket, maybe as it was before another node changed it: only for a write
+        made ``if_version`` (see ``CachedTicketStore``)."""
+        ...
+
     async def tickets(
         self,
         *,
@@ -267,9 +281,12 @@ class TicketStore(Protocol):
         text: str,
         client_msg_id: str | None,
         at: float,
+        if_version: int | None = None,
     ) -> tuple[MessageRecord, bool]:
         """Append a message; returns it and whether it is new. A message with the same
-        ``(ticket, author_id, client_msg_id)`` is returned as it was first stored."""
+        ``(ticket, author_id, client_msg_id)`` is returned as it was first stored. With
+        ``if_version``, a new message is written only while the ticket's ``version`` is that
+        (in the same statement), else ``TicketChanged``."""
         ...
 
     async def messages(self, ticket_id: str, after_id: int = 0) -> list[MessageRecord]: ...

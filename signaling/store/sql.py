@@ -29,6 +29,7 @@ from signaling.store.base import (
     Sender,
     SiteRecord,
     StaleEpoch,
+    TicketChanged,
     TicketOpening,
     TicketRecord,
     TimelineRecord,
@@ -52,6 +53,8 @@ __all__ = [
 
 log = logging.getLogger("tandem.store")
 
+_BUMP = "UPDATE tickets SET version = version + 1 WHERE id = ?"
+"""A write of a ticket's agents changes the ticket's version too (``TicketRecord.version``)."""
 _AT_EPOCH = "EXISTS (SELECT 1 FROM tickets WHERE id = ? AND owner_epoch = ?)"
 """The condition of a home node's write: the ticket's owner epoch is still the writer's."""
 
@@ -291,6 +294,9 @@ class SqlTicketStore:
         ]
         return _ticket(rows[0], {rows[0]["id"]: agents})
 
+    async def ticket_hint(self, ticket_id: str) -> TicketRecord | None:
+        return await self.ticket(ticket_id)
+
     async def tickets(
         self,
         *,
@@ -337,7 +343,8 @@ class SqlTicketStore:
 
         async def claim(tx: Statements) -> bool:
             changed = await tx.execute(
-                "UPDATE tickets SET status = 'active' WHERE id = ? AND status = 'queued'",
+                "UPDATE tickets SET status = 'active', version = version + 1"
+                " WHERE id = ? AND status = 'queued'",
                 ticket_id,
             )
             if changed != 1:
@@ -355,7 +362,8 @@ class SqlTicketStore:
 
         async def claim(tx: Statements) -> TimelineRecord | None:
             changed = await tx.execute(
-                "UPDATE tickets SET status = 'active' WHERE id = ? AND status = 'queued'",
+                "UPDATE tickets SET status = 'active', version = version + 1"
+                " WHERE id = ? AND status = 'queued'",
                 ticket_id,
             )
             if changed != 1:
@@ -371,33 +379,47 @@ class SqlTicketStore:
 
     async def add_ticket_agent(self, ticket_id: str, agent: dict[str, str]) -> None:
         # One statement: the row goes in unless this agent is there already or the ticket is
-        # not (no read-then-write for a concurrent join to slip between).
-        await self._db.execute(
+        # not (no read-then-write for a concurrent join to slip between); the ticket's version
+        # changes with it, in the same transaction.
+        insert = (
             "INSERT INTO ticket_agents (ticket_id, agent_id, name, ordinal, joined_at)"
             f" SELECT ?, ?, ?, {self._db.next_ordinal}, ? WHERE EXISTS"
-            " (SELECT 1 FROM tickets WHERE id = ?) ON CONFLICT DO NOTHING",
-            ticket_id,
-            agent["id"],
-            agent["name"],
-            time.time(),
-            ticket_id,
+            " (SELECT 1 FROM tickets WHERE id = ?) ON CONFLICT DO NOTHING"
         )
+
+        async def join(tx: Statements) -> None:
+            added = await tx.execute(
+                insert, ticket_id, agent["id"], agent["name"], time.time(), ticket_id
+            )
+            if added:
+                await tx.execute(_BUMP, ticket_id)
+
+        await self._db.write(join)
 
     async def requeue_ticket(self, ticket_id: str) -> bool:
         changed = await self._db.execute(
-            "UPDATE tickets SET status = 'queued' WHERE id = ? AND status = 'active'", ticket_id
+            "UPDATE tickets SET status = 'queued', version = version + 1"
+            " WHERE id = ? AND status = 'active'",
+            ticket_id,
         )
         return changed == 1
 
     async def remove_ticket_agent(self, ticket_id: str, agent_id: str) -> bool:
-        changed = await self._db.execute(
-            "DELETE FROM ticket_agents WHERE ticket_id = ? AND agent_id = ?", ticket_id, agent_id
-        )
-        return changed == 1
+        async def leave(tx: Statements) -> bool:
+            changed = await tx.execute(
+                "DELETE FROM ticket_agents WHERE ticket_id = ? AND agent_id = ?",
+                ticket_id,
+                agent_id,
+            )
+            if changed:
+                await tx.execute(_BUMP, ticket_id)
+            return changed == 1
+
+        return await self._db.write(leave)
 
     async def close_ticket(self, ticket_id: str, at: float) -> bool:
         changed = await self._db.execute(
-            "UPDATE tickets SET status = 'closed', closed_at = ?"
+            "UPDATE tickets SET status = 'closed', closed_at = ?, version = version + 1"
             " WHERE id = ? AND status <> 'closed'",
             at,
             ticket_id,
@@ -412,7 +434,7 @@ class SqlTicketStore:
             if not rows:
                 return
             await tx.execute(
-                "UPDATE tickets SET context = ?, search = ? WHERE id = ?",
+                "UPDATE tickets SET context = ?, search = ?, version = version + 1 WHERE id = ?",
                 json.dumps(context),
                 _search_text(json.loads(rows[0]["customer"]), context),
                 ticket_id,
@@ -433,7 +455,7 @@ class SqlTicketStore:
                 return None
             context = merge(json.loads(rows[0]["context"]))
             await tx.execute(
-                "UPDATE tickets SET context = ?, search = ? WHERE id = ?",
+                "UPDATE tickets SET context = ?, search = ?, version = version + 1 WHERE id = ?",
                 json.dumps(context),
                 _search_text(json.loads(rows[0]["customer"]), context),
                 ticket_id,
@@ -453,6 +475,7 @@ class SqlTicketStore:
         text: str,
         client_msg_id: str | None,
         at: float,
+        if_version: int | None = None,
     ) -> tuple[MessageRecord, bool]:
         row, added = await self._insert_once(
             "messages",
@@ -466,27 +489,36 @@ class SqlTicketStore:
                 "at": at,
             },
             "client_msg_id",
+            if_version,
         )
         return _message(row), added
 
     async def _insert_once(
-        self, table: str, values: dict[str, Any], client_id: str
+        self, table: str, values: dict[str, Any], client_id: str, if_version: int | None = None
     ) -> tuple[Any, bool]:
         """Insert a row a client may send twice (``values[client_id]`` names it per ticket and
-        author): the row and True, or on a resend the stored original and False.
+        author): the row and True, or on a resend the stored original and False. With
+        ``if_version``, only while the ticket's version is that, else ``TicketChanged``.
 
         ON CONFLICT DO NOTHING makes a resend a no-op in one statement on both engines; the
         stored original is then read back. Not atomic: the original is committed once the
         insert has seen it (PostgreSQL waits for a concurrent one)."""
         columns = ", ".join(values)
         marks = ", ".join("?" for _ in values)
-
-        async def insert(tx: Statements) -> tuple[Any, bool]:
-            rows = await tx.fetch(
-                f"INSERT INTO {table} ({columns}) VALUES ({marks})"
-                " ON CONFLICT DO NOTHING RETURNING *",
-                *values.values(),
+        args = [*values.values()]
+        if if_version is None:
+            sql = f"INSERT INTO {table} ({columns}) VALUES ({marks})"
+        else:
+            # The version is checked by the insert itself: no read before it, and no change
+            # of the ticket can slip between a check and the write.
+            sql = (
+                f"INSERT INTO {table} ({columns}) SELECT {marks}"
+                " WHERE EXISTS (SELECT 1 FROM tickets WHERE id = ? AND version = ?)"
             )
+            args += [values["ticket_id"], if_version]
+
+        async def insert(tx: Statements) -> tuple[Any, bool] | None:
+            rows = await tx.fetch(sql + " ON CONFLICT DO NOTHING RETURNING *", *args)
             if rows:
                 return rows[0], True
             existing = await tx.fetch(
@@ -495,9 +527,13 @@ class SqlTicketStore:
                 values["author_id"],
                 values[client_id],
             )
-            return existing[0], False
+            # None: the ticket changed (a failure would abort a group of writes: not raised here).
+            return (existing[0], False) if existing else None
 
-        return await self._db.write(insert, atomic=False)
+        found = await self._db.write(insert, atomic=False)
+        if found is None:
+            raise TicketChanged(values["ticket_id"])
+        return found
 
     async def messages(self, ticket_id: str, after_id: int = 0) -> list[MessageRecord]:
         rows = await self._db.fetch(
@@ -837,6 +873,7 @@ def _ticket(row: Row, agents: Mapping[str, list[dict[str, str]]]) -> TicketRecor
         context=json.loads(row["context"]),
         agents=tuple(agents.get(row["id"], ())),
         previous_ticket_id=row["previous_ticket_id"],
+        version=int(row["version"]),
     )
 
 

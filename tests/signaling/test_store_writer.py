@@ -25,6 +25,7 @@ from signaling.store import (
     DuplicateError,
     SiteRecord,
     SqlTicketStore,
+    TicketChanged,
     TicketRecord,
     open_store,
 )
@@ -246,7 +247,9 @@ async def test_every_change_is_visible_through_the_cache_at_once(database: Datab
         assert claimed.agents == ({"id": "ag_1", "name": "Al"},)
         plain = SqlTicketStore(store.inner._db)  # type: ignore[attr-defined]
         assert await plain.ticket("tk_c") == claimed
-        assert claimed == dataclasses.replace(first, status="active", agents=claimed.agents)
+        assert claimed == dataclasses.replace(
+            first, status="active", agents=claimed.agents, version=first.version + 1
+        )
         hits = store.tickets_cache.hits
 
         await store.add_ticket_agent("tk_c", {"id": "sup", "name": "Sup"})
@@ -471,7 +474,7 @@ async def test_postgres_pool_sends_one_statement_per_read_not_a_reset_too() -> N
     driver = await PostgresDriver.open(PG_URL, schema=schema, max_size=1)
     sent: list[str] = []
     try:
-        pool: Any = getattr(driver, "_pool")
+        pool: Any = driver._pool
         async with pool.acquire() as conn:
             conn.add_query_logger(lambda record: sent.append(record.query))
         for _ in range(3):
@@ -486,3 +489,81 @@ async def test_postgres_pool_sends_one_statement_per_read_not_a_reset_too() -> N
     finally:
         await driver.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         await driver.close()
+
+
+async def test_every_ticket_change_moves_its_version_and_a_message_checks_it(
+    database: Database,
+) -> None:
+    """``TicketRecord.version`` changes with every write of a ticket or its agents, and a
+    message written ``if_version`` lands only on the ticket as it was read (several nodes keep
+    tickets without reading one per message)."""
+    store, _ = await database.open(cache_tickets=False)
+    try:
+        await store.create_ticket(ticket("tk_v"))
+        seen = [(await store.ticket("tk_v")).version]  # type: ignore[union-attr]
+        changes: list[Callable[[], Awaitable[object]]] = [
+            lambda: store.claim_ticket("tk_v", {"id": "ag_1", "name": "Al"}),
+            lambda: store.add_ticket_agent("tk_v", {"id": "sup", "name": "Sup"}),
+            lambda: store.remove_ticket_agent("tk_v", "sup"),
+            lambda: store.set_context("tk_v", {"url": "http://shop.test/a"}),
+            lambda: store.merge_context("tk_v", lambda c: {**c, "title": "A"}),
+            lambda: store.requeue_ticket("tk_v"),
+            lambda: store.close_ticket("tk_v", time.time()),
+        ]
+        kept = await store.ticket("tk_v")
+        for change in changes:
+            kept = await store.ticket("tk_v")
+            assert kept is not None
+            record, new = await store.add_message(
+                "tk_v", "customer", "u-1", "Dana", "hi", f"c{len(seen)}", 1.0, kept.version
+            )
+            assert new
+            await change()
+            seen.append((await store.ticket("tk_v")).version)  # type: ignore[union-attr]
+            with pytest.raises(TicketChanged):
+                await store.add_message(
+                    "tk_v", "customer", "u-1", "Dana", "stale", None, 1.0, kept.version
+                )
+            # A resend is answered with the original whatever the version.
+            again, new = await store.add_message(
+                "tk_v", "customer", "u-1", "Dana", "hi", f"c{len(seen) - 1}", 1.0, kept.version
+            )
+            assert not new and again == record
+        assert len(set(seen)) == len(seen)
+        assert all(m.text == "hi" for m in await store.messages("tk_v"))
+        # Writes that change nothing leave the version alone.
+        assert not await store.close_ticket("tk_v", time.time())
+        assert (await store.ticket("tk_v")).version == seen[-1]  # type: ignore[union-attr]
+    finally:
+        await store.close()
+
+
+async def test_another_nodes_change_is_never_served_from_what_this_node_kept(
+    database: Database,
+) -> None:
+    """Two nodes' stores on one database (``cache_tickets=False``): a ticket node B kept is
+    only a hint; ``ticket()`` reads it, and a message written on the hint after node A changed
+    the ticket is refused (and the hint dropped), so B decides again on the stored ticket."""
+    a, _ = await database.open(cache_tickets=False)
+    b, _ = await database.open(cache_tickets=False)
+    try:
+        await a.create_ticket(ticket("tk_n"))
+        hint = await b.ticket_hint("tk_n")
+        assert hint is not None and hint.status == "queued"
+        assert await b.ticket_hint("tk_n") is hint  # kept: no read
+        assert await a.claim_ticket("tk_n", {"id": "ag_1", "name": "Al"})
+        assert await b.ticket_hint("tk_n") is hint  # B cannot know yet
+        fresh = await b.ticket("tk_n")
+        assert fresh is not None and fresh.status == "active" and fresh.agents
+        await a.add_ticket_agent("tk_n", {"id": "sup", "name": "Sup"})
+        kept = await b.ticket_hint("tk_n")
+        assert kept is not None and kept == fresh  # refreshed by the read, changed since on A
+        with pytest.raises(TicketChanged):
+            await b.add_message("tk_n", "agent", "sup", "Sup", "hi", "m1", 1.0, kept.version)
+        now = await b.ticket_hint("tk_n")
+        assert now is not None and [x["id"] for x in now.agents] == ["ag_1", "sup"]
+        _, new = await b.add_message("tk_n", "agent", "sup", "Sup", "hi", "m1", 1.0, now.version)
+        assert new
+    finally:
+        await a.close()
+        await b.close()
