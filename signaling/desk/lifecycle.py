@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -98,6 +98,10 @@ class DeskError(Exception):
 class Broadcaster(Protocol):
     async def emit(self, event: Message, rooms: list[str], skip_sid: str | None = None) -> None:
         """Send a server event to every socket in any of the rooms, on every node."""
+        ...
+
+    async def emit_each(self, emits: Sequence[tuple[Message, list[str]]]) -> None:
+        """``emit`` of each event to its rooms, in order (on several nodes in one publish)."""
         ...
 
     async def enter_room(self, sid: str, room: str) -> bool:
@@ -866,10 +870,14 @@ class Desk:
             # that resumes across it gets a snapshot (with the event) rather than a replay.
             log.warning("session event %s of %s sent unnumbered: %r", name, ticket.id, exc)
             seqs = [None] * len(told)
-        for (_audience, rooms), seq in zip(told, seqs, strict=True):
-            if seq == 0:
-                continue  # numbered and sent already (``once``): by a node that told it first
-            await self.broadcaster.emit(event.numbered(seq, wire, text), rooms)
+        # Not sent where numbered and sent already (``once``: by a node that told it first).
+        await self.broadcaster.emit_each(
+            [
+                (event.numbered(seq, wire, text), rooms)
+                for (_audience, rooms), seq in zip(told, seqs, strict=True)
+                if seq != 0
+            ]
+        )
 
     async def _current_seq(self, ticket_id: str, audience: Audience) -> int | None:
         try:

@@ -1,5 +1,6 @@
 """Two nodes in this process, sharing PostgreSQL and Redis: a chat message is written on the
-ticket as its node kept it (no read per message), and never on one another node changed."""
+ticket as its node kept it (no read per message), and never on one another node changed; it
+reaches the customer's and the agents' rooms through one publish."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from typing import Any
 import pytest
 
 from signaling import keys
+from signaling.app import bus_key
+from signaling.edge.redis_bus import EMIT_TEXTS, NodeBus
 from signaling.store import CachedTicketStore, TicketRecord
 from tests.support import (
     CONTEXT,
@@ -27,6 +30,20 @@ from tests.support import (
 
 def has_text(text: str, event: Any) -> bool:
     return bool(event["message"]["text"] == text)
+
+
+def count_publishes(bus: NodeBus) -> list[Any]:
+    """The bus messages carrying session events the node publishes from now on."""
+    sent: list[Any] = []
+    publish = bus._publish
+
+    async def counted(data: Any) -> Any:
+        if isinstance(data, dict) and data.get("method") in ("emit", EMIT_TEXTS):
+            sent.append(data)
+        return await publish(data)
+
+    bus._publish = counted  # type: ignore[method-assign]
+    return sent
 
 
 def count_reads(store: CachedTicketStore) -> list[str]:
@@ -77,6 +94,7 @@ async def test_chat_on_a_kept_ticket_sees_another_nodes_accept_and_close(
             assert (await alice.call("session.accept", {"ticketId": ticket_id}))["ok"]
             await customer.wait_for("session.accepted")
             reads = count_reads(store_b)
+            publishes = count_publishes(app_b[bus_key])
             # Written on B's kept ticket, the message would go to no agent: the insert is
             # refused (the ticket changed), B reads the ticket and tells its agent.
             sent = await customer.call("chat.send", {"clientMsgId": "c0", "text": "hello"})
@@ -89,6 +107,8 @@ async def test_chat_on_a_kept_ticket_sees_another_nodes_accept_and_close(
                 assert sent["ok"], sent
                 await alice.wait_for("chat.message", partial(has_text, f"m{n}"))
             assert reads == [ticket_id]
+            # Each message went to the customer's and the agents' rooms in one publish.
+            assert len(publishes) == 6
             # Closed on A: B's next message is refused as for a closed session, not stored.
             assert (await alice.call("session.end", {"ticketId": ticket_id}))["ok"]
             await customer.wait_for("session.ended")
