@@ -574,7 +574,7 @@ class Desk:
             text,
             client_msg_id,
             time.time(),
-            if_version=ticket.version if kept else None,
+            as_read=ticket if kept else None,
         )
         if not new and kept:
             ticket = await self._must_ticket(ticket.id)  # a resend is not checked against it

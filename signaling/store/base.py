@@ -15,8 +15,8 @@ class DuplicateError(Exception):
 
 
 class TicketChanged(Exception):
-    """A write made on a ticket as it was read (``if_version``) found it changed since: nothing
-    was written; read the ticket again and decide again."""
+    """A write made on a ticket as it was read (``as_read``) found its status or agents changed
+    since: nothing was written; read the ticket again and decide again."""
 
 
 class StaleEpoch(Exception):
@@ -68,10 +68,6 @@ class TicketRecord:
     agents: tuple[dict[str, str], ...]
     """``{id, name}`` of every agent who joined, in join order (the claiming agent first)."""
     previous_ticket_id: str | None
-    version: int = 0
-    """Changed by every write of the ticket or its agents (0 when created): a reader on one
-    node can tell whether a record it kept is still the ticket (``add_message``'s
-    ``if_version``)."""
 
 
 @dataclass(frozen=True)
@@ -217,7 +213,7 @@ class TicketStore(Protocol):
     async def ticket(self, ticket_id: str) -> TicketRecord | None: ...
     async def ticket_hint(self, ticket_id: str) -> TicketRecord | None:
         """The ticket, maybe as it was before another node changed it: only for a write
-        made ``if_version`` (see ``CachedTicketStore``)."""
+        made ``as_read`` (see ``CachedTicketStore``)."""
         ...
 
     async def tickets(
@@ -281,12 +277,13 @@ class TicketStore(Protocol):
         text: str,
         client_msg_id: str | None,
         at: float,
-        if_version: int | None = None,
+        as_read: TicketRecord | None = None,
     ) -> tuple[MessageRecord, bool]:
         """Append a message; returns it and whether it is new. A message with the same
         ``(ticket, author_id, client_msg_id)`` is returned as it was first stored. With
-        ``if_version``, a new message is written only while the ticket's ``version`` is that
-        (in the same statement), else ``TicketChanged``."""
+        ``as_read``, a new message is written only while the ticket's status and its agents
+        (what a chat message is decided on) are still those of that record, checked by the
+        insert itself, else ``TicketChanged``."""
         ...
 
     async def messages(self, ticket_id: str, after_id: int = 0) -> list[MessageRecord]: ...

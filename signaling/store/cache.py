@@ -13,11 +13,13 @@ node's accept or close would leave an entry here stale (a chat message sent to t
 ticket without its agent), and an invalidation over the lossy bus could arrive after the next
 read. Every ``ticket()`` goes to the database. What it read is kept all the same, as a hint
 (``ticket_hint``) for the one write that checks it: a chat message is written only while the
-ticket's ``version`` (changed by every write of the ticket or its agents, on any node) is the
-hint's, in the insert itself (``add_message``'s ``if_version``); else nothing is written, the
-hint is dropped (``TicketChanged``) and the desk decides again on the ticket read anew. So a
-chat message costs one statement and no read, and is never decided on a ticket older than the
-one a read just before its insert would have given (the race that read had is unchanged).
+ticket's status and its agents (all a message is decided on: who may write, whether the session
+is open, which rooms hear it; the customer and site never change) are still the hint's, checked
+by the insert itself (``add_message``'s ``as_read``); else nothing is written, the hint is
+dropped (``TicketChanged``) and the desk decides again on the ticket read anew. So a chat
+message costs one statement and no read, and is never decided on a ticket older than the one a
+read just before its insert would have given (the race that read had is unchanged). The check
+is on the rows themselves, so it holds whatever build of a node made the change.
 
 Sites and agents are also changed by the ``tandem site|agent`` commands, which run in another
 process and so cannot invalidate this cache: their entries live ``RECORD_TTL`` seconds. (An
@@ -336,8 +338,8 @@ class CachedTicketStore:
         # stored form). Cancelled on its way, nothing is cached and a read asks the database.
         entry = await self.inner.create_ticket(ticket, opening)
         if not ticket.agents:
-            # Stored at version 0, as ``ticket`` is; with several nodes only a hint.
-            self.tickets_cache.put(ticket.id, dataclasses.replace(ticket, version=0))
+            # With several nodes only a hint (``ticket_hint``).
+            self.tickets_cache.put(ticket.id, ticket)
         if self.cache_tickets:
             # A new ticket has no messages; one written from now on goes through add_message.
             for fresh in (self._silent, self._unnoted):
@@ -354,8 +356,9 @@ class CachedTicketStore:
 
     async def ticket_hint(self, ticket_id: str) -> TicketRecord | None:
         """The ticket as this node last read or wrote it, maybe changed since on another node
-        (with several nodes): fit only for a write made ``if_version`` (``add_message``),
-        which the store refuses if it changed. On one node the same as ``ticket``."""
+        (with several nodes): fit only for a write made ``as_read`` (``add_message``), which
+        the store refuses if its status or agents changed. On one node the same as
+        ``ticket``."""
         return await self.tickets_cache.load(ticket_id, lambda: self.inner.ticket(ticket_id))
 
     async def tickets(
@@ -373,12 +376,7 @@ class CachedTicketStore:
             if not won or ticket.status != "queued":
                 return None
             joined = {"id": agent["id"], "name": agent["name"]}
-            return dataclasses.replace(
-                ticket,
-                status="active",
-                agents=(*ticket.agents, joined),
-                version=ticket.version + 1,  # the claim's one change of the row
-            )
+            return dataclasses.replace(ticket, status="active", agents=(*ticket.agents, joined))
 
         return await self._changing_ticket(
             ticket_id, self.inner.claim_ticket(ticket_id, agent), claimed
@@ -391,12 +389,7 @@ class CachedTicketStore:
             if entry is None or ticket.status != "queued":
                 return None
             joined = {"id": agent["id"], "name": agent["name"]}
-            return dataclasses.replace(
-                ticket,
-                status="active",
-                agents=(*ticket.agents, joined),
-                version=ticket.version + 1,  # the claim's one change of the row
-            )
+            return dataclasses.replace(ticket, status="active", agents=(*ticket.agents, joined))
 
         return await self._changing_ticket(
             ticket_id, self.inner.claim_ticket_noted(ticket_id, agent, type, data, at), claimed
@@ -445,16 +438,16 @@ class CachedTicketStore:
         text: str,
         client_msg_id: str | None,
         at: float,
-        if_version: int | None = None,
+        as_read: TicketRecord | None = None,
     ) -> tuple[MessageRecord, bool]:
         # Before the write starts: a read from here on may see the message, so it asks.
         self._silent.pop(ticket_id, None)
         if self.cache_tickets:
             # Every change of a ticket is made here: what this node keeps is the ticket.
-            if_version = None
+            as_read = None
         try:
             return await self.inner.add_message(
-                ticket_id, sender, author_id, author, text, client_msg_id, at, if_version
+                ticket_id, sender, author_id, author, text, client_msg_id, at, as_read
             )
         except TicketChanged:
             self.tickets_cache.drop(ticket_id)  # changed on another node: read it again

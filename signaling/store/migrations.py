@@ -227,13 +227,6 @@ MIGRATIONS: tuple[Migration, ...] = (
         # ever served. PostgreSQL takes its ordinals from a sequence.
         sqlite=("CREATE INDEX IF NOT EXISTS ticket_agents_by_ordinal ON ticket_agents (ordinal)",),
     ),
-    Migration(
-        9,
-        "tickets.version: changed by every write of a ticket or its agents",
-        # A node keeps the tickets it read and writes a chat message only while the ticket's
-        # version is the one it kept (``add_message``'s ``if_version``): no read per message.
-        ("ALTER TABLE tickets ADD COLUMN version BIGINT NOT NULL DEFAULT 0",),
-    ),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -53,8 +53,6 @@ __all__ = [
 
 log = logging.getLogger("tandem.store")
 
-_BUMP = "UPDATE tickets SET version = version + 1 WHERE id = ?"
-"""A write of a ticket's agents changes the ticket's version too (``TicketRecord.version``)."""
 _AT_EPOCH = "EXISTS (SELECT 1 FROM tickets WHERE id = ? AND owner_epoch = ?)"
 """The condition of a home node's write: the ticket's owner epoch is still the writer's."""
 
@@ -343,8 +341,7 @@ class SqlTicketStore:
 
         async def claim(tx: Statements) -> bool:
             changed = await tx.execute(
-                "UPDATE tickets SET status = 'active', version = version + 1"
-                " WHERE id = ? AND status = 'queued'",
+                "UPDATE tickets SET status = 'active' WHERE id = ? AND status = 'queued'",
                 ticket_id,
             )
             if changed != 1:
@@ -362,8 +359,7 @@ class SqlTicketStore:
 
         async def claim(tx: Statements) -> TimelineRecord | None:
             changed = await tx.execute(
-                "UPDATE tickets SET status = 'active', version = version + 1"
-                " WHERE id = ? AND status = 'queued'",
+                "UPDATE tickets SET status = 'active' WHERE id = ? AND status = 'queued'",
                 ticket_id,
             )
             if changed != 1:
@@ -379,47 +375,33 @@ class SqlTicketStore:
 
     async def add_ticket_agent(self, ticket_id: str, agent: dict[str, str]) -> None:
         # One statement: the row goes in unless this agent is there already or the ticket is
-        # not (no read-then-write for a concurrent join to slip between); the ticket's version
-        # changes with it, in the same transaction.
-        insert = (
+        # not (no read-then-write for a concurrent join to slip between).
+        await self._db.execute(
             "INSERT INTO ticket_agents (ticket_id, agent_id, name, ordinal, joined_at)"
             f" SELECT ?, ?, ?, {self._db.next_ordinal}, ? WHERE EXISTS"
-            " (SELECT 1 FROM tickets WHERE id = ?) ON CONFLICT DO NOTHING"
+            " (SELECT 1 FROM tickets WHERE id = ?) ON CONFLICT DO NOTHING",
+            ticket_id,
+            agent["id"],
+            agent["name"],
+            time.time(),
+            ticket_id,
         )
-
-        async def join(tx: Statements) -> None:
-            added = await tx.execute(
-                insert, ticket_id, agent["id"], agent["name"], time.time(), ticket_id
-            )
-            if added:
-                await tx.execute(_BUMP, ticket_id)
-
-        await self._db.write(join)
 
     async def requeue_ticket(self, ticket_id: str) -> bool:
         changed = await self._db.execute(
-            "UPDATE tickets SET status = 'queued', version = version + 1"
-            " WHERE id = ? AND status = 'active'",
-            ticket_id,
+            "UPDATE tickets SET status = 'queued' WHERE id = ? AND status = 'active'", ticket_id
         )
         return changed == 1
 
     async def remove_ticket_agent(self, ticket_id: str, agent_id: str) -> bool:
-        async def leave(tx: Statements) -> bool:
-            changed = await tx.execute(
-                "DELETE FROM ticket_agents WHERE ticket_id = ? AND agent_id = ?",
-                ticket_id,
-                agent_id,
-            )
-            if changed:
-                await tx.execute(_BUMP, ticket_id)
-            return changed == 1
-
-        return await self._db.write(leave)
+        changed = await self._db.execute(
+            "DELETE FROM ticket_agents WHERE ticket_id = ? AND agent_id = ?", ticket_id, agent_id
+        )
+        return changed == 1
 
     async def close_ticket(self, ticket_id: str, at: float) -> bool:
         changed = await self._db.execute(
-            "UPDATE tickets SET status = 'closed', closed_at = ?, version = version + 1"
+            "UPDATE tickets SET status = 'closed', closed_at = ?"
             " WHERE id = ? AND status <> 'closed'",
             at,
             ticket_id,
@@ -434,7 +416,7 @@ class SqlTicketStore:
             if not rows:
                 return
             await tx.execute(
-                "UPDATE tickets SET context = ?, search = ?, version = version + 1 WHERE id = ?",
+                "UPDATE tickets SET context = ?, search = ? WHERE id = ?",
                 json.dumps(context),
                 _search_text(json.loads(rows[0]["customer"]), context),
                 ticket_id,
@@ -455,7 +437,7 @@ class SqlTicketStore:
                 return None
             context = merge(json.loads(rows[0]["context"]))
             await tx.execute(
-                "UPDATE tickets SET context = ?, search = ?, version = version + 1 WHERE id = ?",
+                "UPDATE tickets SET context = ?, search = ? WHERE id = ?",
                 json.dumps(context),
                 _search_text(json.loads(rows[0]["customer"]), context),
                 ticket_id,
@@ -475,7 +457,7 @@ class SqlTicketStore:
         text: str,
         client_msg_id: str | None,
         at: float,
-        if_version: int | None = None,
+        as_read: TicketRecord | None = None,
     ) -> tuple[MessageRecord, bool]:
         row, added = await self._insert_once(
             "messages",
@@ -489,16 +471,21 @@ class SqlTicketStore:
                 "at": at,
             },
             "client_msg_id",
-            if_version,
+            as_read,
         )
         return _message(row), added
 
     async def _insert_once(
-        self, table: str, values: dict[str, Any], client_id: str, if_version: int | None = None
+        self,
+        table: str,
+        values: dict[str, Any],
+        client_id: str,
+        as_read: TicketRecord | None = None,
     ) -> tuple[Any, bool]:
         """Insert a row a client may send twice (``values[client_id]`` names it per ticket and
         author): the row and True, or on a resend the stored original and False. With
-        ``if_version``, only while the ticket's version is that, else ``TicketChanged``.
+        ``as_read``, only while the ticket's status and agents are still that record's, else
+        ``TicketChanged``.
 
         ON CONFLICT DO NOTHING makes a resend a no-op in one statement on both engines; the
         stored original is then read back. Not atomic: the original is committed once the
@@ -506,16 +493,25 @@ class SqlTicketStore:
         columns = ", ".join(values)
         marks = ", ".join("?" for _ in values)
         args = [*values.values()]
-        if if_version is None:
+        if as_read is None:
             sql = f"INSERT INTO {table} ({columns}) VALUES ({marks})"
         else:
-            # The version is checked by the insert itself: no read before it, and no change
-            # of the ticket can slip between a check and the write.
+            # Checked by the insert itself: no read before it, and no change of the ticket can
+            # slip between a check and the write. The agents as a set (their number, and that
+            # many of them are the record's): a chat message depends on who, not in what order.
+            agent_ids = [agent["id"] for agent in as_read.agents]
             sql = (
                 f"INSERT INTO {table} ({columns}) SELECT {marks}"
-                " WHERE EXISTS (SELECT 1 FROM tickets WHERE id = ? AND version = ?)"
+                " WHERE EXISTS (SELECT 1 FROM tickets WHERE id = ? AND status = ?)"
+                " AND (SELECT COUNT(*) FROM ticket_agents WHERE ticket_id = ?) = ?"
             )
-            args += [values["ticket_id"], if_version]
+            args += [as_read.id, as_read.status, as_read.id, len(agent_ids)]
+            if agent_ids:
+                sql += (
+                    " AND (SELECT COUNT(*) FROM ticket_agents WHERE ticket_id = ? AND agent_id IN"
+                    f" ({', '.join('?' for _ in agent_ids)})) = ?"
+                )
+                args += [as_read.id, *agent_ids, len(agent_ids)]
 
         async def insert(tx: Statements) -> tuple[Any, bool] | None:
             rows = await tx.fetch(sql + " ON CONFLICT DO NOTHING RETURNING *", *args)
@@ -873,7 +869,6 @@ def _ticket(row: Row, agents: Mapping[str, list[dict[str, str]]]) -> TicketRecor
         context=json.loads(row["context"]),
         agents=tuple(agents.get(row["id"], ())),
         previous_ticket_id=row["previous_ticket_id"],
-        version=int(row["version"]),
     )
 
 
