@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -63,6 +63,7 @@ from signaling.store import (
     PageRecord,
     Sender,
     SiteRecord,
+    TicketChanged,
     TicketOpening,
     TicketRecord,
     TicketStore,
@@ -97,6 +98,10 @@ class DeskError(Exception):
 class Broadcaster(Protocol):
     async def emit(self, event: Message, rooms: list[str], skip_sid: str | None = None) -> None:
         """Send a server event to every socket in any of the rooms, on every node."""
+        ...
+
+    async def emit_each(self, emits: Sequence[tuple[Message, list[str]]]) -> None:
+        """``emit`` of each event to its rooms, in order (on several nodes in one publish)."""
         ...
 
     async def enter_room(self, sid: str, room: str) -> bool:
@@ -541,7 +546,18 @@ class Desk:
     async def chat(
         self, caller: Caller, ticket_id: str | None, client_msg_id: str, text: str
     ) -> tuple[TranscriptMessage, bool]:
-        ticket = await self.ticket_for(caller, ticket_id)
+        try:
+            # The ticket as this node kept it (no read per message), written to only if unchanged.
+            return await self._chat(caller, ticket_id, client_msg_id, text, kept=True)
+        except (TicketChanged, DeskError):
+            # Another node may have changed it (an accept, a join, a transfer, a close):
+            # decided again on the ticket as stored now.
+            return await self._chat(caller, ticket_id, client_msg_id, text, kept=False)
+
+    async def _chat(
+        self, caller: Caller, ticket_id: str | None, client_msg_id: str, text: str, kept: bool
+    ) -> tuple[TranscriptMessage, bool]:
+        ticket = await self.ticket_for(caller, ticket_id, kept=kept)
         if ticket.status == "closed":
             raise DeskError("invalid_state", "the session has ended")
         if isinstance(caller, CustomerCaller):
@@ -551,8 +567,17 @@ class Desk:
         else:
             sender, author_id, author = "agent", caller.agent.id, caller.agent.name
         record, new = await self.store.add_message(
-            ticket.id, sender, author_id, author, text, client_msg_id, time.time()
+            ticket.id,
+            sender,
+            author_id,
+            author,
+            text,
+            client_msg_id,
+            time.time(),
+            as_read=ticket if kept else None,
         )
+        if not new and kept:
+            ticket = await self._must_ticket(ticket.id)  # a resend is not checked against it
         message = transcript_message(record)
         if new and sender == "customer" and ticket.status == "queued":
             await self._first_message_waiting(ticket.id, text)
@@ -825,35 +850,34 @@ class Desk:
         # Made once, for the log and both audiences: the log keeps the text that is sent.
         wire = event.wire()
         text = json.dumps(wire, separators=(",", ":"))
+        told: list[tuple[Audience, list[str]]] = []
         if to != "agents":
-            await self._tell(
-                ticket.id, "customer", event, wire, text, [customer_room(ticket.id)], once
-            )
+            told.append(("customer", [customer_room(ticket.id)]))
         if to_agents:
-            await self._tell(ticket.id, "agents", event, wire, text, agents, once)
-
-    async def _tell(
-        self,
-        ticket_id: str,
-        audience: Audience,
-        event: SessionEvent,
-        wire: dict[str, Any],
-        text: str,
-        rooms: list[str],
-        once: str | None = None,
-    ) -> None:
+            told.append(("agents", agents))
         name: str = type(event).model_fields["type"].default
+        seqs: list[int | None]
         try:
-            seq: int | None = await self.events.append(ticket_id, audience, name, wire, text, once)
-            if seq == 0:
-                return  # numbered and sent already (``once``): by a node that told it first
+            # Both lines numbered in one call (one Redis round trip on several nodes).
+            seqs = list(
+                await self.events.append_lines(
+                    ticket.id, [audience for audience, _ in told], name, wire, text, once
+                )
+            )
         except Exception as exc:
             # The log is out of reach (Redis down): the event still goes out, unnumbered, so the
             # session goes on live. The log skips the number it would have had, so a client
             # that resumes across it gets a snapshot (with the event) rather than a replay.
-            log.warning("session event %s of %s sent unnumbered: %r", name, ticket_id, exc)
-            seq = None
-        await self.broadcaster.emit(event.numbered(seq, wire, text), rooms)
+            log.warning("session event %s of %s sent unnumbered: %r", name, ticket.id, exc)
+            seqs = [None] * len(told)
+        # Not sent where numbered and sent already (``once``: by a node that told it first).
+        await self.broadcaster.emit_each(
+            [
+                (event.numbered(seq, wire, text), rooms)
+                for (_audience, rooms), seq in zip(told, seqs, strict=True)
+                if seq != 0
+            ]
+        )
 
     async def _current_seq(self, ticket_id: str, audience: Audience) -> int | None:
         try:
@@ -949,21 +973,23 @@ class Desk:
     # ------------------------------------------------------------------ internals
 
     async def ticket_for(
-        self, caller: Caller, ticket_id: str | None, *, read_only: bool = False
+        self, caller: Caller, ticket_id: str | None, *, read_only: bool = False, kept: bool = False
     ) -> TicketRecord:
-        """The ticket a caller may act on, or the reason they may not."""
+        """The ticket a caller may act on, or the reason they may not; ``kept``: as this node
+        kept it (``TicketStore.ticket_hint``)."""
+        read = self.store.ticket_hint if kept else self.store.ticket
         if isinstance(caller, CustomerCaller):
             if caller.ticket_id is None:
                 raise DeskError("unauthorized", "ask for help first (help.request)")
             if ticket_id is not None and ticket_id != caller.ticket_id:
                 raise DeskError("forbidden", "not your session")
-            ticket = await self.store.ticket(caller.ticket_id)
+            ticket = await read(caller.ticket_id)
             if ticket is None or ticket.site_id != caller.site.id:
                 raise DeskError("not_found", "no such session")
             return ticket
         if ticket_id is None:
             raise DeskError("malformed", "ticketId is required")
-        ticket = await self.store.ticket(ticket_id)
+        ticket = await read(ticket_id)
         if ticket is None:
             raise DeskError("not_found", "no such ticket")
         allowed = access.may_read if read_only else access.may_act

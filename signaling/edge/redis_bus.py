@@ -32,7 +32,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Literal
 
 import socketio
@@ -41,12 +41,15 @@ from redis.asyncio.client import PubSub
 
 from signaling import background
 from signaling.edge.room_index import RoomIndex
+from signaling.edge.text_emits import TextEmits
 from signaling.protocol import ServerResync
 
 log = logging.getLogger("tandem.bus")
 
 CANARY = "tandem.canary"
 NODE_MESSAGE = "tandem.node"
+EMIT_TEXTS = "tandem.emit"
+"""Events whose JSON is made already, each to its rooms (``NodeBus.emit_texts``)."""
 
 PUBLISH_CONNECTIONS = 32
 """The bus client's connections (the subscription holds one): every session event is one
@@ -56,7 +59,7 @@ PUBLISH awaited by its sender, and with 8 a burst of chat on two nodes waited fo
 NodeHandler = Callable[[dict[str, Any]], Awaitable[None]]
 
 
-class NodeBus(RoomIndex, socketio.AsyncRedisManager):  # type: ignore[misc]
+class NodeBus(TextEmits, RoomIndex, socketio.AsyncRedisManager):  # type: ignore[misc]
     """See the module."""
 
     name = "tandem-redis"
@@ -115,6 +118,28 @@ class NodeBus(RoomIndex, socketio.AsyncRedisManager):  # type: ignore[misc]
             await handler(data)
         except Exception:
             log.exception("node message %s failed", kind)
+
+    # ------------------------------------------------------------------ events made already
+
+    async def emit_texts(self, emits: Sequence[tuple[str, str, list[str]]]) -> None:
+        """Send each ``(event name, its JSON, rooms)`` to every socket in any of its rooms, on
+        every node: here at once, elsewhere through ONE publish for them all (a session event
+        goes to the customer's and the agents' rooms with a number each). The text is spliced
+        into the socket.io packet as it is, on every node (``emit`` would encode it again)."""
+        for name, text, rooms in emits:
+            await self.emit_json(name, text, rooms)
+        await self._publish({"method": EMIT_TEXTS, "host_id": self.host_id, "emits": emits})
+
+    async def _emit_texts_here(self, data: dict[str, Any]) -> None:
+        emits = data.get("emits")
+        if not isinstance(emits, list):
+            return
+        for emit in emits:
+            try:
+                name, text, rooms = emit
+                await self.emit_json(str(name), str(text), [str(room) for room in rooms])
+            except Exception:
+                log.exception("bus emit of %r failed", emit[:1] if isinstance(emit, list) else emit)
 
     # ------------------------------------------------------------------ connections
 
@@ -200,6 +225,10 @@ class NodeBus(RoomIndex, socketio.AsyncRedisManager):  # type: ignore[misc]
             if method == CANARY:
                 if data.get("host_id") == self.host_id:
                     self._last_echo = self._clock()
+                continue
+            if method == EMIT_TEXTS:
+                if data.get("host_id") != self.host_id:
+                    await self._emit_texts_here(data)
                 continue
             if method == NODE_MESSAGE:
                 if data.get("host_id") != self.host_id and isinstance(data.get("data"), dict):

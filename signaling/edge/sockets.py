@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -94,6 +94,24 @@ class SocketBroadcaster:
                 await manager.emit_json(name, text, rooms, skip_sid)
                 return
         await self._sio.emit(name, event.wire(), to=rooms, skip_sid=skip_sid)
+
+    async def emit_each(self, emits: Sequence[tuple[Message, list[str]]]) -> None:
+        """``emit`` of each event to its rooms; on several nodes the ones whose JSON is made
+        already (numbered session events) travel in one publish and are not encoded again."""
+        manager = self._sio.manager
+        if isinstance(manager, NodeBus):
+            texts: list[tuple[str, str, list[str]]] = []
+            for event, rooms in emits:
+                text = event.wire_json()
+                if text is None:
+                    await self.emit(event, rooms)
+                elif rooms:
+                    texts.append((type(event).model_fields["type"].default, text, rooms))
+            if texts:
+                await manager.emit_texts(texts)
+            return
+        for event, rooms in emits:
+            await self.emit(event, rooms)
 
     async def emit_here(self, event: Message, rooms: list[str]) -> None:
         if not rooms:

@@ -21,7 +21,6 @@ python-socketio 5.x; ``tests/signaling/test_socketserver_pins.py`` pins the beha
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Callable
@@ -34,6 +33,7 @@ from socketio import packet
 
 from signaling.edge.ratelimit import TokenBucket
 from signaling.edge.room_index import RoomIndex
+from signaling.edge.text_emits import TextEmits
 from signaling.protocol import ErrorAck, ErrorBody, ErrorCode
 
 log = logging.getLogger("tandem.sockets")
@@ -71,7 +71,7 @@ class TextPacket(packet.Packet):  # type: ignore[misc]
         return False
 
 
-class DirectManager(RoomIndex, socketio.AsyncManager):  # type: ignore[misc]
+class DirectManager(TextEmits, RoomIndex, socketio.AsyncManager):  # type: ignore[misc]
     """python-socketio's one-node client manager, sending without a task per recipient.
 
     ``AsyncManager.emit`` wraps each recipient's send in a task and waits for them all; a send
@@ -87,28 +87,6 @@ class DirectManager(RoomIndex, socketio.AsyncManager):  # type: ignore[misc]
         if not ns:
             return True
         return not any(ns.get(room) for room in rooms)
-
-    async def emit_json(
-        self, event: str, text: str, room: Any, skip_sid: str | None = None, namespace: str = "/"
-    ) -> None:
-        """Like ``emit`` of one argument whose JSON text is made already: the socket.io packet
-        is that text spliced in (what ``Packet.encode`` would write, ``2[name,arg]``)."""
-        if namespace not in self.rooms:
-            return
-        recipients = [
-            eio_sid for sid, eio_sid in self.get_participants(namespace, room) if sid != skip_sid
-        ]
-        if not recipients:
-            return
-        prefix = "" if namespace == "/" else namespace + ","
-        encoded = f"{packet.EVENT}{prefix}[{json.dumps(event)},{text}]"
-        frame = eio_packet.Packet(eio_packet.MESSAGE, encoded)
-        eio = self.server.eio
-        for eio_sid in recipients:
-            try:
-                await eio.send_packet(eio_sid, frame)
-            except Exception:  # the socket closed meanwhile: as with a failed task
-                log.debug("emit %s to %s failed", event, eio_sid, exc_info=True)
 
     async def emit(
         self,

@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple, Protocol
 
@@ -79,6 +79,19 @@ class EventLog(Protocol):
         an event was numbered under it already, and nothing is kept (the caller sends nothing:
         a node that stored a message, froze before telling it, and woke after another node
         told it for the resent message, would otherwise number it twice)."""
+        ...
+
+    async def append_lines(
+        self,
+        ticket_id: str,
+        audiences: Sequence[Audience],
+        name: str,
+        payload: dict[str, Any],
+        body: str | None = None,
+        once: str | None = None,
+    ) -> list[int]:
+        """``append`` to each of ``audiences``' lines (one round trip on Redis): the seq on
+        each, in order, each as ``append`` answers it."""
         ...
 
     async def since(self, ticket_id: str, audience: Audience, seq: int) -> list[LoggedEvent] | None:
@@ -170,6 +183,22 @@ class MemoryEventLog:
         line.forget_at = now + self.counter_ttl
         return line.seq
 
+    async def append_lines(
+        self,
+        ticket_id: str,
+        audiences: Sequence[Audience],
+        name: str,
+        payload: dict[str, Any],
+        body: str | None = None,
+        once: str | None = None,
+    ) -> list[int]:
+        if body is None:
+            body = _json(payload)
+        return [
+            await self.append(ticket_id, audience, name, payload, body, once)
+            for audience in audiences
+        ]
+
     async def since(self, ticket_id: str, audience: Audience, seq: int) -> list[LoggedEvent] | None:
         line = self._line(ticket_id, audience, self._clock())
         last = line.seq if line else self.floor
@@ -249,27 +278,47 @@ local function floor(genesis)
 end
 """
 
+# One call numbers an event on one or more lines of a ticket (a session event goes to the
+# customer's and the agents' lines: one round trip, not one per line). KEYS: the first line's
+# counter, stream and ``once`` set, the floor, then three keys per further line. ARGV[1..6]: keep,
+# name, payload, ttl ms, counter ttl ms, genesis; ARGV[7]: the ``once`` key ('' for none); then
+# per line whether to skip a number (an event went out unlogged before). Per line: its seq, or 0
+# when ``once`` was numbered on it already.
 _APPEND = (
     _FLOOR
     + """
-if ARGV[7] ~= '' then
-  if redis.call('SADD', KEYS[3], ARGV[7]) == 0 then return 0 end
-  redis.call('PEXPIRE', KEYS[3], ARGV[5])
+local function append(k, skip)
+  if ARGV[7] ~= '' then
+    if redis.call('SADD', KEYS[k + 2], ARGV[7]) == 0 then return 0 end
+    redis.call('PEXPIRE', KEYS[k + 2], ARGV[5])
+  end
+  local step = 1 + tonumber(skip)
+  local seq = redis.call('INCRBY', KEYS[k], step)
+  if seq == step then
+    -- A new counter (one is never left at 0 by this script): the line starts at the floor.
+    local start = floor(ARGV[6])
+    if start ~= 0 then
+      seq = start + step
+      redis.call('SET', KEYS[k], string.format('%d', seq))
+    end
+  end
+  local id = string.format('%d', seq) .. '-0'
+  local log = KEYS[k + 1]
+  local added = redis.pcall('XADD', log, 'MAXLEN', '~', ARGV[1], id, 'n', ARGV[2], 'p', ARGV[3])
+  if type(added) == 'table' and added.err then
+    -- The stream outlived its counter (only after data loss): start it again from this number.
+    redis.call('DEL', log)
+    redis.call('XADD', log, 'MAXLEN', '~', ARGV[1], id, 'n', ARGV[2], 'p', ARGV[3])
+  end
+  redis.call('PEXPIRE', log, ARGV[4])
+  redis.call('PEXPIRE', KEYS[k], ARGV[5])
+  return seq
 end
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('SET', KEYS[1], string.format('%d', floor(ARGV[8])))
+local seqs = {append(1, ARGV[8])}
+for i = 2, #ARGV - 7 do
+  seqs[i] = append(3 * i - 1, ARGV[7 + i])
 end
-local seq = redis.call('INCRBY', KEYS[1], 1 + tonumber(ARGV[6]))
-local id = seq .. '-0'
-local added = redis.pcall('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], id, 'n', ARGV[2], 'p', ARGV[3])
-if type(added) == 'table' and added.err then
-  -- The stream outlived its counter (only after data loss): start it again from this number.
-  redis.call('DEL', KEYS[2])
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], id, 'n', ARGV[2], 'p', ARGV[3])
-end
-redis.call('PEXPIRE', KEYS[2], ARGV[4])
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-return seq
+return seqs
 """
 )
 
@@ -349,7 +398,20 @@ class RedisEventLog:
         body: str | None = None,
         once: str | None = None,
     ) -> int:
-        keys = self._keys(ticket_id, audience)
+        (seq,) = await self.append_lines(ticket_id, (audience,), name, payload, body, once)
+        return seq
+
+    async def append_lines(
+        self,
+        ticket_id: str,
+        audiences: Sequence[Audience],
+        name: str,
+        payload: dict[str, Any],
+        body: str | None = None,
+        once: str | None = None,
+    ) -> list[int]:
+        lines = [self._keys(ticket_id, audience) for audience in audiences]
+        keys = [*lines[0], *(key for line in lines[1:] for key in line[:3])]
         if body is None:
             body = _json(payload)
         args: list[str | int] = [
@@ -358,19 +420,19 @@ class RedisEventLog:
             body,
             int(self.ttl * 1000),
             int(self.counter_ttl * 1000),
-            1 if keys[0] in self._unlogged else 0,
-            once or "",
             "1" if self._genesis else "0",
+            once or "",
+            *(1 if line[0] in self._unlogged else 0 for line in lines),
         ]
         try:
-            seq = int(await self._append(keys=keys, args=args))
+            seqs = [int(seq) for seq in await self._append(keys=keys, args=args)]
         except Exception:
             # The caller sends the event anyway, unnumbered (Desk.tell).
-            self._unlogged.add(keys[0])
+            self._unlogged.update(line[0] for line in lines)
             raise
-        self._unlogged.discard(keys[0])
+        self._unlogged.difference_update(line[0] for line in lines)
         self._genesis = False
-        return seq
+        return seqs
 
     async def since(self, ticket_id: str, audience: Audience, seq: int) -> list[LoggedEvent] | None:
         return await self._replay(ticket_id, audience, str(seq))

@@ -14,6 +14,11 @@ class DuplicateError(Exception):
     """A unique value (site key, agent email) is taken already."""
 
 
+class TicketChanged(Exception):
+    """A write made on a ticket as it was read (``as_read``) found its status or agents changed
+    since: nothing was written; read the ticket again and decide again."""
+
+
 class StaleEpoch(Exception):
     """A home node's write carried an older lease epoch than the ticket's: another node is the
     session's home now, and the write was refused (nothing changed)."""
@@ -206,6 +211,11 @@ class TicketStore(Protocol):
         ...
 
     async def ticket(self, ticket_id: str) -> TicketRecord | None: ...
+    async def ticket_hint(self, ticket_id: str) -> TicketRecord | None:
+        """The ticket, maybe as it was before another node changed it: only for a write
+        made ``as_read`` (see ``CachedTicketStore``)."""
+        ...
+
     async def tickets(
         self,
         *,
@@ -267,9 +277,13 @@ class TicketStore(Protocol):
         text: str,
         client_msg_id: str | None,
         at: float,
+        as_read: TicketRecord | None = None,
     ) -> tuple[MessageRecord, bool]:
         """Append a message; returns it and whether it is new. A message with the same
-        ``(ticket, author_id, client_msg_id)`` is returned as it was first stored."""
+        ``(ticket, author_id, client_msg_id)`` is returned as it was first stored. With
+        ``as_read``, a new message is written only while the ticket's status and its agents
+        (what a chat message is decided on) are still those of that record, checked by the
+        insert itself, else ``TicketChanged``."""
         ...
 
     async def messages(self, ticket_id: str, after_id: int = 0) -> list[MessageRecord]: ...

@@ -8,10 +8,18 @@ On ONE node every write that changes a ticket goes through this object, which dr
 ticket's entry when the write is done (the next read loads it again). A read that was already on
 its way to the database when such a write finished does not put what it read into the cache
 (``_Lru.load``), so a change is visible through ``ticket()`` as soon as its write returns.
-With several nodes (``cache_tickets=False``) tickets are not cached at all: another node's accept
-or close would leave an entry here stale (a chat message sent to the rooms of a ticket without
-its agent), and an invalidation over the lossy bus could arrive after the next read. Every
-ticket read then goes to the database.
+With several nodes (``cache_tickets=False``) ``ticket()`` is not served from memory: another
+node's accept or close would leave an entry here stale (a chat message sent to the rooms of a
+ticket without its agent), and an invalidation over the lossy bus could arrive after the next
+read. Every ``ticket()`` goes to the database. What it read is kept all the same, as a hint
+(``ticket_hint``) for the one write that checks it: a chat message is written only while the
+ticket's status and its agents (all a message is decided on: who may write, whether the session
+is open, which rooms hear it; the customer and site never change) are still the hint's, checked
+by the insert itself (``add_message``'s ``as_read``); else nothing is written, the hint is
+dropped (``TicketChanged``) and the desk decides again on the ticket read anew. So a chat
+message costs one statement and no read, and is never decided on a ticket older than the one a
+read just before its insert would have given (the race that read had is unchanged). The check
+is on the rows themselves, so it holds whatever build of a node made the change.
 
 Sites and agents are also changed by the ``tandem site|agent`` commands, which run in another
 process and so cannot invalidate this cache: their entries live ``RECORD_TTL`` seconds. (An
@@ -53,6 +61,7 @@ from signaling.store.base import (
     PageRecord,
     Sender,
     SiteRecord,
+    TicketChanged,
     TicketOpening,
     TicketRecord,
     TicketStore,
@@ -136,6 +145,12 @@ class _Lru(Generic[K, V]):
         if value is not None and dropped_at <= started:
             self.put(key, value)
         return value
+
+    async def reload(self, key: K, read: Callable[[], Awaitable[V | None]]) -> V | None:
+        """``load`` that reads even when the key is cached (and keeps what it read)."""
+        self._entries.pop(key, None)
+        self._spare.pop(key, None)
+        return await self.load(key, read)
 
     def put(self, key: K, value: V) -> None:
         self._entries.pop(key, None)
@@ -322,7 +337,8 @@ class CachedTicketStore:
         # ticket is cached as written (one created with agents is left to be read, for their
         # stored form). Cancelled on its way, nothing is cached and a read asks the database.
         entry = await self.inner.create_ticket(ticket, opening)
-        if self.cache_tickets and not ticket.agents:
+        if not ticket.agents:
+            # With several nodes only a hint (``ticket_hint``).
             self.tickets_cache.put(ticket.id, ticket)
         if self.cache_tickets:
             # A new ticket has no messages; one written from now on goes through add_message.
@@ -334,7 +350,15 @@ class CachedTicketStore:
 
     async def ticket(self, ticket_id: str) -> TicketRecord | None:
         if not self.cache_tickets:
-            return await self.inner.ticket(ticket_id)
+            # Read through, and kept for ``ticket_hint``.
+            return await self.tickets_cache.reload(ticket_id, lambda: self.inner.ticket(ticket_id))
+        return await self.tickets_cache.load(ticket_id, lambda: self.inner.ticket(ticket_id))
+
+    async def ticket_hint(self, ticket_id: str) -> TicketRecord | None:
+        """The ticket as this node last read or wrote it, maybe changed since on another node
+        (with several nodes): fit only for a write made ``as_read`` (``add_message``), which
+        the store refuses if its status or agents changed. On one node the same as
+        ``ticket``."""
         return await self.tickets_cache.load(ticket_id, lambda: self.inner.ticket(ticket_id))
 
     async def tickets(
@@ -414,12 +438,20 @@ class CachedTicketStore:
         text: str,
         client_msg_id: str | None,
         at: float,
+        as_read: TicketRecord | None = None,
     ) -> tuple[MessageRecord, bool]:
         # Before the write starts: a read from here on may see the message, so it asks.
         self._silent.pop(ticket_id, None)
-        return await self.inner.add_message(
-            ticket_id, sender, author_id, author, text, client_msg_id, at
-        )
+        if self.cache_tickets:
+            # Every change of a ticket is made here: what this node keeps is the ticket.
+            as_read = None
+        try:
+            return await self.inner.add_message(
+                ticket_id, sender, author_id, author, text, client_msg_id, at, as_read
+            )
+        except TicketChanged:
+            self.tickets_cache.drop(ticket_id)  # changed on another node: read it again
+            raise
 
     async def messages(self, ticket_id: str, after_id: int = 0) -> list[MessageRecord]:
         if ticket_id in self._silent:

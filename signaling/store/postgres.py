@@ -157,6 +157,17 @@ class _Grouped:
             await asyncio.gather(*self._drains, return_exceptions=True)
 
 
+async def _keep_session(conn: Any) -> None:
+    """The pool's reset of a released connection: nothing sent to the server.
+
+    asyncpg's default sends ``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`` on
+    every release, a second round trip for every statement of the chat path (a ticket read, a
+    message insert). The store leaves no session state to undo: ``search_path`` is a startup
+    setting (``RESET ALL`` keeps it anyway), advisory locks are transaction-scoped
+    (``pg_advisory_xact_lock``), nothing LISTENs or declares a cursor. A transaction left open
+    is still rolled back: asyncpg does that before calling this."""
+
+
 class PostgresDriver:
     engine: Literal["postgres"] = "postgres"
     serial = "BIGSERIAL PRIMARY KEY"
@@ -185,7 +196,11 @@ class PostgresDriver:
                 await conn.close()
             settings = {"search_path": schema}
         pool = await asyncpg.create_pool(
-            dsn, min_size=1, max_size=max_size, server_settings=settings
+            dsn,
+            min_size=1,
+            max_size=max_size,
+            server_settings=settings,
+            reset=_keep_session,
         )
         return cls(pool, group_writes=group_writes)
 

@@ -29,6 +29,7 @@ from signaling.store.base import (
     Sender,
     SiteRecord,
     StaleEpoch,
+    TicketChanged,
     TicketOpening,
     TicketRecord,
     TimelineRecord,
@@ -291,6 +292,9 @@ class SqlTicketStore:
         ]
         return _ticket(rows[0], {rows[0]["id"]: agents})
 
+    async def ticket_hint(self, ticket_id: str) -> TicketRecord | None:
+        return await self.ticket(ticket_id)
+
     async def tickets(
         self,
         *,
@@ -453,6 +457,7 @@ class SqlTicketStore:
         text: str,
         client_msg_id: str | None,
         at: float,
+        as_read: TicketRecord | None = None,
     ) -> tuple[MessageRecord, bool]:
         row, added = await self._insert_once(
             "messages",
@@ -466,27 +471,50 @@ class SqlTicketStore:
                 "at": at,
             },
             "client_msg_id",
+            as_read,
         )
         return _message(row), added
 
     async def _insert_once(
-        self, table: str, values: dict[str, Any], client_id: str
+        self,
+        table: str,
+        values: dict[str, Any],
+        client_id: str,
+        as_read: TicketRecord | None = None,
     ) -> tuple[Any, bool]:
         """Insert a row a client may send twice (``values[client_id]`` names it per ticket and
-        author): the row and True, or on a resend the stored original and False.
+        author): the row and True, or on a resend the stored original and False. With
+        ``as_read``, only while the ticket's status and agents are still that record's, else
+        ``TicketChanged``.
 
         ON CONFLICT DO NOTHING makes a resend a no-op in one statement on both engines; the
         stored original is then read back. Not atomic: the original is committed once the
         insert has seen it (PostgreSQL waits for a concurrent one)."""
         columns = ", ".join(values)
         marks = ", ".join("?" for _ in values)
-
-        async def insert(tx: Statements) -> tuple[Any, bool]:
-            rows = await tx.fetch(
-                f"INSERT INTO {table} ({columns}) VALUES ({marks})"
-                " ON CONFLICT DO NOTHING RETURNING *",
-                *values.values(),
+        args = [*values.values()]
+        if as_read is None:
+            sql = f"INSERT INTO {table} ({columns}) VALUES ({marks})"
+        else:
+            # Checked by the insert itself: no read before it, and no change of the ticket can
+            # slip between a check and the write. The agents as a set (their number, and that
+            # many of them are the record's): a chat message depends on who, not in what order.
+            agent_ids = [agent["id"] for agent in as_read.agents]
+            sql = (
+                f"INSERT INTO {table} ({columns}) SELECT {marks}"
+                " WHERE EXISTS (SELECT 1 FROM tickets WHERE id = ? AND status = ?)"
+                " AND (SELECT COUNT(*) FROM ticket_agents WHERE ticket_id = ?) = ?"
             )
+            args += [as_read.id, as_read.status, as_read.id, len(agent_ids)]
+            if agent_ids:
+                sql += (
+                    " AND (SELECT COUNT(*) FROM ticket_agents WHERE ticket_id = ? AND agent_id IN"
+                    f" ({', '.join('?' for _ in agent_ids)})) = ?"
+                )
+                args += [as_read.id, *agent_ids, len(agent_ids)]
+
+        async def insert(tx: Statements) -> tuple[Any, bool] | None:
+            rows = await tx.fetch(sql + " ON CONFLICT DO NOTHING RETURNING *", *args)
             if rows:
                 return rows[0], True
             existing = await tx.fetch(
@@ -495,9 +523,13 @@ class SqlTicketStore:
                 values["author_id"],
                 values[client_id],
             )
-            return existing[0], False
+            # None: the ticket changed (a failure would abort a group of writes: not raised here).
+            return (existing[0], False) if existing else None
 
-        return await self._db.write(insert, atomic=False)
+        found = await self._db.write(insert, atomic=False)
+        if found is None:
+            raise TicketChanged(values["ticket_id"])
+        return found
 
     async def messages(self, ticket_id: str, after_id: int = 0) -> list[MessageRecord]:
         rows = await self._db.fetch(

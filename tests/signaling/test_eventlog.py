@@ -339,3 +339,45 @@ async def test_a_memory_log_with_a_floor_starts_beyond_it() -> None:
     recent = await log.recent("tk_1", "customer")
     assert recent is not None and [e.payload for e in recent] == [{"n": 1}]
     assert await log.since("tk_1", "customer", 40) is None
+
+
+async def test_one_call_numbers_an_event_on_both_lines(make_log: LogFactory) -> None:
+    """``append_lines`` (Desk.tell's one round trip for the customer's and the agents' lines)
+    numbers each line as ``append`` would: its own counter, ``once`` per line, a new line from
+    the floor."""
+    log = make_log()
+    await log.append("tk_1", "customer", "chat.message", {"id": 0})
+    assert await log.append_lines(
+        "tk_1", ["customer", "agents"], "chat.message", {"id": 1}, once="m:1"
+    ) == [2, 1]
+    # Told already on the agents' line only: the customer's numbers it, the agents' refuses.
+    await log.append("tk_1", "agents", "chat.message", {"id": 2}, once="m:2")
+    assert await log.append_lines(
+        "tk_1", ["customer", "agents"], "chat.message", {"id": 2}, once="m:2"
+    ) == [3, 0]
+    assert await log.append_lines("tk_1", ["agents"], "ticket.timeline", {"t": 1}) == [3]
+    customer = await log.since("tk_1", "customer", 0)
+    agents = await log.since("tk_1", "agents", 0)
+    assert customer is not None and [e.payload for e in customer] == [
+        {"id": 0},
+        {"id": 1},
+        {"id": 2},
+    ]
+    assert agents is not None and [e.payload for e in agents] == [{"id": 1}, {"id": 2}, {"t": 1}]
+
+
+async def test_one_call_on_both_lines_starts_new_lines_at_the_floor(
+    redis_client: aioredis.Redis,
+) -> None:
+    prefix: str = redis_client.test_prefix  # type: ignore[attr-defined]
+    log = RedisEventLog(redis_client, prefix=prefix, genesis=False)
+    start = await log.current("tk_9", "customer")
+    assert start > 10**12
+    assert await log.append_lines("tk_9", ["customer", "agents"], "chat.message", {}) == [
+        start + 1,
+        start + 1,
+    ]
+    assert await log.append_lines("tk_9", ["customer", "agents"], "chat.message", {}) == [
+        start + 2,
+        start + 2,
+    ]

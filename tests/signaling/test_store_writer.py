@@ -25,6 +25,7 @@ from signaling.store import (
     DuplicateError,
     SiteRecord,
     SqlTicketStore,
+    TicketChanged,
     TicketRecord,
     open_store,
 )
@@ -461,3 +462,99 @@ async def test_a_read_overlapping_a_change_is_not_cached() -> None:
 
     assert await lru.load("k", read_after) == "after the change"
     assert lru.get("k") == "after the change"
+
+
+async def test_postgres_pool_sends_one_statement_per_read_not_a_reset_too() -> None:
+    """A released connection goes back to the pool without asyncpg's default reset query
+    (``RESET ALL`` and more): on the chat path that was a second round trip for every read and
+    write. A transaction left open is still rolled back."""
+    schema = f"t_{secrets.token_hex(6)}"
+    driver = await PostgresDriver.open(PG_URL, schema=schema, max_size=1)
+    sent: list[str] = []
+    try:
+        pool: Any = driver._pool
+        async with pool.acquire() as conn:
+            conn.add_query_logger(lambda record: sent.append(record.query))
+        for _ in range(3):
+            assert await driver.fetch("SELECT 1 AS one") == [{"one": 1}]
+        assert sent == ["SELECT 1 AS one"] * 3
+        async with pool.acquire() as conn:
+            tx = conn.transaction()
+            await tx.start()
+            await conn.execute("SELECT set_config('tandem.mark', 'left open', true)")
+        rows = await driver.fetch("SELECT current_setting('tandem.mark', true) AS mark")
+        assert rows[0]["mark"] in ("", None)
+    finally:
+        await driver.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        await driver.close()
+
+
+async def test_a_message_written_as_read_lands_only_on_the_ticket_as_read(
+    database: Database,
+) -> None:
+    """A message written ``as_read`` lands only while the ticket's status and agents are the
+    record's (several nodes keep tickets without reading one per message): every change of
+    them refuses it, a change of the context does not, a resend gets its original."""
+    store, _ = await database.open(cache_tickets=False)
+    try:
+        await store.create_ticket(ticket("tk_v"))
+        changes: list[Callable[[], Awaitable[object]]] = [
+            lambda: store.claim_ticket("tk_v", {"id": "ag_1", "name": "Al"}),
+            lambda: store.add_ticket_agent("tk_v", {"id": "sup", "name": "Sup"}),
+            lambda: store.remove_ticket_agent("tk_v", "ag_1"),
+            lambda: store.add_ticket_agent("tk_v", {"id": "ag_2", "name": "Bo"}),
+            lambda: store.requeue_ticket("tk_v"),
+            lambda: store.close_ticket("tk_v", time.time()),
+        ]
+        for n, change in enumerate(changes):
+            kept = await store.ticket("tk_v")
+            assert kept is not None
+            record, new = await store.add_message(
+                "tk_v", "customer", "u-1", "Dana", "hi", f"c{n}", 1.0, kept
+            )
+            assert new
+            await store.merge_context("tk_v", lambda c: {**c, "patched": True})
+            await store.add_message("tk_v", "customer", "u-1", "Dana", "hi", f"x{n}", 1.0, kept)
+            await change()
+            with pytest.raises(TicketChanged):
+                await store.add_message("tk_v", "customer", "u-1", "Dana", "stale", None, 1.0, kept)
+            # A resend is answered with the original whatever the ticket.
+            again, new = await store.add_message(
+                "tk_v", "customer", "u-1", "Dana", "hi", f"c{n}", 1.0, kept
+            )
+            assert not new and again == record
+        texts = [m.text for m in await store.messages("tk_v")]
+        assert texts == ["hi"] * 2 * len(changes)
+    finally:
+        await store.close()
+
+
+async def test_another_nodes_change_is_never_served_from_what_this_node_kept(
+    database: Database,
+) -> None:
+    """Two nodes' stores on one database (``cache_tickets=False``): a ticket node B kept is
+    only a hint; ``ticket()`` reads it, and a message written on the hint after node A changed
+    the ticket is refused (and the hint dropped), so B decides again on the stored ticket."""
+    a, _ = await database.open(cache_tickets=False)
+    b, _ = await database.open(cache_tickets=False)
+    try:
+        await a.create_ticket(ticket("tk_n"))
+        hint = await b.ticket_hint("tk_n")
+        assert hint is not None and hint.status == "queued"
+        assert await b.ticket_hint("tk_n") is hint  # kept: no read
+        assert await a.claim_ticket("tk_n", {"id": "ag_1", "name": "Al"})
+        assert await b.ticket_hint("tk_n") is hint  # B cannot know yet
+        fresh = await b.ticket("tk_n")
+        assert fresh is not None and fresh.status == "active" and fresh.agents
+        await a.add_ticket_agent("tk_n", {"id": "sup", "name": "Sup"})
+        kept = await b.ticket_hint("tk_n")
+        assert kept is not None and kept == fresh  # refreshed by the read, changed since on A
+        with pytest.raises(TicketChanged):
+            await b.add_message("tk_n", "agent", "sup", "Sup", "hi", "m1", 1.0, kept)
+        now = await b.ticket_hint("tk_n")
+        assert now is not None and [x["id"] for x in now.agents] == ["ag_1", "sup"]
+        _, new = await b.add_message("tk_n", "agent", "sup", "Sup", "hi", "m1", 1.0, now)
+        assert new
+    finally:
+        await a.close()
+        await b.close()
