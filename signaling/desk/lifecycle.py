@@ -456,13 +456,22 @@ class Desk:
             raise DeskError("not_found", "no such ticket")
         if ticket.status != "active":
             raise DeskError("invalid_state", f"the session is {ticket.status}")
-        await self.store.add_ticket_agent(ticket_id, caller.ref)
-        await self.live.join(ticket_id, caller.agent.id)
-        ticket = await self._must_ticket(ticket_id)
+        ticket = await self.add_agent(ticket_id, caller)
         agent = AgentRef(id=caller.agent.id, name=caller.agent.name)
         await self.timeline(ticket, "session.joined", {"agent": agent.wire()})
         await self.tell(ticket, SessionJoined(ticket_id=ticket_id, agent=agent))
         return await self.session_state(ticket, "agents")
+
+    async def add_agent(self, ticket_id: str, caller: AgentCaller) -> TicketRecord:
+        """The agent joins an active session (a supervisor's join, a warm transfer taken): the
+        ticket as it is then. The store adds nobody to a session that ended meanwhile, which is
+        refused here rather than shown as joined."""
+        await self.store.add_ticket_agent(ticket_id, caller.ref)
+        ticket = await self._must_ticket(ticket_id)
+        if not any(a.get("id") == caller.agent.id for a in ticket.agents):
+            raise DeskError("invalid_state", "the session has ended")
+        await self.live.join(ticket_id, caller.agent.id)
+        return ticket
 
     async def set_status(self, caller: AgentCaller, status: str, reason: str | None) -> None:
         """The agent picks available, away (with a reason) or offline, for all their tabs."""

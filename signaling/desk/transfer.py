@@ -274,9 +274,7 @@ class Transfers:
     async def take_over(self, caller: AgentCaller, ticket: TicketRecord) -> SessionState:
         """A warm transfer to this agent, accepted: they join, then the sender leaves."""
         desk = self.desk
-        await desk.store.add_ticket_agent(ticket.id, caller.ref)
-        await desk.live.join(ticket.id, caller.agent.id)
-        ticket = await desk._must_ticket(ticket.id)
+        ticket = await desk.add_agent(ticket.id, caller)
         await self.taken(ticket, caller)
         return await desk.session_state(await desk._must_ticket(ticket.id), "agents")
 

@@ -241,8 +241,9 @@ class TicketStore(Protocol):
         ...
 
     async def add_ticket_agent(self, ticket_id: str, agent: dict[str, str]) -> None:
-        """Add an agent to a ticket's agents, in one atomic statement: concurrent joins (from
-        any node) all land, a second join of the same agent changes nothing."""
+        """Add an agent to an active ticket's agents, in one atomic statement: concurrent joins
+        (from any node) all land, a second join of the same agent changes nothing, and a ticket
+        that is not active (closed meanwhile) gains nobody."""
         ...
 
     async def close_ticket(self, ticket_id: str, at: float) -> bool:

@@ -375,11 +375,11 @@ class SqlTicketStore:
 
     async def add_ticket_agent(self, ticket_id: str, agent: dict[str, str]) -> None:
         # One statement: the row goes in unless this agent is there already or the ticket is
-        # not (no read-then-write for a concurrent join to slip between).
+        # not active (no read-then-write for a concurrent join or close to slip between).
         await self._db.execute(
             "INSERT INTO ticket_agents (ticket_id, agent_id, name, ordinal, joined_at)"
             f" SELECT ?, ?, ?, {self._db.next_ordinal}, ? WHERE EXISTS"
-            " (SELECT 1 FROM tickets WHERE id = ?) ON CONFLICT DO NOTHING",
+            " (SELECT 1 FROM tickets WHERE id = ? AND status = 'active') ON CONFLICT DO NOTHING",
             ticket_id,
             agent["id"],
             agent["name"],

@@ -5,6 +5,7 @@ nothing more of the session."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -195,6 +196,37 @@ async def test_a_session_ending_withdraws_its_pending_transfer(
         stored = await server.app[keys.store].ticket(ticket)
         assert stored is not None and stored.status == "closed"
         assert [a["name"] for a in stored.agents] == (["Alice"] if mode == "warm" else [])
+
+
+async def test_a_transfer_taken_as_the_session_ends_is_refused_and_adds_nobody(
+    tmp_path: Path,
+) -> None:
+    """Bob accepts a warm transfer at the moment the customer ends the session: the session
+    ended between the accept's check and Bob's join (made to happen there by closing it inside
+    the join's write). Bob is told it ended, and the closed ticket does not list him."""
+    async with running_server(tmp_path, wrap_up_seconds=0) as server:
+        alice, bob = await server.agent("alice"), await server.agent("bob")
+        ticket, _customer = await open_session(server, alice)
+        ack = await alice.call(
+            "session.transfer",
+            {"ticketId": ticket, "to": {"agentId": server.agents["bob"].id}, "mode": "warm"},
+        )
+        assert ack["ok"], ack
+        await bob.wait_for("session.offered", lambda o: o["ticketId"] == ticket)
+
+        store = server.app[keys.store]
+        joining = store.add_ticket_agent
+
+        async def closed_first(ticket_id: str, agent: dict[str, str]) -> None:
+            await store.close_ticket(ticket_id, time.time())
+            await joining(ticket_id, agent)
+
+        store.add_ticket_agent = closed_first  # type: ignore[method-assign]
+        late = await bob.call("session.accept", {"ticketId": ticket})
+        assert late["error"] == {"code": "invalid_state", "message": "the session has ended"}
+        stored = await store.ticket(ticket)
+        assert stored is not None and stored.status == "closed"
+        assert [a["name"] for a in stored.agents] == ["Alice"]
 
 
 async def test_an_answered_warm_transfer_stops_ringing_in_every_tab(tmp_path: Path) -> None:
