@@ -60,14 +60,19 @@ def test_push_scenario_serves_everyone_with_one_agent_per_offer() -> None:
     )
     output = run.stdout + run.stderr
     assert "scenario " in run.stdout, output
-    (row,) = table_rows(run.stdout)
-    assert (row["scenario"], row["server"]) == ("push routing", "tandem"), output
-    assert (row["status"], row["dropped"]) == ("ok", "0"), output
-    (push,) = markdown_rows(run.stdout, "server")
-    assert push["served"] == "20/20", output
-    assert push["one agent per offer"] == "yes", output
-    assert int(push["offers"]) == 20 + int(push["declined"]) + int(push["rang out"]), output
-    assert int(push["most open per agent"]) <= 3, output
-    (kinds,) = markdown_rows(run.stdout.split("agent events per offer, by kind:")[1], "server")
-    assert kinds["session.offered"] == "1.00", output
+    rows = table_rows(run.stdout)
+    assert [(r["scenario"], r["server"]) for r in rows] == [
+        ("push routing", "tandem"),
+        ("push routing", "minimal sio"),
+    ], output
+    assert all((r["status"], r["dropped"]) == ("ok", "0") for r in rows), output
+    pushes = markdown_rows(run.stdout, "server")
+    kinds = markdown_rows(run.stdout.split("agent events per offer, by kind:")[1], "server")
+    assert len(pushes) == len(kinds) == 2, output
+    for push, by_kind in zip(pushes, kinds, strict=True):
+        assert push["served"] == "20/20", output
+        assert push["one agent per offer"] == "yes", output
+        assert int(push["offers"]) == 20 + int(push["declined"]) + int(push["rang out"]), output
+        assert int(push["most open per agent"]) <= 3, output
+        assert by_kind["session.offered"] == "1.00", output
     assert run.returncode == 0, output
