@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable
 
 from signaling import background
@@ -81,9 +82,15 @@ class QueueFeed:
         self.estimate: Estimate | None = None
         """Estimated waits of waiting tickets (the router's), when routing runs."""
         self._queue_changed = False
+        self._skills: dict[str, frozenset[str]] = {}
+        """The skills each waiting ticket needs, as read from routing, kept between flushes
+        (``_needed``): reading them for the whole queue on every flush made an accept's cost
+        grow with the queue. Forgotten for a ticket this node changes, and all of it with each
+        position tick, so another node's change is seen within a second."""
         self._tasks: list[asyncio.Task[None]] = []
 
     async def added(self, entry: QueueEntry) -> None:
+        self._skills.pop(entry.ticket_id, None)
         self._added[entry.ticket_id] = entry
         self._queue_changed = True
         await self._emit(QueueAdded(entry=entry), [QUEUE_V1_ROOM])
@@ -91,6 +98,7 @@ class QueueFeed:
     async def updated(self, entry: QueueEntry) -> None:
         """A waiting ticket's entry changed: agents get it with the next flush (as added, if
         they have not been told of the ticket yet)."""
+        self._skills.pop(entry.ticket_id, None)
         if entry.ticket_id in self._added:
             self._added[entry.ticket_id] = entry
         else:
@@ -98,6 +106,7 @@ class QueueFeed:
 
     async def removed(self, ticket_id: str, reason: str, agent: AgentRef | None = None) -> None:
         self._updated.pop(ticket_id, None)
+        self._skills.pop(ticket_id, None)
         removal = QueueRemoval.model_validate(
             {"ticket_id": ticket_id, "reason": reason, "agent": agent}
         )
@@ -131,15 +140,25 @@ class QueueFeed:
         # Each agent sees the queues whose skills they have: the added entries and the count
         # filtered by their skills; removals go to all (an id a console does not hold is
         # ignored, and the skills of a closed ticket are gone with its routing).
-        needed = await skills_needed(
-            self._live, [*waiting_ids, *(e.ticket_id for e in [*added, *updated])]
-        )
+        needed = await self._needed([*waiting_ids, *(e.ticket_id for e in [*added, *updated])])
+        # Counted per distinct skill set the waiting need (a few), not per ticket and view.
+        waiting_by_need = Counter(needed[ticket_id] for ticket_id in waiting_ids)
         for skills in views:
             mine = [entry for entry in added if needed[entry.ticket_id] <= skills]
             changed = [entry for entry in updated if needed[entry.ticket_id] <= skills]
-            count = sum(1 for ticket_id in waiting_ids if needed[ticket_id] <= skills)
+            count = sum(n for need, n in waiting_by_need.items() if need <= skills)
             if mine or removed or changed:
                 await self._send(mine, removed, count, queue_view_room(skills), changed)
+
+    async def _needed(self, ticket_ids: list[str]) -> dict[str, frozenset[str]]:
+        """``skills_needed`` of the tickets, read from routing only for those not kept yet; a
+        ticket routing has not seen yet (none needed, for now) is read again next time."""
+        unknown = list(dict.fromkeys(t for t in ticket_ids if t not in self._skills))
+        if unknown:
+            routing = await self._live.routing_of(unknown)
+            for ticket_id, info in routing.items():
+                self._skills[ticket_id] = frozenset(info.get("skills") or ())
+        return {t: self._skills.get(t, frozenset()) for t in ticket_ids}
 
     async def _send(
         self,
@@ -171,6 +190,7 @@ class QueueFeed:
         # or goes, with the queue unchanged (still O(queue) a tick, and only changes are sent).
         # On several nodes another node's accept moves this node's customers too: look every
         # tick (one read of the queue's ids), as with estimates.
+        self._skills.clear()  # see ``_skills``: another node's change is seen from here on
         if not self._queue_changed and self.estimate is None and self._here is None:
             return 0
         self._queue_changed = False

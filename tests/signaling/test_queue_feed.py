@@ -207,3 +207,86 @@ async def test_a_first_message_before_the_tick_goes_out_as_added(server: Running
         (ticket_id, "Hi there")
     ]
     assert "updated" not in changed
+
+
+async def test_views_count_by_skills_and_read_routing_once_per_ticket() -> None:
+    """Each skill view hears the waiting count of the tickets it can serve; a flush reads the
+    routing only of tickets it has not seen (the whole queue's, every 50 ms, made an accept's
+    cost grow with the queue), and forgets what it kept with each position tick, so a change
+    made on another node shows within a second."""
+    from signaling.desk.rooms import QUEUE_ROOM, queue_view_room
+    from signaling.desk.useragent import parse_user_agent
+    from signaling.live import MemoryLiveState
+    from signaling.protocol import QueueEntry, StoredContext
+
+    sent: list[tuple[Message, list[str]]] = []
+
+    async def emit(event: Message, rooms: list[str]) -> None:
+        sent.append((event, rooms))
+
+    class CountingLive(MemoryLiveState):
+        asked: list[str] = []
+
+        async def routing_of(self, ticket_ids: list[str]) -> dict[str, dict[str, Any]]:
+            self.asked.extend(ticket_ids)
+            return await super().routing_of(ticket_ids)
+
+    live = CountingLive()
+    feed = QueueFeed(emit, live)
+    billing, french = frozenset({"billing"}), frozenset({"billing", "fr"})
+
+    async def views() -> set[frozenset[str]]:
+        return {frozenset(), billing, french}
+
+    feed.views = views
+    context = StoredContext.model_validate(
+        {**CONTEXT, "device": parse_user_agent(str(CONTEXT["userAgent"])).wire()}
+    )
+    needs = [frozenset(), billing, french, billing, frozenset()]
+    for index, skills in enumerate(needs):
+        ticket_id = f"tk_{index}"
+        entry = QueueEntry(
+            ticket_id=ticket_id,
+            site="Shop",
+            customer={"id": f"c_{index}", "verified": False},
+            context=context,
+            created_at="2026-01-01T00:00:00.000Z",
+        )
+        await live.enqueue(ticket_id, float(index), entry.wire())
+        await live.set_routing(ticket_id, {"skills": sorted(skills)})
+        await feed.added(entry)
+
+    def counts() -> dict[str, int]:
+        out = {}
+        for event, rooms in sent:
+            wire = event.wire()
+            if wire["type"] == "queue.changed":  # not the v1 room's queue.added
+                out[rooms[0]] = wire["waiting"]
+        return out
+
+    await feed.flush()
+    assert live.asked.count("tk_0") == 1
+    assert counts() == {
+        QUEUE_ROOM: 5,
+        queue_view_room(frozenset()): 2,
+        queue_view_room(billing): 4,
+        queue_view_room(french): 5,
+    }
+
+    # A second change: routing is read for the new ticket only.
+    live.asked.clear()
+    await live.dequeue("tk_1")
+    await feed.removed("tk_1", "accepted")
+    await feed.flush()
+    assert live.asked == []
+    assert counts()[queue_view_room(billing)] == 3
+
+    # Another node re-routes a waiting ticket (this node hears nothing): after the next
+    # position tick its new skills count.
+    await live.set_routing("tk_0", {"skills": ["fr"]})
+    await feed.announce_positions()
+    await live.dequeue("tk_4")
+    await feed.removed("tk_4", "accepted")
+    await feed.flush()
+    assert counts()[queue_view_room(frozenset())] == 0
+    assert counts()[queue_view_room(french)] == 3
