@@ -23,6 +23,7 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from signaling import background
 from signaling.desk.rooms import QUEUE_ROOM, QUEUE_V1_ROOM, customer_room, queue_view_room
@@ -50,7 +51,12 @@ Here = tuple[Emit, Callable[[str], bool]]
 async def skills_needed(live: LiveState, ticket_ids: list[str]) -> dict[str, frozenset[str]]:
     """The skills an agent needs to serve each ticket (none when routing has not seen it)."""
     routing = await live.routing_of(ticket_ids)
-    return {t: frozenset(routing.get(t, {}).get("skills") or ()) for t in ticket_ids}
+    return {t: _needs(routing.get(t, {})) for t in ticket_ids}
+
+
+def _needs(routing: dict[str, Any]) -> frozenset[str]:
+    """The skills in a ticket's routing info (none when it has none)."""
+    return frozenset(routing.get("skills") or ())
 
 
 MAX_CHANGES_PER_EVENT = 100
@@ -157,7 +163,7 @@ class QueueFeed:
         if unknown:
             routing = await self._live.routing_of(unknown)
             for ticket_id, info in routing.items():
-                self._skills[ticket_id] = frozenset(info.get("skills") or ())
+                self._skills[ticket_id] = _needs(info)
         return {t: self._skills.get(t, frozenset()) for t in ticket_ids}
 
     async def _send(

@@ -42,22 +42,29 @@ async def colleague(server: Server, new_page: NewPage, name: str) -> Page:
     return page
 
 
-async def test_warm_transfer_in_the_console(
-    new_page: NewPage, server: Server, screenshots: Path
-) -> None:
+async def alice_takes(
+    server: Server, new_page: NewPage, question: str, queue_text: str
+) -> tuple[Page, Page, Page]:
+    """Alice and Bob signed in; a customer asks ``question`` on the product page and Alice
+    accepts it from the queue (its item found by ``queue_text``): Alice, Bob, the customer."""
     alice = await colleague(server, new_page, "Alice")
     bob = await colleague(server, new_page, "Bob")
-
     customer = await new_page()
     await customer.goto(f"{server.url}{PRODUCT}")
-    await ask_for_help(customer, "My order is late")
+    await ask_for_help(customer, question)
     await expect(panel(customer).locator(".msg.mine .meta")).not_to_have_text("Sending…")
-
-    # Alice takes it from the queue and answers.
-    item = alice.locator(".q-item", has_text="Trail Runner 2")
+    item = alice.locator(".q-item", has_text=queue_text)
     await item.get_by_role("button", name="Accept").click()
     await expect(alice).to_have_url(re.compile(r"/console/sessions/tk_"))
     await expect(panel(customer).locator(".title")).to_have_text("Alice")
+    return alice, bob, customer
+
+
+async def test_warm_transfer_in_the_console(
+    new_page: NewPage, server: Server, screenshots: Path
+) -> None:
+    # Alice takes it from the queue and answers.
+    alice, bob, customer = await alice_takes(server, new_page, "My order is late", "Trail Runner 2")
     await alice.get_by_label("Reply").fill("Let me look at your order.")
     await alice.get_by_label("Reply").press("Enter")
     await expect(panel(customer).locator(".msg.theirs")).to_contain_text("Let me look")
@@ -122,16 +129,9 @@ async def test_a_transfer_the_customer_ends_first_leaves_no_offer_card(
 ) -> None:
     """Alice hands the conversation to Bob, warm; the customer ends it before Bob answers: his
     offer card goes, and his console says why."""
-    alice = await colleague(server, new_page, "Alice")
-    bob = await colleague(server, new_page, "Bob")
-    customer = await new_page()
-    await customer.goto(f"{server.url}{PRODUCT}")
-    await ask_for_help(customer, "Where is my parcel?")
-    await expect(panel(customer).locator(".msg.mine .meta")).not_to_have_text("Sending…")
-
-    item = alice.locator(".q-item", has_text="Where is my parcel?")
-    await item.get_by_role("button", name="Accept").click()
-    await expect(panel(customer).locator(".title")).to_have_text("Alice")
+    alice, bob, customer = await alice_takes(
+        server, new_page, "Where is my parcel?", "Where is my parcel?"
+    )
     await alice.get_by_role("button", name="Transfer").click()
     dialog = alice.get_by_role("dialog")
     await dialog.locator(".transfer-agent", has_text="Bob").get_by_role("radio").check()
