@@ -4,15 +4,17 @@ Sending every change to every agent at once, and a new position to every waiting
 every accept, made each pairing cost O(agents + queue) emits (152 ms per accept with 500
 waiting). Here instead:
 
-- agents of protocol v2 get one ``queue.changed`` per tick (50 ms) with everything that changed
-  in it, sent to the queue's room; a ticket added and taken within one tick is never sent;
+- agents of protocol v2 get one ``queue.changed`` per tick (50 ms after the first change of a
+  quiet queue) with everything that changed in it, sent to the queue's room; a ticket added and
+  taken within one tick is never sent. A node whose queue does not change does not wake for it;
 - agents of protocol v1 still get ``queue.added`` / ``queue.removed`` per change, in their own
   room, so an old console keeps working (an empty room costs nothing);
 - customers get ``queue.position`` on a slower tick (1 s), only when theirs changed: the cost is
   O(queue) per tick whatever the rate of accepts, and an accept itself is O(1).
 
-The ticks run in one task per node. On several nodes each announces what it changed; the
-live state's queue is the truth either way. Positions are worked out alike on every node, so
+The position tick runs in one task per node; a flush is scheduled by the change that needs
+it. On several nodes each announces what it changed; the live state's queue is the truth
+either way. Positions are worked out alike on every node, so
 each node tells only the customers whose sockets it holds, and only them: a customer hears a
 position once, and a node's tick costs O(its waiting customers) emits, not O(queue).
 """
@@ -94,10 +96,14 @@ class QueueFeed:
         grow with the queue. Forgotten for a ticket this node changes, and all of it with each
         position tick, so another node's change is seen within a second."""
         self._tasks: list[asyncio.Task[None]] = []
+        self._flush_due: asyncio.Task[None] | None = None
+        """The flush a change scheduled (``_soon``), until it starts."""
+        self._started = False
 
     async def added(self, entry: QueueEntry) -> None:
         self._skills.pop(entry.ticket_id, None)
         self._added[entry.ticket_id] = entry
+        self._soon()
         self._queue_changed = True
         await self._emit(QueueAdded(entry=entry), [QUEUE_V1_ROOM])
 
@@ -109,6 +115,7 @@ class QueueFeed:
             self._added[entry.ticket_id] = entry
         else:
             self._updated[entry.ticket_id] = entry
+        self._soon()
 
     async def removed(self, ticket_id: str, reason: str, agent: AgentRef | None = None) -> None:
         self._updated.pop(ticket_id, None)
@@ -118,6 +125,7 @@ class QueueFeed:
         )
         if self._added.pop(ticket_id, None) is None:
             self._removed[ticket_id] = removal
+            self._soon()
         self._positions.pop(ticket_id, None)
         self._queue_changed = True
         await self._emit(
@@ -226,15 +234,31 @@ class QueueFeed:
         return told
 
     def start(self) -> None:
+        self._started = True
         loop = asyncio.get_running_loop()
-        self._tasks = [
-            loop.create_task(self._every(self.tick, self.flush)),
-            loop.create_task(self._every(self.position_tick, self.announce_positions)),
-        ]
+        self._tasks = [loop.create_task(self._every(self.position_tick, self.announce_positions))]
 
     async def close(self) -> None:
-        await background.stop(*self._tasks)
+        self._started = False
+        due, self._flush_due = self._flush_due, None
+        await background.stop(*self._tasks, *([due] if due is not None else []))
         self._tasks = []
+
+    def _soon(self) -> None:
+        """Flush one tick from now, unless a flush is already due: the changes of a tick go out
+        together, and a quiet node has no timer running for them (a 50 ms loop woke an idle
+        node 20 times a second)."""
+        if self._started and self._flush_due is None:
+            self._flush_due = asyncio.get_running_loop().create_task(self._flush_in_a_tick())
+
+    async def _flush_in_a_tick(self) -> None:
+        await asyncio.sleep(self.tick)
+        # Changes made while this flush runs schedule the next one.
+        self._flush_due = None
+        try:
+            await self.flush()
+        except Exception:
+            log.exception("queue feed flush failed")
 
     async def _every(self, seconds: float, work: Callable[[], Awaitable[object]]) -> None:
         while True:

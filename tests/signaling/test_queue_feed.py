@@ -290,3 +290,60 @@ async def test_views_count_by_skills_and_read_routing_once_per_ticket() -> None:
     await feed.flush()
     assert counts()[queue_view_room(frozenset())] == 0
     assert counts()[queue_view_room(french)] == 3
+
+
+async def test_a_change_schedules_one_flush_and_a_quiet_queue_none() -> None:
+    """A quiet queue leaves no flush timer running (a 50 ms loop woke an idle node 20 times a
+    second); the first change schedules one flush a tick later, which carries every change of
+    that tick, and a change after it schedules the next."""
+    from signaling.desk.useragent import parse_user_agent
+    from signaling.live import MemoryLiveState
+    from signaling.protocol import QueueEntry, StoredContext
+
+    sent: list[dict[str, Any]] = []
+    flushed = asyncio.Event()
+
+    async def emit(event: Message, rooms: list[str]) -> None:
+        wire = event.wire()
+        if wire["type"] == "queue.changed":
+            sent.append(wire)
+            flushed.set()
+
+    live = MemoryLiveState()
+    feed = QueueFeed(emit, live, tick=0.02, position_tick=3600)
+    context = StoredContext.model_validate(
+        {**CONTEXT, "device": parse_user_agent(str(CONTEXT["userAgent"])).wire()}
+    )
+
+    def entry(index: int) -> QueueEntry:
+        return QueueEntry(
+            ticket_id=f"tk_{index}",
+            site="Shop",
+            customer={"id": f"c_{index}", "verified": False},
+            context=context,
+            created_at="2026-01-01T00:00:00.000Z",
+        )
+
+    feed.start()
+    try:
+        await asyncio.sleep(0.1)  # five ticks of a quiet queue
+        assert sent == [] and feed._flush_due is None
+        for index in (1, 2):
+            await live.enqueue(f"tk_{index}", float(index), entry(index).wire())
+            await feed.added(entry(index))
+        due = feed._flush_due
+        assert due is not None
+        await asyncio.wait_for(flushed.wait(), 5)
+        assert [[e["ticketId"] for e in wire["added"]] for wire in sent] == [["tk_1", "tk_2"]]
+        await asyncio.sleep(0.1)
+        assert len(sent) == 1 and feed._flush_due is None and due.done()
+
+        flushed.clear()
+        await live.dequeue("tk_1")
+        await feed.removed("tk_1", "accepted")
+        await asyncio.wait_for(flushed.wait(), 5)
+        assert [e["ticketId"] for e in sent[-1]["removed"]] == ["tk_1"]
+        assert sent[-1]["waiting"] == 1
+    finally:
+        await feed.close()
+    assert feed._flush_due is None
