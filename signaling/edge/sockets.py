@@ -285,9 +285,19 @@ class SocketApi:
 
     # ------------------------------------------------------------------ dispatch
 
-    async def dispatch(self, event: str, sid: str, *args: Any) -> Any:
-        session = await self.sio.get_session(sid)
+    async def _connection(self, sid: str) -> Connection[Caller] | None:
+        """The socket's connection, or None: not connected yet, or gone already (a socket can
+        close between the frame of an event and the start of its handler's task; nothing can
+        answer it then)."""
+        try:
+            session = await self.sio.get_session(sid)
+        except KeyError:
+            return None
         conn: Connection[Caller] | None = session.get("conn")
+        return conn
+
+    async def dispatch(self, event: str, sid: str, *args: Any) -> Any:
+        conn = await self._connection(sid)
         if conn is None:
             return error_ack("unauthorized", "not connected")
         model = CLIENT_EVENTS.get(event)
@@ -356,7 +366,7 @@ class SocketApi:
         """(socket id, sign-in session id) of the agent sockets connected to this node."""
         found = []
         for sid, _eio_sid in list(self.sio.manager.get_participants("/", AGENTS_ROOM)):
-            conn: Connection[Caller] | None = (await self.sio.get_session(sid)).get("conn")
+            conn = await self._connection(sid)
             if conn is not None and isinstance(conn.caller, AgentCaller):
                 found.append((sid, conn.caller.auth_session_id))
         return found

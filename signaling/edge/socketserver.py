@@ -31,6 +31,7 @@ import socketio
 from engineio import packet as eio_packet
 from socketio import packet
 
+from signaling.edge.eio_socket import EngineServer
 from signaling.edge.ratelimit import TokenBucket
 from signaling.edge.room_index import RoomIndex
 from signaling.edge.text_emits import TextEmits
@@ -142,6 +143,9 @@ class GuardedServer(socketio.AsyncServer):  # type: ignore[misc]
         self._budgets: dict[str, TokenBucket] = {}
         self._discarding: dict[str, int] = {}
         """Binary attachments still to drop, per engine.io session."""
+
+    def _engineio_server_class(self) -> type[EngineServer]:
+        return EngineServer
 
     async def _handle_eio_message(self, eio_sid: str, data: str | bytes) -> None:
         if isinstance(data, bytes):

@@ -1,0 +1,180 @@
+"""engine.io's websocket loop without a task and a timer per frame (``signaling.edge.eio_socket``):
+packets keep their order whichever way they are written, a silent client is still dropped, and
+a client that does not read holds up only its own queue."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import socketio
+from aiohttp import web
+
+from signaling.edge.eio_socket import DIRECT_WRITE_MAX_CHARS, DirectSocket
+from signaling.edge.socketserver import FrameLimits, GuardedServer
+
+
+@contextlib.asynccontextmanager
+async def serving(**options: Any) -> AsyncIterator[tuple[GuardedServer, str]]:
+    sio = GuardedServer(
+        FrameLimits(bytes_per_second=1e9, burst_bytes=1e9, max_event_bytes=lambda _: 1 << 20),
+        async_mode="aiohttp",
+        transports=["websocket"],
+        logger=False,
+        engineio_logger=False,
+        **options,
+    )
+    app = web.Application()
+    sio.attach(app)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield sio, f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+async def raw_connect(http: aiohttp.ClientSession, url: str) -> aiohttp.ClientWebSocketResponse:
+    """An engine.io + socket.io handshake by hand, then nothing more is read or answered."""
+    ws = await http.ws_connect(
+        url.replace("http", "ws", 1) + "/socket.io/?EIO=4&transport=websocket", max_msg_size=0
+    )
+    assert (await ws.receive_str(timeout=5)).startswith("0{")
+    await ws.send_str("40")
+    assert (await ws.receive_str(timeout=5)).startswith("40{")
+    return ws
+
+
+async def test_packets_keep_their_order_written_directly_or_queued() -> None:
+    """Small packets are written directly, large ones through the writer task, from several
+    tasks at once: the client gets them all, in the order they were sent."""
+    async with serving() as (sio, url):
+        connected = asyncio.Event()
+
+        async def on_connect(sid: str, environ: dict[str, Any]) -> None:
+            connected.set()
+
+        sio.on("connect", on_connect)
+
+        got: list[int] = []
+        done = asyncio.Event()
+        client = socketio.AsyncClient()
+
+        async def on_n(data: dict[str, Any]) -> None:
+            got.append(data["i"])
+            if len(got) == 600:
+                done.set()
+
+        client.on("n", on_n)
+
+        await client.connect(url, transports=["websocket"])
+        try:
+            await asyncio.wait_for(connected.wait(), 5)
+            (eio_sid,) = sio.eio.sockets
+            assert type(sio.eio.sockets[eio_sid]) is DirectSocket
+            big = "x" * (DIRECT_WRITE_MAX_CHARS + 1)
+            order: list[int] = []
+
+            async def emit(start: int) -> None:
+                for i in range(start, start + 200):
+                    order.append(i)  # sends start in this order (emit runs until it queues)
+                    await sio.emit("n", {"i": i, "pad": big if i % 7 == 0 else ""})
+
+            await asyncio.gather(emit(0), emit(1000), emit(2000))
+            await asyncio.wait_for(done.wait(), 20)
+            assert got == order
+            assert sorted(got) == sorted([*range(200), *range(1000, 1200), *range(2000, 2200)])
+        finally:
+            await client.disconnect()
+
+
+async def test_a_silent_client_is_dropped_and_an_answering_one_kept() -> None:
+    """With engine.io's client monitor off, only the reading loop's deadline can notice a client
+    that answers no ping: it is dropped after ping_interval + ping_timeout; one that answers
+    stays."""
+    async with serving(ping_interval=0.2, ping_timeout=0.2, monitor_clients=False) as (sio, url):
+        gone: list[str] = []
+
+        async def on_disconnect(sid: str, *reason: Any) -> None:
+            gone.append(sid)
+
+        sio.on("disconnect", on_disconnect)
+
+        async with aiohttp.ClientSession() as http:
+            silent = await raw_connect(http, url)
+            answering = await raw_connect(http, url)
+            assert len(sio.eio.sockets) == 2
+
+            async def answer() -> None:
+                async for msg in answering:
+                    if msg.type == aiohttp.WSMsgType.TEXT and msg.data == "2":
+                        await answering.send_str("3")
+
+            answerer = asyncio.get_running_loop().create_task(answer())
+            try:
+                async with asyncio.timeout(10):
+                    while not gone:
+                        await asyncio.sleep(0.05)
+                await asyncio.sleep(1)  # 2.5 deadlines more: the answering client stays
+                assert len(gone) == 1 and len(sio.eio.sockets) == 1
+                assert not answering.closed
+                # The silent client's websocket is closed by the server.
+                async with asyncio.timeout(15):
+                    while not silent.closed:
+                        msg = await silent.receive()
+                        if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
+                            break
+            finally:
+                answerer.cancel()
+                await silent.close()
+                await answering.close()
+
+
+async def test_a_client_that_does_not_read_holds_up_only_its_own_queue() -> None:
+    """An emit to a room of two, one of whom reads nothing: the emits do not wait for that
+    client (its packets queue on its own socket), and the other gets every packet in order."""
+    async with serving() as (sio, url):
+        async with aiohttp.ClientSession() as http:
+            stalled = await raw_connect(http, url)  # never read from here on
+            reader = await raw_connect(http, url)
+            for sid in list(sio.manager.get_participants("/", None)):
+                await sio.enter_room(sid[0], "room")
+            got: list[int] = []
+            done = asyncio.Event()
+
+            async def read() -> None:
+                async for msg in reader:
+                    if msg.type != aiohttp.WSMsgType.TEXT:
+                        continue
+                    if msg.data == "2":
+                        await reader.send_str("3")
+                    elif msg.data.startswith("42"):
+                        got.append(json.loads(msg.data[2:])[1]["i"])
+                        if len(got) == 3000:
+                            done.set()
+
+            reading = asyncio.get_running_loop().create_task(read())
+            try:
+                pad = "y" * 8000
+                async with asyncio.timeout(30):  # 24 MB to each: far past any socket buffer
+                    for i in range(3000):
+                        await sio.emit("n", {"i": i, "pad": pad}, room="room")
+                    await done.wait()
+                assert got == list(range(3000))
+                # The stalled client's packets wait in its own writer, the reader's in nobody's.
+                behind = sorted(
+                    s._transport.get_write_buffer_size() + s.queue.qsize()
+                    for s in sio.eio.sockets.values()
+                )
+                assert behind[0] == 0 and behind[1] > 0
+            finally:
+                reading.cancel()
+                await stalled.close()
+                await reader.close()
