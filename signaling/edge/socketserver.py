@@ -16,7 +16,8 @@ it is decoded:
 - reserved event names never reach a handler.
 
 Everything else is python-socketio's own path. The methods overridden here are private ones of
-python-socketio 5.x; ``tests/signaling/test_socketserver_pins.py`` pins the behaviour relied on.
+python-socketio 5.x; ``tests/security/test_socket_frames.py`` pins the behaviour relied on, and
+``tests/signaling/test_eio_socket.py`` that of the engine.io socket (``eio_socket.py``).
 """
 
 from __future__ import annotations

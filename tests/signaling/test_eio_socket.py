@@ -178,3 +178,41 @@ async def test_a_client_that_does_not_read_holds_up_only_its_own_queue() -> None
                 reading.cancel()
                 await stalled.close()
                 await reader.close()
+
+
+async def test_a_server_side_disconnect_closes_the_client_once_and_waits_for_nothing() -> None:
+    """``disconnect`` from the server (a revoked sign-in, say) waits for its CLOSE packet to be
+    written: it returns, the client hears it, and the server's handler runs once."""
+    async with serving() as (sio, url):
+        gone: list[str] = []
+        joined: list[str] = []
+
+        async def on_connect(sid: str, environ: dict[str, Any]) -> None:
+            joined.append(sid)
+
+        async def on_disconnect(sid: str, *reason: Any) -> None:
+            gone.append(sid)
+
+        sio.on("connect", on_connect)
+        sio.on("disconnect", on_disconnect)
+        client = socketio.AsyncClient(reconnection=False)
+        left = asyncio.Event()
+
+        async def on_client_disconnect(*reason: Any) -> None:
+            left.set()
+
+        client.on("disconnect", on_client_disconnect)
+        await client.connect(url, transports=["websocket"])
+        try:
+            async with asyncio.timeout(10):
+                while not joined:
+                    await asyncio.sleep(0.01)
+                await sio.emit("n", {"i": 1})  # a packet written directly first
+                await sio.disconnect(joined[0])
+                await left.wait()
+                while sio.eio.sockets:
+                    await asyncio.sleep(0.01)
+            await asyncio.sleep(0.2)
+            assert gone == joined
+        finally:
+            await client.disconnect()
