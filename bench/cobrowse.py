@@ -422,6 +422,60 @@ async def build_data(data_dir: Path) -> None:
         await store.close()
 
 
+class RawAgent:
+    """An agent's socket spoken by hand (engine.io 4 and socket.io 5 text frames), as the relay's
+    agents are plain websockets. python-socketio's client spends a task and a timer on every
+    frame it reads; with it, that cost of the bench's own client was counted as the server's
+    latency. ``on_event`` gets each event frame's text (``42[name,payload]``) as it arrives."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+        self.on_event: Any = None
+        self._acks: dict[int, asyncio.Future[Any]] = {}
+        self._last_id = 0
+        self._reader = asyncio.ensure_future(self._read())
+
+    @classmethod
+    async def connect(cls, http: aiohttp.ClientSession, url: str, auth: dict[str, Any]) -> RawAgent:
+        ws = await http.ws_connect(
+            url.replace("http", "ws", 1) + "/socket.io/?EIO=4&transport=websocket",
+            max_msg_size=0,
+        )
+        opening = await ws.receive_str(timeout=10)
+        assert opening.startswith("0{"), opening
+        await ws.send_str("40" + json.dumps(auth))
+        reply = await ws.receive_str(timeout=10)
+        assert reply.startswith("40{"), reply
+        return cls(ws)
+
+    async def _read(self) -> None:
+        async for msg in self.ws:
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                continue
+            data: str = msg.data
+            if data == "2":  # engine.io ping
+                await self.ws.send_str("3")
+            elif data.startswith("43"):  # an ack: 43<id>[reply]
+                body = data[2:]
+                digits = len(body) - len(body.lstrip("0123456789"))
+                waiting = self._acks.pop(int(body[:digits]), None)
+                if waiting is not None and not waiting.done():
+                    waiting.set_result(json.loads(body[digits:])[0])
+            elif data.startswith("42") and self.on_event is not None:
+                self.on_event(data)
+
+    async def call(self, event: str, payload: Any, timeout: float = 10) -> Any:
+        self._last_id += 1
+        reply = asyncio.get_running_loop().create_future()
+        self._acks[self._last_id] = reply
+        await self.ws.send_str(f"42{self._last_id}" + json.dumps([event, payload]))
+        return await asyncio.wait_for(reply, timeout)
+
+    async def disconnect(self) -> None:
+        self._reader.cancel()
+        await self.ws.close()
+
+
 class Tandem:
     """A server process and its clients: one customer sharing, N agents watching."""
 
@@ -437,7 +491,8 @@ class Tandem:
             REPO,
         )
         self.customer = socketio.AsyncClient(reconnection=False)
-        self.agents: list[socketio.AsyncClient] = []
+        self.agents: list[RawAgent] = []
+        self._http: aiohttp.ClientSession | None = None
         self.ticket = ""
         self.page: Page | None = None
 
@@ -460,20 +515,17 @@ class Tandem:
         )
         self.ticket = ack["ticket"]["id"]
         self.customer.on("cobrowse.snapshot_needed", self._snapshot_needed)
-        async with aiohttp.ClientSession() as http:
-            for j in range(agents):
-                body = {"email": f"agent{j}@bench.tandem", "password": PASSWORD}
-                async with http.post(f"{self.url}/api/auth/login", json=body) as res:
-                    token = (await res.json())["token"]
-                client = socketio.AsyncClient(reconnection=False)
-                await client.connect(
-                    self.url,
-                    transports=["websocket"],
-                    auth={"v": 1, "role": "agent", "token": token},
-                )
-                event = "session.accept" if j == 0 else "session.join"
-                assert (await client.call(event, {"ticketId": self.ticket}))["ok"]
-                self.agents.append(client)
+        http = self._http = aiohttp.ClientSession()
+        for j in range(agents):
+            body = {"email": f"agent{j}@bench.tandem", "password": PASSWORD}
+            async with http.post(f"{self.url}/api/auth/login", json=body) as res:
+                token = (await res.json())["token"]
+            client = await RawAgent.connect(
+                http, self.url, {"v": 1, "role": "agent", "token": token}
+            )
+            event = "session.accept" if j == 0 else "session.join"
+            assert (await client.call(event, {"ticketId": self.ticket}))["ok"]
+            self.agents.append(client)
         assert (await self.agents[0].call("cobrowse.request", {"ticketId": self.ticket}))["ok"]
         accept = await self.customer.call("cobrowse.accept", {"v": 1, "recorder": RECORDER})
         assert accept["ok"], accept
@@ -503,6 +555,8 @@ class Tandem:
         for client in [self.customer, *self.agents]:
             with contextlib.suppress(Exception):
                 await client.disconnect()
+        if self._http is not None:
+            await self._http.close()
         self.proc.stop()
 
 
@@ -547,15 +601,19 @@ async def run_tandem(
         snapshot_ts = time.time() * 1000
 
         def listen(j: int) -> None:
-            async def got(payload: dict[str, Any]) -> None:
-                now = time.time() * 1000  # before encoding it again only to count its bytes
-                run.bytes_down += len(json.dumps(payload, separators=(",", ":")))
+            def got(frame: str) -> None:
+                name, payload = json.loads(frame[2:])
+                if name != "cobrowse.events":
+                    return
+                # Timed once the events are read, as the relay's agents are.
+                now = time.time() * 1000
+                run.bytes_down += len(frame)
                 for e in payload["events"]:
                     if e["type"] == 3:
                         counts[j] += 1
                         run.latencies.append(now - e["timestamp"])
 
-            server.agents[j].on("cobrowse.events", got)
+            server.agents[j].on_event = got
 
         for j in range(agents):
             listen(j)
@@ -736,11 +794,14 @@ async def snapshot_and_late_join(template: Path, work: Path, nodes: int, minutes
         await server.start(1, page)
         got = asyncio.get_running_loop().create_future()
 
-        async def on_events(payload: dict[str, Any]) -> None:
+        def on_events(frame: str) -> None:
+            name, payload = json.loads(frame[2:])
+            if name != "cobrowse.events":
+                return
             if any(e["type"] == 2 for e in payload["events"]) and not got.done():
                 got.set_result(time.monotonic())
 
-        server.agents[0].on("cobrowse.events", on_events)
+        server.agents[0].on_event = on_events
         t0 = time.monotonic()
         nbytes, ack = await server.send(events)
         assert ack.get("ok"), ack
