@@ -422,11 +422,12 @@ async def build_data(data_dir: Path) -> None:
         await store.close()
 
 
-class RawAgent:
-    """An agent's socket spoken by hand (engine.io 4 and socket.io 5 text frames), as the relay's
-    agents are plain websockets. python-socketio's client spends a task and a timer on every
-    frame it reads; with it, that cost of the bench's own client was counted as the server's
-    latency. ``on_event`` gets each event frame's text (``42[name,payload]``) as it arrives."""
+class RawSocket:
+    """A client's socket spoken by hand (engine.io 4 and socket.io 5 text frames), as the relay's
+    customer and agents are plain websockets. python-socketio's client spends a task and a timer
+    on every frame it reads and writes; with it, that cost of the bench's own clients was
+    counted as the server's latency. ``on_event`` gets each event frame's text
+    (``42[name,payload]``) as it arrives."""
 
     def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         self.ws = ws
@@ -436,10 +437,17 @@ class RawAgent:
         self._reader = asyncio.ensure_future(self._read())
 
     @classmethod
-    async def connect(cls, http: aiohttp.ClientSession, url: str, auth: dict[str, Any]) -> RawAgent:
+    async def connect(
+        cls,
+        http: aiohttp.ClientSession,
+        url: str,
+        auth: dict[str, Any],
+        headers: dict[str, str] | None = None,
+    ) -> RawSocket:
         ws = await http.ws_connect(
             url.replace("http", "ws", 1) + "/socket.io/?EIO=4&transport=websocket",
             max_msg_size=0,
+            headers=headers,
         )
         opening = await ws.receive_str(timeout=10)
         assert opening.startswith("0{"), opening
@@ -468,7 +476,8 @@ class RawAgent:
         self._last_id += 1
         reply = asyncio.get_running_loop().create_future()
         self._acks[self._last_id] = reply
-        await self.ws.send_str(f"42{self._last_id}" + json.dumps([event, payload]))
+        text = json.dumps([event, payload], separators=(",", ":"))
+        await self.ws.send_str(f"42{self._last_id}{text}")
         return await asyncio.wait_for(reply, timeout)
 
     async def disconnect(self) -> None:
@@ -490,19 +499,22 @@ class Tandem:
             work / f"tandem-{self.port}.log",
             REPO,
         )
-        self.customer = socketio.AsyncClient(reconnection=False)
-        self.agents: list[RawAgent] = []
+        self._customer: RawSocket | None = None
+        self.agents: list[RawSocket] = []
         self._http: aiohttp.ClientSession | None = None
         self.ticket = ""
         self.page: Page | None = None
+        self._snapshots: set[asyncio.Future[None]] = set()
 
     async def start(self, agents: int, page: Page) -> None:
         await self.proc.wait_ready(f"{self.url}/healthz")
         self.page = page
-        await self.customer.connect(
-            self.url, headers={"Origin": ORIGIN}, transports=["websocket"],
-            auth={"v": 1, "role": "customer", "site": SITE_KEY},
+        http = self._http = aiohttp.ClientSession()
+        self._customer = await RawSocket.connect(
+            http, self.url, {"v": 1, "role": "customer", "site": SITE_KEY},
+            headers={"Origin": ORIGIN},
         )  # fmt: skip
+        self._customer.on_event = self._customer_event
         ack = await self.customer.call(
             "help.request",
             {
@@ -514,13 +526,11 @@ class Tandem:
             },
         )
         self.ticket = ack["ticket"]["id"]
-        self.customer.on("cobrowse.snapshot_needed", self._snapshot_needed)
-        http = self._http = aiohttp.ClientSession()
         for j in range(agents):
             body = {"email": f"agent{j}@bench.tandem", "password": PASSWORD}
             async with http.post(f"{self.url}/api/auth/login", json=body) as res:
                 token = (await res.json())["token"]
-            client = await RawAgent.connect(
+            client = await RawSocket.connect(
                 http, self.url, {"v": 1, "role": "agent", "token": token}
             )
             event = "session.accept" if j == 0 else "session.join"
@@ -530,6 +540,17 @@ class Tandem:
         accept = await self.customer.call("cobrowse.accept", {"v": 1, "recorder": RECORDER})
         assert accept["ok"], accept
         self.snapshots_sent = 0
+
+    @property
+    def customer(self) -> RawSocket:
+        assert self._customer is not None, "start() first"
+        return self._customer
+
+    def _customer_event(self, frame: str) -> None:
+        if frame.startswith('42["cobrowse.snapshot_needed"'):
+            task = asyncio.ensure_future(self._snapshot_needed(None))
+            self._snapshots.add(task)
+            task.add_done_callback(self._snapshots.discard)
 
     async def _snapshot_needed(self, _payload: Any) -> None:
         if self.page is not None:
@@ -552,7 +573,7 @@ class Tandem:
         return nbytes, ack
 
     async def stop(self) -> None:
-        for client in [self.customer, *self.agents]:
+        for client in [*([self._customer] if self._customer else []), *self.agents]:
             with contextlib.suppress(Exception):
                 await client.disconnect()
         if self._http is not None:
