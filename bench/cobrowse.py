@@ -69,6 +69,7 @@ from bench._common import (  # noqa: E402
     proc_cpu_precise,
     stop_all_servers,
 )
+from tests.security.raw import RawSocket, raw_socket  # noqa: E402
 
 HOST = "127.0.0.1"
 ORIGIN = "https://shop.bench.example"
@@ -422,69 +423,6 @@ async def build_data(data_dir: Path) -> None:
         await store.close()
 
 
-class RawSocket:
-    """A client's socket spoken by hand (engine.io 4 and socket.io 5 text frames), as the relay's
-    customer and agents are plain websockets. python-socketio's client spends a task and a timer
-    on every frame it reads and writes; with it, that cost of the bench's own clients was
-    counted as the server's latency. ``on_event`` gets each event frame's text
-    (``42[name,payload]``) as it arrives."""
-
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        self.ws = ws
-        self.on_event: Any = None
-        self._acks: dict[int, asyncio.Future[Any]] = {}
-        self._last_id = 0
-        self._reader = asyncio.ensure_future(self._read())
-
-    @classmethod
-    async def connect(
-        cls,
-        http: aiohttp.ClientSession,
-        url: str,
-        auth: dict[str, Any],
-        headers: dict[str, str] | None = None,
-    ) -> RawSocket:
-        ws = await http.ws_connect(
-            url.replace("http", "ws", 1) + "/socket.io/?EIO=4&transport=websocket",
-            max_msg_size=0,
-            headers=headers,
-        )
-        opening = await ws.receive_str(timeout=10)
-        assert opening.startswith("0{"), opening
-        await ws.send_str("40" + json.dumps(auth))
-        reply = await ws.receive_str(timeout=10)
-        assert reply.startswith("40{"), reply
-        return cls(ws)
-
-    async def _read(self) -> None:
-        async for msg in self.ws:
-            if msg.type != aiohttp.WSMsgType.TEXT:
-                continue
-            data: str = msg.data
-            if data == "2":  # engine.io ping
-                await self.ws.send_str("3")
-            elif data.startswith("43"):  # an ack: 43<id>[reply]
-                body = data[2:]
-                digits = len(body) - len(body.lstrip("0123456789"))
-                waiting = self._acks.pop(int(body[:digits]), None)
-                if waiting is not None and not waiting.done():
-                    waiting.set_result(json.loads(body[digits:])[0])
-            elif data.startswith("42") and self.on_event is not None:
-                self.on_event(data)
-
-    async def call(self, event: str, payload: Any, timeout: float = 10) -> Any:
-        self._last_id += 1
-        reply = asyncio.get_running_loop().create_future()
-        self._acks[self._last_id] = reply
-        text = json.dumps([event, payload], separators=(",", ":"))
-        await self.ws.send_str(f"42{self._last_id}{text}")
-        return await asyncio.wait_for(reply, timeout)
-
-    async def disconnect(self) -> None:
-        self._reader.cancel()
-        await self.ws.close()
-
-
 class Tandem:
     """A server process and its clients: one customer sharing, N agents watching."""
 
@@ -499,9 +437,12 @@ class Tandem:
             work / f"tandem-{self.port}.log",
             REPO,
         )
+        # The customer's and agents' sockets are spoken by hand, as the relay's clients are:
+        # python-socketio's client spends a task and a timer on every frame it reads or writes,
+        # and that cost of the bench's own clients counted as the server's latency.
+        self._sockets = contextlib.AsyncExitStack()
         self._customer: RawSocket | None = None
         self.agents: list[RawSocket] = []
-        self._http: aiohttp.ClientSession | None = None
         self.ticket = ""
         self.page: Page | None = None
         self._snapshots: set[asyncio.Future[None]] = set()
@@ -509,11 +450,9 @@ class Tandem:
     async def start(self, agents: int, page: Page) -> None:
         await self.proc.wait_ready(f"{self.url}/healthz")
         self.page = page
-        http = self._http = aiohttp.ClientSession()
-        self._customer = await RawSocket.connect(
-            http, self.url, {"v": 1, "role": "customer", "site": SITE_KEY},
-            headers={"Origin": ORIGIN},
-        )  # fmt: skip
+        self._customer = await self._sockets.enter_async_context(
+            raw_socket(self.url, {"v": 1, "role": "customer", "site": SITE_KEY}, origin=ORIGIN)
+        )
         self._customer.on_event = self._customer_event
         ack = await self.customer.call(
             "help.request",
@@ -526,16 +465,17 @@ class Tandem:
             },
         )
         self.ticket = ack["ticket"]["id"]
-        for j in range(agents):
-            body = {"email": f"agent{j}@bench.tandem", "password": PASSWORD}
-            async with http.post(f"{self.url}/api/auth/login", json=body) as res:
-                token = (await res.json())["token"]
-            client = await RawSocket.connect(
-                http, self.url, {"v": 1, "role": "agent", "token": token}
-            )
-            event = "session.accept" if j == 0 else "session.join"
-            assert (await client.call(event, {"ticketId": self.ticket}))["ok"]
-            self.agents.append(client)
+        async with aiohttp.ClientSession() as http:
+            for j in range(agents):
+                body = {"email": f"agent{j}@bench.tandem", "password": PASSWORD}
+                async with http.post(f"{self.url}/api/auth/login", json=body) as res:
+                    token = (await res.json())["token"]
+                client = await self._sockets.enter_async_context(
+                    raw_socket(self.url, {"v": 1, "role": "agent", "token": token})
+                )
+                event = "session.accept" if j == 0 else "session.join"
+                assert (await client.call(event, {"ticketId": self.ticket}))["ok"]
+                self.agents.append(client)
         assert (await self.agents[0].call("cobrowse.request", {"ticketId": self.ticket}))["ok"]
         accept = await self.customer.call("cobrowse.accept", {"v": 1, "recorder": RECORDER})
         assert accept["ok"], accept
@@ -573,11 +513,8 @@ class Tandem:
         return nbytes, ack
 
     async def stop(self) -> None:
-        for client in [*([self._customer] if self._customer else []), *self.agents]:
-            with contextlib.suppress(Exception):
-                await client.disconnect()
-        if self._http is not None:
-            await self._http.close()
+        with contextlib.suppress(Exception):
+            await self._sockets.aclose()
         self.proc.stop()
 
 

@@ -14,9 +14,9 @@ waiting). Here instead:
 
 The position tick runs in one task per node; a flush is scheduled by the change that needs
 it. On several nodes each announces what it changed; the live state's queue is the truth
-either way. Positions are worked out alike on every node, so
-each node tells only the customers whose sockets it holds, and only them: a customer hears a
-position once, and a node's tick costs O(its waiting customers) emits, not O(queue).
+either way. Positions are worked out alike on every node, so each node tells only the
+customers whose sockets it holds, and only them: a customer hears a position once, and a
+node's tick costs O(its waiting customers) emits, not O(queue).
 """
 
 from __future__ import annotations

@@ -63,16 +63,18 @@ class DirectSocket(AsyncSocket):  # type: ignore[misc]
         if not await self.check_ping_timeout():
             return
         ws = self._direct
-        if ws is None or self._writing or not self.queue.empty() or not self._keeping_up():
-            self.queue.put_nowait(pkt)
-            return
-        encoded = pkt.encode()
-        if len(encoded) > DIRECT_WRITE_MAX_CHARS:
+        if (
+            ws is None
+            or self._writing
+            or not self.queue.empty()
+            or len(pkt.data or "") > DIRECT_WRITE_MAX_CHARS
+            or not self._keeping_up()
+        ):
             self.queue.put_nowait(pkt)
             return
         self._writing = True
         try:
-            await ws.send(encoded)
+            await ws.send(pkt.encode())
         except Exception:
             # The connection is gone: the reader sees it too and closes the socket.
             self._direct = None

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
@@ -18,6 +18,9 @@ class RawSocket:
         self._next_id = 0
         self.acks: dict[int, Any] = {}
         self.events: list[tuple[str, Any]] = []
+        self.on_event: Callable[[str], None] | None = None
+        """When set, each event frame's text (``42[name,payload]``) goes to it as it arrives,
+        instead of into ``events`` decoded (the co-browse bench times frames on arrival)."""
         self._changed = asyncio.Event()
         self._reader = asyncio.get_running_loop().create_task(self._read())
 
@@ -32,6 +35,8 @@ class RawSocket:
                 body = data[2:]
                 digits = len(body) - len(body.lstrip("0123456789"))
                 self.acks[int(body[:digits])] = json.loads(body[digits:])[0]
+            elif data.startswith("42") and self.on_event is not None:
+                self.on_event(data)
             elif data.startswith("42"):
                 name, *args = json.loads(data[2:])
                 self.events.append((name, args[0] if args else None))
