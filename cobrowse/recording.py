@@ -30,6 +30,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO, Final, Self
 
+import orjson
+
 from .exceptions import RecordingFormatError
 from .types import Event, parse_recorder
 
@@ -78,34 +80,19 @@ def _check_header(obj: object) -> dict[str, Any]:
 _LINE_ENCODER: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 """What ``json.dumps(obj, separators=(",", ":"), ensure_ascii=False)`` builds on every call."""
 
-_make_c_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
-_C_LINE_ENCODER: Final[Callable[[object, int], Sequence[str]] | None] = (
-    None
-    if _make_c_encoder is None
-    else _make_c_encoder(
-        # ``_LINE_ENCODER``'s own settings, as ``JSONEncoder.encode`` passes them to the C
-        # encoder it makes on every call, except the cycle check (``None``): an event comes
-        # from ``json.loads``, which makes no cycles.
-        None,
-        _LINE_ENCODER.default,
-        json.encoder.encode_basestring,
-        None,
-        ":",
-        ",",
-        False,
-        False,
-        True,
-    )
-)
-"""The C encoder made once: ``JSONEncoder.encode`` makes a new one per call, which cost a
-third of encoding a small event (every relayed co-browse event is encoded here)."""
-
 
 def encode_event(obj: object) -> bytes:
-    """An event as its recording line holds it, without the newline (UTF-8 JSON)."""
-    if _C_LINE_ENCODER is not None and type(obj) is dict:
-        return "".join(_C_LINE_ENCODER(obj, 0)).encode()
-    return _LINE_ENCODER.encode(obj).encode()
+    """An event as its recording line holds it, without the newline (UTF-8 JSON).
+
+    orjson writes the same JSON values as ``json.dumps`` with ``_LINE_ENCODER``'s settings
+    (compact, UTF-8, no ASCII escapes), ten times faster for a small event: every relayed
+    co-browse event is encoded here. What it refuses (an integer past 64 bits, a lone
+    surrogate) goes to the standard encoder, which writes the one and refuses the other
+    (``UnicodeEncodeError``) as before."""
+    try:
+        return orjson.dumps(obj)
+    except TypeError:
+        return _LINE_ENCODER.encode(obj).encode()
 
 
 def _dumps_line(obj: object) -> bytes:

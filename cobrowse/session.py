@@ -1,15 +1,21 @@
 """``CobrowseSession``: the one call path signaling needs per customer tab.
 
-``ingest(raw)`` runs, in order: validate (no side effects) -> rate limit ->
-sanitize (in place) -> recording append -> mirror append, and returns the events
-to relay to watching agents. A refused batch raises before anything is consumed
-or stored (except the rate-limit budget, which is only taken once validation
-passed).
+``ingest(raw, relay)`` runs, in order: validate (no side effects) -> rate limit ->
+sanitize (in place) -> relay to the watching agents -> recording append -> mirror
+append. A refused batch raises before anything is consumed, relayed or stored
+(except the rate-limit budget, which is only taken once validation passed).
+
+The relay comes before the mirror and the recording because the agents' latency is
+the product: what a late joiner reads (the mirror) and the file can follow a moment
+later. A console that joins meanwhile merges its catch-up with the live events by
+timestamp, so an event may be in both but is never in neither.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Awaitable, Callable
 from typing import NamedTuple
 
 from .assets import AssetRewriter
@@ -22,7 +28,12 @@ from .sanitize import SanitizeContext, SanitizeReport, sanitize_batch
 from .types import Event, EventType
 from .validate import Limits, check_batch
 
-__all__ = ["CobrowseSession", "IngestResult"]
+__all__ = ["CobrowseSession", "IngestResult", "Relay"]
+
+log = logging.getLogger("cobrowse.session")
+
+Relay = Callable[[list[Event], list[bytes]], Awaitable[None]]
+"""Sends an accepted batch on to the agents: its sanitized events and each one's JSON."""
 
 _FULL_SNAPSHOT = int(EventType.FULL_SNAPSHOT)
 """An int: comparing with the ``IntEnum`` member looks it up on its class for every event."""
@@ -109,20 +120,22 @@ class CobrowseSession:
         would reach the agents before the snapshot)."""
         """What sanitizing remembers between batches; ``assets`` rewrites resource URLs."""
 
-    async def ingest(self, raw: object) -> IngestResult:
-        """Accept one batch from the customer (batches are taken in the order they came).
+    async def ingest(self, raw: object, relay: Relay | None = None) -> IngestResult:
+        """Accept one batch from the customer (batches are taken in the order they came, and
+        relayed in that order: ``relay`` runs inside the same turn).
 
         Raises:
-            CobrowseError: the batch was refused (see ``validate`` / ``ratelimit``).
+            CobrowseError: the batch was refused (see ``validate`` / ``ratelimit``); nothing
+                was relayed or stored.
         """
         async with self._in_order:
             if self._closed:
                 # Its recording is closed (sharing stopped, or the part was handed on): the
                 # batch must not be acknowledged as recorded.
                 raise CobrowseError("closed", "this co-browse stream is closed")
-            return await self._ingest(raw)
+            return await self._ingest(raw, relay)
 
-    async def _ingest(self, raw: object) -> IngestResult:
+    async def _ingest(self, raw: object, relay: Relay | None) -> IngestResult:
         hint = len(raw) if isinstance(raw, str | bytes | bytearray) else self.offload_bytes + 1
         if hint > self.offload_bytes:
             # A full snapshot can take a second of CPU: keep the event loop responsive.
@@ -135,11 +148,20 @@ class CobrowseSession:
             batch = check_batch(raw, self.limits)
             self.rate.check(len(batch.events), batch.nbytes)
             report, sizes, lines = _sanitize_and_size(batch.events, self.sanitize_context)
+        if relay is not None:
+            await relay(batch.events, lines)
         if self.recording is not None:
-            # Queued, not awaited: the file is written in the background, and the batch goes
-            # on to the agents without waiting for a flush.
+            # Queued, not awaited: the file is written in the background.
             self.recording.add_encoded(lines)
-        appended = await self.store.append(self.session_id, batch.events, sizes)
+        try:
+            appended = await self.store.append(self.session_id, batch.events, sizes)
+        except Exception as exc:
+            # The batch is relayed and recorded already: reported as taken, which it was. The
+            # shared mirror (Redis) rewrites itself whole at its next successful write.
+            log.warning("mirror of %s missed a batch: %r", self.session_id, exc)
+            appended = AppendResult(
+                needs_snapshot=False, request_snapshot=False, dropped=len(batch.events), reset=False
+            )
         return IngestResult(batch.events, batch.nbytes, report, appended, lines)
 
     async def catch_up(self) -> list[Event]:

@@ -33,6 +33,7 @@ from engineio import packet as eio_packet
 from socketio import packet
 
 from signaling.edge.eio_socket import EngineServer
+from signaling.edge.packet_json import PacketJson
 from signaling.edge.ratelimit import TokenBucket
 from signaling.edge.room_index import RoomIndex
 from signaling.edge.text_emits import TextEmits
@@ -138,6 +139,7 @@ class DirectManager(TextEmits, RoomIndex, socketio.AsyncManager):  # type: ignor
 class GuardedServer(socketio.AsyncServer):  # type: ignore[misc]
     def __init__(self, limits: FrameLimits, **kwargs: Any) -> None:
         kwargs.setdefault("serializer", TextPacket)
+        kwargs.setdefault("json", PacketJson)
         kwargs.setdefault("client_manager", DirectManager())
         super().__init__(**kwargs)
         self.frame_limits = limits

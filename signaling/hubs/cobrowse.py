@@ -293,19 +293,22 @@ class CobrowseHub:
         live = await self._live_now(ticket.id, lease)
         if live is None:
             raise DeskError("invalid_state", "co-browse is not running; accept a request first")
+        rooms = self.desk.agent_rooms(ticket)
+
+        async def relay(events: list[cobrowse.Event], lines: list[bytes]) -> None:
+            # Built without validation: the events passed cobrowse's own validator just now,
+            # and carrying their JSON as made for the recording (not encoded a second time).
+            await self.desk.broadcaster.emit(
+                CobrowseEventsOut.relay(ticket.id, events, lines), rooms
+            )
+
         try:
-            result = await live.session.ingest(str(args["data"]))
+            result = await live.session.ingest(str(args["data"]), relay)
         except cobrowse.CobrowseError as exc:
             raise cobrowse_error(exc) from None
         live.events += len(result.events)
         if result.report.total:
             log.info("sanitized %s: %s", ticket.id, result.report.as_dict())
-        await self.desk.broadcaster.emit(
-            # Built without validation: the events passed cobrowse's own validator just now,
-            # and carrying their JSON as made for the recording (not encoded a second time).
-            CobrowseEventsOut.relay(ticket.id, result.events, result.encoded),
-            self.desk.agent_rooms(ticket),
-        )
         if result.mirror.request_snapshot:
             await self._need_snapshot(ticket.id)
         return {}

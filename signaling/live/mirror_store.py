@@ -58,6 +58,8 @@ class RedisMirrorStore:
         self._ttl = ttl
         self._writing: dict[str, MirrorState] = {}
         """Sessions whose events arrive on this node."""
+        self._behind: set[str] = set()
+        """Sessions whose last write to Redis failed (Redis holds less than ``_writing``)."""
         self._read_indexes: dict[str, tuple[int, MirrorState]] = {}
         """Sessions ingested elsewhere: a state rebuilt from Redis, by generation."""
 
@@ -74,8 +76,10 @@ class RedisMirrorStore:
         generation, tail_before = state.generation, state.tail_events
         result = state.append(events, sizes)
         meta_key, snap_key, tail_key, gen_key = self._keys(session_id)
+        # A write that failed left Redis behind this node's state: the next one rewrites it.
+        rewrite = state.generation != generation or session_id in self._behind
         async with self.redis.pipeline(transaction=True) as pipe:
-            if state.generation != generation:
+            if rewrite:
                 held = state.catch_up()
                 pipe.delete(meta_key, snap_key, tail_key)
                 if held:
@@ -94,7 +98,9 @@ class RedisMirrorStore:
                 return result
             for key in (meta_key, snap_key, tail_key, gen_key):
                 pipe.expire(key, self._ttl)
+            self._behind.add(session_id)
             await pipe.execute()
+            self._behind.discard(session_id)
         return result
 
     async def _next_generation(self, gen_key: str) -> int:
@@ -139,5 +145,6 @@ class RedisMirrorStore:
 
     async def clear(self, session_id: str) -> None:
         self._writing.pop(session_id, None)
+        self._behind.discard(session_id)
         self._read_indexes.pop(session_id, None)
         await self.redis.delete(*self._keys(session_id))

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from cobrowse import (
     InMemoryMirrorStore,
@@ -25,7 +27,7 @@ from tests.cobrowse.cobrowse_factories import (
     page,
     text,
 )
-from tests.support import redis_or_skip, unique_prefix
+from tests.support import free_port, redis_or_skip, unique_prefix
 
 
 def _state(**kw: object) -> tuple[MirrorState, FakeClock]:
@@ -221,3 +223,32 @@ async def test_redis_mirror_is_read_on_another_node() -> None:
         assert await reader.catch_up("s1") == [meta(), second, mouse_move()]
         await reader.clear("s1")
         assert await writer.catch_up("s1") == []
+
+
+@pytest.mark.asyncio
+async def test_a_redis_mirror_that_missed_a_write_rewrites_itself_whole() -> None:
+    """A batch the node took while Redis was out of reach is not lost for late joiners on other
+    nodes: the next write that gets through carries the node's whole mirror."""
+    async with redis_or_skip() as client:
+        prefix = unique_prefix()
+        writer = RedisMirrorStore(client, prefix=prefix)
+        reader = RedisMirrorStore(client, prefix=prefix)
+        first = full(page(el("p", {}, id=50)))
+        await writer.append("s1", [meta(), first])
+        gone = Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=0.5)
+        writer.redis = gone
+        with pytest.raises(RedisError):
+            await writer.append("s1", [mouse_move(1)])
+        await gone.aclose()
+        writer.redis = client
+        assert await reader.catch_up("s1") == [meta(), first]  # Redis is behind the node
+        await writer.append("s1", [mouse_move(2)])
+        assert await reader.catch_up("s1") == [meta(), first, mouse_move(1), mouse_move(2)]
+        await writer.append("s1", [mouse_move(3)])  # and back to appending the tail
+        assert await reader.catch_up("s1") == [
+            meta(),
+            first,
+            mouse_move(1),
+            mouse_move(2),
+            mouse_move(3),
+        ]

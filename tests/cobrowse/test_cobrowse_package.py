@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ast
+import asyncio
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -35,7 +37,7 @@ def test_public_api_resolves() -> None:
 
 def test_cobrowse_never_imports_the_io_stack() -> None:
     forbidden = {"signaling", "aiohttp", "socketio", "engineio", "media", "redis"}
-    allowed_third_party = {"pydantic"}
+    allowed_third_party = {"pydantic", "orjson"}
     import sys
 
     for path in PKG.glob("*.py"):
@@ -144,3 +146,100 @@ async def test_session_pipeline(tmp_path: Path) -> None:
     assert header["recorder"] == "rrweb@2.0.0-alpha.18"
     assert len(events) == 4
     assert "steal()" not in json.dumps(events)
+
+
+class _Watched(InMemoryMirrorStore):
+    """The in-memory mirror, noting what it was given when (or failing, when told to)."""
+
+    def __init__(self, log: list[str], fail: bool = False) -> None:
+        super().__init__()
+        self.log = log
+        self.fail = fail
+
+    async def append(
+        self, session_id: str, events: Sequence[cobrowse.Event], sizes: Sequence[int] | None = None
+    ) -> cobrowse.AppendResult:
+        self.log.append(f"mirror {len(events)}")
+        if self.fail:
+            raise ConnectionError("the shared mirror is out of reach")
+        return await super().append(session_id, events, sizes)
+
+
+@pytest.mark.asyncio
+async def test_a_batch_is_relayed_before_the_mirror_and_the_recording_take_it(
+    tmp_path: Path,
+) -> None:
+    """The agents' latency does not wait for the mirror: ``relay`` gets the sanitized events
+    and their JSON first, then the mirror and the recording take the same batch."""
+    log: list[str] = []
+    rec = AsyncRecordingWriter(tmp_path / "r.gz", "rrweb@2.0.0-alpha.18", flush_bytes=1)
+    session = CobrowseSession("s", _Watched(log), recording=rec)
+    relayed: list[tuple[list[cobrowse.Event], list[bytes]]] = []
+
+    async def relay(events: list[cobrowse.Event], lines: list[bytes]) -> None:
+        log.append(f"relay {len(events)}")
+        assert await session.catch_up() == []  # the mirror has not seen the batch yet
+        relayed.append((events, lines))
+
+    evil = el("button", {"onclick": "steal()"}, [text("Buy")], id=77)
+    result = await session.ingest(json.dumps([meta(), full(page(evil))]), relay)
+    assert log == ["relay 2", "mirror 2"]
+    ((events, lines),) = relayed
+    assert events is result.events and lines == result.encoded
+    assert [json.loads(line) for line in lines] == events  # sanitized, as relayed
+    assert "onclick" not in json.dumps(events)
+    assert len(await session.catch_up()) == 2
+    await session.close()
+    _, recorded = read_recording(tmp_path / "r.gz")
+    assert recorded == events
+
+
+@pytest.mark.asyncio
+async def test_a_refused_batch_is_never_relayed() -> None:
+    relayed: list[int] = []
+
+    async def relay(events: list[cobrowse.Event], lines: list[bytes]) -> None:
+        relayed.append(len(events))
+
+    session = CobrowseSession("s", InMemoryMirrorStore())
+    for bad in ("[{]", "[NaN]", '[{"type": 3, "data": "\\ud800"}]', "[" * 2000 + "]" * 2000):
+        with pytest.raises(CobrowseError):
+            await session.ingest(bad, relay)
+    assert relayed == []
+    assert await session.catch_up() == []
+
+
+@pytest.mark.asyncio
+async def test_a_mirror_that_fails_after_the_relay_does_not_fail_the_batch() -> None:
+    """Relayed and recorded is taken: a shared mirror out of reach is logged, not reported to
+    the customer as a refusal (a resend would show the agents the batch twice)."""
+    log: list[str] = []
+    store = _Watched(log, fail=True)
+    session = CobrowseSession("s", store)
+
+    async def relay(events: list[cobrowse.Event], lines: list[bytes]) -> None:
+        log.append(f"relay {len(events)}")
+
+    result = await session.ingest(json.dumps([meta(), full(page(el("p", {}, [text("x")])))]), relay)
+    assert log == ["relay 2", "mirror 2"]
+    assert result.mirror.dropped == 2 and not result.mirror.request_snapshot
+    store.fail = False
+    await session.ingest(json.dumps([meta(), full(page(el("p", {}, [text("y")])))]), relay)
+    assert len(await session.catch_up()) == 2
+
+
+@pytest.mark.asyncio
+async def test_batches_are_relayed_in_the_order_they_came() -> None:
+    """A big batch checked in a worker thread is not overtaken by the small ones after it."""
+    session = CobrowseSession("s", InMemoryMirrorStore(), offload_bytes=1_000)
+    order: list[int] = []
+
+    async def relay(events: list[cobrowse.Event], lines: list[bytes]) -> None:
+        order.append(len(events))
+
+    big = json.dumps([meta(), full(page(*[el("p", {}, [text("x" * 50)]) for _ in range(100)]))])
+    small = json.dumps([mouse_move()])
+    await asyncio.gather(
+        session.ingest(big, relay), *(session.ingest(small, relay) for _ in range(5))
+    )
+    assert order == [2, 1, 1, 1, 1, 1]

@@ -104,6 +104,24 @@ async def test_deep_nesting_gets_an_error_not_a_traceback(server: Running) -> No
             assert ack["ok"] is False and ack["error"]["code"] == "malformed", depth
 
 
+async def test_values_json_cannot_write_back_are_refused_at_the_frame(server: Running) -> None:
+    """``NaN``, ``Infinity`` and a lone surrogate used to decode (Python's ``json`` takes them)
+    and then fail wherever the value was written out again: the frame is refused as malformed,
+    nothing runs, and the socket goes on."""
+    async with raw_socket(server.base_url, customer_auth(server), server.origin) as sock:
+        for value in ("NaN", "-Infinity", '"\\ud800"', '"\\udc00 tail"'):
+            ack_id = sock.new_id()
+            frame = f'42{ack_id}["help.request",{{"context":{{"app":{{"x":{value}}}}}}}]'
+            await sock.send_raw(frame)
+            ack = await sock.ack(ack_id)
+            assert ack["ok"] is False and ack["error"]["code"] == "malformed", value
+            assert "not valid JSON" in ack["error"]["message"]
+        ack_id = sock.new_id()
+        await sock.send_raw(f'42{ack_id}["help.request",{json.dumps({"context": CONTEXT})}]')
+        ack = await sock.ack(ack_id)
+        assert ack["ok"] is True, ack
+
+
 async def test_non_ascii_identity_signature_is_just_unverified(server: Running) -> None:
     """Finding 8: a non-ASCII ``signature`` raised TypeError in ``hmac.compare_digest``."""
     customer = await server.customer()
