@@ -15,12 +15,12 @@ from signaling.desk.lifecycle import (
     Desk,
     DeskError,
     attachment_info,
-    iso,
     page_visit,
     ticket_summary,
     timeline_entry,
     transcript_message,
 )
+from signaling.protocol.times import iso
 
 __all__ = [
     "AgentCaller",

@@ -9,13 +9,11 @@ never to a socket directly, so any node can serve any step.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol, cast
 
@@ -54,6 +52,8 @@ from signaling.protocol import (
     TimelineEntry,
     TranscriptMessage,
 )
+from signaling.protocol.jsontext import compact
+from signaling.protocol.times import iso
 from signaling.routing import QueueSpec
 from signaling.store import (
     AgentRecord,
@@ -153,10 +153,6 @@ Caller = CustomerCaller | AgentCaller
 def told_once(message: TranscriptMessage) -> str:
     """A chat message is numbered once per audience, whichever nodes tell it."""
     return f"chat.message:{message.id}"
-
-
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class Desk:
@@ -858,7 +854,7 @@ class Desk:
             return
         # Made once, for the log and both audiences: the log keeps the text that is sent.
         wire = event.wire()
-        text = json.dumps(wire, separators=(",", ":"))
+        text = compact(wire)
         told: list[tuple[Audience, list[str]]] = []
         if to != "agents":
             told.append(("customer", [customer_room(ticket.id)]))

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 
 def note_info(record: NoteRecord) -> NoteInfo:
-    from signaling.desk.lifecycle import iso
+    from signaling.protocol.times import iso
 
     return NoteInfo(
         id=record.id,

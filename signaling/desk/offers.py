@@ -22,7 +22,6 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 from signaling import background
@@ -38,6 +37,7 @@ from signaling.protocol import (
     SessionOffered,
     SessionOfferEnded,
 )
+from signaling.protocol.times import iso
 from signaling.routing import (
     CHOOSABLE,
     AgentLoad,
@@ -116,10 +116,6 @@ def routing_info(site: SiteRecord, queue: QueueSpec, since: float) -> dict[str, 
 Availability = Literal["open", "no_agents", "closed", "full"]
 HANDLE_TIMES_KEPT = 20
 """Recent handle times kept per queue for the estimated wait."""
-
-
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class Router:

@@ -167,7 +167,7 @@ class Transfers:
         note: str | None,
         expires_at: str | None,
     ) -> SessionOffered:
-        from signaling.desk.lifecycle import iso
+        from signaling.protocol.times import iso
 
         entry = await self._entry(ticket)
         return SessionOffered(
@@ -187,7 +187,7 @@ class Transfers:
     ) -> None:
         """Back to the queue at its original place (``created_at``); to an agent, with an offer
         ringing for them before any other node's routing can offer it elsewhere."""
-        from signaling.desk.lifecycle import iso
+        from signaling.protocol.times import iso
 
         desk = self.desk
         live = desk.live

@@ -19,10 +19,11 @@ What orjson does differently, and what is done about it:
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import orjson
+
+from signaling.protocol.jsontext import compact
 
 __all__ = ["PacketJson"]
 
@@ -34,10 +35,7 @@ class PacketJson:
 
     @staticmethod
     def dumps(obj: Any, **_options: Any) -> str:
-        try:
-            return orjson.dumps(obj).decode()
-        except TypeError:
-            return json.dumps(obj, separators=(",", ":"))
+        return compact(obj)
 
     @staticmethod
     def loads(text: str | bytes, **_options: Any) -> Any:

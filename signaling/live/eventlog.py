@@ -36,6 +36,8 @@ from typing import Any, Literal, NamedTuple, Protocol
 
 import redis.asyncio as aioredis
 
+from signaling.protocol.jsontext import compact
+
 Audience = Literal["customer", "agents"]
 AUDIENCES: tuple[Audience, ...] = ("customer", "agents")
 
@@ -117,7 +119,7 @@ class EventLog(Protocol):
 
 
 def _json(payload: dict[str, Any]) -> str:
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+    return compact(payload)
 
 
 # --------------------------------------------------------------------------- one node

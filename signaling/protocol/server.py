@@ -10,6 +10,7 @@ from pydantic import Field, PrivateAttr
 from signaling.protocol.acks import QueueEntry
 from signaling.protocol.base import Id, Message, Url
 from signaling.protocol.client import CallAsk
+from signaling.protocol.jsontext import compact
 from signaling.protocol.values import (
     AgentRef,
     AttachmentInfo,
@@ -44,7 +45,7 @@ class SessionEvent(Message):
         assert private is not None
         if text is None or "seq" in wire:
             body = wire if seq is None else {**wire, "seq": seq}
-            private["_wire_text"] = json.dumps(body, separators=(",", ":"))
+            private["_wire_text"] = compact(body)
         else:
             private["_wire_text"] = text if seq is None else f'{text[:-1]},"seq":{seq}}}'
         return out

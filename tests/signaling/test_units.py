@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from signaling import auth
 from signaling.cli import main
 from signaling.desk.useragent import parse_user_agent
 from signaling.edge.ratelimit import TokenBucket
+from signaling.protocol.times import iso
 from signaling.settings import Settings
 
 UAS = [
@@ -148,3 +153,16 @@ def test_texts_of_white_space_alone_are_refused_by_every_model_that_takes_one() 
         with pytest.raises(pydantic.ValidationError, match="text is blank"):
             model.model_validate({**fields, "text": " \n\t"})
         assert model.model_validate({**fields, "text": " hi "}).text == " hi "  # type: ignore[attr-defined]
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    st.floats(min_value=0, max_value=253_402_300_799.0)
+    | st.integers(min_value=0, max_value=4_000_000_000).map(lambda s: s + 0.9995)
+    | st.integers(min_value=0, max_value=4_000_000_000).map(lambda s: s + 0.9999995)
+)
+def test_wire_times_are_what_datetime_writes(ts: float) -> None:
+    """``iso`` caches the second's text and rounds the fraction itself: the same text as
+    ``datetime``'s, to the character, at every second boundary and rounding edge."""
+    want = datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
+    assert iso(ts) == want.replace("+00:00", "Z")
