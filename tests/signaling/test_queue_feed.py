@@ -7,7 +7,7 @@ import asyncio
 from typing import Any
 
 from signaling import keys
-from signaling.desk.queue_feed import QueueFeed
+from signaling.desk.queue_feed import EXACT_POSITIONS, QueueFeed, worth_telling
 from signaling.protocol import Message
 from tests.support import CONTEXT, Client, Running
 
@@ -347,3 +347,38 @@ async def test_a_change_schedules_one_flush_and_a_quiet_queue_none() -> None:
     finally:
         await feed.close()
     assert feed._flush_due is None
+
+
+async def test_far_back_a_place_is_told_once_it_moved_by_a_tenth(server: Running) -> None:
+    """The front ``EXACT_POSITIONS`` hear every change; behind them a customer hears once their
+    place moved by a tenth of what they were last told, so a tick sends O(front), not O(queue)."""
+    desk = server.app[keys.desk]
+    await desk.queue_feed.close()  # its ticks are driven by hand here
+    alice = await server.agent("alice")
+    customers = await waiting_customers(server, EXACT_POSITIONS + 10)  # places 1..30
+    assert (await alice.call("session.accept", {"ticketId": customers[0][1]}))["ok"]
+    # Places 2..21 became 1..20 and are told; 22..30 became 21..29, a move of one: not told.
+    assert await desk.queue_feed.announce_positions() == EXACT_POSITIONS
+    for customer, _ in customers[1 : EXACT_POSITIONS + 1]:
+        await customer.wait_for("queue.position", timeout=5)
+    assert all("queue.position" not in c.events for c, _ in customers[EXACT_POSITIONS + 1 :])
+    await customers[0][0].call("session.end", {})  # alice's capacity is kept for the next
+    for customer, ticket in customers[1:4]:
+        assert (await alice.call("session.accept", {"ticketId": ticket}))["ok"]
+        await customer.call("session.end", {})
+    # Four places in all from where the back was told (22..30): a tenth of 30 or less.
+    assert await desk.queue_feed.announce_positions() == len(customers) - 4
+    last, ticket = customers[-1]
+    told = await last.wait_for("queue.position", timeout=5)
+    assert (told["ticketId"], told["position"]) == (ticket, len(customers) - 4)
+
+
+def test_worth_telling() -> None:
+    assert worth_telling(None, 500, None)
+    assert not worth_telling((500, 600), 500, 600)
+    assert worth_telling((20, None), 19, None) and worth_telling((10, 60), 10, 59)
+    assert not worth_telling((500, 600), 451, 600)  # under a tenth, both
+    assert worth_telling((500, 600), 450, 600)
+    assert worth_telling((500, 600), 550, 600)  # pushed back by a higher priority, too
+    assert not worth_telling((500, 600), 499, 541) and worth_telling((500, 600), 499, 540)
+    assert worth_telling((500, None), 499, 600) and worth_telling((500, 600), 499, None)
