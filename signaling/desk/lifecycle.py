@@ -52,6 +52,7 @@ from signaling.protocol import (
     TimelineEntry,
     TranscriptMessage,
 )
+from signaling.protocol.base import event_name
 from signaling.protocol.jsontext import compact
 from signaling.protocol.times import iso
 from signaling.routing import QueueSpec
@@ -860,7 +861,7 @@ class Desk:
             told.append(("customer", [customer_room(ticket.id)]))
         if to_agents:
             told.append(("agents", agents))
-        name: str = type(event).model_fields["type"].default
+        name = event_name(type(event))
         seqs: list[int | None]
         try:
             # Both lines numbered in one call (one Redis round trip on several nodes).

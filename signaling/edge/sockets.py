@@ -54,6 +54,7 @@ from signaling.protocol import (
     Sender,
     ServerRestarting,
 )
+from signaling.protocol.base import event_name
 from signaling.settings import Settings
 from signaling.store import TicketStore
 
@@ -85,7 +86,7 @@ class SocketBroadcaster:
         if not rooms:
             return
         manager = self._sio.manager
-        name = type(event).model_fields["type"].default
+        name = event_name(type(event))
         if isinstance(manager, DirectManager):
             if manager.reaches_nobody(rooms):
                 return  # one node and nobody listening (a v1 queue room, a session with no agent)
@@ -106,7 +107,7 @@ class SocketBroadcaster:
                 if text is None:
                     await self.emit(event, rooms)
                 elif rooms:
-                    texts.append((type(event).model_fields["type"].default, text, rooms))
+                    texts.append((event_name(type(event)), text, rooms))
             if texts:
                 await manager.emit_texts(texts)
             return
@@ -119,7 +120,7 @@ class SocketBroadcaster:
         if isinstance(self._sio.manager, DirectManager):
             await self.emit(event, rooms)  # one node: here is everywhere
             return
-        name = type(event).model_fields["type"].default
+        name = event_name(type(event))
         await self._sio.emit(name, event.wire(), to=rooms, ignore_queue=True)
 
     def listening_here(self, room: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -59,3 +60,11 @@ class Message(BaseModel):
         """The JSON text of ``wire()`` when it was made already (a relay of events encoded on
         their way in), else None."""
         return None
+
+
+@functools.cache
+def event_name(model: type[Message]) -> str:
+    """The socket.io event name of a message class (its ``type``), looked up once per class:
+    pydantic's ``model_fields`` is a property that builds its answer on each read, and every
+    event sent asks."""
+    return str(model.model_fields["type"].default)
