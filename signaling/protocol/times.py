@@ -14,7 +14,7 @@ writes fall in the same second as the one before."""
 
 def iso(ts: float) -> str:
     """``datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")`` with ``Z`` for
-    ``+00:00``, the same text to the character, at a fifth of its cost (a pairing writes five).
+    ``+00:00``, the same text to the character, at a third of its cost (a pairing writes four).
 
     As ``datetime`` does, the fraction is rounded to the microsecond first (half to even), then
     cut to milliseconds."""
