@@ -142,6 +142,11 @@ class DirectSocket(AsyncSocket):  # type: ignore[misc]
                     break
                 except Exception:
                     server.logger.exception("%s: receive error", self.sid)
+                if self.closed:
+                    # Closed by the server while handling this frame (an unreadable packet):
+                    # the connection goes too, or a client could keep a socket that counts
+                    # nowhere open for ever by sending frames that reach nobody.
+                    break
         finally:
             deadline.cancel()
             self._direct = None

@@ -170,3 +170,20 @@ async def test_unsupported_recorder_is_malformed_not_internal(server: Running) -
     for recorder in ("", "rrweb@1.1.3", "other@2"):
         ack = await customer.call("cobrowse.accept", {"v": 1, "recorder": recorder})
         assert ack["ok"] is False and ack["error"]["code"] == "malformed", recorder
+
+
+async def test_an_unreadable_packet_closes_its_socket_only(server: Running) -> None:
+    """A socket.io packet without a readable header is not answered: engine.io closes the socket
+    (its CLOSE packet goes out, and its reader, which decodes messages in its own task since
+    ADR 0004, does not wait on itself). Whatever the client sends next is not handled, and the
+    connection is dropped; other sockets go on."""
+    async with raw_socket(server.base_url, customer_auth(server), server.origin) as sock:
+        await sock.send_raw("4hello")
+        ack_id = await sock.send_event("help.request", {"context": CONTEXT})
+        async with asyncio.timeout(5):
+            while not sock.closed:
+                await asyncio.sleep(0.02)
+        assert ack_id not in sock.acks
+    async with raw_socket(server.base_url, customer_auth(server), server.origin) as sock:
+        ack = await sock.call("help.request", {"context": CONTEXT})
+        assert ack["ok"] is True, ack
