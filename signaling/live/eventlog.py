@@ -118,10 +118,6 @@ class EventLog(Protocol):
     async def close(self) -> None: ...
 
 
-def _json(payload: dict[str, Any]) -> str:
-    return compact(payload)
-
-
 # --------------------------------------------------------------------------- one node
 
 
@@ -180,7 +176,7 @@ class MemoryEventLog:
                 return 0
             line.once.add(once)
         line.seq += 1
-        line.events.append((line.seq, name, body if body is not None else _json(payload)))
+        line.events.append((line.seq, name, body if body is not None else compact(payload)))
         line.written = now
         line.forget_at = now + self.counter_ttl
         return line.seq
@@ -195,7 +191,7 @@ class MemoryEventLog:
         once: str | None = None,
     ) -> list[int]:
         if body is None:
-            body = _json(payload)
+            body = compact(payload)
         return [
             await self.append(ticket_id, audience, name, payload, body, once)
             for audience in audiences
@@ -415,7 +411,7 @@ class RedisEventLog:
         lines = [self._keys(ticket_id, audience) for audience in audiences]
         keys = [*lines[0], *(key for line in lines[1:] for key in line[:3])]
         if body is None:
-            body = _json(payload)
+            body = compact(payload)
         args: list[str | int] = [
             self.keep,
             name,
