@@ -31,6 +31,9 @@ and an upgrade from polling runs engine.io's own loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import engineio
@@ -49,10 +52,22 @@ class DirectSocket(AsyncSocket):  # type: ignore[misc]
 
     connected: bool
     upgraded: bool
+    closing: bool
+    closed: bool
+    last_ping: float | None
 
-    _direct: Any = None
-    """The websocket, while packets may be written to it directly (not before the writer runs,
-    nor once the socket is closing)."""
+    _direct: Callable[[str | bytes], Awaitable[None]] | None = None
+    """Writes a frame to the websocket, while packets may be written directly (not before the
+    handler runs, nor once the socket is closing)."""
+    _ws: Any = None
+    """The websocket, while the writer task may be started for it."""
+    _writer: asyncio.Task[None] | None = None
+    """The writer task, while it runs (only while packets are queued)."""
+    _ping_timer: asyncio.TimerHandle | None = None
+    _last_seen = 0.0
+    """When the client's last frame came (the event loop's clock)."""
+    _deadline: asyncio.TimerHandle
+    """When to look again whether the client went silent (moved forward lazily)."""
     _transport: asyncio.Transport | None = None
     _writing = False
     """A packet is being written (directly or by the writer task): the next one queues."""
@@ -62,19 +77,19 @@ class DirectSocket(AsyncSocket):  # type: ignore[misc]
     async def send(self, pkt: packet.Packet) -> None:
         if not await self.check_ping_timeout():
             return
-        ws = self._direct
+        write = self._direct
         if (
-            ws is None
+            write is None
             or self._writing
             or not self.queue.empty()
             or len(pkt.data or "") > DIRECT_WRITE_MAX_CHARS
             or not self._keeping_up()
         ):
-            self.queue.put_nowait(pkt)
+            self._enqueue(pkt)
             return
         self._writing = True
         try:
-            await ws.send(pkt.encode())
+            await write(pkt.encode())
         except Exception:
             # The connection is gone: the reader sees it too and closes the socket.
             self._direct = None
@@ -83,6 +98,29 @@ class DirectSocket(AsyncSocket):  # type: ignore[misc]
             written, self._written = self._written, None
             if written is not None and not written.done():
                 written.set_result(None)
+
+    def _enqueue(self, pkt: packet.Packet) -> None:
+        """Queue a packet for the writer task, started if it is not running: most sockets never
+        queue anything once connected, and an idle writer task held a task, its coroutines and
+        a future per socket, all walked by every full garbage collection."""
+        self.queue.put_nowait(pkt)
+        ws = self._ws
+        if self._writer is None and ws is not None:
+            self._writer = asyncio.get_running_loop().create_task(self._write_queued(ws))
+
+    def schedule_ping(self) -> None:
+        # engine.io starts a task per ping that sleeps for the interval: a task, two coroutines
+        # and a future held by every idle socket. A timer does the same wait.
+        if self.last_ping:
+            self.last_ping = None
+            loop = asyncio.get_running_loop()
+            self._ping_timer = loop.call_later(self.server.ping_interval, self._ping_due)
+
+    def _ping_due(self) -> None:
+        self._ping_timer = None
+        if not self.closing and not self.closed:
+            self.last_ping = time.time()
+            self.server.start_background_task(self.send, packet.Packet(packet.PING))
 
     def _keeping_up(self) -> bool:
         transport = self._transport
@@ -104,23 +142,13 @@ class DirectSocket(AsyncSocket):  # type: ignore[misc]
         server = self.server
         silence = server.ping_interval + server.ping_timeout
         loop = asyncio.get_running_loop()
-        writer = loop.create_task(self._write_queued(ws))
         self._transport = transport
-        self._direct = ws
-        last_seen = loop.time()
-        deadline: asyncio.TimerHandle
-
-        def check_silence() -> None:
-            nonlocal deadline
-            if loop.time() - last_seen >= silence:
-                # Gone quiet past every ping: the connection is dropped, not closed with a
-                # handshake the client would never answer (that waited 10 s more).
-                server.logger.info("%s: silent for %.0f s, dropped", self.sid, silence)
-                transport.abort()
-            else:
-                deadline = loop.call_at(last_seen + silence, check_silence)
-
-        deadline = loop.call_at(last_seen + silence, check_silence)
+        self._ws = ws
+        if not self.queue.empty():  # the OPEN packet, queued before the handler ran
+            self._writer = loop.create_task(self._write_queued(ws))
+        self._direct = _frame_writer(ws)
+        self._last_seen = loop.time()
+        self._deadline = loop.call_at(self._last_seen + silence, self._check_silence)
         cancelled = False
         try:
             while True:
@@ -133,7 +161,7 @@ class DirectSocket(AsyncSocket):  # type: ignore[misc]
                     break  # the connection is gone, or the frame was not text or binary
                 if data is None or len(data) > server.max_http_buffer_size:
                     break
-                last_seen = loop.time()
+                self._last_seen = loop.time()
                 try:
                     await self.receive(packet.Packet(encoded_packet=data))
                 except exceptions.UnknownPacketError:
@@ -148,44 +176,79 @@ class DirectSocket(AsyncSocket):  # type: ignore[misc]
                     # nowhere open for ever by sending frames that reach nobody.
                     break
         finally:
-            deadline.cancel()
+            self._deadline.cancel()
+            if self._ping_timer is not None:
+                self._ping_timer.cancel()
             self._direct = None
-            self.queue.put_nowait(None)  # the writer sends what is queued, then stops
-        await writer
+            self._ws = None  # what is queued from now on is not written
+        if self._writer is not None:
+            await self._writer  # it writes what was queued before, then stops
+        with contextlib.suppress(Exception):
+            await ws.close()
         await self.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
         if cancelled:
             raise asyncio.CancelledError
 
+    def _check_silence(self) -> None:
+        # Methods and attributes, not a closure: a closure held a cell per variable it read,
+        # per socket, for the socket's life (objects every full garbage collection walks).
+        loop = asyncio.get_running_loop()
+        silence = self.server.ping_interval + self.server.ping_timeout
+        if loop.time() - self._last_seen >= silence:
+            # Gone quiet past every ping: the connection is dropped, not closed with a
+            # handshake the client would never answer (that waited 10 s more).
+            self.server.logger.info("%s: silent for %.0f s, dropped", self.sid, silence)
+            if self._transport is not None:
+                self._transport.abort()
+        else:
+            self._deadline = loop.call_at(self._last_seen + silence, self._check_silence)
+
     async def _write_queued(self, ws: Any) -> None:
-        """The writer task: what could not be written directly, in the order it was sent."""
-        while True:
-            first = await self.queue.get()
-            self.queue.task_done()
-            if first is None:
-                break
-            batch = [first]
+        """The writer task: what could not be written directly, in the order it was sent. It
+        ends once the queue is empty (``_enqueue`` starts it again)."""
+        write = _frame_writer(ws)
+        try:
             while not self.queue.empty():
-                pkt = self.queue.get_nowait()
-                self.queue.task_done()
-                if pkt is None:
-                    self.queue.put_nowait(None)
-                    break
-                batch.append(pkt)
-            while self._writing:
-                # A direct write began before these were queued (it saw an empty queue, then
-                # had to wait for the transport): it goes first.
-                self._written = asyncio.get_running_loop().create_future()
-                await self._written
-            self._writing = True
-            try:
-                for pkt in batch:
-                    await ws.send(pkt.encode())
-            except Exception:
-                break
-            finally:
-                self._writing = False
-        self._direct = None
-        await ws.close()
+                while self._writing:
+                    # A direct write began before these were queued (it saw an empty queue,
+                    # then had to wait for the transport): it goes first. What is queued stays
+                    # in the queue meanwhile, so that no send after it can be written first.
+                    self._written = asyncio.get_running_loop().create_future()
+                    await self._written
+                self._writing = True
+                batch = []
+                while not self.queue.empty():
+                    batch.append(self.queue.get_nowait())
+                    self.queue.task_done()
+                try:
+                    for pkt in batch:
+                        await write(pkt.encode())
+                except Exception:
+                    # The connection is gone: nothing more is written (the reader closes it).
+                    self._ws = None
+                    self._direct = None
+                    return
+                finally:
+                    self._writing = False
+        finally:
+            self._writer = None
+
+
+def _frame_writer(ws: Any) -> Callable[[str | bytes], Awaitable[None]]:
+    """A frame written to engine.io's aiohttp websocket, by aiohttp directly: engine.io's own
+    ``send`` asks ``inspect`` whether the method is a coroutine on every frame."""
+    sock = getattr(ws, "_sock", None)
+    send_str = getattr(sock, "send_str", None)
+    send_bytes = getattr(sock, "send_bytes", None)
+    if send_str is None or send_bytes is None:
+        send: Callable[[str | bytes], Awaitable[None]] = ws.send
+        return send
+
+    def write(frame: str | bytes) -> Awaitable[None]:
+        sent: Awaitable[None] = send_bytes(frame) if isinstance(frame, bytes) else send_str(frame)
+        return sent
+
+    return write
 
 
 class EngineServer(engineio.AsyncServer):  # type: ignore[misc]

@@ -216,3 +216,99 @@ async def test_a_server_side_disconnect_closes_the_client_once_and_waits_for_not
             assert gone == joined
         finally:
             await client.disconnect()
+
+
+class _GatedSocket:
+    """An aiohttp websocket's send methods, each frame kept in order; writes wait on ``gate``."""
+
+    def __init__(self) -> None:
+        self.frames: list[str] = []
+        self.gate = asyncio.Event()
+        self.gate.set()
+
+    async def send_str(self, frame: str) -> None:
+        await self.gate.wait()
+        self.frames.append(frame)
+
+    async def send_bytes(self, frame: bytes) -> None:
+        raise AssertionError("no binary frame is sent")
+
+
+class _EngineWebSocket:
+    """engine.io's aiohttp wrapper: ``_sock`` is aiohttp's websocket."""
+
+    def __init__(self, sock: _GatedSocket) -> None:
+        self._sock = sock
+
+    async def send(self, frame: str) -> None:
+        await self._sock.send_str(frame)
+
+
+class _IdleTransport:
+    def is_closing(self) -> bool:
+        return False
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+
+async def test_a_send_cannot_overtake_packets_the_writer_holds_while_a_direct_write_ends() -> None:
+    """The writer task waits for a direct write in progress before it writes what is queued. A
+    send made in the moment after that write ends, before the writer has run again, queues
+    behind them (it was written at once, first, while the writer held them out of the queue)."""
+    from engineio import packet
+
+    from signaling.edge.eio_socket import EngineServer, _frame_writer
+
+    server = EngineServer(async_mode="aiohttp", transports=["websocket"], logger=False)
+    sock = DirectSocket(server, "s1")
+    gated = _GatedSocket()
+    ws = _EngineWebSocket(gated)
+    sock._transport = _IdleTransport()  # type: ignore[assignment]
+    sock._ws = ws
+    sock._direct = _frame_writer(ws)
+
+    gated.gate.clear()
+    first = asyncio.get_running_loop().create_task(sock.send(packet.Packet(packet.MESSAGE, "1")))
+    await asyncio.sleep(0)  # the direct write of "1" is under way, waiting for the transport
+    await sock.send(packet.Packet(packet.MESSAGE, "2"))  # queued: a write is in progress
+    await asyncio.sleep(0)  # the writer task starts and waits for the direct write
+    assert sock._writer is not None
+    # The direct write ends and, in the same turn of the loop (before the writer, woken by its
+    # end, runs again), another task sends a packet.
+    go = asyncio.Event()
+
+    async def send_third() -> None:
+        await go.wait()
+        await sock.send(packet.Packet(packet.MESSAGE, "3"))
+
+    third = asyncio.get_running_loop().create_task(send_third())
+    await asyncio.sleep(0)
+    gated.gate.set()  # wakes the direct write first,
+    go.set()  # then the third send, both ahead of the writer
+    await first
+    await third
+    async with asyncio.timeout(5):
+        while sock._writer is not None:
+            await asyncio.sleep(0)
+    assert gated.frames == ["41", "42", "43"]
+
+
+async def test_an_idle_socket_holds_no_writer_task_and_no_ping_task() -> None:
+    """Once connected and quiet, a socket holds timers, not tasks: no writer task (started only
+    while something is queued) and no task sleeping until the next ping. Each idle task held
+    coroutines and futures that every full garbage collection walked, per socket."""
+    async with serving(ping_interval=30, ping_timeout=30) as (sio, url):
+        async with aiohttp.ClientSession() as http:
+            first = await raw_connect(http, url)  # the server's own tasks start with it
+            before = len(asyncio.all_tasks())
+            second = await raw_connect(http, url)
+            try:
+                for sock in sio.eio.sockets.values():
+                    assert isinstance(sock, DirectSocket)
+                    assert sock._writer is None and sock._ping_timer is not None
+                # aiohttp's connection and request handler (which runs the reading loop).
+                assert len(asyncio.all_tasks()) - before == 2
+            finally:
+                await first.close()
+                await second.close()
