@@ -7,6 +7,7 @@ write (``2[name,arg]``), put on each recipient's queue in turn without a task pe
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Callable, Iterable
@@ -16,6 +17,12 @@ from engineio import packet as eio_packet
 from socketio import packet
 
 log = logging.getLogger("tandem.sockets")
+
+
+@functools.lru_cache(maxsize=256)
+def _name_json(event: str) -> str:
+    """An event name as JSON (a handful of names, each sent many times)."""
+    return json.dumps(event)
 
 
 class TextEmits:
@@ -39,7 +46,7 @@ class TextEmits:
         if not recipients:
             return
         prefix = "" if namespace == "/" else namespace + ","
-        encoded = f"{packet.EVENT}{prefix}[{json.dumps(event)},{text}]"
+        encoded = f"{packet.EVENT}{prefix}[{_name_json(event)},{text}]"
         frame = eio_packet.Packet(eio_packet.MESSAGE, encoded)
         eio = self.server.eio
         for eio_sid in recipients:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import Field, PrivateAttr, field_validator
 
 from signaling.protocol.base import MAX_APP_CONTEXT_BYTES, Email, Message, ShortText, Url
@@ -25,17 +26,18 @@ class Geo(Message):
 
 
 def _check_app_fields(value: dict[str, Any]) -> dict[str, Any]:
-    text = json.dumps(value, separators=(",", ":"))
-    if len(text) > MAX_APP_CONTEXT_BYTES:
-        raise ValueError(f"app context exceeds {MAX_APP_CONTEXT_BYTES} bytes of JSON")
-    # A JSON "\ud800" escape decodes to a lone surrogate, which no UTF-8 store can hold; typed
-    # string fields refuse it already, the free-form app fields must too. Every surrogate is
-    # written as a "\ud..." escape in the ASCII form above: only then is the text checked.
-    if "\\ud" in text:
+    try:
+        size = len(orjson.dumps(value))
+    except TypeError:
+        # What orjson cannot write: a lone surrogate (a JSON "\ud800" escape decodes to one,
+        # and no UTF-8 store can hold it; typed string fields refuse it already, the free-form
+        # app fields must too), or an integer past 64 bits, which ``json`` writes.
         try:
-            json.dumps(value, ensure_ascii=False).encode("utf-8")
+            size = len(json.dumps(value, ensure_ascii=False).encode("utf-8"))
         except UnicodeEncodeError:
             raise ValueError("app context is not valid Unicode (a lone surrogate)") from None
+    if size > MAX_APP_CONTEXT_BYTES:
+        raise ValueError(f"app context exceeds {MAX_APP_CONTEXT_BYTES} bytes of JSON")
     return value
 
 
