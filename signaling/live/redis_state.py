@@ -305,6 +305,12 @@ class RedisLiveState:
         ids: list[Any] = await self.redis.zrange(self._key("q"), 0, -1)
         return [_text(t) for t in ids]
 
+    async def queue_entries(self, ticket_ids: list[str]) -> dict[str, dict[str, Any]]:
+        if not ticket_ids:
+            return {}
+        raw: list[Any] = await self.redis.hmget(self._key("qe"), ticket_ids)
+        return {t: json.loads(r) for t, r in zip(ticket_ids, raw, strict=True) if r is not None}
+
     async def patch_queue_entry(
         self, ticket_id: str, patch: Callable[[dict[str, Any]], dict[str, Any] | None]
     ) -> dict[str, Any] | None:

@@ -40,6 +40,10 @@ class LiveState(Protocol):
 
     async def queued_ids(self) -> list[str]: ...
 
+    async def queue_entries(self, ticket_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The entries of those of ``ticket_ids`` still waiting."""
+        ...
+
     async def patch_queue_entry(
         self, ticket_id: str, patch: Callable[[dict[str, Any]], dict[str, Any] | None]
     ) -> dict[str, Any] | None:
@@ -230,6 +234,10 @@ class MemoryLiveState:
 
     async def queued_ids(self) -> list[str]:
         return list(self._queue)
+
+    async def queue_entries(self, ticket_ids: list[str]) -> dict[str, dict[str, Any]]:
+        queue = self._queue
+        return {t: queue[t][1] for t in ticket_ids if t in queue}
 
     async def patch_queue_entry(
         self, ticket_id: str, patch: Callable[[dict[str, Any]], dict[str, Any] | None]

@@ -130,10 +130,19 @@ def effective_priority(waiting: Waiting, now: float, ageing_seconds: float) -> f
 def serving_order(waiting: Iterable[Waiting], now: float, ageing_seconds: float) -> list[Waiting]:
     """Waiting tickets, the one to serve first first: highest effective priority, then the
     longest waiting, then by id (so every node orders ties the same way)."""
-    return sorted(
-        waiting,
-        key=lambda w: (-effective_priority(w, now, ageing_seconds), w.since, w.ticket_id),
-    )
+    if ageing_seconds <= 0:
+        return sorted(waiting, key=lambda w: (-w.priority, w.since, w.ticket_id))
+
+    def key(w: Waiting) -> tuple[float, float, str]:
+        # ``effective_priority`` inlined: a routing pass orders every waiting ticket.
+        waited = now - w.since
+        return (
+            -(w.priority + (waited / ageing_seconds if waited > 0 else 0.0)),
+            w.since,
+            w.ticket_id,
+        )
+
+    return sorted(waiting, key=key)
 
 
 def estimated_wait(

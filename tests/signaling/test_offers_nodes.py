@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.routing import ENTRY
 from signaling.auth.accounts import add_agent, add_site
 from signaling.desk.offers import Router, RoutingConfig, queue_of
 from signaling.live import LiveState, MemoryLiveState
@@ -80,22 +81,7 @@ async def test_an_offer_outlives_its_node_and_rings_on_elsewhere(
             "tk_1", site.id, "queued", clock.now, None, {"id": "c1"}, {"url": "http://x"}, (), None
         )
         await store.create_ticket(ticket)
-        entry = {
-            "ticketId": "tk_1",
-            "site": "Shop",
-            "customer": {"id": "c1", "verified": False},
-            "context": {
-                "url": "http://x",
-                "device": {
-                    "browser": "Firefox",
-                    "browserVersion": "1",
-                    "os": "Linux",
-                    "osVersion": "",
-                    "type": "desktop",
-                },
-            },
-            "createdAt": "2026-01-01T00:00:00.000Z",
-        }
+        entry = {"ticketId": "tk_1", **ENTRY}
         await live_one.enqueue("tk_1", clock.now, entry)
         # Both nodes route at once: one offer is made, for one agent.
         made = await asyncio.gather(

@@ -27,6 +27,7 @@ from signaling.routing import (
     session_weight,
 )
 from signaling.routing.agents import automatic_status, queues_served
+from signaling.routing.queues import effective_priority
 
 BILLING = QueueSpec("billing", "Billing", frozenset({"billing"}), priority=2)
 GENERAL = QueueSpec("general", "General")
@@ -162,6 +163,28 @@ def test_a_waiting_ticket_is_never_overtaken_by_later_arrivals_for_ever(
     ]
     now = max((w.since for w in later), default=0.0) + extra
     assert serving_order([*later, starving], now, ageing)[0] is starving
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(-5, 10), st.floats(0, 10_000), st.sampled_from("abc")), max_size=40
+    ),
+    st.floats(0, 600),
+    st.floats(0, 20_000),
+)
+def test_the_serving_order_is_by_effective_priority_then_age_then_id(
+    tickets: list[tuple[int, float, str]], ageing: float, now: float
+) -> None:
+    """The order a pass uses (its key written out for speed) is the one the rule gives:
+    highest ``effective_priority`` first, then the longest waiting, then by id."""
+    waiting = [
+        Waiting(f"{name}{i}", "q", priority, since)
+        for i, (priority, since, name) in enumerate(tickets)
+    ]
+    expected = sorted(
+        waiting, key=lambda w: (-effective_priority(w, now, ageing), w.since, w.ticket_id)
+    )
+    assert serving_order(waiting, now, ageing) == expected
 
 
 def test_ties_are_broken_by_ticket_id_so_every_node_agrees() -> None:
