@@ -109,8 +109,8 @@ class Cluster:
         self.nodes[index] = node
         wait_until(partial(answers, f"{node.url}/healthz"), node.name)
 
-    def logs(self) -> str:
-        return "\n".join(f"--- {n.name}\n{n.log.read_text()[-3000:]}" for n in self.nodes)
+    def logs(self, tail: int = 3000) -> str:
+        return "\n".join(f"--- {n.name}\n{n.log.read_text()[-tail:]}" for n in self.nodes)
 
 
 def _provision(database_url: str, work: Path) -> str:

@@ -89,6 +89,9 @@ async def parties(cluster: Cluster) -> AsyncIterator[Parties]:
     try:
         yield running
     finally:
+        # What the nodes logged, shown by pytest only for a test that failed: the logs are in
+        # pytest's temporary directory, which later runs clear.
+        print(cluster.logs(tail=20_000))
         await running.close()
         # Leave the cluster whole for the next test.
         for index, node in enumerate(cluster.nodes):
