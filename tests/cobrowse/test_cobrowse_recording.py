@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import json
 from pathlib import Path
 
@@ -160,3 +161,37 @@ def test_an_event_line_holds_what_json_dumps_writes() -> None:
         assert json.loads(line) == event
     with pytest.raises(UnicodeEncodeError):
         encode_event({"text": "\ud800"})  # a lone surrogate is refused, as before
+
+
+@pytest.mark.asyncio
+async def test_encoded_lines_are_written_as_one_member_after_what_was_buffered(
+    tmp_path: Path,
+) -> None:
+    """The live stream's lines (``add_encoded``) are joined on the loop and written by the
+    worker as one gzip member, after any events the writer held; the file reads back as every
+    event in order, and counts them."""
+    from cobrowse.recording import encode_event
+
+    path = tmp_path / "lines.gz"
+    clock = FakeClock()
+    w = AsyncRecordingWriter(path, REC, flush_bytes=1_000_000, flush_interval=2.0, clock=clock)
+    await w.open()
+    await w.append([meta(), full(page())], nbytes=500)
+    await w.flush()
+    writer = w._writer
+    assert writer is not None
+    before = path.stat().st_size
+
+    def no_loop_in_the_worker(events: object) -> None:
+        raise AssertionError("encoded lines are not appended one by one in the worker")
+
+    writer.append = no_loop_in_the_worker  # type: ignore[method-assign]
+    w.add_encoded([encode_event(e) for e in _events(3)])
+    clock.advance(3)
+    w.add_encoded([encode_event(e) for e in _events(2, 10)])  # due: flushed in the background
+    await w.aclose()
+    with gzip.open(io.BytesIO(path.read_bytes()[before:])) as member:
+        assert member.read().count(b"\n") == 5  # one member after the first flush: five lines
+    _, events = read_recording(path)
+    assert events == [meta(), full(page()), *_events(3), *_events(2, 10)]
+    assert w._writer is not None and w._writer.events_written == 7
