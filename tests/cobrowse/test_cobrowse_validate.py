@@ -6,6 +6,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cobrowse import (
     CobrowseError,
@@ -240,3 +242,64 @@ def test_error_messages_never_echo_content() -> None:
             [full(page(el("p", {"class": secret * 100})))], Limits(max_attr_value_len=10)
         )
     assert secret not in str(info.value)
+
+
+_TEXT = st.characters(exclude_categories=["Cs"])  # no lone surrogates: no JSON text holds one
+
+
+def _nested(depth: int) -> object:
+    value: object = "deep"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.floats(allow_nan=False,
+    allow_infinity=False) | st.text(_TEXT, max_size=60),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(_TEXT, max_size=5), inner,
+    max_size=3),
+    max_leaves=40,
+)  # fmt: skip
+
+
+_free_form = (
+    _json_values | st.integers(10, 30).map(_nested) | st.text(_TEXT, min_size=41, max_size=60)
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from([1, 3, 5]), _free_form), min_size=1, max_size=6),
+    # Strings over a cap smaller than the batch; nesting past the walk's 18 levels in a batch
+    # smaller than the string cap.
+    st.sampled_from([Limits(max_string_len=40), Limits(max_string_len=10_000, max_node_depth=1)]),
+)
+def test_a_batch_read_from_text_is_judged_as_its_events_are(
+    items: list[tuple[int, object]], limits: Limits
+) -> None:
+    """A batch parsed from its JSON text skips the walk over free-form fields when nothing in
+    it could fail (``_walks_cannot_fail``); the verdict must be the one the full walk gives on
+    the same events (a string over the cap, nesting too deep), whatever they hold."""
+    events: list[dict[str, Any]] = []
+    for kind, value in items:
+        if kind == 5:
+            events.append({"type": 5, "data": {"tag": "t", "payload": value}, "timestamp": 1})
+        elif kind == 3:
+            data = {"source": 3, "id": 1, "x": 0, "y": 2, "extra": value}
+            events.append({"type": 3, "data": data, "timestamp": 1})
+        else:
+            events.append({"type": 4, "data": {"href": "h", "width": 1, "height": 2, "x": value},
+                           "timestamp": 1})  # fmt: skip
+    text = json.dumps(events, separators=(",", ":"), ensure_ascii=False)
+
+    def verdict(raw: object) -> str:
+        try:
+            check_batch(raw, limits)
+        except CobrowseError as exc:
+            return exc.code
+        return "ok"
+
+    walked = verdict(events)  # decoded events: always walked
+    assert verdict(text) == walked
+    assert verdict(text.encode()) == walked
