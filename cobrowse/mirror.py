@@ -4,8 +4,9 @@ A :class:`MirrorState` keeps the latest ``Meta`` + ``FullSnapshot`` and the even
 since (the *tail*). A late joiner renders the current page from
 :meth:`MirrorState.catch_up`: ``[Meta, FullSnapshot, *tail]``.
 
-Compaction: once the tail holds ``snapshot_after_events`` events, or
-``snapshot_after_bytes`` bytes, or is older than ``snapshot_after_seconds``, the
+Compaction: once the tail holds ``snapshot_after_events`` events that change the page
+(pointer moves and scrolls do not count), or ``snapshot_after_bytes`` bytes of any events,
+or is older than ``snapshot_after_seconds``, the
 mirror reports ``needs_snapshot``; signaling then asks the customer's snippet for
 ``record.takeFullSnapshot()``. A new full snapshot drops the tail.
 
@@ -165,6 +166,11 @@ class MirrorPolicy:
     """When to ask for a fresh full snapshot, and the hard memory cap."""
 
     snapshot_after_events: int = 2_000
+    """Events in the tail that change the page (mutations, input, styles, canvas...). Pointer
+    moves and scrolls (``REPLAYED_CHEAPLY``) do not count: a late joiner's replay of them costs
+    little, their bytes count towards ``snapshot_after_bytes``, and counting them asked the
+    customer's browser for a full snapshot (a walk of its whole page) every two seconds while
+    its user moved the mouse."""
     snapshot_after_seconds: float = 60.0
     snapshot_after_bytes: int = 4 * 1024 * 1024
     max_tail_bytes: int = 16 * 1024 * 1024
@@ -195,6 +201,20 @@ _INCREMENTAL = int(EventType.INCREMENTAL_SNAPSHOT)
 _MUTATION = int(IncrementalSource.MUTATION)
 
 
+REPLAYED_CHEAPLY: Final = frozenset(
+    int(source)
+    for source in (
+        IncrementalSource.MOUSE_MOVE,
+        IncrementalSource.MOUSE_INTERACTION,
+        IncrementalSource.SCROLL,
+        IncrementalSource.TOUCH_MOVE,
+        IncrementalSource.DRAG,
+    )
+)
+"""Incremental sources that move the pointer or the view and change no node: not counted by
+``MirrorPolicy.snapshot_after_events``."""
+
+
 def _size(event: Event) -> int:
     return len(json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode())
 
@@ -216,6 +236,8 @@ class MirrorState:
         self._snapshot_at = 0.0
         self._tail: list[Event] = []
         self._tail_bytes = 0
+        self._tail_changes = 0
+        """Tail events that change the page (all but ``REPLAYED_CHEAPLY``)."""
         self._last_request: float | None = None
         self.generation = 0
         """Increments on every full snapshot or reset (cache key for derived state)."""
@@ -248,7 +270,9 @@ class MirrorState:
         if self._snapshot is None:
             return True
         p = self.policy
-        if len(self._tail) >= p.snapshot_after_events or self._tail_bytes >= p.snapshot_after_bytes:
+        if self._tail_changes >= p.snapshot_after_events:
+            return True
+        if self._tail_bytes >= p.snapshot_after_bytes:
             return True
         return bool(self._tail) and self._clock() - self._snapshot_at >= p.snapshot_after_seconds
 
@@ -303,10 +327,16 @@ class MirrorState:
                 continue
             self._tail.append(ev)
             self._tail_bytes += size
-            if self.policy.track_targets and etype == _INCREMENTAL:
+            if etype == _INCREMENTAL:
                 data = ev.get("data")
-                if isinstance(data, dict) and data.get("source") == _MUTATION:
+                source = data.get("source") if isinstance(data, dict) else None
+                if source not in REPLAYED_CHEAPLY:
+                    self._tail_changes += 1
+                if self.policy.track_targets and source == _MUTATION:
+                    assert isinstance(data, dict)
                     self.index.apply_mutation(data)
+            else:
+                self._tail_changes += 1
             if self._tail_bytes > self.policy.max_tail_bytes:
                 dropped += len(self._tail)
                 self._reset()
@@ -328,6 +358,7 @@ class MirrorState:
         self._snapshot_at = self._clock()
         self._tail = []
         self._tail_bytes = 0
+        self._tail_changes = 0
         self._last_request = None
         self.generation += 1
         if self.policy.track_targets:
@@ -341,6 +372,7 @@ class MirrorState:
         self._snapshot_bytes = 0
         self._tail = []
         self._tail_bytes = 0
+        self._tail_changes = 0
         self.index.clear()
         self.generation += 1
 

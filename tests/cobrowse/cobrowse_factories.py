@@ -111,6 +111,11 @@ def mouse_move(ts: float = 5.0) -> dict[str, Any]:
     return incremental(1, ts, positions=[{"x": 1, "y": 2, "id": 5, "timeOffset": 0}])
 
 
+def typed(ts: float = 6.0) -> dict[str, Any]:
+    """An input event (a field's value changed): it changes the page, unlike a pointer move."""
+    return incremental(5, ts, text="abc", isChecked=False, id=5)
+
+
 # ----------------------------------------------------------------- hazard checker
 # Written independently of cobrowse.sanitize: it decodes harder and checks outcomes.
 

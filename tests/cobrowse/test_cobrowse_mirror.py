@@ -21,11 +21,13 @@ from tests.cobrowse.cobrowse_factories import (
     add,
     el,
     full,
+    incremental,
     meta,
     mouse_move,
     mutation,
     page,
     text,
+    typed,
 )
 from tests.support import free_port, redis_or_skip, unique_prefix
 
@@ -76,15 +78,30 @@ def test_snapshot_without_new_meta_keeps_previous_meta() -> None:
     assert st.catch_up() == [m, s2]
 
 
+def test_pointer_moves_and_scrolls_ask_for_no_snapshot_until_their_bytes_do() -> None:
+    """A customer moving the mouse is not asked for a full snapshot (a walk of their whole
+    page in their browser) every 2,000 moves: pointer moves and scrolls change no node and
+    replay cheaply; their bytes still count."""
+    st, _ = _state(snapshot_after_events=10, snapshot_after_bytes=20_000)
+    st.append([meta(), full(page())])
+    moves = [mouse_move(i) for i in range(100)]
+    scrolls = [incremental(3, i, id=1, x=0, y=i) for i in range(100)]
+    assert not st.append([*moves, *scrolls]).needs_snapshot
+    assert st.tail_events == 200
+    while st.tail_bytes < 20_000:
+        res = st.append([mouse_move()])
+    assert res.needs_snapshot and res.request_snapshot
+
+
 def test_compaction_after_n_events() -> None:
     st, _ = _state(snapshot_after_events=2000)
     st.append([meta(), full(page())])
     for i in range(1999):
-        res = st.append([mouse_move(i)])
+        res = st.append([typed(i), mouse_move(i)])
         assert not res.needs_snapshot
-    res = st.append([mouse_move(5000)])
+    res = st.append([typed(5000)])
     assert res.needs_snapshot and res.request_snapshot
-    res = st.append([mouse_move(5001)])
+    res = st.append([typed(5001)])
     assert res.needs_snapshot and not res.request_snapshot  # rate-limited re-request
     new_snap = full(page(el("i")), 6000)
     res = st.append([meta(5999), new_snap])
@@ -192,9 +209,11 @@ async def test_store_protocol(mirror_store: MirrorStore) -> None:
     assert not res.needs_snapshot
     assert await store.target_status("s1", 50) is TargetStatus.MASKED
     assert await store.target_status("s2", 50) is TargetStatus.UNKNOWN
-    res = await store.append("s1", [mouse_move(), mouse_move(), mouse_move()])
+    res = await store.append("s1", [typed(), mouse_move(), typed()])
+    assert not res.needs_snapshot  # a pointer move does not count
+    res = await store.append("s1", [typed()])
     assert res.needs_snapshot and res.request_snapshot
-    assert await store.catch_up("s1") == [m, s, mouse_move(), mouse_move(), mouse_move()]
+    assert await store.catch_up("s1") == [m, s, typed(), mouse_move(), typed(), typed()]
     assert await store.catch_up("s2") == []
     await store.clear("s1")
     assert await store.catch_up("s1") == []

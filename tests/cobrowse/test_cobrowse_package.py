@@ -23,7 +23,16 @@ from cobrowse import (
     read_recording,
 )
 from cobrowse.recording import AsyncRecordingWriter
-from tests.cobrowse.cobrowse_factories import FakeClock, el, full, meta, mouse_move, page, text
+from tests.cobrowse.cobrowse_factories import (
+    FakeClock,
+    el,
+    full,
+    meta,
+    mouse_move,
+    page,
+    text,
+    typed,
+)
 
 PKG = Path(cobrowse.__file__).parent
 
@@ -121,7 +130,7 @@ async def test_session_pipeline(tmp_path: Path) -> None:
         ]
     )
     assert not result.mirror.needs_snapshot
-    res2 = await session.ingest([mouse_move(), mouse_move()])
+    res2 = await session.ingest([typed(), typed()])
     assert res2.mirror.request_snapshot
     catch = await session.catch_up()
     assert len(catch) == 4 and catch[0]["type"] == 4 and catch[1]["type"] == 2
