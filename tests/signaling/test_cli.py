@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import os
 import signal
 import subprocess
@@ -24,6 +26,22 @@ def tandem(
         text=True,
         timeout=60,
     )
+
+
+def tandem_here(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
+    """``tandem`` run in this process (``signaling.cli.main``), its output captured: what
+    ``tandem`` does without a new interpreter importing the server each time (1.5 s a command;
+    ``test_accounts_serve_and_sigterm`` runs the real command)."""
+    from signaling.cli import main
+
+    argv = [*args, "--data-dir", str(data_dir)]
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(argv)
+        except SystemExit as exit:  # argparse's refusals
+            code = exit.code if isinstance(exit.code, int) else 1
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
 
 
 async def test_accounts_serve_and_sigterm(tmp_path: Path) -> None:
@@ -112,18 +130,18 @@ def test_db_status_and_migrate_upgrade_an_old_database(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "tandem.sqlite3")
     conn.executescript(fixture.read_text().replace("{serial}", "INTEGER PRIMARY KEY AUTOINCREMENT"))
     conn.close()
-    before = tandem("db", "status", data_dir=tmp_path)
+    before = tandem_here("db", "status", data_dir=tmp_path)
     from signaling.store.migrations import LATEST
 
     assert before.returncode == 1 and f"pending: {LATEST}" in before.stdout, before.stdout
-    migrated = tandem("db", "migrate", data_dir=tmp_path)
+    migrated = tandem_here("db", "migrate", data_dir=tmp_path)
     assert migrated.returncode == 0, migrated.stderr
     assert f"schema version 1 -> {LATEST}" in migrated.stdout
     assert f"applied: {list(range(2, LATEST + 1))}" in migrated.stdout
-    after = tandem("db", "status", data_dir=tmp_path)
+    after = tandem_here("db", "status", data_dir=tmp_path)
     assert after.returncode == 0 and "pending: 0" in after.stdout
     assert " baseline " in after.stdout and " applied " in after.stdout
-    again = tandem("db", "migrate", data_dir=tmp_path)
+    again = tandem_here("db", "migrate", data_dir=tmp_path)
     assert "nothing, up to date" in again.stdout
 
 
@@ -149,10 +167,12 @@ def test_files_url_is_refused_without_the_s3_client(tmp_path: Path) -> None:
 
 def test_queues_and_rules_are_configured_listed_and_bad_ones_refused(tmp_path: Path) -> None:
     assert (
-        tandem("site", "add", "Shop", "--origin", "http://shop.test", data_dir=tmp_path).returncode
+        tandem_here(
+            "site", "add", "Shop", "--origin", "http://shop.test", data_dir=tmp_path
+        ).returncode
         == 0
     )
-    ok = tandem(
+    ok = tandem_here(
         "queue",
         "add",
         "Shop",
@@ -164,20 +184,20 @@ def test_queues_and_rules_are_configured_listed_and_bad_ones_refused(tmp_path: P
         data_dir=tmp_path,
     )
     assert ok.returncode == 0, ok.stderr
-    assert tandem("queue", "add", "Shop", "general", data_dir=tmp_path).returncode == 0
-    assert tandem("queue", "default", "Shop", "general", data_dir=tmp_path).returncode == 0
-    rule = tandem(
+    assert tandem_here("queue", "add", "Shop", "general", data_dir=tmp_path).returncode == 0
+    assert tandem_here("queue", "default", "Shop", "general", data_dir=tmp_path).returncode == 0
+    rule = tandem_here(
         "route", "add", "Shop", "--queue", "billing", "--url", "*/checkout*",
         "--app", "plan=enterprise", "--verified", data_dir=tmp_path,
     )  # fmt: skip
     assert rule.returncode == 0, rule.stderr
-    hours = tandem(
+    hours = tandem_here(
         "site", "hours", "Shop", "mon-fri 09:00-17:00", "--time-zone", "Europe/Paris",
         data_dir=tmp_path,
     )  # fmt: skip
     assert hours.returncode == 0, hours.stderr
-    assert tandem("site", "max-waiting", "Shop", "10", data_dir=tmp_path).returncode == 0
-    listing = tandem("site", "list", data_dir=tmp_path)
+    assert tandem_here("site", "max-waiting", "Shop", "10", data_dir=tmp_path).returncode == 0
+    listing = tandem_here("site", "list", data_dir=tmp_path)
     assert listing.returncode == 0, listing.stderr
     for line in (
         "queue billing: skills billing,en, priority 2",
@@ -196,8 +216,8 @@ def test_queues_and_rules_are_configured_listed_and_bad_ones_refused(tmp_path: P
         (("route", "add", "Nowhere", "--queue", "billing"), "no site 'Nowhere'"),
     ]
     for args, message in refusals:
-        refused = tandem(*args, data_dir=tmp_path)
+        refused = tandem_here(*args, data_dir=tmp_path)
         assert refused.returncode == 2 and message in refused.stderr, (args, refused.stderr)
-    assert tandem("route", "remove", "Shop", "1", data_dir=tmp_path).returncode == 0
-    assert tandem("queue", "remove", "Shop", "billing", data_dir=tmp_path).returncode == 0
-    assert "billing" not in tandem("site", "list", data_dir=tmp_path).stdout
+    assert tandem_here("route", "remove", "Shop", "1", data_dir=tmp_path).returncode == 0
+    assert tandem_here("queue", "remove", "Shop", "billing", data_dir=tmp_path).returncode == 0
+    assert "billing" not in tandem_here("site", "list", data_dir=tmp_path).stdout
