@@ -77,6 +77,12 @@ class Limits:
     """Event types accepted; rrweb's ``Asset`` (7) is refused until sanitised."""
 
     @property
+    def max_json_depth(self) -> int:
+        """Nesting of free-form JSON the generic walk allows: two JSON levels per node level,
+        and some room for the event around them."""
+        return 2 * self.max_node_depth + 16
+
+    @property
     def max_raw_bytes(self) -> int:
         """Largest payload worth parsing at all."""
         return max(self.max_batch_bytes, self.max_snapshot_batch_bytes)
@@ -186,8 +192,7 @@ def _walks_cannot_fail(text: str, nbytes: int, limits: Limits) -> bool:
     are then not walked at all (the walk was a third of a batch's validation)."""
     if nbytes > limits.max_string_len:
         return False
-    cap = 2 * limits.max_node_depth + 16
-    return text.count("[") + text.count("{") < cap
+    return text.count("[") + text.count("{") < limits.max_json_depth
 
 
 # --------------------------------------------------------------------------- helpers
@@ -268,12 +273,10 @@ def _strings_clean(obj: object, max_string: int, max_depth: int) -> bool:
 
 def _check_strings(obj: object, where: str, limits: Limits) -> None:
     """Generic walk: every string under ``obj`` within the string cap, JSON types only."""
-    if type(obj) is dict and _strings_clean(
-        obj, limits.max_string_len, 2 * limits.max_node_depth + 16
-    ):
+    if type(obj) is dict and _strings_clean(obj, limits.max_string_len, limits.max_json_depth):
         return
     stack: list[tuple[object, int]] = [(obj, 0)]
-    max_depth = 2 * limits.max_node_depth + 16
+    max_depth = limits.max_json_depth
     while stack:
         cur, depth = stack.pop()
         if depth > max_depth:
@@ -330,9 +333,7 @@ def _check_event(ev: object, i: int, limits: Limits, budget: _NodeBudget, clean:
             raise _bad(f"event[{i}]", "unknown incremental source")
         if source == _MUTATION:
             _check_mutation(data, f"event[{i}]", limits, budget, clean)
-        elif not clean and not _strings_clean(
-            data, limits.max_string_len, 2 * limits.max_node_depth + 16
-        ):
+        elif not clean and not _strings_clean(data, limits.max_string_len, limits.max_json_depth):
             _check_strings(data, f"event[{i}]", limits)
         return cast(int, etype)
     where = f"event[{i}]"
