@@ -58,6 +58,16 @@ async def test_queue_keeps_waiting_order_and_pages(live: LiveState) -> None:
     assert await live.queue_page(5, "unknown") == ([entry("t1"), entry("t2"), entry("t3")], 3)
 
 
+async def test_queue_entries_are_those_still_waiting(live: LiveState) -> None:
+    """What a routing pass reads of the tickets it offers: their entries, and none for a
+    ticket gone from the queue meanwhile or never in it."""
+    await live.enqueue("t1", 1.0, entry("t1"))
+    await live.enqueue("t2", 2.0, entry("t2"))
+    await live.dequeue("t1")
+    assert await live.queue_entries(["t1", "t2", "nope"]) == {"t2": entry("t2")}
+    assert await live.queue_entries([]) == {}
+
+
 async def test_dequeue_has_one_winner(live: LiveState) -> None:
     await live.enqueue("t1", 1.0, entry("t1"))
     results = await asyncio.gather(*(live.dequeue("t1") for _ in range(20)))
