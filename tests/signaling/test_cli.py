@@ -39,8 +39,8 @@ def tandem_here(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
             code = main(argv)
-        except SystemExit as exit:  # argparse's refusals
-            code = exit.code if isinstance(exit.code, int) else 1
+        except SystemExit as refused:  # argparse's refusals
+            code = refused.code if isinstance(refused.code, int) else 1
     return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
 
 
