@@ -40,7 +40,12 @@ from signaling.edge.http_errors import api_errors
 from signaling.edge.redis_bus import NodeBus
 from signaling.edge.rest import routes as rest_routes
 from signaling.edge.rest_desk import routes as desk_rest_routes
-from signaling.edge.sockets import SocketApi, SocketBroadcaster, max_frame_bytes
+from signaling.edge.sockets import (
+    SocketApi,
+    SocketBroadcaster,
+    handled_in_reader,
+    max_frame_bytes,
+)
 from signaling.edge.socketserver import FrameLimits, GuardedServer
 from signaling.edge.webfiles import public_host_for, security_headers, web_routes
 from signaling.hubs.calls import CallHub
@@ -114,6 +119,7 @@ def create_app(
             bytes_per_second=settings.socket_bytes_per_second,
             burst_bytes=max(settings.socket_burst_bytes, settings.max_event_bytes * 2),
             max_event_bytes=max_frame_bytes,
+            in_reader=handled_in_reader,
         ),
         async_mode="aiohttp",
         # Origins are checked per role in the connect handler (site allowlists), so engine.io's

@@ -74,6 +74,12 @@ def max_frame_bytes(event: str) -> int:
     return model.max_frame if model is not None else ClientEvent.max_frame
 
 
+def handled_in_reader(event: str) -> bool:
+    """Whether an event is handled in its socket's reader (``ClientEvent.in_reader``)."""
+    model = CLIENT_EVENTS.get(event)
+    return model is not None and model.in_reader
+
+
 class SocketBroadcaster:
     """``Broadcaster`` over socket.io rooms (through the client manager, so every node)."""
 

@@ -58,6 +58,8 @@ class FrameLimits:
     """Bytes one socket may send at once."""
     max_event_bytes: Callable[[str], int]
     """The largest frame allowed for an event name."""
+    in_reader: Callable[[str], bool] = lambda _event: False
+    """Whether an event is handled in the socket's reader rather than in a task of its own."""
 
 
 def error_ack(code: ErrorCode, message: str, details: list[dict[str, Any]] | None = None) -> Any:
@@ -189,6 +191,24 @@ class GuardedServer(socketio.AsyncServer):  # type: ignore[misc]
             # The JSON did not decode (or nests past the decoder's limit): nothing was run.
             reason = "nested too deeply" if isinstance(exc, RecursionError) else "not valid JSON"
             await self._ack(eio_sid, namespace, ack_id, "malformed", f"payload is {reason}")
+
+    async def _handle_event(
+        self, eio_sid: str, namespace: str | None, id: int | None, data: list[Any]
+    ) -> None:
+        name = data[0] if data else None
+        if not isinstance(name, str) or not self.frame_limits.in_reader(name):
+            await super()._handle_event(eio_sid, namespace, id, data)
+            return
+        # python-socketio starts a task per event (``async_handlers``), so a slow handler does
+        # not hold up the frames behind it. An event handled in the reader runs here instead:
+        # the socket's next frame is read once it is done (the stream keeps its order anyway,
+        # and the task and the event loop's pass before it ran were a fifth of a co-browse
+        # batch's time before its relay).
+        namespace = namespace or "/"
+        sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
+        if not self.manager.is_connected(sid, namespace):
+            return
+        await self._handle_event_internal(self, sid, eio_sid, data, namespace, id)
 
     async def _handle_event_internal(
         self,

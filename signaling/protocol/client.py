@@ -136,6 +136,7 @@ class CobrowseEvents(ClientEvent):
     senders: ClassVar[Senders] = frozenset({"customer"})
     cost: ClassVar[float] = 0.25
     max_frame: ClassVar[int] = 1_001_000
+    in_reader: ClassVar[bool] = True
     type: Literal["cobrowse.events"] = "cobrowse.events"
     data: Annotated[str, Field(max_length=1_000_000)]
     batch_id: Id | None = None

@@ -55,6 +55,10 @@ class ClientEvent(Inbound):
     """Tokens it takes from the socket's event bucket."""
     max_frame: ClassVar[int] = 64 * 1024
     """The largest socket.io frame carrying it (checked before the frame is decoded)."""
+    in_reader: ClassVar[bool] = False
+    """Handled in the socket's reader, before its next frame is read, rather than in a task of
+    its own: for a stream whose handler keeps its order and never waits on its own socket
+    (co-browse batches). It spares a task and a pass of the event loop per frame."""
 
 
 class ConnectAuth(Inbound):

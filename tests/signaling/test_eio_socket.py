@@ -19,9 +19,16 @@ from signaling.edge.socketserver import FrameLimits, GuardedServer
 
 
 @contextlib.asynccontextmanager
-async def serving(**options: Any) -> AsyncIterator[tuple[GuardedServer, str]]:
+async def serving(
+    in_reader: frozenset[str] = frozenset(), **options: Any
+) -> AsyncIterator[tuple[GuardedServer, str]]:
     sio = GuardedServer(
-        FrameLimits(bytes_per_second=1e9, burst_bytes=1e9, max_event_bytes=lambda _: 1 << 20),
+        FrameLimits(
+            bytes_per_second=1e9,
+            burst_bytes=1e9,
+            max_event_bytes=lambda _: 1 << 20,
+            in_reader=in_reader.__contains__,
+        ),
         async_mode="aiohttp",
         transports=["websocket"],
         logger=False,
@@ -312,3 +319,76 @@ async def test_an_idle_socket_holds_no_writer_task_and_no_ping_task() -> None:
             finally:
                 await first.close()
                 await second.close()
+
+
+async def test_an_event_handled_in_the_reader_holds_up_its_own_sockets_next_frames_only() -> None:
+    """``in_reader`` events run in their socket's reader: the socket's next frame is read once
+    the handler is done (so a stream keeps its order with no task per frame), while other
+    events still run in tasks of their own, side by side, and other sockets are not held up."""
+    async with serving(in_reader=frozenset({"stream"})) as (sio, url):
+        release = asyncio.Event()
+        seen: list[str] = []
+
+        async def on_stream(sid: str, data: dict[str, Any]) -> str:
+            seen.append(f"stream {data['i']} from {sid[:4]}")
+            if data["i"] == 0:
+                await release.wait()
+            return "ok"
+
+        async def on_other(sid: str, data: dict[str, Any]) -> str:
+            seen.append(f"other {data['i']} from {sid[:4]}")
+            return "ok"
+
+        sio.on("stream", on_stream)
+        sio.on("other", on_other)
+        first, second = socketio.AsyncClient(), socketio.AsyncClient()
+        await first.connect(url, transports=["websocket"])
+        await second.connect(url, transports=["websocket"])
+        try:
+            a, b = first.get_sid()[:4], second.get_sid()[:4]
+            held = asyncio.ensure_future(first.call("stream", {"i": 0}, timeout=5))
+            while not seen:
+                await asyncio.sleep(0.01)
+            behind = [
+                asyncio.ensure_future(first.call("stream", {"i": 1}, timeout=5)),
+                asyncio.ensure_future(first.call("other", {"i": 2}, timeout=5)),
+            ]
+            # Another socket is served meanwhile, in the reader and in tasks.
+            assert await second.call("stream", {"i": 3}, timeout=5) == "ok"
+            assert await second.call("other", {"i": 4}, timeout=5) == "ok"
+            await asyncio.sleep(0.1)
+            assert seen == [f"stream 0 from {a}", f"stream 3 from {b}", f"other 4 from {b}"]
+            release.set()
+            assert await asyncio.gather(held, *behind) == ["ok", "ok", "ok"]
+            assert seen[3:] == [f"stream 1 from {a}", f"other 2 from {a}"]
+        finally:
+            await first.disconnect()
+            await second.disconnect()
+
+
+async def test_events_not_handled_in_the_reader_run_side_by_side() -> None:
+    """The default: each event in a task of its own, so a slow handler does not hold up the
+    frames behind it on the same socket."""
+    async with serving() as (sio, url):
+        release = asyncio.Event()
+        seen: list[int] = []
+
+        async def on_stream(sid: str, data: dict[str, Any]) -> str:
+            seen.append(data["i"])
+            if data["i"] == 0:
+                await release.wait()
+            return "ok"
+
+        sio.on("stream", on_stream)
+        client = socketio.AsyncClient()
+        await client.connect(url, transports=["websocket"])
+        try:
+            held = asyncio.ensure_future(client.call("stream", {"i": 0}, timeout=5))
+            while not seen:
+                await asyncio.sleep(0.01)
+            assert await client.call("stream", {"i": 1}, timeout=5) == "ok"
+            assert seen == [0, 1]
+            release.set()
+            assert await held == "ok"
+        finally:
+            await client.disconnect()
