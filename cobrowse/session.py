@@ -16,14 +16,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from .assets import AssetRewriter
 from .control import AuditEntry, ControlAction, ControlGrant, ControlPolicy
 from .exceptions import CobrowseError
 from .mirror import AppendResult, MirrorStore
 from .ratelimit import RateLimits, SessionRateLimiter
-from .recording import AsyncRecordingWriter, encode_event
+from .recording import AsyncRecordingWriter, encode_event, encode_events
 from .sanitize import SanitizeContext, SanitizeReport, sanitize_batch
 from .types import Event, EventType
 from .validate import Limits, check_batch
@@ -32,8 +32,11 @@ __all__ = ["CobrowseSession", "IngestResult", "Relay"]
 
 log = logging.getLogger("cobrowse.session")
 
-Relay = Callable[[list[Event], list[bytes]], Awaitable[None]]
-"""Sends an accepted batch on to the agents: its sanitized events and each one's JSON."""
+Relay = Callable[[list[Event], bytes], Awaitable[None]]
+"""Sends an accepted batch on to the agents: its sanitized events and their JSON array
+(UTF-8)."""
+
+_T = TypeVar("_T")
 
 _FULL_SNAPSHOT = int(EventType.FULL_SNAPSHOT)
 """An int: comparing with the ``IntEnum`` member looks it up on its class for every event."""
@@ -54,24 +57,38 @@ class IngestResult(NamedTuple):
     the events again."""
 
 
-def _sanitize_and_size(
-    events: list[Event], context: SanitizeContext
-) -> tuple[SanitizeReport, list[int], list[bytes]]:
-    """Sanitize a batch in place; the encoded size of each event, for the mirror's budget; and
-    each event encoded as the recording stores it.
-
-    Each event is encoded once, here, on the way through (the recording writes these bytes, so
-    its worker thread holds no lock the event loop needs). Full snapshots are measured exactly
-    (they are the mirror's big items); the small events of a batch share the rest of the
-    batch's encoded size (``[`` + the events joined by ``,`` + ``]``).
-    """
-    report = sanitize_batch(events, context=context)
+def _encoded(encode: Callable[[], _T]) -> _T:
     try:
-        lines = [encode_event(event) for event in events]
+        return encode()
     except UnicodeEncodeError:
         # A JSON "\ud800" escape decodes to a lone surrogate: not text any page can hold, and
         # nothing downstream (recording, relay) could write it.
         raise CobrowseError("malformed", "the batch holds a lone surrogate") from None
+
+
+def _sanitize_and_encode(
+    events: list[Event], context: SanitizeContext
+) -> tuple[SanitizeReport, bytes]:
+    """Sanitize a batch in place; the batch's JSON array, for the relay (one call: encoding
+    each event for the recording waits until the agents have theirs)."""
+    report = sanitize_batch(events, context=context)
+    return report, _encoded(lambda: encode_events(events))
+
+
+def _sanitize_and_encode_each(
+    events: list[Event], context: SanitizeContext
+) -> tuple[SanitizeReport, bytes, list[bytes]]:
+    """``_sanitize_and_encode`` with each event's JSON too, for a batch checked off the event
+    loop (a full snapshot: encoded once, there)."""
+    report = sanitize_batch(events, context=context)
+    lines = _encoded(lambda: [encode_event(event) for event in events])
+    return report, b"[" + b",".join(lines) + b"]", lines
+
+
+def _sizes(events: list[Event], lines: list[bytes]) -> list[int]:
+    """The encoded size of each event, for the mirror's budget. Full snapshots are measured
+    exactly (they are the mirror's big items); the small events of a batch share the rest of
+    the batch's encoded size (``[`` + the events joined by ``,`` + ``]``)."""
     total = sum(len(line) for line in lines) + len(lines) + 1 if lines else 2
     sizes = [0] * len(events)
     exact = 0
@@ -86,7 +103,7 @@ def _sanitize_and_size(
         share = max(1, (total - exact) // len(small))
         for index in small:
             sizes[index] = share
-    return report, sizes, lines
+    return sizes
 
 
 class CobrowseSession:
@@ -141,15 +158,21 @@ class CobrowseSession:
             # A full snapshot can take a second of CPU: keep the event loop responsive.
             batch = await asyncio.to_thread(check_batch, raw, self.limits)
             self.rate.check(len(batch.events), batch.nbytes)
-            report, sizes, lines = await asyncio.to_thread(
-                _sanitize_and_size, batch.events, self.sanitize_context
+            report, whole, lines = await asyncio.to_thread(
+                _sanitize_and_encode_each, batch.events, self.sanitize_context
             )
+            if relay is not None:
+                await relay(batch.events, whole)
         else:
             batch = check_batch(raw, self.limits)
             self.rate.check(len(batch.events), batch.nbytes)
-            report, sizes, lines = _sanitize_and_size(batch.events, self.sanitize_context)
-        if relay is not None:
-            await relay(batch.events, lines)
+            report, whole = _sanitize_and_encode(batch.events, self.sanitize_context)
+            if relay is not None:
+                await relay(batch.events, whole)
+            # Each event's line, for the recording and the mirror's budget: after the relay,
+            # which needed only the whole batch.
+            lines = [encode_event(event) for event in batch.events]
+        sizes = _sizes(batch.events, lines)
         if self.recording is not None:
             # Queued, not awaited: the file is written in the background.
             self.recording.add_encoded(lines)

@@ -295,11 +295,11 @@ class CobrowseHub:
             raise DeskError("invalid_state", "co-browse is not running; accept a request first")
         rooms = self.desk.agent_rooms(ticket)
 
-        async def relay(events: list[cobrowse.Event], lines: list[bytes]) -> None:
+        async def relay(events: list[cobrowse.Event], events_json: bytes) -> None:
             # Built without validation: the events passed cobrowse's own validator just now,
-            # and carrying their JSON as made for the recording (not encoded a second time).
+            # and carrying their JSON as co-browse made it (not encoded a second time).
             await self.desk.broadcaster.emit(
-                CobrowseEventsOut.relay(ticket.id, events, lines), rooms
+                CobrowseEventsOut.relay(ticket.id, events, events_json), rooms
             )
 
         try:

@@ -197,15 +197,15 @@ class CobrowseEventsOut(Message):
 
     @classmethod
     def relay(
-        cls, ticket_id: str, events: list[dict[str, Any]], encoded: list[bytes]
+        cls, ticket_id: str, events: list[dict[str, Any]], events_json: bytes
     ) -> CobrowseEventsOut:
-        """Built without validation (the events passed co-browse's own validator), with each
-        event's JSON as it was made on the way in (``encoded``, UTF-8), so the relay does not
-        encode the batch a second time."""
+        """Built without validation (the events passed co-browse's own validator), with the
+        events' JSON array as it was made on the way in (``events_json``, UTF-8), so the relay
+        does not encode the batch a second time."""
         out = cls.model_construct(ticket_id=ticket_id, events=events)
         private = out.__pydantic_private__
         assert private is not None
-        private["_events_json"] = "[" + b",".join(encoded).decode() + "]"
+        private["_events_json"] = events_json.decode()
         return out
 
     def wire_json(self) -> str | None:

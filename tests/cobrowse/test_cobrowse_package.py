@@ -183,19 +183,21 @@ async def test_a_batch_is_relayed_before_the_mirror_and_the_recording_take_it(
     log: list[str] = []
     rec = AsyncRecordingWriter(tmp_path / "r.gz", "rrweb@2.0.0-alpha.18", flush_bytes=1)
     session = CobrowseSession("s", _Watched(log), recording=rec)
-    relayed: list[tuple[list[cobrowse.Event], list[bytes]]] = []
+    relayed: list[tuple[list[cobrowse.Event], bytes]] = []
 
-    async def relay(events: list[cobrowse.Event], lines: list[bytes]) -> None:
+    async def relay(events: list[cobrowse.Event], events_json: bytes) -> None:
         log.append(f"relay {len(events)}")
         assert await session.catch_up() == []  # the mirror has not seen the batch yet
-        relayed.append((events, lines))
+        relayed.append((events, events_json))
 
     evil = el("button", {"onclick": "steal()"}, [text("Buy")], id=77)
     result = await session.ingest(json.dumps([meta(), full(page(evil))]), relay)
     assert log == ["relay 2", "mirror 2"]
-    ((events, lines),) = relayed
-    assert events is result.events and lines == result.encoded
-    assert [json.loads(line) for line in lines] == events  # sanitized, as relayed
+    ((events, events_json),) = relayed
+    assert events is result.events
+    assert json.loads(events_json) == events  # sanitized, as relayed
+    # The recording's lines are the same JSON, event by event.
+    assert events_json == b"[" + b",".join(result.encoded) + b"]"
     assert "onclick" not in json.dumps(events)
     assert len(await session.catch_up()) == 2
     await session.close()
@@ -207,7 +209,7 @@ async def test_a_batch_is_relayed_before_the_mirror_and_the_recording_take_it(
 async def test_a_refused_batch_is_never_relayed() -> None:
     relayed: list[int] = []
 
-    async def relay(events: list[cobrowse.Event], lines: list[bytes]) -> None:
+    async def relay(events: list[cobrowse.Event], events_json: bytes) -> None:
         relayed.append(len(events))
 
     session = CobrowseSession("s", InMemoryMirrorStore())
@@ -226,7 +228,7 @@ async def test_a_mirror_that_fails_after_the_relay_does_not_fail_the_batch() -> 
     store = _Watched(log, fail=True)
     session = CobrowseSession("s", store)
 
-    async def relay(events: list[cobrowse.Event], lines: list[bytes]) -> None:
+    async def relay(events: list[cobrowse.Event], events_json: bytes) -> None:
         log.append(f"relay {len(events)}")
 
     result = await session.ingest(json.dumps([meta(), full(page(el("p", {}, [text("x")])))]), relay)
@@ -238,12 +240,49 @@ async def test_a_mirror_that_fails_after_the_relay_does_not_fail_the_batch() -> 
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize("offload_bytes", [0, 1_000_000], ids=["off the loop", "on the loop"])
+async def test_the_relay_and_the_recording_carry_the_same_json(offload_bytes: int) -> None:
+    """Whether a batch is checked on the event loop or in a worker thread, the agents get the
+    sanitized batch as one JSON array and the recording each event's line of the same JSON."""
+    session = CobrowseSession("s", InMemoryMirrorStore(), offload_bytes=offload_bytes)
+    relayed: list[bytes] = []
+
+    async def relay(events: list[cobrowse.Event], events_json: bytes) -> None:
+        relayed.append(events_json)
+
+    evil = el("a", {"href": "javascript:steal()", "title": "caf\u00e9 \u2603"}, [text("x")])
+    result = await session.ingest(json.dumps([meta(), full(page(evil)), mouse_move()]), relay)
+    (events_json,) = relayed
+    assert json.loads(events_json) == result.events
+    assert "javascript" not in events_json.decode()
+    assert events_json == b"[" + b",".join(result.encoded) + b"]"
+    assert "caf\u00e9 \u2603".encode() in events_json  # UTF-8, not escaped
+
+
+@pytest.mark.asyncio
+async def test_a_lone_surrogate_is_refused_before_anything_is_relayed() -> None:
+    """Text no page can hold (a lone surrogate, which only a batch handed over as objects can
+    carry: JSON text holding one is refused as it is parsed) is refused whole."""
+    session = CobrowseSession("s", InMemoryMirrorStore())
+    relayed: list[bytes] = []
+
+    async def relay(events: list[cobrowse.Event], events_json: bytes) -> None:
+        relayed.append(events_json)
+
+    batch = [meta(), full(page(el("p", {}, [text("\ud800")])))]
+    with pytest.raises(CobrowseError) as refused:
+        await session.ingest(batch, relay)
+    assert refused.value.code == "malformed"
+    assert relayed == [] and await session.catch_up() == []
+
+
+@pytest.mark.asyncio
 async def test_batches_are_relayed_in_the_order_they_came() -> None:
     """A big batch checked in a worker thread is not overtaken by the small ones after it."""
     session = CobrowseSession("s", InMemoryMirrorStore(), offload_bytes=1_000)
     order: list[int] = []
 
-    async def relay(events: list[cobrowse.Event], lines: list[bytes]) -> None:
+    async def relay(events: list[cobrowse.Event], events_json: bytes) -> None:
         order.append(len(events))
 
     big = json.dumps([meta(), full(page(*[el("p", {}, [text("x" * 50)]) for _ in range(100)]))])

@@ -10,7 +10,7 @@ from typing import Any
 from engineio import packet as eio_packet
 from socketio import packet
 
-from cobrowse.recording import encode_event
+from cobrowse.recording import encode_events
 from signaling.edge.socketserver import DirectManager, TextPacket
 from signaling.protocol import CobrowseEventsOut
 
@@ -30,7 +30,7 @@ def decoded(frame: str) -> Any:
 
 
 def test_a_relay_carries_the_same_json_as_its_wire_form() -> None:
-    out = CobrowseEventsOut.relay("tk_1", EVENTS, [encode_event(e) for e in EVENTS])
+    out = CobrowseEventsOut.relay("tk_1", EVENTS, encode_events(EVENTS))
     text = out.wire_json()
     assert text is not None
     assert (
@@ -71,7 +71,7 @@ async def test_direct_emits_match_socketio_packets() -> None:
     for sid, eio_sid, room in [("a", "ea", "r1"), ("b", "eb", "r2"), ("c", "gone", "r1")]:
         manager.basic_enter_room(sid, "/", None, eio_sid=eio_sid)
         manager.basic_enter_room(sid, "/", room)
-    payload = CobrowseEventsOut.relay("tk_1", EVENTS, [encode_event(e) for e in EVENTS])
+    payload = CobrowseEventsOut.relay("tk_1", EVENTS, encode_events(EVENTS))
     expected = TextPacket(packet.EVENT, namespace="/", data=["cobrowse.events", payload.wire()])
 
     await manager.emit("cobrowse.events", payload.wire(), "/", to=["r1", "r2"], skip_sid="b")
