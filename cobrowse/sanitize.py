@@ -1214,6 +1214,22 @@ _ADOPTED_STYLE_SHEET: Final = int(IncrementalSource.ADOPTED_STYLE_SHEET)
 _STYLE_DECLARATION: Final = int(IncrementalSource.STYLE_DECLARATION)
 _FONT: Final = int(IncrementalSource.FONT)
 _CANVAS_MUTATION: Final = int(IncrementalSource.CANVAS_MUTATION)
+_CARRIES_NO_MARKUP: Final = frozenset(
+    int(source)
+    for source in (
+        IncrementalSource.MOUSE_MOVE,
+        IncrementalSource.MOUSE_INTERACTION,
+        IncrementalSource.SCROLL,
+        IncrementalSource.VIEWPORT_RESIZE,
+        IncrementalSource.INPUT,
+        IncrementalSource.TOUCH_MOVE,
+        IncrementalSource.MEDIA_INTERACTION,
+        IncrementalSource.DRAG,
+        IncrementalSource.SELECTION,
+    )
+)
+"""Incremental sources ``sanitize_event`` leaves as they are: positions, ids, typed values
+and selections, no markup, style or URL (the events a live stream is mostly made of)."""
 
 
 def sanitize_event(
@@ -1275,5 +1291,9 @@ def sanitize_batch(
     rep = report if report is not None else SanitizeReport()
     ctx = context if context is not None else SanitizeContext()
     for ev in events:
+        if ev.get("type") == _INCREMENTAL:
+            data = ev.get("data")
+            if type(data) is dict and data.get("source") in _CARRIES_NO_MARKUP:
+                continue  # most events of a live stream: not even a call for them
         sanitize_event(ev, rep, context=ctx)
     return rep

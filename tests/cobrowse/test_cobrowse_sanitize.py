@@ -6,9 +6,12 @@ import copy
 import json
 from typing import Any
 
+import hypothesis
 import pytest
+from hypothesis import strategies as st
 
 from cobrowse import (
+    CobrowseError,
     BLOCKED_URL,
     Limits,
     SanitizeReport,
@@ -18,6 +21,7 @@ from cobrowse import (
     sanitize_url,
     validate_batch,
 )
+from cobrowse.sanitize import _CARRIES_NO_MARKUP
 from tests.cobrowse.cobrowse_factories import (
     add,
     el,
@@ -646,3 +650,54 @@ def test_sanitize_css_keeps_layout() -> None:
     out = sanitize_css(".a{display:flex;background:url(https://e.example/x)}")
     assert out == ".a{display:flex;background:url()}"
     assert sanitize_css("@import 'x.css'; .a{color:red}") == " .a{color:red}"
+
+
+_HOSTILE_STRINGS = st.sampled_from(
+    [
+        "javascript:alert(1)",
+        "<script>alert(1)</script>",
+        "url(https://evil.example/x.png)",
+        "expression(alert(1))",
+        "data:text/html,<b>x</b>",
+        "https://shop.example/p/1",
+        "plain",
+    ]
+)
+_KEYS = [
+    # What the sources sanitizing looks at carry (and then some).
+    *("adds", "texts", "attributes", "removes", "replace", "replaceSync", "styles", "rules"),
+    *("set", "property", "fontSource", "buffer", "commands", "args", "rule", "node", "id"),
+    *("src", "href", "style", "value", "text", "positions", "x"),
+]
+_ANY_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**40), 2**40) | _HOSTILE_STRINGS,
+    lambda inner: st.lists(inner, max_size=3)
+    | st.dictionaries(st.sampled_from(_KEYS), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@hypothesis.settings(max_examples=300, deadline=None)
+@hypothesis.given(
+    source=st.integers(0, 17),
+    data=st.dictionaries(st.sampled_from(_KEYS), _ANY_JSON, max_size=4),
+)
+def test_a_batch_skips_only_events_that_sanitizing_would_leave_alone(
+    source: int, data: dict[str, Any]
+) -> None:
+    """``sanitize_batch`` does not even call ``sanitize_event`` for the incremental sources
+    that carry no markup (most of a live stream): for any valid data, an event of such a
+    source comes out of ``sanitize_event`` unchanged, and a batch sanitizes exactly as its
+    events one by one would."""
+    mutation_lists: dict[str, Any] = {"texts": [], "attributes": [], "removes": [], "adds": []}
+    event = incremental(source, **{**mutation_lists, **data})
+    try:
+        validate_batch([event], Limits())
+    except CobrowseError:
+        hypothesis.reject()  # sanitizing takes validated events only
+    alone, in_batch = copy.deepcopy(event), copy.deepcopy(event)
+    one_report = sanitize_event(alone)
+    batch_report = sanitize_batch([in_batch])
+    assert in_batch == alone and batch_report.as_dict() == one_report.as_dict()
+    if source in _CARRIES_NO_MARKUP:
+        assert alone == event and one_report.total == 0
