@@ -11,8 +11,8 @@ import pytest
 from hypothesis import strategies as st
 
 from cobrowse import (
-    CobrowseError,
     BLOCKED_URL,
+    CobrowseError,
     Limits,
     SanitizeReport,
     sanitize_batch,
@@ -671,8 +671,9 @@ _KEYS = [
 ]
 _ANY_JSON = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**40), 2**40) | _HOSTILE_STRINGS,
-    lambda inner: st.lists(inner, max_size=3)
-    | st.dictionaries(st.sampled_from(_KEYS), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(_KEYS), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 
