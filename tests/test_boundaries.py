@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import ast
 import importlib
+import multiprocessing
+import multiprocessing.process
 import os
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -53,11 +54,12 @@ def test_leaf_packages_do_not_import_upwards(package: str) -> None:
         if path.name != "__main__.py"
     ],
 )
-def test_each_module_imports_alone(
-    module: str, imported_alone: dict[str, subprocess.CompletedProcess[str]]
-) -> None:
-    result = imported_alone[module]
-    assert result.returncode == 0, result.stderr
+def test_each_module_imports_alone(module: str, imported_alone: dict[str, int]) -> None:
+    if imported_alone[module] != 0:
+        # Once more in a fresh interpreter, for the error to show.
+        result = _import_alone(module)
+        assert result.returncode == 0, result.stderr
+        raise AssertionError(f"{module} failed to import first (exit {imported_alone[module]})")
 
 
 def _import_alone(module: str) -> subprocess.CompletedProcess[str]:
@@ -66,19 +68,51 @@ def _import_alone(module: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+PROJECT = ("signaling", "media", "cobrowse")
+
+
+def _imported_from_outside() -> list[str]:
+    """Every module the project imports from outside itself (the standard library and the
+    dependencies), as its sources name them."""
+    names: set[str] = set()
+    for package in PROJECT:
+        for path in modules(package):
+            for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+                if isinstance(node, ast.Import):
+                    names.update(alias.name for alias in node.names)
+                elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                    names.add(node.module)
+    return sorted(n for n in names if n.split(".")[0] not in {*PROJECT, "__future__"})
+
+
 @pytest.fixture(scope="module")
-def imported_alone(request: pytest.FixtureRequest) -> dict[str, subprocess.CompletedProcess[str]]:
-    """Every selected module of ``test_each_module_imports_alone`` imported in a fresh interpreter
-    of its own, as many at once as there are cores: each is ~1 s of CPU (importing any
-    ``signaling`` module imports the app), one after the other they were minutes of the suite."""
+def imported_alone(request: pytest.FixtureRequest) -> dict[str, int]:
+    """The exit code of importing each selected module of ``test_each_module_imports_alone``
+    first, in a process of its own that holds none of Tandem's modules yet.
+
+    Each process is forked from a server that has imported the dependencies already (aiohttp,
+    aiortc, pydantic, ...: half of the second of CPU that importing any ``signaling`` module
+    took, paid once instead of for each module), as many at once as there are cores."""
     selected = [
         str(item.callspec.params["module"])
         for item in request.session.items
         if isinstance(item, pytest.Function)
         and item.originalname == "test_each_module_imports_alone"
     ]
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        return dict(zip(selected, pool.map(_import_alone, selected), strict=True))
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(_imported_from_outside())
+    codes: dict[str, int] = {}
+    running: list[tuple[str, multiprocessing.process.BaseProcess]] = []
+    for module in [*selected, None]:
+        while running and (module is None or len(running) >= (os.cpu_count() or 1)):
+            name, process = running.pop(0)
+            process.join()
+            codes[name] = process.exitcode if process.exitcode is not None else -1
+        if module is not None:
+            process = context.Process(target=importlib.import_module, args=(module,))
+            process.start()
+            running.append((module, process))
+    return codes
 
 
 PROTOCOL_MODULES = sorted((ROOT / "signaling" / "protocol").glob("*.py"))
