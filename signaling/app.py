@@ -493,5 +493,24 @@ async def drain(app: web.Application) -> None:
         log.info("handed %d sessions over", handed)
 
 
+async def drain_and_wait(app: web.Application, grace: float) -> int:
+    """``drain``, then wait until this node's sockets have left (at most ``grace`` seconds);
+    how many were still connected then.
+
+    Run before aiohttp's own shutdown, which stops reading every connection the moment it
+    starts: a client's frame sent after that (its close handshake, a message written before
+    the notice reached it) went unread, and each socket held the node up until aiohttp's
+    shutdown timeout cancelled its handler."""
+    await drain(app)
+    sockets = app[sio_key].eio.sockets
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace
+    # Polled: engine.io tells of each socket that leaves, not of the last one, and this runs
+    # once, for a few seconds at most, as the node stops.
+    while sockets and loop.time() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
+    return len(sockets)
+
+
 async def _announce_shutdown(app: web.Application) -> None:
     await drain(app)

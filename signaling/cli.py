@@ -12,11 +12,12 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from aiohttp import web
 
 from signaling import cli_canned, cli_routing
-from signaling.app import create_app, drain
+from signaling.app import create_app, drain, drain_and_wait
 from signaling.auth.accounts import (
     AccountError,
     add_agent,
@@ -152,6 +153,7 @@ LIMITS: dict[str, str] = {
     "call_weight": "chats a session counts against the capacity while its agent is in the call",
     "control_weight": "chats a session counts while its agent holds remote control",
     "call_invite_seconds": "seconds a call invitation rings before it expires",
+    "shutdown_grace_seconds": "seconds a node stopping on SIGTERM waits for its clients to leave",
 }
 """Limits of ``Settings``, each a ``--flag`` and a ``TANDEM_*`` variable (docs/security.md)."""
 
@@ -323,12 +325,29 @@ def _serve(settings: Settings, banner: str | None = None) -> int:
         print(banner or f"Tandem listening on http://{settings.host}:{settings.port}", flush=True)
 
     async def drain_on_signal(app: web.Application) -> None:
-        # SIGUSR1 drains and keeps the node up (until SIGTERM); SIGTERM drains, then exits
-        # (``on_shutdown``).
+        # SIGUSR1 drains and keeps the node up (until SIGTERM). SIGTERM drains, waits for the
+        # clients to leave, then exits; a second SIGTERM (or SIGINT) exits at once.
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(
             signal.SIGUSR1, lambda: loop.create_task(drain(app)).add_done_callback(_logged)
         )
+        stopping: list[asyncio.Task[None]] = []
+
+        async def stop() -> None:
+            left = await drain_and_wait(app, settings.shutdown_grace_seconds)
+            if left:
+                logging.getLogger("tandem").info("stopping with %d sockets still connected", left)
+            loop.call_soon(_exit)
+
+        def on_sigterm() -> None:
+            if stopping:
+                _exit()  # a second SIGTERM
+            task = loop.create_task(stop())
+            task.add_done_callback(_exit_after)
+            stopping.append(task)
+
+        # Replaces aiohttp's own handler, which began its shutdown at once.
+        loop.add_signal_handler(signal.SIGTERM, on_sigterm)
 
     app.on_startup.append(announce)
     app.on_startup.append(drain_on_signal)
@@ -339,6 +358,18 @@ def _serve(settings: Settings, banner: str | None = None) -> int:
 def _logged(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         logging.getLogger("tandem").error("drain failed", exc_info=task.exception())
+
+
+def _exit() -> NoReturn:
+    # Raised in a callback of the event loop, as aiohttp's own signal handler does: it ends
+    # ``run_app``'s loop, which then shuts the server down.
+    raise web.GracefulExit()
+
+
+def _exit_after(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        _logged(task)
+        asyncio.get_running_loop().call_soon(_exit)  # a failed drain still stops the node
 
 
 def _demo(settings: Settings) -> int:

@@ -90,6 +90,9 @@ class Settings:
     agent_session_max_age: int = 12 * 3600
     """Seconds from login after which refreshing is refused and the agent logs in again."""
     shutdown_reconnect_ms: int = 1000
+    shutdown_grace_seconds: float = 5.0
+    """On SIGTERM, how long the node waits, after telling its clients to reconnect (which the
+    console and the snippet do at once), for their sockets to leave before it stops."""
     routing: str = "push"
     """``push``: each waiting session is offered to one eligible agent in turn
     (docs/architecture.md, "Routing"). ``pull``: agents take sessions from the queue
@@ -120,6 +123,8 @@ class Settings:
             refused.append(f"TANDEM_ROUTING must be push or pull, not {self.routing!r}")
         if self.call_invite_seconds <= 0:
             refused.append("TANDEM_CALL_INVITE_SECONDS must be above 0")
+        if not math.isfinite(self.shutdown_grace_seconds) or self.shutdown_grace_seconds < 0:
+            refused.append("TANDEM_SHUTDOWN_GRACE_SECONDS must be a number of seconds, at least 0")
         if self.agent_capacity < 1 or self.offer_seconds <= 0 or self.wrap_up_seconds < 0:
             refused.append(
                 "TANDEM_AGENT_CAPACITY must be at least 1, TANDEM_OFFER_SECONDS above 0 and "

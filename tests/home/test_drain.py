@@ -16,7 +16,8 @@ import aiohttp
 import pytest
 import socketio
 
-from tests.support import CONTEXT, Client, free_port
+from signaling.app import drain_and_wait
+from tests.support import CONTEXT, Client, Running, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 """The checkout under test: the server process runs this code, not an installed copy."""
@@ -91,15 +92,28 @@ async def test_sigusr1_drains_and_sigterm_exits(tmp_path: Path) -> None:
             assert late.refusal is not None and "draining" in str(late.refusal)
             assert server.poll() is None  # draining is not exiting
 
+            # The customer left when told (as the snippet and the console do): SIGTERM stops
+            # the node without waiting for anyone.
+            await customer.close()
             server.send_signal(signal.SIGTERM)
             assert await asyncio.to_thread(server.wait, 15) == 0
-            await customer.close()
     finally:
         if server.poll() is None:
             server.kill()
         server.wait()
         log.close()
     assert "handed 0 sessions over" in (tmp_path / "server.log").read_text()
+
+
+def test_a_shutdown_grace_that_is_no_duration_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from signaling.cli import build_parser, settings_from
+    from signaling.settings import Settings
+
+    for bad in (-1.0, float("nan"), float("inf")):
+        assert any("SHUTDOWN_GRACE" in r for r in Settings(shutdown_grace_seconds=bad).refusals())
+    assert Settings(shutdown_grace_seconds=0).refusals() == []
+    monkeypatch.setenv("TANDEM_SHUTDOWN_GRACE_SECONDS", "2.5")
+    assert settings_from(build_parser().parse_args(["serve"])).shutdown_grace_seconds == 2.5
 
 
 def test_node_flags_and_their_variables(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -117,3 +131,23 @@ def test_node_flags_and_their_variables(monkeypatch: pytest.MonkeyPatch) -> None
     assert (settings.home_lease_ms, settings.node_name, settings.redis_prefix) == (
         4500, "edge-2", "u:"
     )  # fmt: skip
+
+
+async def test_a_stopping_node_waits_for_its_sockets_to_leave_up_to_its_grace(
+    server: Running,
+) -> None:
+    """What SIGTERM runs before the server stops reading (``drain_and_wait``): it tells the
+    clients to reconnect, still serves them meanwhile, and returns once they have gone, or
+    once the grace is over with those that stayed."""
+    leaving, staying = await server.customer(), await server.customer()
+    stopping = asyncio.ensure_future(drain_and_wait(server.app, 1.0))
+    await leaving.wait_for("server.restarting", timeout=5)
+    await staying.wait_for("server.restarting", timeout=5)
+    asked = await leaving.call("help.request", {"context": CONTEXT})
+    assert asked["ok"], asked  # still served while the node waits
+    await leaving.close()
+    assert await asyncio.wait_for(stopping, 10) == 1  # the one that stayed, after the grace
+
+    await staying.close()
+    # With nobody left it returns at once, however long the grace.
+    assert await asyncio.wait_for(drain_and_wait(server.app, 600), 5) == 0
