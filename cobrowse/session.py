@@ -53,8 +53,8 @@ class IngestResult(NamedTuple):
     mirror: AppendResult
     """``mirror.request_snapshot`` -> emit ``cobrowse.snapshot_needed`` to the customer."""
     encoded: list[bytes] = []
-    """Each event's JSON (UTF-8), as the recording holds it: for a relay that need not encode
-    the events again."""
+    """Each event's JSON (UTF-8), as the recording holds it (the relay got the same JSON as
+    one array)."""
 
 
 def _encoded(encode: Callable[[], _T]) -> _T:
