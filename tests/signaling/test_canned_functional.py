@@ -1,6 +1,7 @@
-"""Canned replies over real REST and the real ``tandem canned`` command: admins add, list and
-remove a site's replies; unknown variables are refused when a reply is made; an agent gets them
-filled in for the ticket (a value the ticket lacks stays visible); nobody else may change them."""
+"""Canned replies over real REST and the ``tandem canned`` command (its ``main``, in this
+process): admins add, list and remove a site's replies; unknown variables are refused when a
+reply is made; an agent gets them filled in for the ticket (a value the ticket lacks stays
+visible); nobody else may change them."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import aiohttp
 
 from signaling import keys
 from signaling.auth.accounts import add_agent
-from tests.signaling.test_cli import tandem
+from tests.signaling.test_cli import tandem_here as tandem
 from tests.support import CONTEXT, PASSWORD, Running, running_server
 
 

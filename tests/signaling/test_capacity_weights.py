@@ -5,14 +5,15 @@ the call or the control ends, they are Available and offered again."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
+
+import pytest
 
 from signaling import keys
 from signaling.settings import Settings
 from tests.signaling.test_calls_functional import peer
+from tests.signaling.test_cli import tandem_here
 from tests.signaling.test_cobrowse_functional import RECORDER
 from tests.signaling.test_offers_functional import ask, offers_of, settled
 from tests.support import CONTEXT, Client, Running, running_server
@@ -129,7 +130,9 @@ async def test_an_ended_session_leaves_no_load_behind(tmp_path: Path) -> None:
             await viewer.close()
 
 
-def test_weights_are_flags_and_variables_and_bad_ones_are_refused(tmp_path: Path) -> None:
+def test_weights_are_flags_and_variables_and_bad_ones_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from signaling.cli import build_parser, settings_from
 
     defaults = settings_from(build_parser().parse_args(["serve"]))
@@ -142,13 +145,11 @@ def test_weights_are_flags_and_variables_and_bad_ones_are_refused(tmp_path: Path
     assert not Settings(call_weight=1, control_weight=4).refusals()
 
     def serve(*args: str, **variables: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "signaling", "serve", "--data-dir", str(tmp_path), *args],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env={**os.environ, **variables},
-        )
+        # ``tandem serve`` in this process: refused before it starts anything.
+        with monkeypatch.context() as patched:
+            for name, value in variables.items():
+                patched.setenv(name, value)
+            return tandem_here("serve", *args, data_dir=tmp_path)
 
     low = serve("--call-weight", "0")
     assert low.returncode == 2 and "TANDEM_CALL_WEIGHT must be" in low.stderr, low.stderr

@@ -3,9 +3,9 @@ type checks every asset passes, and the ``--asset-host`` option of ``tandem site
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +15,7 @@ from signaling.assets.cache import AssetCache
 from signaling.assets.fetch import served_type
 from signaling.store import FileStore, open_store
 from tests.blobs import blob_settings, blob_store, s3_server
+from tests.signaling.test_cli import tandem_here
 
 __all__ = ["blob_settings", "blob_store", "s3_server"]
 
@@ -87,15 +88,11 @@ def test_served_type(body: bytes, declared: str, kind: AssetKind, expected: str 
 
 
 async def test_site_add_takes_asset_hosts(tmp_path: Path) -> None:
-    def tandem(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "signaling", "site", "add", *args, "--data-dir", str(tmp_path)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+    async def tandem(*args: str) -> subprocess.CompletedProcess[str]:
+        # ``tandem site add`` in this process (in a thread: it runs its own event loop).
+        return await asyncio.to_thread(tandem_here, "site", "add", *args, data_dir=tmp_path)
 
-    done = tandem(
+    done = await tandem(
         "Shop",
         "--origin",
         "https://shop.test",
@@ -106,7 +103,7 @@ async def test_site_add_takes_asset_hosts(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "asset hosts: https://cdn.test, https://img.test:8443" in done.stdout
-    bad = tandem("Bad", "--origin", "https://b.test", "--asset-host", "cdn.test")
+    bad = await tandem("Bad", "--origin", "https://b.test", "--asset-host", "cdn.test")
     assert bad.returncode == 2 and "origin must look like" in bad.stderr
     store = await open_store(None, tmp_path / "tandem.sqlite3")
     try:
