@@ -113,6 +113,8 @@ class SocketBroadcaster:
                 if text is None:
                     await self.emit(event, rooms)
                 elif rooms:
+                    if isinstance(text, bytes):
+                        text = text.decode()
                     texts.append((event_name(type(event)), text, rooms))
             if texts:
                 await manager.emit_texts(texts)

@@ -16,6 +16,8 @@ from typing import Any
 from engineio import packet as eio_packet
 from socketio import packet
 
+from signaling.edge.eio_socket import TextFrame
+
 log = logging.getLogger("tandem.sockets")
 
 
@@ -34,10 +36,15 @@ class TextEmits:
     get_participants: Callable[[str, Any], Iterable[tuple[str, str]]]
 
     async def emit_json(
-        self, event: str, text: str, room: Any, skip_sid: str | None = None, namespace: str = "/"
+        self,
+        event: str,
+        text: str | bytes,
+        room: Any,
+        skip_sid: str | None = None,
+        namespace: str = "/",
     ) -> None:
         """To this node's sockets in ``room`` (a room or a list of them): like ``emit`` of one
-        argument whose JSON text is ``text``."""
+        argument whose JSON is ``text`` (text, or UTF-8 bytes)."""
         if namespace not in self.rooms:
             return
         recipients = [
@@ -46,8 +53,14 @@ class TextEmits:
         if not recipients:
             return
         prefix = "" if namespace == "/" else namespace + ","
-        encoded = f"{packet.EVENT}{prefix}[{_name_json(event)},{text}]"
-        frame = eio_packet.Packet(eio_packet.MESSAGE, encoded)
+        frame: eio_packet.Packet
+        if isinstance(text, bytes):
+            # engine.io's message type, then socket.io's packet, whole, as UTF-8.
+            head = f"{eio_packet.MESSAGE}{packet.EVENT}{prefix}[{_name_json(event)},"
+            frame = TextFrame(head.encode() + text + b"]")
+        else:
+            encoded = f"{packet.EVENT}{prefix}[{_name_json(event)},{text}]"
+            frame = eio_packet.Packet(eio_packet.MESSAGE, encoded)
         eio = self.server.eio
         for eio_sid in recipients:
             try:

@@ -56,9 +56,9 @@ class Message(BaseModel):
         """The JSON-ready dict that goes on the wire (camelCase, no ``None`` noise)."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
-    def wire_json(self) -> str | None:
-        """The JSON text of ``wire()`` when it was made already (a relay of events encoded on
-        their way in), else None."""
+    def wire_json(self) -> str | bytes | None:
+        """The JSON of ``wire()`` when it was made already, as text or UTF-8 (a relay of events
+        encoded on their way in), else None."""
         return None
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["compact"]
+__all__ = ["compact", "compact_bytes"]
 
 
 def compact(obj: Any) -> str:
@@ -19,3 +19,11 @@ def compact(obj: Any) -> str:
         return orjson.dumps(obj).decode()
     except TypeError:
         return json.dumps(obj, separators=(",", ":"))
+
+
+def compact_bytes(obj: Any) -> bytes:
+    """``compact`` as UTF-8."""
+    try:
+        return orjson.dumps(obj)
+    except TypeError:
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()

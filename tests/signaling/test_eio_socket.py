@@ -392,3 +392,34 @@ async def test_events_not_handled_in_the_reader_run_side_by_side() -> None:
             assert await held == "ok"
         finally:
             await client.disconnect()
+
+
+async def test_an_event_handled_in_the_reader_is_decoded_as_socketio_would() -> None:
+    """The reader decodes its own events (``GuardedServer._in_reader``): the handler gets what
+    socket.io's decoder would give it and the ack goes back with the packet's id; a name that
+    the header spells with an escape goes socket.io's way (the same handler, in a task), and a
+    payload that is not JSON is answered ``malformed`` with nothing run."""
+    async with serving(in_reader=frozenset({"stream"})) as (sio, url):
+        seen: list[Any] = []
+
+        async def on_stream(sid: str, *args: Any) -> Any:
+            seen.append(list(args))
+            return {"ok": True, "n": len(seen)}
+
+        sio.on("stream", on_stream)
+        async with aiohttp.ClientSession() as http:
+            ws = await raw_connect(http, url)
+            try:
+                await ws.send_str('421["stream",{"i":"caf\\u00e9"},[1]]')
+                assert await ws.receive_str(timeout=5) == '431[{"ok":true,"n":1}]'
+                await ws.send_str('422["str\\u0065am",{"i":2}]')
+                assert await ws.receive_str(timeout=5) == '432[{"ok":true,"n":2}]'
+                await ws.send_str('423["stream",{"i":')
+                reply = json.loads((await ws.receive_str(timeout=5))[3:])
+                assert reply[0]["error"]["code"] == "malformed"
+                await ws.send_str('42["stream"]')  # no ack asked: handled, nothing sent back
+                await ws.send_str('424["stream",4]')
+                assert await ws.receive_str(timeout=5) == '434[{"ok":true,"n":4}]'
+            finally:
+                await ws.close()
+        assert seen == [[{"i": "café"}, [1]], [{"i": 2}], [], [4]]

@@ -7,10 +7,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from aiohttp import WSMsgType
 from engineio import packet as eio_packet
 from socketio import packet
 
 from cobrowse.recording import encode_events
+from signaling.edge.eio_socket import TextFrame, _frame_writer
 from signaling.edge.socketserver import DirectManager, TextPacket
 from signaling.protocol import CobrowseEventsOut
 
@@ -53,7 +55,9 @@ class _Eio:
     async def send_packet(self, eio_sid: str, pkt: eio_packet.Packet) -> None:
         if eio_sid == "gone":
             raise KeyError(eio_sid)
-        self.sent.append((eio_sid, pkt.data))
+        encoded = pkt.encode()  # engine.io's message type, then socket.io's packet
+        assert encoded[0] == "4"
+        self.sent.append((eio_sid, encoded[1:]))
 
 
 class _Server:
@@ -84,3 +88,58 @@ async def test_direct_emits_match_socketio_packets() -> None:
     for _, frame in sent:
         assert decoded(frame) == decoded(expected.encode())
     assert manager.reaches_nobody(["r3"]) and not manager.reaches_nobody(["r3", "r2"])
+
+
+class _AiohttpSocket:
+    """The send methods of aiohttp's websocket, each frame kept with its kind."""
+
+    def __init__(self) -> None:
+        self.frames: list[tuple[str, str | bytes]] = []
+
+    async def send_str(self, frame: str) -> None:
+        self.frames.append(("str", frame))
+
+    async def send_bytes(self, frame: bytes) -> None:
+        self.frames.append(("binary", frame))
+
+    async def send_frame(self, frame: bytes, opcode: WSMsgType) -> None:
+        self.frames.append((opcode.name.lower(), frame))
+
+
+class _EngineWebSocket:
+    def __init__(self, sock: _AiohttpSocket) -> None:
+        self._sock = sock
+
+
+async def test_a_frame_made_as_utf8_goes_out_as_the_same_text_frame() -> None:
+    """A relay's JSON stays UTF-8 to the socket: written as a text frame (not a binary one),
+    the same text socket.io's own path writes, and engine.io's own loops read it as text."""
+    payload = CobrowseEventsOut.relay("tk_1", EVENTS, encode_events(EVENTS))
+    raw = payload.wire_json()
+    assert isinstance(raw, bytes)
+    manager = DirectManager()
+    server = _Server()
+    manager.set_server(server)
+    manager.initialize()
+    manager.basic_enter_room("a", "/", None, eio_sid="ea")
+    manager.basic_enter_room("a", "/", "r1")
+    frames: list[eio_packet.Packet] = []
+
+    async def keep(eio_sid: str, pkt: eio_packet.Packet) -> None:
+        frames.append(pkt)
+
+    server.eio.send_packet = keep  # type: ignore[method-assign]
+    await manager.emit_json("cobrowse.events", raw, "r1")
+    (frame,) = frames
+    assert isinstance(frame, TextFrame)
+
+    sock = _AiohttpSocket()
+    write = _frame_writer(_EngineWebSocket(sock))
+    await write(frame)
+    await write(eio_packet.Packet(eio_packet.MESSAGE, '2["x"]'))
+    expected = TextPacket(packet.EVENT, namespace="/", data=["cobrowse.events", payload.wire()])
+    (kind, sent), plain = sock.frames
+    assert kind == "text" and isinstance(sent, bytes)
+    assert decoded(sent.decode()[1:]) == decoded(expected.encode())
+    assert frame.encode() == sent.decode()  # long-polling or an upgrade: the same text
+    assert plain == ("str", '42["x"]')
