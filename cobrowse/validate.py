@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, Final, NamedTuple, cast
+from typing import Any, Final, NamedTuple
 
 import orjson
 
@@ -312,7 +312,7 @@ def _check_event(ev: object, i: int, limits: Limits, budget: _NodeBudget, clean:
         raise _bad(f"event[{i}]", "not an object")
     if not _EVENT_KEYS.issuperset(ev):
         raise _bad(f"event[{i}]", "unknown top-level key")
-    etype = ev.get("type")
+    etype: int = ev.get("type")  # type: ignore[assignment]  # an int, checked just below
     if type(etype) is not int and not _is_int(etype):  # exact int first: json.loads's
         raise _bad(f"event[{i}]", "type must be an integer")
     if etype not in limits.accepted_types:
@@ -329,13 +329,13 @@ def _check_event(ev: object, i: int, limits: Limits, budget: _NodeBudget, clean:
 
     if etype == _INCREMENTAL:
         source = data.get("source")
-        if not _is_int(source) or source not in _SOURCES:
+        if (type(source) is not int and not _is_int(source)) or source not in _SOURCES:
             raise _bad(f"event[{i}]", "unknown incremental source")
         if source == _MUTATION:
             _check_mutation(data, f"event[{i}]", limits, budget, clean)
         elif not clean and not _strings_clean(data, limits.max_string_len, limits.max_json_depth):
             _check_strings(data, f"event[{i}]", limits)
-        return cast(int, etype)
+        return etype
     where = f"event[{i}]"
     if etype == _FULL_SNAPSHOT:
         if "node" not in data:
@@ -356,7 +356,7 @@ def _check_event(ev: object, i: int, limits: Limits, budget: _NodeBudget, clean:
             _check_strings(data, where, limits)
     elif not clean:
         _check_strings(data, where, limits)
-    return cast(int, etype)
+    return etype
 
 
 def _check_mutation(

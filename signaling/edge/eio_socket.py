@@ -196,7 +196,7 @@ class DirectSocket(AsyncSocket):  # type: ignore[misc]
                     break
                 self._last_seen = loop.time()
                 try:
-                    await self.receive(packet.Packet(encoded_packet=data))
+                    await self.receive(_decoded(data))
                 except exceptions.UnknownPacketError:
                     pass
                 except exceptions.SocketIsClosedError:
@@ -265,6 +265,15 @@ class DirectSocket(AsyncSocket):  # type: ignore[misc]
                     self._writing = False
         finally:
             self._writer = None
+
+
+def _decoded(frame: str | bytes) -> packet.Packet:
+    """The engine.io packet of a websocket frame. A message (``4`` and a socket.io packet) is
+    taken as it is: engine.io's decoder first tries the text as JSON, which a socket.io packet
+    (it starts with its type's digit) always fails, an exception raised and caught per frame."""
+    if type(frame) is str and frame[:1] == "4":
+        return packet.Packet(packet.MESSAGE, frame[1:])
+    return packet.Packet(encoded_packet=frame)
 
 
 def _frame_writer(ws: Any) -> Callable[[packet.Packet], Awaitable[None]]:

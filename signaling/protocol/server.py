@@ -201,10 +201,15 @@ class CobrowseEventsOut(Message):
         """Built without validation (the events passed co-browse's own validator), with the
         events' JSON array as it was made on the way in (``events_json``, UTF-8), so the relay
         does not encode the batch a second time."""
-        out = cls.model_construct(ticket_id=ticket_id, events=events)
-        private = out.__pydantic_private__
-        assert private is not None
-        private["_events_json"] = events_json
+        # What ``model_construct`` makes, made directly: its generic way (each field's default
+        # looked up and deep-copied, the private attributes' too) was 50 us of a co-browse
+        # batch's way to the agents, measured cold (a batch every 50 ms), against 10 us.
+        out = cls.__new__(cls)
+        values = {"type": "cobrowse.events", "ticket_id": ticket_id, "events": events}
+        object.__setattr__(out, "__dict__", values)
+        object.__setattr__(out, "__pydantic_fields_set__", {"ticket_id", "events"})
+        object.__setattr__(out, "__pydantic_extra__", None)
+        object.__setattr__(out, "__pydantic_private__", {"_events_json": events_json})
         return out
 
     def wire_json(self) -> bytes | None:

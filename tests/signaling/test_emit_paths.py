@@ -12,7 +12,7 @@ from engineio import packet as eio_packet
 from socketio import packet
 
 from cobrowse.recording import encode_events
-from signaling.edge.eio_socket import TextFrame, _frame_writer
+from signaling.edge.eio_socket import TextFrame, _decoded, _frame_writer
 from signaling.edge.socketserver import DirectManager, TextPacket
 from signaling.protocol import CobrowseEventsOut
 
@@ -46,6 +46,15 @@ def test_a_relay_carries_the_same_json_as_its_wire_form() -> None:
     )
     plain = CobrowseEventsOut.model_construct(ticket_id="tk_1", events=EVENTS)
     assert plain.wire_json() is None  # built the usual way: encoded by socket.io as before
+    # Made without ``model_construct``, the relay is the model it would have made.
+    made = CobrowseEventsOut.model_construct(ticket_id="tk_1", events=EVENTS)
+    assert made.__pydantic_private__ is not None
+    made.__pydantic_private__["_events_json"] = encode_events(EVENTS)
+    assert out == made and out.model_fields_set == made.model_fields_set
+    assert out.model_dump() == plain.model_dump() and out.model_extra is None
+    assert out != plain  # the JSON made on the way in is part of it
+    assert CobrowseEventsOut.model_validate(out.wire()) == plain
+    assert out.model_copy(update={"ticket_id": "tk_2"}).ticket_id == "tk_2"
 
 
 class _Eio:
@@ -143,3 +152,19 @@ async def test_a_frame_made_as_utf8_goes_out_as_the_same_text_frame() -> None:
     assert decoded(sent.decode()[1:]) == decoded(expected.encode())
     assert frame.encode() == sent.decode()  # long-polling or an upgrade: the same text
     assert plain == ("str", '42["x"]')
+
+
+def test_a_message_frame_is_read_as_engineio_reads_it() -> None:
+    """``_decoded`` takes a message frame as it is, as engine.io's decoder does for every
+    socket.io packet; other frames go to that decoder."""
+    frames: list[str | bytes] = ['42["x",{"a":1}]', "40", "4", '43["ok"]', "3", "2probe", b"\x01"]
+    for frame in frames:
+        ours, theirs = _decoded(frame), eio_packet.Packet(encoded_packet=frame)
+        assert (ours.packet_type, ours.data, ours.binary) == (
+            theirs.packet_type,
+            theirs.data,
+            theirs.binary,
+        ), frame
+    # A message engine.io would have read as JSON (no socket.io packet is) stays text: the
+    # socket.io layer refuses it as unreadable rather than meeting a dict.
+    assert _decoded('4{"a":1}').data == '{"a":1}'
