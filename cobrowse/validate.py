@@ -129,7 +129,9 @@ def check_batch(raw: object, limits: Limits) -> Batch:
         if len(raw) > limits.max_raw_bytes:  # chars <= bytes: a cheap early bound
             raise CobrowseError("too_large", f"batch of {len(raw)}+ bytes")
         events_obj = _loads(raw)
-        nbytes = len(raw.encode("utf-8"))
+        # An ASCII string's UTF-8 is as long as it is (``isascii`` reads a flag CPython keeps):
+        # nearly every batch, not copied just to be measured.
+        nbytes = len(raw) if raw.isascii() else len(raw.encode("utf-8"))
         clean = _walks_cannot_fail(raw, nbytes, limits)
     else:
         events_obj = raw

@@ -37,6 +37,14 @@ def test_valid_batch_as_text_bytes_and_objects() -> None:
     assert batch.nbytes == len(json.dumps(events, separators=(",", ":")).encode())
 
 
+@pytest.mark.parametrize("words", ["plain ascii", "caf\u00e9 \u2028 \U0001f600", "\\u00e9 escaped"])
+def test_a_batchs_size_is_its_utf8_size_whatever_its_text(words: str) -> None:
+    events = [full(page(el("p", {"title": words}, [text(words)])))]
+    for raw in (json.dumps(events, ensure_ascii=False), json.dumps(events)):
+        assert check_batch(raw, Limits()).nbytes == len(raw.encode("utf-8"))
+        assert check_batch(raw.encode(), Limits()).nbytes == len(raw.encode("utf-8"))
+
+
 @pytest.mark.parametrize(
     "raw",
     [
