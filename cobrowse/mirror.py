@@ -241,7 +241,12 @@ class MirrorState:
         self._last_request: float | None = None
         self.generation = 0
         """Increments on every full snapshot or reset (cache key for derived state)."""
-        self.index = NodeIndex()
+        self._index = NodeIndex()
+        self._index_current = True
+        """Whether ``_index`` describes the snapshot and tail held. It is built when control
+        first asks about a node after a snapshot, not as the snapshot arrives: a page's
+        snapshot is a tree of thousands of nodes, and walking it as it came held up the
+        customer's next batch (it waits for this one); control is asked at human pace."""
 
     # ------------------------------------------------------------------ queries
 
@@ -301,6 +306,25 @@ class MirrorState:
             return TargetStatus.UNKNOWN
         return self.index.status(node_id)
 
+    @property
+    def index(self) -> NodeIndex:
+        """The node index of the snapshot and tail held (built on first use after a
+        snapshot, from the snapshot and the tail's mutations)."""
+        if not self._index_current:
+            self._index_current = True
+            data = self._snapshot.get("data") if self._snapshot is not None else None
+            node = data.get("node") if isinstance(data, dict) else None
+            self._index.load_snapshot(node if isinstance(node, dict) else {})
+            for ev in self._tail:
+                data = ev.get("data")
+                if (
+                    ev.get("type") == _INCREMENTAL
+                    and isinstance(data, dict)
+                    and data.get("source") == _MUTATION
+                ):
+                    self._index.apply_mutation(data)
+        return self._index
+
     # ------------------------------------------------------------------ updates
 
     def append(self, events: Sequence[Event], sizes: Sequence[int] | None = None) -> AppendResult:
@@ -332,9 +356,9 @@ class MirrorState:
                 source = data.get("source") if isinstance(data, dict) else None
                 if source not in REPLAYED_CHEAPLY:
                     self._tail_changes += 1
-                if self.policy.track_targets and source == _MUTATION:
+                if self._index_current and self.policy.track_targets and source == _MUTATION:
                     assert isinstance(data, dict)
-                    self.index.apply_mutation(data)
+                    self._index.apply_mutation(data)
             else:
                 self._tail_changes += 1
             if self._tail_bytes > self.policy.max_tail_bytes:
@@ -361,11 +385,7 @@ class MirrorState:
         self._tail_changes = 0
         self._last_request = None
         self.generation += 1
-        if self.policy.track_targets:
-            data = ev.get("data")
-            node = data.get("node") if isinstance(data, dict) else None
-            if isinstance(node, dict):
-                self.index.load_snapshot(node)
+        self._index_current = False  # built when control asks (``index``)
 
     def _reset(self) -> None:
         self._snapshot = None
@@ -373,7 +393,8 @@ class MirrorState:
         self._tail = []
         self._tail_bytes = 0
         self._tail_changes = 0
-        self.index.clear()
+        self._index.clear()
+        self._index_current = True
         self.generation += 1
 
     def clear(self) -> None:

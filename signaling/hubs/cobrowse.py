@@ -244,6 +244,10 @@ class CobrowseHub:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         path = self.work_dir / f"{ticket_id}-{time.time_ns()}-{part}.tcb.gz"
         writer = cobrowse.AsyncRecordingWriter(path, recorder)
+        # The file is made now, not at the stream's first flush: a disk that cannot take it
+        # refuses the start, and the stream's first seconds do not wait on a worker thread
+        # making it (with the GIL, a batch waited up to 5 ms behind it).
+        await writer.open()
         session = cobrowse.CobrowseSession(
             ticket_id,
             self.mirror,

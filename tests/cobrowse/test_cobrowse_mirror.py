@@ -25,6 +25,7 @@ from tests.cobrowse.cobrowse_factories import (
     meta,
     mouse_move,
     mutation,
+    node_ids,
     page,
     text,
     typed,
@@ -186,6 +187,42 @@ def test_target_status_masks() -> None:
     assert st.target_status(plain["id"]) is TargetStatus.UNKNOWN  # orphaned descendant
     st.append([mutation(attributes=[{"id": 5, "attributes": {"type": "Password"}}])])
     assert st.target_status(5) is TargetStatus.MASKED
+
+
+def test_control_gets_the_same_answers_whether_asked_all_along_or_only_at_the_end() -> None:
+    """The node index is built when control first asks after a snapshot (from the snapshot and
+    the tail's mutations), then kept up batch by batch: the same answers as one kept up from
+    the snapshot on, through masks added, sticky marks, removals and a second snapshot."""
+    pw, card, ok, inner, plain = (
+        el("input", {"type": "password"}),
+        el("input", {"name": "cc"}),
+        el("button", {"class": "buy"}, [text("Buy")]),
+        el("input"),
+        el("span"),
+    )
+    section = el("section", {"class": "rr-mask"}, [inner])
+    batches = [
+        [meta(), full(page(pw, el("div", {"data-tandem-mask": ""}, [card]), ok))],
+        [mutation(adds=[add(section, parent=ok["id"])]), mouse_move()],
+        [mutation(adds=[add(plain, parent=ok["id"])])],
+        [mutation(attributes=[{"id": ok["id"], "attributes": {"data-tandem-block": ""}}])],
+        [mutation(attributes=[{"id": ok["id"], "attributes": {"data-tandem-block": None}}])],
+        [mutation(removes=[{"parentId": 5, "id": plain["id"]}])],
+        [mutation(attributes=[{"id": 5, "attributes": {"type": "Password"}}])],
+        [meta(), full(page(el("p", {}, [text("new page")]), ok))],
+        [mutation(adds=[add(el("input", {"type": "password"}), parent=ok["id"])])],
+    ]
+    every = set().union(*(node_ids(b[1]["data"]["node"]) for b in (batches[0], batches[7])))
+    every |= {inner["id"], plain["id"], section["id"], 999_999}
+    asked_along, asked_at_end = MirrorState(), MirrorState()
+    for number, batch in enumerate(batches):
+        asked_along.append(batch)
+        asked_at_end.append(batch)
+        along = {n: asked_along.target_status(n) for n in every}
+        if number in (6, len(batches) - 1):  # before and after the second snapshot
+            assert {n: asked_at_end.target_status(n) for n in every} == along
+    assert asked_at_end.target_status(ok["id"]) is TargetStatus.OK  # a new snapshot: unmarked
+    assert asked_at_end.target_status(pw["id"]) is TargetStatus.UNKNOWN  # not on the new page
 
 
 @pytest.fixture(params=["memory", "redis"])
