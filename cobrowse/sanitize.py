@@ -33,6 +33,7 @@ Contract:
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 from collections import Counter
@@ -821,6 +822,8 @@ def _style_text(text: str, rep: SanitizeReport, ctx: SanitizeContext) -> str:
 # ============================================================================ DOM
 
 _TAG_RE = re.compile(r"[a-z][a-z0-9._:\-]*")
+_ELEMENT: Final = int(NodeType.ELEMENT)
+_DOCUMENT: Final = int(NodeType.DOCUMENT)
 _ATTR_NAME_RE = re.compile(r"[^\s\"'<>/=\x00-\x1f\x7f]+")
 _URL_ATTRS: Final = frozenset(
     {
@@ -876,6 +879,25 @@ def _norm_name(name: str) -> tuple[str, str]:
     return lower, lower.rsplit(":", 1)[-1]
 
 
+@functools.lru_cache(maxsize=2048)
+def _attr_name(name: str) -> tuple[str, str] | None:
+    """``_norm_name`` of a well-formed attribute name; None for one that is not. A page uses a
+    few dozen names over and over: each was matched and lowered again for every attribute of
+    every node of every snapshot. Bounded, so a page inventing names costs only misses."""
+    if not _ATTR_NAME_RE.fullmatch(name):
+        return None
+    return _norm_name(name)
+
+
+@functools.lru_cache(maxsize=2048)
+def _tag_name(raw: str) -> tuple[str, str] | None:
+    """A tag name lowered and its local part (after any ``prefix:``); None if not well-formed."""
+    tag = raw.lower()
+    if not _TAG_RE.fullmatch(tag):
+        return None
+    return tag, tag.rsplit(":", 1)[-1]
+
+
 def _resource_kind(tag: str | None, local: str) -> AssetKind | str | None:
     """What the mirror would load an attribute as (``None``: it loads nothing)."""
     if local in ("poster", "background", "lowsrc", "dynsrc"):
@@ -901,10 +923,11 @@ def _sanitize_attr(
 ) -> tuple[bool, Any]:
     """Decide one attribute. Returns ``(keep, new_value)``. ``tag`` is ``None`` when the
     element is unknown (attribute mutations on an element the context does not track)."""
-    if not _ATTR_NAME_RE.fullmatch(name):
+    names = _attr_name(name)
+    if names is None:
         report.add(R_ATTR_NAME)
         return False, None
-    lower, local = _norm_name(name)
+    lower, local = names
     if local.startswith("on"):
         report.add(R_HANDLER)
         return False, None
@@ -1033,12 +1056,12 @@ def _placeholder(node: dict[str, Any], local: str, report: SanitizeReport) -> No
 def _sanitize_element(node: dict[str, Any], report: SanitizeReport, ctx: SanitizeContext) -> str:
     """Sanitise one element in place (not its children). Returns its local tag name."""
     raw_tag = node.get("tagName")
-    tag = raw_tag.lower() if isinstance(raw_tag, str) else ""
-    if not _TAG_RE.fullmatch(tag):
+    names = _tag_name(raw_tag) if isinstance(raw_tag, str) else None
+    if names is None:
         report.add(R_TAG)
-        tag = "div"
+        names = ("div", "div")
+    tag, local = names
     node["tagName"] = tag
-    local = tag.rsplit(":", 1)[-1]
     node_id = node.get("id")
     if isinstance(node_id, int):
         if local in _TRACKED_TAGS:
@@ -1121,8 +1144,8 @@ def sanitize_node(
     while stack:
         node, in_style = stack.pop()
         ntype = node.get("type")
-        if ntype in (NodeType.ELEMENT, NodeType.DOCUMENT):
-            local = _sanitize_element(node, rep, ctx) if ntype == NodeType.ELEMENT else ""
+        if ntype == _ELEMENT or ntype == _DOCUMENT:
+            local = _sanitize_element(node, rep, ctx) if ntype == _ELEMENT else ""
             children = node.get("childNodes")
             if isinstance(children, list):
                 kept = [c for c in children if not (isinstance(c, dict) and c.get("type") == 0)]
