@@ -32,7 +32,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple, Protocol
 
-from .types import Event, EventType, IncrementalSource, NodeType
+from .types import (
+    EVENT_FULL_SNAPSHOT,
+    EVENT_INCREMENTAL,
+    EVENT_META,
+    SOURCE_MUTATION,
+    Event,
+    IncrementalSource,
+    NodeType,
+)
 
 __all__ = [
     "MASK_ATTRIBUTES",
@@ -194,13 +202,6 @@ class AppendResult(NamedTuple):
     """The hard cap was hit and the mirror was emptied."""
 
 
-# Plain ints: comparing with an ``IntEnum`` member looks it up on its class, for every event.
-_META = int(EventType.META)
-_FULL_SNAPSHOT = int(EventType.FULL_SNAPSHOT)
-_INCREMENTAL = int(EventType.INCREMENTAL_SNAPSHOT)
-_MUTATION = int(IncrementalSource.MUTATION)
-
-
 REPLAYED_CHEAPLY: Final = frozenset(
     int(source)
     for source in (
@@ -318,9 +319,9 @@ class MirrorState:
             for ev in self._tail:
                 data = ev.get("data")
                 if (
-                    ev.get("type") == _INCREMENTAL
+                    ev.get("type") == EVENT_INCREMENTAL
                     and isinstance(data, dict)
-                    and data.get("source") == _MUTATION
+                    and data.get("source") == SOURCE_MUTATION
                 ):
                     self._index.apply_mutation(data)
         return self._index
@@ -339,11 +340,11 @@ class MirrorState:
         for i, ev in enumerate(events):
             etype = ev.get("type")
             size = sizes[i] if sizes is not None else _size(ev)
-            if etype == _META:
+            if etype == EVENT_META:
                 self._pending_meta = ev
                 if self._snapshot is None:
                     continue
-            elif etype == _FULL_SNAPSHOT:
+            elif etype == EVENT_FULL_SNAPSHOT:
                 self._take_snapshot(ev, size)
                 continue
             if self._snapshot is None:
@@ -351,12 +352,12 @@ class MirrorState:
                 continue
             self._tail.append(ev)
             self._tail_bytes += size
-            if etype == _INCREMENTAL:
+            if etype == EVENT_INCREMENTAL:
                 data = ev.get("data")
                 source = data.get("source") if isinstance(data, dict) else None
                 if source not in REPLAYED_CHEAPLY:
                     self._tail_changes += 1
-                if self._index_current and self.policy.track_targets and source == _MUTATION:
+                if self._index_current and self.policy.track_targets and source == SOURCE_MUTATION:
                     assert isinstance(data, dict)
                     self._index.apply_mutation(data)
             else:

@@ -43,7 +43,17 @@ from typing import Any, Final
 from urllib.parse import unquote
 
 from .assets import AssetKind, AssetRewriter, resolve_url, split_fragment, svg_data_url_ok
-from .types import Event, EventType, IncrementalSource, NodeType
+from .types import (
+    EVENT_FULL_SNAPSHOT,
+    EVENT_INCREMENTAL,
+    EVENT_META,
+    NODE_DOCUMENT,
+    NODE_ELEMENT,
+    SOURCE_MUTATION,
+    Event,
+    IncrementalSource,
+    NodeType,
+)
 
 __all__ = [
     "BLOCKED_URL",
@@ -822,8 +832,6 @@ def _style_text(text: str, rep: SanitizeReport, ctx: SanitizeContext) -> str:
 # ============================================================================ DOM
 
 _TAG_RE = re.compile(r"[a-z][a-z0-9._:\-]*")
-_ELEMENT: Final = int(NodeType.ELEMENT)
-_DOCUMENT: Final = int(NodeType.DOCUMENT)
 _ATTR_NAME_RE = re.compile(r"[^\s\"'<>/=\x00-\x1f\x7f]+")
 _URL_ATTRS: Final = frozenset(
     {
@@ -1144,8 +1152,8 @@ def sanitize_node(
     while stack:
         node, in_style = stack.pop()
         ntype = node.get("type")
-        if ntype == _ELEMENT or ntype == _DOCUMENT:
-            local = _sanitize_element(node, rep, ctx) if ntype == _ELEMENT else ""
+        if ntype == NODE_ELEMENT or ntype == NODE_DOCUMENT:
+            local = _sanitize_element(node, rep, ctx) if ntype == NODE_ELEMENT else ""
             children = node.get("childNodes")
             if isinstance(children, list):
                 kept = [c for c in children if not (isinstance(c, dict) and c.get("type") == 0)]
@@ -1226,12 +1234,8 @@ def _sanitize_canvas_args(obj: object, rep: SanitizeReport) -> None:
             stack.extend(v for v in cur if isinstance(v, dict | list))
 
 
-# Plain ints: comparing with an ``IntEnum`` member looks it up on its class each time, and
-# every event of every batch passes these comparisons (most fall through all of them).
-_FULL_SNAPSHOT: Final = int(EventType.FULL_SNAPSHOT)
-_META: Final = int(EventType.META)
-_INCREMENTAL: Final = int(EventType.INCREMENTAL_SNAPSHOT)
-_MUTATION: Final = int(IncrementalSource.MUTATION)
+# Plain ints, as ``types.EVENT_META`` and its kin: every event of every batch passes these
+# comparisons (most fall through all of them).
 _STYLE_SHEET_RULE: Final = int(IncrementalSource.STYLE_SHEET_RULE)
 _ADOPTED_STYLE_SHEET: Final = int(IncrementalSource.ADOPTED_STYLE_SHEET)
 _STYLE_DECLARATION: Final = int(IncrementalSource.STYLE_DECLARATION)
@@ -1266,17 +1270,17 @@ def sanitize_event(
     data = event.get("data")
     if not isinstance(data, dict):
         return rep
-    if etype == _FULL_SNAPSHOT:
+    if etype == EVENT_FULL_SNAPSHOT:
         if isinstance(data.get("node"), dict):
             ctx.reset()
             sanitize_node(data["node"], rep, context=ctx)
-    elif etype == _META:
+    elif etype == EVENT_META:
         if isinstance(data.get("href"), str):
             data["href"] = sanitize_url(data["href"], rep, allow_data_image=False)
             ctx.base_url = resolve_url(data["href"], None)
-    elif etype == _INCREMENTAL:
+    elif etype == EVENT_INCREMENTAL:
         source = data.get("source")
-        if source == _MUTATION:
+        if source == SOURCE_MUTATION:
             _sanitize_mutation(data, rep, ctx)
         elif source == _STYLE_SHEET_RULE:
             _sanitize_rules(data.get("adds"), rep, ctx)
@@ -1314,7 +1318,7 @@ def sanitize_batch(
     rep = report if report is not None else SanitizeReport()
     ctx = context if context is not None else SanitizeContext()
     for ev in events:
-        if ev.get("type") == _INCREMENTAL:
+        if ev.get("type") == EVENT_INCREMENTAL:
             data = ev.get("data")
             if type(data) is dict and data.get("source") in _CARRIES_NO_MARKUP:
                 continue  # most events of a live stream: not even a call for them

@@ -25,7 +25,7 @@ from .mirror import AppendResult, MirrorStore
 from .ratelimit import RateLimits, SessionRateLimiter
 from .recording import AsyncRecordingWriter, encode_event, encode_events
 from .sanitize import SanitizeContext, SanitizeReport, sanitize_batch
-from .types import Event, EventType
+from .types import EVENT_FULL_SNAPSHOT, Event
 from .validate import Limits, check_batch
 
 __all__ = ["CobrowseSession", "IngestResult", "Relay"]
@@ -37,9 +37,6 @@ Relay = Callable[[list[Event], bytes], Awaitable[None]]
 (UTF-8)."""
 
 _T = TypeVar("_T")
-
-_FULL_SNAPSHOT = int(EventType.FULL_SNAPSHOT)
-"""An int: comparing with the ``IntEnum`` member looks it up on its class for every event."""
 
 
 class IngestResult(NamedTuple):
@@ -94,7 +91,7 @@ def _sizes(events: list[Event], lines: list[bytes]) -> list[int]:
     exact = 0
     small = []
     for index, event in enumerate(events):
-        if event.get("type") == _FULL_SNAPSHOT:
+        if event.get("type") == EVENT_FULL_SNAPSHOT:
             sizes[index] = len(lines[index])
             exact += sizes[index]
         else:

@@ -22,7 +22,19 @@ from typing import Any, Final, NamedTuple
 import orjson
 
 from .exceptions import CobrowseError
-from .types import Event, EventType, IncrementalSource, NodeType
+from .types import (
+    EVENT_FULL_SNAPSHOT,
+    EVENT_INCREMENTAL,
+    EVENT_META,
+    NODE_DOCUMENT,
+    NODE_DOCUMENT_TYPE,
+    NODE_ELEMENT,
+    SOURCE_MUTATION,
+    Event,
+    EventType,
+    IncrementalSource,
+    NodeType,
+)
 
 __all__ = ["Batch", "Limits", "check_batch", "validate_batch"]
 
@@ -43,15 +55,6 @@ _DEFAULT_TYPES: Final = frozenset(
 _EVENT_KEYS: Final = frozenset({"type", "data", "timestamp", "delay"})
 _NODE_TYPES: Final = frozenset(int(t) for t in NodeType)
 _SOURCES: Final = frozenset(int(s) for s in IncrementalSource)
-# Plain ints for the per-event checks: comparing with an ``IntEnum`` member looks it up on
-# its class each time, several times slower than an int (every event of every batch).
-_FULL_SNAPSHOT: Final = int(EventType.FULL_SNAPSHOT)
-_META: Final = int(EventType.META)
-_INCREMENTAL: Final = int(EventType.INCREMENTAL_SNAPSHOT)
-_MUTATION: Final = int(IncrementalSource.MUTATION)
-_DOCUMENT: Final = int(NodeType.DOCUMENT)
-_DOCUMENT_TYPE: Final = int(NodeType.DOCUMENT_TYPE)
-_ELEMENT: Final = int(NodeType.ELEMENT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +152,9 @@ def check_batch(raw: object, limits: Limits) -> Batch:
     if nbytes > min(limits.max_batch_bytes, limits.max_snapshot_batch_bytes):
         # Which cap applies is known before any event is checked (a pass over the batch
         # that a batch under both caps, nearly every one, need not make).
-        full = any(isinstance(ev, dict) and ev.get("type") == _FULL_SNAPSHOT for ev in events_obj)
+        full = any(
+            isinstance(ev, dict) and ev.get("type") == EVENT_FULL_SNAPSHOT for ev in events_obj
+        )
         cap = limits.max_snapshot_batch_bytes if full else limits.max_batch_bytes
         if nbytes > cap:
             raise CobrowseError("too_large", f"batch of {nbytes} bytes (cap {cap})")
@@ -157,7 +162,7 @@ def check_batch(raw: object, limits: Limits) -> Batch:
     budget = _NodeBudget(limits.max_nodes)
     has_full = False
     for i, ev in enumerate(events_obj):
-        if _check_event(ev, i, limits, budget, clean) == _FULL_SNAPSHOT:
+        if _check_event(ev, i, limits, budget, clean) == EVENT_FULL_SNAPSHOT:
             has_full = True
     return Batch(events=list(events_obj), nbytes=nbytes, has_full_snapshot=has_full)
 
@@ -332,17 +337,17 @@ def _check_event(ev: object, i: int, limits: Limits, budget: _NodeBudget, clean:
     if not isinstance(data, dict):
         raise _bad(f"event[{i}]", "data must be an object")
 
-    if etype == _INCREMENTAL:
+    if etype == EVENT_INCREMENTAL:
         source = data.get("source")
         if (type(source) is not int and not _is_int(source)) or source not in _SOURCES:
             raise _bad(f"event[{i}]", "unknown incremental source")
-        if source == _MUTATION:
+        if source == SOURCE_MUTATION:
             _check_mutation(data, f"event[{i}]", limits, budget, clean)
         elif not clean and not _strings_clean(data, limits.max_string_len, limits.max_json_depth):
             _check_strings(data, f"event[{i}]", limits)
         return etype
     where = f"event[{i}]"
-    if etype == _FULL_SNAPSHOT:
+    if etype == EVENT_FULL_SNAPSHOT:
         if "node" not in data:
             raise _bad(where, "full snapshot without node")
         _check_node_tree(data["node"], f"{where}.data.node", limits, budget)
@@ -353,7 +358,7 @@ def _check_event(ev: object, i: int, limits: Limits, budget: _NodeBudget, clean:
             raise _bad(where, "initialOffset must be {top, left}")
         if not clean:
             _check_strings({k: v for k, v in data.items() if k != "node"}, where, limits)
-    elif etype == _META:
+    elif etype == EVENT_META:
         _check_str(data.get("href"), f"{where}.data.href", limits.max_string_len)
         if not (_is_num(data.get("width")) and _is_num(data.get("height"))):
             raise _bad(where, "meta width/height must be numbers")
@@ -462,11 +467,11 @@ def _check_node_tree(root: object, where: str, limits: Limits, budget: _NodeBudg
             root_id = node["rootId"]
             if root_id is not None and not _is_int(root_id):
                 raise _bad(where, "rootId must be an integer")
-        if ntype == _ELEMENT or ntype == _DOCUMENT:
+        if ntype == NODE_ELEMENT or ntype == NODE_DOCUMENT:
             children = get("childNodes")
             if type(children) is not list and not isinstance(children, list):
                 raise _bad(where, "childNodes must be a list")
-            if ntype == _ELEMENT:
+            if ntype == NODE_ELEMENT:
                 tag = get("tagName")
                 if type(tag) is not str or len(tag) > max_name:
                     _check_str(tag, where, max_name)
@@ -480,7 +485,7 @@ def _check_node_tree(root: object, where: str, limits: Limits, budget: _NodeBudg
             if children:
                 below = depth + 1
                 extend([(child, below) for child in children])
-        elif ntype == _DOCUMENT_TYPE:
+        elif ntype == NODE_DOCUMENT_TYPE:
             for key in ("name", "publicId", "systemId"):
                 _check_str(get(key, ""), where, max_name * 4)
         else:
