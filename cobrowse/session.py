@@ -14,9 +14,10 @@ timestamp, so an event may be in both but is never in neither.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
-from typing import NamedTuple, TypeVar
+from collections.abc import Awaitable, Callable, Iterator
+from typing import NamedTuple
 
 from .assets import AssetRewriter
 from .control import AuditEntry, ControlAction, ControlGrant, ControlPolicy
@@ -36,8 +37,6 @@ Relay = Callable[[list[Event], bytes], Awaitable[None]]
 """Sends an accepted batch on to the agents: its sanitized events and their JSON array
 (UTF-8)."""
 
-_T = TypeVar("_T")
-
 
 class IngestResult(NamedTuple):
     """Outcome of one accepted batch."""
@@ -54,12 +53,13 @@ class IngestResult(NamedTuple):
     one array)."""
 
 
-def _encoded(encode: Callable[[], _T]) -> _T:
+@contextlib.contextmanager
+def _no_lone_surrogate() -> Iterator[None]:
+    """Encoding a batch: a JSON "\ud800" escape decodes to a lone surrogate, not text any page
+    can hold, and nothing downstream (recording, relay) could write it."""
     try:
-        return encode()
+        yield
     except UnicodeEncodeError:
-        # A JSON "\ud800" escape decodes to a lone surrogate: not text any page can hold, and
-        # nothing downstream (recording, relay) could write it.
         raise CobrowseError("malformed", "the batch holds a lone surrogate") from None
 
 
@@ -69,7 +69,8 @@ def _sanitize_and_encode(
     """Sanitize a batch in place; the batch's JSON array, for the relay (one call: encoding
     each event for the recording waits until the agents have theirs)."""
     report = sanitize_batch(events, context=context)
-    return report, _encoded(lambda: encode_events(events))
+    with _no_lone_surrogate():
+        return report, encode_events(events)
 
 
 def _sanitize_and_encode_each(
@@ -78,7 +79,8 @@ def _sanitize_and_encode_each(
     """``_sanitize_and_encode`` with each event's JSON too, for a batch checked off the event
     loop (a full snapshot: encoded once, there)."""
     report = sanitize_batch(events, context=context)
-    lines = _encoded(lambda: [encode_event(event) for event in events])
+    with _no_lone_surrogate():
+        lines = [encode_event(event) for event in events]
     return report, b"[" + b",".join(lines) + b"]", lines
 
 

@@ -453,7 +453,7 @@ def _check_node_tree(root: object, where: str, limits: Limits, budget: _NodeBudg
         node, depth = pop()
         if depth > max_depth:
             raise CobrowseError("too_deep", f"{where}: node depth over {max_depth}")
-        if type(node) is not dict and not isinstance(node, dict):
+        if not isinstance(node, dict):
             raise _bad(where, "node must be an object")
         budget.take(where)
         get = node.get
@@ -469,7 +469,7 @@ def _check_node_tree(root: object, where: str, limits: Limits, budget: _NodeBudg
                 raise _bad(where, "rootId must be an integer")
         if ntype == NODE_ELEMENT or ntype == NODE_DOCUMENT:
             children = get("childNodes")
-            if type(children) is not list and not isinstance(children, list):
+            if not isinstance(children, list):
                 raise _bad(where, "childNodes must be a list")
             if ntype == NODE_ELEMENT:
                 tag = get("tagName")
@@ -478,7 +478,7 @@ def _check_node_tree(root: object, where: str, limits: Limits, budget: _NodeBudg
                 if not tag:
                     raise _bad(where, "empty tagName")
                 attrs = get("attributes")
-                if type(attrs) is not dict and not isinstance(attrs, dict):
+                if not isinstance(attrs, dict):
                     raise _bad(where, "attributes must be an object")
                 if attrs:
                     _check_attr_map(attrs, where, limits, allow_style_om=False)

@@ -207,8 +207,8 @@ class GuardedServer(socketio.AsyncServer):  # type: ignore[misc]
         so that a slow handler does not hold up the frames behind it; these run here instead,
         and the socket's next frame is read once they are done (the stream keeps its order
         anyway). The task, the event loop's pass before it, and python-socketio's way to the
-        handler (a packet object, three calls, ``inspect`` asked whether the handler is a
-        coroutine function) were a third of a co-browse batch's time before its relay.
+        handler (a packet object and two calls before ``_handle_event_internal``, which runs it
+        and sends its ack) were a third of a co-browse batch's time before its relay.
 
         Its payload is what socket.io would decode (the JSON after the packet's header); one
         whose name is not the one the header said (an escape in it) goes socket.io's way."""
@@ -219,13 +219,7 @@ class GuardedServer(socketio.AsyncServer):  # type: ignore[misc]
         sid = self.manager.sid_from_eio_sid(eio_sid, "/")
         if sid is None or not self.manager.is_connected(sid, "/"):
             return
-        result = await self._trigger_event(name, "/", sid, *payload[1:])
-        if result is self.not_handled or ack_id is None:
-            return
-        reply = [] if result is None else list(result) if isinstance(result, tuple) else [result]
-        await self._send_packet(
-            eio_sid, self.packet_class(packet.ACK, namespace="/", id=ack_id, data=reply)
-        )
+        await self._handle_event_internal(self, sid, eio_sid, payload, "/", ack_id)
 
     async def _handle_event_internal(
         self,

@@ -26,4 +26,4 @@ def compact_bytes(obj: Any) -> bytes:
     try:
         return orjson.dumps(obj)
     except TypeError:
-        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+        return json.dumps(obj, separators=(",", ":")).encode()
