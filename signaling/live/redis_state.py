@@ -492,6 +492,10 @@ class RedisLiveState:
     async def end_upload(self, ticket_id: str) -> None:
         await self._run("end_upload", [self._key("up", ticket_id)], [])
 
+    async def uploads_arriving(self, ticket_id: str) -> int:
+        arriving = await self.redis.get(self._key("up", ticket_id))
+        return int(arriving or 0)
+
     # ------------------------------------------------------------------ routing
 
     async def agent_presence(self, agent_id: str) -> AgentPresence:

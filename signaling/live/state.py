@@ -93,6 +93,10 @@ class LiveState(Protocol):
 
     async def end_upload(self, ticket_id: str) -> None: ...
 
+    async def uploads_arriving(self, ticket_id: str) -> int:
+        """How many uploads for a ticket are counted as arriving (counts nothing itself)."""
+        ...
+
     # Routing: each agent's status, the offers ringing, who declined what.
 
     async def agent_presence(self, agent_id: str) -> AgentPresence:
@@ -342,6 +346,9 @@ class MemoryLiveState:
         arriving = self._uploads.pop(ticket_id, 1) - 1
         if arriving > 0:
             self._uploads[ticket_id] = arriving
+
+    async def uploads_arriving(self, ticket_id: str) -> int:
+        return self._uploads.get(ticket_id, 0)
 
     async def release_ticket(self, ticket_id: str) -> None:
         holder = self._ticket_holders.pop(ticket_id, None)

@@ -148,13 +148,17 @@ async def test_open_ticket_holds(live: LiveState) -> None:
 
 
 async def test_upload_counter(live: LiveState) -> None:
+    assert await live.uploads_arriving("t1") == 0
     assert await live.begin_upload("t1", 2)
     assert await live.begin_upload("t1", 2)
     assert not await live.begin_upload("t1", 2)
+    assert await live.uploads_arriving("t1") == 2  # the refused one is not counted
     await live.end_upload("t1")
+    assert await live.uploads_arriving("t1") == 1
     assert await live.begin_upload("t1", 2)
     await live.end_upload("t1")
     await live.end_upload("t1")
+    assert await live.uploads_arriving("t1") == 0
     assert await live.begin_upload("t1", 1)
 
 
