@@ -983,14 +983,18 @@ class PhaseFailed(Exception):
 class Pool:
     """``procs`` client processes (spawned: each starts with a clean interpreter and loop)."""
 
-    def __init__(self, procs: int) -> None:
+    def __init__(self, procs: int, target: Callable[[Connection, int], None] | None = None) -> None:
+        """``target(conn, index)`` runs each worker (``worker_main``, this module's clients,
+        unless told)."""
         ctx = multiprocessing.get_context("spawn")
         self.conns: list[Connection] = []
         self.procs: list[Any] = []
         for index in range(procs):
             parent_end, child_end = ctx.Pipe()
             proc = ctx.Process(
-                target=worker_main, args=(child_end, index), name=f"bench-client-{index}"
+                target=target or worker_main,
+                args=(child_end, index),
+                name=f"bench-client-{index}",
             )
             proc.daemon = True
             proc.start()

@@ -5,12 +5,14 @@ beside a bare websocket relay of the same bytes.
 For each rate (events/s) and agent count it starts a fresh Tandem server process (the real
 ``create_app``, SQLite in a temp dir, 127.0.0.1) and runs:
 
-* **tandem**: a customer socket (python-socketio ``AsyncClient``) asks for help, agent 0 accepts,
+* **tandem**: a customer socket (socket.io spoken by hand) asks for help, agent 0 accepts,
   agents 1..3 (supervisors) join, agent 0 sends ``cobrowse.request``, the customer accepts and
   sends Meta + FullSnapshot, then streams ``cobrowse.events`` in 50 ms batches (what the snippet
-  does) for ``--seconds``. Every event's ``timestamp`` is the wall-clock time it was sent, so
-  each agent computes end-to-end latency (customer emit -> agent receives the sanitized event)
-  for every event it gets.
+  does) for ``--seconds``, answering ``cobrowse.snapshot_needed`` as the snippet does. Every
+  event's ``timestamp`` is the wall-clock time it was sent, so each agent computes end-to-end
+  latency (customer emit -> agent receives the sanitized event) for every event it gets. The
+  agents read in a process of their own (``bench/_cobrowse_watchers.py``), as they do in the
+  world, for both paths: the customer's work (building a snapshot) is not the agents' delay.
 * **ws relay (floor)**: an aiohttp server that forwards every text frame from the customer's
   websocket to every agent's websocket; the same batches (the same ``data`` strings) go through
   it, timed the same way. Tandem does far more per event (validate, sanitize, record, mirror,
@@ -62,6 +64,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(REPO))
 
+from bench._clients import Pool  # noqa: E402
+from bench._cobrowse_watchers import watcher_main  # noqa: E402
 from bench._common import (  # noqa: E402
     ServerProcess,
     free_port,
@@ -375,8 +379,15 @@ class Run:
     bytes_down: int = 0
     seconds: float = 0.0
     client_cpu: float = 0.0
-    """CPU seconds this process (customer and agents) used over the stream."""
+    """CPU seconds the customer's process and the agents' process used over the stream."""
     errors: dict[str, int] = field(default_factory=dict)
+
+    def take(self, read: dict[str, Any]) -> None:
+        """What the agents' process read (``bench._cobrowse_watchers``)."""
+        self.received = read["counts"]
+        self.latencies = read["latencies"]
+        self.bytes_down = read["bytes_down"]
+        self.client_cpu += read["cpu"]
 
     def row(self) -> list[str]:
         lost = sum(max(0, self.sent - r) for r in self.received)
@@ -397,6 +408,15 @@ def table(rows: list[list[str]], head: list[str]) -> str:
     line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |"  # noqa: E731
     return "\n".join([line(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|",
                       *map(line, rows)])  # fmt: skip
+
+
+# --------------------------------------------------------------------------- the agents' process
+
+
+async def watch(watchers: Pool, cmd: dict[str, Any]) -> dict[str, Any]:
+    """One command to the agents' process, its reply (``bench._cobrowse_watchers``)."""
+    [reply] = await asyncio.to_thread(watchers.call, [cmd], 60)
+    return reply
 
 
 # --------------------------------------------------------------------------- tandem
@@ -447,7 +467,9 @@ class Tandem:
         self.page: Page | None = None
         self._snapshots: set[asyncio.Future[None]] = set()
 
-    async def start(self, agents: int, page: Page) -> None:
+    async def start(self, agents: int, page: Page, watchers: Pool | None = None) -> None:
+        """The customer asks for help and shares; ``agents`` agents watch, in the ``watchers``
+        process if given (else here, in ``self.agents``)."""
         await self.proc.wait_ready(f"{self.url}/healthz")
         self.page = page
         self._customer = await self._sockets.enter_async_context(
@@ -465,18 +487,27 @@ class Tandem:
             },
         )
         self.ticket = ack["ticket"]["id"]
+        tokens = []
         async with aiohttp.ClientSession() as http:
             for j in range(agents):
                 body = {"email": f"agent{j}@bench.tandem", "password": PASSWORD}
                 async with http.post(f"{self.url}/api/auth/login", json=body) as res:
-                    token = (await res.json())["token"]
+                    tokens.append((await res.json())["token"])
+        if watchers is not None:
+            await watch(
+                watchers, {"op": "connect", "kind": "tandem", "url": self.url,
+                           "ticket": self.ticket, "tokens": tokens}
+            )  # fmt: skip
+        else:
+            for j, token in enumerate(tokens):
                 client = await self._sockets.enter_async_context(
                     raw_socket(self.url, {"v": 1, "role": "agent", "token": token})
                 )
                 event = "session.accept" if j == 0 else "session.join"
                 assert (await client.call(event, {"ticketId": self.ticket}))["ok"]
                 self.agents.append(client)
-        assert (await self.agents[0].call("cobrowse.request", {"ticketId": self.ticket}))["ok"]
+            ticket = {"ticketId": self.ticket}
+            assert (await self.agents[0].call("cobrowse.request", ticket))["ok"]
         accept = await self.customer.call("cobrowse.accept", {"v": 1, "recorder": RECORDER})
         assert accept["ok"], accept
         self.snapshots_sent = 0
@@ -548,36 +579,22 @@ def ratio_line(tandem: Run, relay: Run) -> str:
 
 
 async def run_tandem(
-    template: Path, work: Path, rate: int, agents: int, seconds: float, profile: Path | None = None
+    template: Path,
+    work: Path,
+    rate: int,
+    agents: int,
+    seconds: float,
+    watchers: Pool,
+    profile: Path | None = None,
 ) -> Run:
     run = Run("tandem", rate, agents)
     server = Tandem(template, work)
     page = Page(300)
     try:
-        await server.start(agents, page)
-        counts = [0] * agents
-        snapshot_ts = time.time() * 1000
-
-        def listen(j: int) -> None:
-            def got(frame: str) -> None:
-                name, payload = json.loads(frame[2:])
-                if name != "cobrowse.events":
-                    return
-                # Timed once the events are read, as the relay's agents are.
-                now = time.time() * 1000
-                run.bytes_down += len(frame)
-                for e in payload["events"]:
-                    if e["type"] == 3:
-                        counts[j] += 1
-                        run.latencies.append(now - e["timestamp"])
-
-            server.agents[j].on_event = got
-
-        for j in range(agents):
-            listen(j)
-        await server.send(page.snapshot(snapshot_ts))
+        await server.start(agents, page, watchers)
+        await server.send(page.snapshot(time.time() * 1000))
         await asyncio.sleep(0.5)
-        run.bytes_down = 0
+        await watch(watchers, {"op": "start"})
 
         async def send(events: list[dict[str, Any]]) -> None:
             nbytes, ack = await server.send(events)
@@ -592,11 +609,10 @@ async def run_tandem(
         run.client_cpu = time.process_time() - client0
         if spy is not None:
             await asyncio.to_thread(spy.wait)
-        deadline = time.monotonic() + 10
-        while min(counts) < run.sent and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        read = await watch(watchers, {"op": "collect", "sent": run.sent, "wait": 10})
         run.cpu = proc_cpu_precise(server.proc.pid) - cpu0
-        run.received = counts
+        run.take(read)
+        await watch(watchers, {"op": "close"})
     finally:
         await server.stop()
     return run
@@ -620,7 +636,7 @@ def start_profile(
     )  # fmt: skip
 
 
-async def run_relay(work: Path, rate: int, agents: int, seconds: float) -> Run:
+async def run_relay(work: Path, rate: int, agents: int, seconds: float, watchers: Pool) -> Run:
     run = Run("ws relay", rate, agents)
     port = free_port(HOST)
     proc = ServerProcess(
@@ -630,26 +646,14 @@ async def run_relay(work: Path, rate: int, agents: int, seconds: float) -> Run:
         REPO,
     )
     page = Page(300)
-    counts = [0] * agents
     try:
         await proc.wait_ready(f"http://{HOST}:{port}/healthz")
+        url = f"http://{HOST}:{port}"
+        await watch(watchers, {"op": "connect", "kind": "relay", "url": url, "agents": agents})
         async with aiohttp.ClientSession() as http:
-            socks = [await http.ws_connect(f"http://{HOST}:{port}/agent") for _ in range(agents)]
-            customer = await http.ws_connect(f"http://{HOST}:{port}/customer")
+            customer = await http.ws_connect(f"{url}/customer")
             await asyncio.sleep(0.2)
-
-            async def reader(j: int) -> None:
-                async for msg in socks[j]:
-                    run.bytes_down += len(msg.data)
-                    # Timed once the events are read, as Tandem's agents are (python-socketio
-                    # hands them over decoded).
-                    events = json.loads(json.loads(msg.data)["data"])
-                    now = time.time() * 1000
-                    for e in events:
-                        counts[j] += 1
-                        run.latencies.append(now - e["timestamp"])
-
-            readers = [asyncio.ensure_future(reader(j)) for j in range(agents)]
+            await watch(watchers, {"op": "start"})
 
             async def send(events: list[dict[str, Any]]) -> None:
                 text = json.dumps(
@@ -661,16 +665,11 @@ async def run_relay(work: Path, rate: int, agents: int, seconds: float) -> Run:
             cpu0, client0 = proc_cpu_precise(proc.pid), time.process_time()
             await stream(run, send, page, seconds)
             run.client_cpu = time.process_time() - client0
-            deadline = time.monotonic() + 10
-            while min(counts) < run.sent and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
+            read = await watch(watchers, {"op": "collect", "sent": run.sent, "wait": 10})
             run.cpu = proc_cpu_precise(proc.pid) - cpu0
-            run.received = counts
-            for task in readers:
-                task.cancel()
-            await asyncio.gather(*readers, return_exceptions=True)
-            for s in [customer, *socks]:
-                await s.close()
+            run.take(read)
+            await customer.close()
+        await watch(watchers, {"op": "close"})
     finally:
         proc.stop()
     return run
@@ -838,12 +837,15 @@ async def main(args: argparse.Namespace) -> None:
     seconds = 3.0 if args.quick and not args.seconds else (args.seconds or 8.0)
     rows = []
     ratios = []
+    watchers = Pool(1, watcher_main)
     try:
         for _ in range(args.repeat):
             for rate in rates:
                 for agents in agent_counts:
-                    tandem = await run_tandem(template, work, rate, agents, seconds, args.profile)
-                    relay = await run_relay(work, rate, agents, seconds)
+                    tandem = await run_tandem(
+                        template, work, rate, agents, seconds, watchers, args.profile
+                    )
+                    relay = await run_relay(work, rate, agents, seconds, watchers)
                     rows += [tandem.row(), relay.row()]
                     ratios.append(ratio_line(tandem, relay))
                     print(f"  done: {rate:,} ev/s x {agents} agent(s)", file=sys.stderr, flush=True)
@@ -851,8 +853,9 @@ async def main(args: argparse.Namespace) -> None:
                 "CPU per 1k events", "client CPU", "bytes up", "bytes down", "lost"]  # fmt: skip
         print(
             f"\nCo-browse stream, {seconds:g} s per run, 50 ms batches, one customer "
-            f"(CPU: the server process, all its threads; client CPU: the bench process, which "
-            f"runs the customer and the agents, as a share of one core while streaming):\n"
+            f"(CPU: the server process, all its threads; client CPU: the bench's customer "
+            f"process and its agents' process together, as a share of one core while "
+            f"streaming):\n"
         )
         print(table(rows, head))
         print()
@@ -870,6 +873,7 @@ async def main(args: argparse.Namespace) -> None:
         load = (await asyncio.to_thread(Path("/proc/loadavg").read_text)).split()[:3]
         print(f"\nmachine: {os.cpu_count()} CPUs, load average {' '.join(load)}")
     finally:
+        watchers.close()
         stop_all_servers()
         if args.keep:
             print(f"logs kept in {work}")
