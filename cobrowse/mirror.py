@@ -438,6 +438,10 @@ class MirrorStore(Protocol):
         """Whether a fresh full snapshot should be requested."""
         ...
 
+    async def has_snapshot(self, session_id: str) -> bool:
+        """Whether a full snapshot is held (a joiner gets the page, not "wait for one")."""
+        ...
+
     async def target_status(self, session_id: str, node_id: int) -> TargetStatus:
         """Mask status of a node for remote control."""
         ...
@@ -480,6 +484,10 @@ class InMemoryMirrorStore:
     async def needs_snapshot(self, session_id: str) -> bool:
         st = self._states.get(session_id)
         return st.needs_snapshot() if st is not None else True
+
+    async def has_snapshot(self, session_id: str) -> bool:
+        st = self._states.get(session_id)
+        return st is not None and st.has_snapshot
 
     async def target_status(self, session_id: str, node_id: int) -> TargetStatus:
         st = self._states.get(session_id)

@@ -78,6 +78,11 @@ class RedisMirrorStore:
         meta_key, snap_key, tail_key, gen_key = self._keys(session_id)
         # A write that failed left Redis behind this node's state: the next one rewrites it.
         rewrite = state.generation != generation or session_id in self._behind
+        if not rewrite and state.tail_events == tail_before:
+            return result
+        # Behind until the write is through: any failure from here (reading the generation
+        # too) leaves the next write to rewrite the whole mirror.
+        self._behind.add(session_id)
         async with self.redis.pipeline(transaction=True) as pipe:
             if rewrite:
                 held = state.catch_up()
@@ -91,16 +96,13 @@ class RedisMirrorStore:
                     if tail:
                         pipe.rpush(tail_key, *(_dump(e) for e in tail))
                 pipe.set(gen_key, str(await self._next_generation(gen_key)))
-            elif state.tail_events > tail_before:
+            else:
                 added = state.catch_up()[-(state.tail_events - tail_before) :]
                 pipe.rpush(tail_key, *(_dump(e) for e in added))
-            else:
-                return result
             for key in (meta_key, snap_key, tail_key, gen_key):
                 pipe.expire(key, self._ttl)
-            self._behind.add(session_id)
             await pipe.execute()
-            self._behind.discard(session_id)
+        self._behind.discard(session_id)
         return result
 
     async def _next_generation(self, gen_key: str) -> int:
@@ -127,6 +129,13 @@ class RedisMirrorStore:
         if state is not None:
             return state.needs_snapshot()
         return not await self.redis.exists(self._keys(session_id)[1])
+
+    async def has_snapshot(self, session_id: str) -> bool:
+        state = self._writing.get(session_id)
+        if state is not None and session_id not in self._behind:
+            return state.has_snapshot
+        # Written here but Redis missed it, or ingested elsewhere: what a joiner reads is Redis.
+        return bool(await self.redis.exists(self._keys(session_id)[1]))
 
     async def target_status(self, session_id: str, node_id: int) -> TargetStatus:
         state = self._writing.get(session_id)
