@@ -9,6 +9,14 @@ The relay comes before the mirror and the recording because the agents' latency 
 the product: what a late joiner reads (the mirror) and the file can follow a moment
 later. A console that joins meanwhile merges its catch-up with the live events by
 timestamp, so an event may be in both but is never in neither.
+
+A *checkpoint* batch is the recorder's answer to the mirror's request for a fresh snapshot
+(``cobrowse.snapshot_needed``): a snapshot of the page the agents already follow, taken by the
+same ``record()`` and so with the same node ids. Its Meta and FullSnapshot go to the mirror and
+the recording but are not relayed while the mirror holds a snapshot: an agent's view would only
+rebuild the whole page from it (a flash, every minute or every 2,000 changes), and nobody is
+waiting for it, since a joiner is served the mirror's page. Without a snapshot held (none yet,
+or dropped at the hard cap), it is relayed like any other.
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ from .mirror import AppendResult, MirrorStore
 from .ratelimit import RateLimits, SessionRateLimiter
 from .recording import AsyncRecordingWriter, encode_event, encode_events
 from .sanitize import SanitizeContext, SanitizeReport, sanitize_batch
-from .types import EVENT_FULL_SNAPSHOT, Event
+from .types import EVENT_FULL_SNAPSHOT, EVENT_META, Event
 from .validate import Limits, check_batch
 
 __all__ = ["CobrowseSession", "IngestResult", "Relay"]
@@ -105,6 +113,24 @@ def _sizes(events: list[Event], lines: list[bytes]) -> list[int]:
     return sizes
 
 
+_PAGE_EVENTS = (EVENT_META, EVENT_FULL_SNAPSHOT)
+
+
+def _without_page(relay: Relay) -> Relay:
+    """``relay`` for a checkpoint batch: what the batch holds besides its Meta and FullSnapshot
+    (events the recorder emitted with them, or before them in the same batch), if anything."""
+
+    async def relay_rest(events: list[Event], events_json: bytes) -> None:
+        rest = [event for event in events if event.get("type") not in _PAGE_EVENTS]
+        if len(rest) == len(events):
+            await relay(events, events_json)
+        elif rest:
+            # The whole batch was encoded already: no part of it can fail to encode.
+            await relay(rest, encode_events(rest))
+
+    return relay_rest
+
+
 class CobrowseSession:
     """Per customer tab: ingestion pipeline, mirror access and remote control."""
 
@@ -136,9 +162,12 @@ class CobrowseSession:
         would reach the agents before the snapshot)."""
         """What sanitizing remembers between batches; ``assets`` rewrites resource URLs."""
 
-    async def ingest(self, raw: object, relay: Relay | None = None) -> IngestResult:
+    async def ingest(
+        self, raw: object, relay: Relay | None = None, *, checkpoint: bool = False
+    ) -> IngestResult:
         """Accept one batch from the customer (batches are taken in the order they came, and
-        relayed in that order: ``relay`` runs inside the same turn).
+        relayed in that order: ``relay`` runs inside the same turn). ``checkpoint``: the batch
+        answers a snapshot request (see the module); its page events may not be relayed.
 
         Raises:
             CobrowseError: the batch was refused (see ``validate`` / ``ratelimit``); nothing
@@ -149,6 +178,8 @@ class CobrowseSession:
                 # Its recording is closed (sharing stopped, or the part was handed on): the
                 # batch must not be acknowledged as recorded.
                 raise CobrowseError("closed", "this co-browse stream is closed")
+            if relay is not None and checkpoint and await self.store.has_snapshot(self.session_id):
+                relay = _without_page(relay)
             return await self._ingest(raw, relay)
 
     async def _ingest(self, raw: object, relay: Relay | None) -> IngestResult:

@@ -198,7 +198,7 @@ class CustomerEvents(SharedEvents):
     ) -> None:
         try:
             await self.cobrowse.ingest(
-                conn.caller, conn.sid, msg.data, msg.batch_id, msg.part, msg.parts
+                conn.caller, conn.sid, msg.data, msg.batch_id, msg.part, msg.parts, msg.checkpoint
             )
         except DeskError:
             # A refused batch was read and parsed for nothing: it costs the sender ten times

@@ -284,12 +284,14 @@ class CobrowseHub:
         batch_id: str | None,
         part: int,
         parts: int,
+        checkpoint: bool = False,
     ) -> None:
         ticket = await self._open_ticket(caller, None)
         whole = self._reassemble(sid, data, batch_id, part, parts)
         if whole is None:
             return
-        await self.home.run("cobrowse.ingest", caller, ticket, {"data": whole})
+        args = {"data": whole, "checkpoint": True} if checkpoint else {"data": whole}
+        await self.home.run("cobrowse.ingest", caller, ticket, args)
 
     async def _ingest_here(
         self, caller: Caller, ticket: TicketRecord, lease: Lease, args: dict[str, Any]
@@ -307,7 +309,9 @@ class CobrowseHub:
             )
 
         try:
-            result = await live.session.ingest(str(args["data"]), relay)
+            result = await live.session.ingest(
+                str(args["data"]), relay, checkpoint=args.get("checkpoint") is True
+            )
         except cobrowse.CobrowseError as exc:
             raise cobrowse_error(exc) from None
         live.events += len(result.events)

@@ -143,6 +143,11 @@ class CobrowseEvents(ClientEvent):
     """Names the batch while its parts arrive; required when ``parts > 1``."""
     part: Annotated[int, Field(ge=0, le=15)] = 0
     parts: Annotated[int, Field(ge=1, le=16)] = 1
+    checkpoint: bool = False
+    """The batch answers ``cobrowse.snapshot_needed`` with a snapshot of the page the agents
+    already follow (the same ``record()``, the same node ids): kept for joiners and the
+    recording, not relayed to the agents following while the server holds a page. Set on
+    every part; the last part's counts."""
 
 
 class CobrowseStop(ClientEvent):

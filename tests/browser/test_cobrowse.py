@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from playwright.async_api import Page, expect
 
+from cobrowse import InMemoryMirrorStore, MirrorPolicy, RateLimits
 from signaling import keys
+from signaling.app import cobrowse_hub_key
 from tests.browser.cobrowse_support import (
     CHECKOUT,
     OTHER_PRODUCT,
@@ -371,6 +373,103 @@ async def test_privacy_canaries_never_leave_the_browser(new_page: NewPage, serve
     assert capture.lines, "the server logged nothing at all: the capture is broken"
     for line in capture.lines:
         assert leaks(line, canaries) == [], line
+
+
+async def test_a_checkpoint_keeps_the_agents_view_and_serves_the_joiner(
+    new_page: NewPage, server: Server
+) -> None:
+    """When the server asks for a fresh snapshot (the page changed a lot since the last), the
+    snippet answers with a checkpoint: a joiner is served that page, while the agent already
+    watching keeps their view (it is not rebuilt: the same elements, updated in place)."""
+    hub = server.app[cobrowse_hub_key]
+    usual = hub.mirror
+    # A mirror that asks for a snapshot after 30 changes, not 2,000 (the same code otherwise).
+    hub.mirror = InMemoryMirrorStore(MirrorPolicy(snapshot_after_events=30))
+    try:
+        agent = await sign_in(new_page, server)
+        customer = await new_page()
+        ticket_id = await start_session(agent, customer, server, PRODUCT, "A checkpoint?")
+        await share(agent, customer)
+        await customer.evaluate(
+            """() => { const p = document.createElement('p'); p.id = 'ck';
+                       p.textContent = 'start'; document.body.prepend(p); }"""
+        )
+        view = mirror(agent)
+        await expect(view.locator("#ck")).to_have_text("start")
+        await view.locator("html").evaluate("(el) => { el.__kept = true; }")
+        since = time.time() * 1000
+        await customer.evaluate(
+            """async () => { const p = document.getElementById('ck');
+                for (let i = 1; i <= 60; i++) {
+                    p.textContent = `change ${i}`;
+                    await new Promise((r) => setTimeout(r, 20));
+                } }"""
+        )
+
+        async def page_since() -> float:
+            held = await hub.mirror.catch_up(ticket_id)
+            return max((e["timestamp"] for e in held if e["type"] == 2), default=0.0)
+
+        await until(page_since, lambda at: at > since)  # the snippet answered the request
+        await customer.evaluate("document.getElementById('ck').textContent = 'after'")
+        await expect(view.locator("#ck")).to_have_text("after")
+        assert await view.locator("html").evaluate("(el) => el.__kept === true")
+        async with agent_socket(server, server.supervisor_email) as supervisor:
+            joined = await call(supervisor, "cobrowse.join", {"ticketId": ticket_id})
+        pages = [e for e in joined["events"] if e["type"] == 2]
+        assert len(pages) == 1 and pages[0]["timestamp"] > since
+        assert "change 60" in json.dumps(pages[0]) or "after" in json.dumps(joined["events"])
+    finally:
+        hub.mirror = usual
+
+
+async def test_a_view_that_applied_many_events_on_one_page_starts_over_from_the_server(
+    new_page: NewPage, server: Server
+) -> None:
+    """The view keeps every event it applied, and checkpoints bring it no new page to start
+    over from: after 40,000 events it joins again and rebuilds from the server's latest page
+    (so a long session on one page does not grow the console without bound)."""
+    hub = server.app[cobrowse_hub_key]
+    usual_limits, usual_join = hub.rate_limits, hub.join
+    joins: list[str] = []
+
+    async def join(caller: Any, ticket_id: str) -> Any:
+        joins.append(ticket_id)
+        return await usual_join(caller, ticket_id)
+
+    # The customer's tab may send 41,000 changes at once (the default allows 500 a second).
+    hub.rate_limits = RateLimits(events_per_second=1e6, event_burst=1e6, bytes_per_second=1e9)
+    hub.join = join  # type: ignore[method-assign]
+    try:
+        agent = await sign_in(new_page, server)
+        customer = await new_page()
+        ticket_id = await start_session(agent, customer, server, PRODUCT, "Many changes")
+        await share(agent, customer)
+        await customer.evaluate(
+            """() => { const p = document.createElement('p'); p.id = 'many';
+                       p.textContent = 'start'; document.body.prepend(p); }"""
+        )
+        view = mirror(agent)
+        await expect(view.locator("#many")).to_have_text("start")
+        await view.locator("html").evaluate("(el) => { el.__kept = true; }")
+        joined = len(joins)  # the view's own joins so far (as sharing started)
+        await customer.evaluate(
+            """async () => { const p = document.getElementById('many');
+                const channel = new MessageChannel();
+                const tick = () => new Promise((r) => { channel.port1.onmessage = r;
+                                                         channel.port2.postMessage(0); });
+                for (let i = 1; i <= 41000; i++) {
+                    p.textContent = `change ${i}`;
+                    await tick();  // a task each: one mutation event each
+                } }"""
+        )
+        await expect(view.locator("#many")).to_have_text("change 41000", timeout=60_000)
+        assert len(joins) == joined + 1 and set(joins) == {ticket_id}
+        assert not await view.locator("html").evaluate("(el) => el.__kept === true")
+        await customer.evaluate("document.getElementById('many').textContent = 'after'")
+        await expect(view.locator("#many")).to_have_text("after")
+    finally:
+        hub.rate_limits, hub.join = usual_limits, usual_join  # type: ignore[method-assign]
 
 
 ACTIVITY_SECONDS = int(os.environ.get("TANDEM_COBROWSE_ACTIVITY_SECONDS", "12"))

@@ -25,10 +25,12 @@ from cobrowse import (
 from cobrowse.recording import AsyncRecordingWriter
 from tests.cobrowse.cobrowse_factories import (
     FakeClock,
+    add,
     el,
     full,
     meta,
     mouse_move,
+    mutation,
     page,
     text,
     typed,
@@ -291,3 +293,46 @@ async def test_batches_are_relayed_in_the_order_they_came() -> None:
         session.ingest(big, relay), *(session.ingest(small, relay) for _ in range(5))
     )
     assert order == [2, 1, 1, 1, 1, 1]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("offload_bytes", [0, 1_000_000], ids=["off the loop", "on the loop"])
+async def test_a_checkpoint_reaches_the_mirror_and_the_recording_not_the_agents_following(
+    tmp_path: Path, offload_bytes: int
+) -> None:
+    """A snapshot answering the mirror's request (``checkpoint``) is of the page the agents
+    already follow: its Meta and FullSnapshot are kept for joiners and in the recording, and
+    only the rest of its batch is relayed. Before the mirror holds a page, or after it dropped
+    it, a checkpoint is relayed whole: an agent may be waiting for that page."""
+    store = InMemoryMirrorStore(MirrorPolicy(max_tail_bytes=50_000))
+    rec = AsyncRecordingWriter(tmp_path / "r.gz", "rrweb@2.2.2", flush_bytes=1)
+    session = CobrowseSession("s", store, recording=rec, offload_bytes=offload_bytes)
+    relayed: list[list[int]] = []
+
+    async def relay(events: list[cobrowse.Event], events_json: bytes) -> None:
+        assert json.loads(events_json) == events
+        relayed.append([event["type"] for event in events])
+
+    first = json.dumps([meta(), full(page(el("p", {}, [text("one")], id=40)))])
+    await session.ingest(first, relay, checkpoint=True)  # nothing held yet: relayed
+    await session.ingest(json.dumps([mouse_move()]), relay)
+    evil = el("p", {"onclick": "steal()"}, [text("two")], id=40)
+    batch = json.dumps([typed(), meta(), full(page(evil)), mouse_move()])
+    result = await session.ingest(batch, relay, checkpoint=True)
+    assert [event["type"] for event in result.events] == [3, 4, 2, 3]
+    await session.ingest(json.dumps([meta(), full(page())]), relay, checkpoint=True)
+    assert relayed == [[4, 2], [3], [3, 3]]  # the last one was all page: nothing to relay
+
+    # A joiner gets the latest page, sanitized; the recording has every event in order.
+    caught = await session.catch_up()
+    assert [event["type"] for event in caught] == [4, 2]
+    assert "steal" not in json.dumps(result.events)
+    # The hard cap drops the page: the next checkpoint is relayed again.
+    big = el("p", {}, [text("x" * 60_000)], id=41)
+    await session.ingest(json.dumps([mutation(adds=[add(big)])]), relay)
+    assert await session.catch_up() == []
+    await session.ingest(json.dumps([meta(), full(page())]), relay, checkpoint=True)
+    assert relayed[-1] == [4, 2]
+    await session.close()
+    _, recorded = read_recording(tmp_path / "r.gz")
+    assert [event["type"] for event in recorded] == [4, 2, 3, 3, 4, 2, 3, 4, 2, 3, 4, 2]

@@ -154,6 +154,46 @@ async def test_batches_in_parts_are_reassembled(server: Running) -> None:
     assert [e["type"] for e in got["events"]] == [4, 2]
 
 
+async def test_a_checkpoint_is_kept_for_joiners_not_relayed_to_the_agents_following(
+    server: Running,
+) -> None:
+    """The snippet's answer to ``cobrowse.snapshot_needed`` (``checkpoint``) is the page the
+    agents already follow: they get what else its batch holds, not the page again (their view
+    would rebuild it), while a joiner is served the new page, sanitized."""
+    alice, customer, ticket_id = await sharing_session(server)
+    checkpoint = {"checkpoint": True}
+    first = {"data": json.dumps([meta(1), snapshot(2)])} | checkpoint
+    assert (await customer.call("cobrowse.events", first))["ok"]  # no page held yet: relayed
+    got = await alice.wait_for("cobrowse.events")
+    assert [e["type"] for e in got["events"]] == [4, 2]
+    assert (await send(customer, [scroll(3, 100)]))["ok"]
+
+    # A checkpoint in two parts, with a scroll the recorder emitted before the snapshot.
+    text = json.dumps([scroll(4, 200), meta(5), snapshot(6), scroll(7, 300)])
+    half = len(text) // 2
+    for part, data in enumerate((text[:half], text[half:])):
+        payload = {"data": data, "batchId": "c1", "part": part, "parts": 2} | checkpoint
+        assert (await customer.call("cobrowse.events", payload))["ok"]
+    page_only = {"data": json.dumps([meta(8), snapshot(9)])} | checkpoint
+    assert (await customer.call("cobrowse.events", page_only))["ok"]
+    assert (await send(customer, [scroll(10, 400)]))["ok"]
+    await alice.wait_for("cobrowse.events", lambda e: e["events"][-1]["timestamp"] == 10)
+    relayed = [[e["timestamp"] for e in got["events"]] for got in alice.events["cobrowse.events"]]
+    assert relayed == [[1, 2], [3], [4, 7], [10]]
+
+    view = await alice.call("cobrowse.join", {"ticketId": ticket_id})
+    assert [e["timestamp"] for e in view["events"]] == [8, 9, 10]
+    button = view["events"][1]["data"]["node"]["childNodes"][0]["childNodes"][0]["childNodes"][0]
+    assert "onclick" not in button["attributes"]
+
+    assert (await customer.call("cobrowse.stop", {}))["ok"]
+    await alice.wait_for("cobrowse.state", lambda e: e["state"] == "stopped")
+    _, ticket = await server.get(f"/api/tickets/{ticket_id}", await server.token("alice"))
+    recording = next(a for a in ticket["attachments"] if a["kind"] == "recording")
+    _, events = cobrowse.read_recording(server.stored_file(recording["sha256"]))
+    assert [e["timestamp"] for e in events] == list(range(1, 11))  # the file has every page
+
+
 async def test_remote_control_needs_a_grant(server: Running) -> None:
     alice, customer, ticket_id = await sharing_session(server)
     await send(customer, [meta(1), snapshot(2)])

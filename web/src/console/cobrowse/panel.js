@@ -18,6 +18,10 @@ import { replayFrame } from "./frame.js";
 import { elementStreams } from "./streams.js";
 
 const STALE_AFTER_MS = 25_000; // the customer's page sends a heartbeat every 10 s
+// The view keeps every event it applied. The server does not relay the snapshots it asks for
+// (checkpoints: the view has the page already), so on one long page no new page would ever
+// start it over: after this many events it joins again, from the server's latest page.
+const REJOIN_AFTER_EVENTS = 40_000;
 const HIDDEN_TEXT = "The customer switched to another tab or window";
 
 /**
@@ -36,6 +40,7 @@ export function mountCobrowse({ ticketId, actions, layout, toast, ended }) {
     href: "",
     joining: false,
     pending: null, // events that arrived while cobrowse.join was in flight
+    followed: 0, // events applied since the last join
     pointer: true,
   };
 
@@ -159,6 +164,7 @@ export function mountCobrowse({ ticketId, actions, layout, toast, ended }) {
     if (state.joining) return;
     state.joining = true;
     state.pending = [];
+    state.followed = 0;
     const ack = await live.request("cobrowse.join", { ticketId });
     const pending = state.pending;
     state.pending = null;
@@ -222,6 +228,8 @@ export function mountCobrowse({ ticketId, actions, layout, toast, ended }) {
       if (!state.sharing) return;
       observe(ev.events);
       frame.send({ type: "events", events: ev.events });
+      state.followed += ev.events.length;
+      if (state.followed > REJOIN_AFTER_EVENTS) join();
       if (!section.hidden) draw();
     }),
     live.onServer("control.state", (ev) => {

@@ -5,7 +5,9 @@
 // Nothing is recorded before the customer presses Allow. Every event is masked in this browser
 // (./privacy.js) before it is batched (~50 ms) and sent as `cobrowse.events` on the widget's
 // socket. After a reconnect, a page load, or `cobrowse.snapshot_needed` a fresh full snapshot
-// is sent. All of this UI lives in Tandem's shadow root, whose host is blocked from the recording.
+// is sent. The one answering `cobrowse.snapshot_needed` is a checkpoint: the agents already
+// follow this page (the same recorder, the same node ids), so it goes with `checkpoint: true`
+// and the server keeps it for joiners without making every agent's view rebuild the page. All of this UI lives in Tandem's shadow root, whose host is blocked from the recording.
 
 /* global __RRWEB_VERSION__ */
 import { record } from "rrweb";
@@ -115,6 +117,10 @@ class Cobrowse {
     this.controller = null; // the agent holding control
     this.buf = [];
     this.bufChars = 0;
+    this.bufPage = false; // the buffer holds a full snapshot
+    this.bufCheckpoint = false; // ...and every one it holds is a checkpoint
+    this.checkpointing = false; // a checkpoint is being taken (rrweb emits it synchronously)
+    this.checkpointDue = false; // the snapshot waiting on snapshotTimer is a checkpoint
     this.waiting = null; // a big batch the server has not answered yet (see ORDERED_CHARS)
     this.timer = 0;
     this.heartbeat = 0;
@@ -164,7 +170,7 @@ class Cobrowse {
         if (this.consented()) this.start();
         return;
       case "cobrowse.snapshot_needed":
-        return this.snapshot();
+        return this.snapshot(false, true);
       case "cobrowse.state":
         if (p.state === "stopped") this.halt();
         return;
@@ -245,18 +251,40 @@ class Cobrowse {
     }
   }
 
-  /** A fresh Meta + FullSnapshot (at most every 2 s unless forced). */
-  snapshot(force = false) {
+  /**
+   * A fresh Meta + FullSnapshot (at most every 2 s unless forced). A `checkpoint` answers the
+   * server's request for one: what is buffered still goes (the agents following need it), and
+   * the batch says it is a checkpoint. Any other snapshot replaces what is buffered.
+   */
+  snapshot(force = false, checkpoint = false) {
     if (!this.stopRecording || !this.accepted) return;
+    // Merged with one already waiting: a checkpoint only if both are.
+    if (this.snapshotTimer) checkpoint = checkpoint && this.checkpointDue;
     const wait = this.lastSnapshotAt + 2000 - Date.now();
     if (!force && wait > 0) {
       clearTimeout(this.snapshotTimer);
-      this.snapshotTimer = setTimeout(() => this.snapshot(true), wait);
+      this.checkpointDue = checkpoint;
+      this.snapshotTimer = setTimeout(() => {
+        this.snapshotTimer = 0;
+        this.snapshot(true, this.checkpointDue);
+      }, wait);
       return;
     }
+    clearTimeout(this.snapshotTimer);
+    this.snapshotTimer = 0;
     this.lastSnapshotAt = Date.now();
-    this.drop(); // superseded by the snapshot
-    record.takeFullSnapshot(true);
+    if (!checkpoint) {
+      this.drop(); // superseded by the snapshot
+      record.takeFullSnapshot(true);
+      return;
+    }
+    this.flush();
+    this.checkpointing = true;
+    try {
+      record.takeFullSnapshot(true);
+    } finally {
+      this.checkpointing = false;
+    }
   }
 
   /** Tell the agent we are still here (an idle page sends nothing otherwise) and if hidden. */
@@ -287,6 +315,7 @@ class Cobrowse {
     this.control = "none";
     clearInterval(this.heartbeat);
     clearTimeout(this.snapshotTimer);
+    this.snapshotTimer = 0;
     this.drop();
     this.ui.bar(false);
     this.ui.controlPrompt(null);
@@ -298,6 +327,10 @@ class Cobrowse {
     if (event.type === 2) {
       this.pixels.resend(); // the pictures start over with the page
       this.streams.resend();
+      // A batch is a checkpoint only if every snapshot in it is one: one that is not is a page
+      // an agent needs (the server relays such a batch whole).
+      this.bufCheckpoint = this.checkpointing && (this.bufCheckpoint || !this.bufPage);
+      this.bufPage = true;
     }
     const text = asciiJson(event);
     if (event.type !== 2 && text.length > SINGLE_CHARS) return void this.snapshot(true);
@@ -315,6 +348,8 @@ class Cobrowse {
     this.timer = 0;
     this.buf = [];
     this.bufChars = 0;
+    this.bufPage = false;
+    this.bufCheckpoint = false;
   }
 
   flush() {
@@ -325,6 +360,7 @@ class Cobrowse {
     }
     const events = this.buf;
     const full = events.some((t) => t.startsWith('{"type":2,'));
+    const checkpoint = this.bufCheckpoint;
     this.drop();
     if (!events.length || !this.accepted || !this.socket.connected) return;
     const data = `[${events.join(",")}]`;
@@ -339,6 +375,7 @@ class Cobrowse {
     if (waiting) this.waiting = waiting;
     parts.forEach((part, i) => {
       const payload = parts.length > 1 ? { data: part, batchId, part: i, parts: parts.length } : { data: part };
+      if (checkpoint) payload.checkpoint = true;
       this.socket.timeout(ACK_TIMEOUT).emit("cobrowse.events", payload, (err, ack) => {
         if (waiting && --unanswered === 0 && this.waiting === waiting) {
           this.waiting = null;
