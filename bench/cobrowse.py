@@ -8,11 +8,12 @@ For each rate (events/s) and agent count it starts a fresh Tandem server process
 * **tandem**: a customer socket (socket.io spoken by hand) asks for help, agent 0 accepts,
   agents 1..3 (supervisors) join, agent 0 sends ``cobrowse.request``, the customer accepts and
   sends Meta + FullSnapshot, then streams ``cobrowse.events`` in 50 ms batches (what the snippet
-  does) for ``--seconds``, answering ``cobrowse.snapshot_needed`` as the snippet does. Every
-  event's ``timestamp`` is the wall-clock time it was sent, so each agent computes end-to-end
-  latency (customer emit -> agent receives the sanitized event) for every event it gets. The
-  agents read in a process of their own (``bench/_cobrowse_watchers.py``), as they do in the
-  world, for both paths: the customer's work (building a snapshot) is not the agents' delay.
+  does) for ``--seconds``, answering ``cobrowse.snapshot_needed`` as the snippet does (a
+  checkpoint). Every event's ``timestamp`` is the wall-clock time it was sent, so each agent
+  computes end-to-end latency (customer emit -> agent receives the sanitized event) for every
+  event it gets. The agents read in a process of their own (``bench/_cobrowse_watchers.py``),
+  as they do in the world, for both paths: the customer's work (building a snapshot) is not
+  the agents' delay.
 * **ws relay (floor)**: an aiohttp server that forwards every text frame from the customer's
   websocket to every agent's websocket; the same batches (the same ``data`` strings) go through
   it, timed the same way. Tandem does far more per event (validate, sanitize, record, mirror,
@@ -526,9 +527,12 @@ class Tandem:
     async def _snapshot_needed(self, _payload: Any) -> None:
         if self.page is not None:
             self.snapshots_sent += 1
-            await self.send(self.page.snapshot(time.time() * 1000))
+            # As the snippet answers it: a checkpoint, kept by the server for joiners.
+            await self.send(self.page.snapshot(time.time() * 1000), checkpoint=True)
 
-    async def send(self, events: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
+    async def send(
+        self, events: list[dict[str, Any]], checkpoint: bool = False
+    ) -> tuple[int, dict[str, Any]]:
         data = json.dumps(events, separators=(",", ":"))
         parts = split_parts(data)
         nbytes, ack = 0, {}
@@ -537,6 +541,8 @@ class Tandem:
             payload: dict[str, Any] = {"data": part}
             if len(parts) > 1:
                 payload |= {"batchId": batch, "part": i, "parts": len(parts)}
+            if checkpoint:
+                payload["checkpoint"] = True
             ack = await self.customer.call("cobrowse.events", payload, timeout=60)
             # Counted once the batch is on its way: encoding it a second time just to count
             # its bytes was on the measured path (the relay's client encodes it once).
