@@ -417,9 +417,10 @@ class Desk:
         if ticket.status == "closed":
             raise DeskError("invalid_state", "the session has ended")
         if ticket.status == "active":
-            pending = await self.transfers.pending(ticket_id)
-            if pending is not None and self.transfers.offered_to(pending, caller.agent.id):
-                return await self.transfers.take_over(caller, ticket)
+            async with self.transfers.settling(ticket_id):
+                pending = await self.transfers.pending(ticket_id)
+                if pending is not None and self.transfers.offered_to(pending, caller.agent.id):
+                    return await self.transfers.take_over(caller, ticket)
         if self.router is not None and ticket.status == "queued":
             with _refusals():
                 await self.router.check_capacity(caller.agent.id)
@@ -480,10 +481,11 @@ class Desk:
     async def decline(self, caller: AgentCaller, ticket_id: str) -> None:
         ticket = await self.store.ticket(ticket_id)
         if ticket is not None and ticket.status == "active":
-            pending = await self.transfers.pending(ticket_id)
-            if pending is not None and self.transfers.offered_to(pending, caller.agent.id):
-                await self.transfers.declined(caller, ticket)
-                return
+            async with self.transfers.settling(ticket_id):
+                pending = await self.transfers.pending(ticket_id)
+                if pending is not None and self.transfers.offered_to(pending, caller.agent.id):
+                    await self.transfers.declined(caller, ticket)
+                    return
         if self.router is None:
             raise DeskError("not_found", "no offer of that session rings for you")
         with _refusals():

@@ -5,6 +5,9 @@
 - ``cold``: the sender leaves at once; the session waits in the queue (to an agent: with an
   offer ringing for that agent) with its original ``created_at``, so its wait time is kept.
 
+A warm transfer is answered once: the colleague accepts or declines it, or the sender (or a
+supervisor) takes it back (``cancel``), one at a time on every node (``settling``).
+
 What the ticket holds (transcript, context, timeline, attachments) is on the ticket already: the
 new agent gets it with the session state. The hubs drop what belonged to the leaving agent
 (``Desk.on_agent_left``): their place in the media room, and a control grant (the customer is
@@ -13,8 +16,11 @@ asked again). The pending transfer is kept in live state, so any node completes 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Literal
 
 from signaling.desk.rooms import agent_room
@@ -38,6 +44,10 @@ log = logging.getLogger("tandem.transfer")
 
 Mode = Literal["warm", "cold"]
 _ROUTING_LOCK_SECONDS = 5.0
+_ANSWER_LOCK_SECONDS = 10.0
+"""How long an answer to a warm transfer may hold it (a holder that died lets go then)."""
+_ANSWER_WAIT_SECONDS = 3.0
+"""How long an answer waits for another one to finish before it is refused."""
 
 
 def _key(ticket_id: str) -> str:
@@ -259,8 +269,53 @@ class Transfers:
         if target:
             await self._offer_ended(ticket_id, str(target), "ended")
 
+    @contextlib.asynccontextmanager
+    async def settling(self, ticket_id: str) -> AsyncIterator[None]:
+        """One answer to a ticket's warm transfer at a time, on every node. An accept and a
+        cancel that both found it pending would add the colleague to a session whose sender
+        was told the transfer was taken back."""
+        from signaling.desk.lifecycle import DeskError
+
+        live = self.desk.live
+        name = f"transfer-answer:{ticket_id}"
+        deadline = time.monotonic() + _ANSWER_WAIT_SECONDS
+        while (token := await live.acquire(name, _ANSWER_LOCK_SECONDS)) is None:
+            if time.monotonic() > deadline:
+                raise DeskError("invalid_state", "the transfer is being answered; try again")
+            await asyncio.sleep(0.02)
+        try:
+            yield
+        finally:
+            await live.release(name, token)
+
+    async def cancel(self, caller: AgentCaller, ticket_id: str) -> None:
+        """The sender (or a supervisor) takes a warm transfer back before it is accepted: the
+        session stays with its agents, the colleague's offer stops ringing in every tab, and
+        the timeline says so. A cold transfer has left its sender already: not taken back."""
+        from signaling.desk.lifecycle import DeskError
+
+        desk = self.desk
+        ticket = await desk.store.ticket(ticket_id)
+        if ticket is None:
+            raise DeskError("not_found", "no such ticket")
+        if not caller.oversees and not any(a["id"] == caller.agent.id for a in ticket.agents):
+            raise DeskError("forbidden", "you are not in this session")
+        async with self.settling(ticket_id):
+            pending = await self.pending(ticket_id)
+            if pending is None:
+                raise DeskError("invalid_state", "no transfer of this session is pending")
+            target = pending.get("to", {}).get("agent")
+            if pending.get("mode") != "warm" or not target:
+                raise DeskError("invalid_state", "a cold transfer is not taken back")
+            await self._set_pending(ticket_id, None)
+        await self._offer_ended(ticket_id, str(target["id"]), "cancelled")
+        await desk.timeline(ticket, "transfer.cancelled", {"by": caller.ref, "agent": target})
+
     async def _offer_ended(
-        self, ticket_id: str, agent_id: str, reason: Literal["accepted", "declined", "ended"]
+        self,
+        ticket_id: str,
+        agent_id: str,
+        reason: Literal["accepted", "declined", "ended", "cancelled"],
     ) -> None:
         """A warm transfer's offer stops ringing in every tab of its agent, not only in the
         one that answered (it rings outside routing, whose offers end in ``Router``)."""

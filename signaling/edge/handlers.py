@@ -75,6 +75,7 @@ from signaling.protocol import (
     SessionResume,
     SessionTransfer,
     TrackUpdate,
+    TransferCancel,
     UploadRequest,
 )
 
@@ -246,6 +247,9 @@ class AgentEvents(SharedEvents):
         await self.desk.transfers.transfer(
             conn.caller, msg.ticket_id, msg.to.agent_id, msg.to.queue, msg.mode, msg.note
         )
+
+    async def on_transfer_cancel(self, conn: Connection[AgentCaller], msg: TransferCancel) -> None:
+        await self.desk.transfers.cancel(conn.caller, msg.ticket_id)
 
     async def on_agent_list(self, conn: Connection[AgentCaller], msg: AgentList) -> Message:
         return AgentListAck(agents=await self.desk.transfers.online())

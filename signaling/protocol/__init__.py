@@ -86,6 +86,7 @@ from signaling.protocol.client import (
     SessionResume,
     SessionTransfer,
     TrackUpdate,
+    TransferCancel,
     TransferTarget,
     UploadRequest,
 )
@@ -339,6 +340,7 @@ __all__ = [
     "TrackUpdate",
     "TranscriptLine",
     "TranscriptMessage",
+    "TransferCancel",
     "TransferInfo",
     "TransferTarget",
     "UploadRequest",

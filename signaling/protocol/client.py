@@ -395,6 +395,15 @@ class SessionTransfer(ClientEvent):
     note: Annotated[str, Field(max_length=2000)] | None = None
 
 
+class TransferCancel(ClientEvent):
+    """The agent who asked for a warm transfer (or a supervisor) takes it back before the
+    colleague accepts: the session stays as it is, and the colleague's offer stops ringing."""
+
+    senders: ClassVar[Senders] = frozenset({"agent"})
+    type: Literal["transfer.cancel"] = "transfer.cancel"
+    ticket_id: Id
+
+
 class AgentList(ClientEvent):
     """An agent asks who is online, with each one's status and load (to pick whom to hand a
     session to)."""
@@ -494,6 +503,7 @@ CLIENT_EVENTS: dict[str, type[ClientEvent]] = {
         AgentStatusSet,
         SessionDecline,
         SessionTransfer,
+        TransferCancel,
         AgentList,
         CallInvite,
         CallAccept,

@@ -417,11 +417,12 @@ class SessionOffered(Message):
 
 class SessionOfferEnded(Message):
     """The offer of ``ticketId`` to this agent stopped ringing (every tab stops): they accepted
-    it, another agent took it, they declined it, it rang out, or the session ended."""
+    it, another agent took it, they declined it, it rang out, the session ended, or the warm
+    transfer it carried was taken back (``cancelled``)."""
 
     type: Literal["session.offer.ended"] = "session.offer.ended"
     ticket_id: str
-    reason: Literal["accepted", "taken", "declined", "expired", "ended", "offline"]
+    reason: Literal["accepted", "taken", "declined", "expired", "ended", "offline", "cancelled"]
 
 
 class SessionTransferred(SessionEvent):

@@ -144,3 +144,36 @@ async def test_a_transfer_the_customer_ends_first_leaves_no_offer_card(
     await expect(panel(customer)).to_contain_text("Conversation ended")
     await expect(card).to_have_count(0)
     await expect(bob.locator(".toast", has_text="ended before you accepted")).to_be_visible()
+
+
+async def test_a_warm_transfer_taken_back_in_the_console(
+    new_page: NewPage, server: Server, screenshots: Path
+) -> None:
+    """Alice hands the conversation to Bob, warm, then takes it back before he answers: his
+    card goes with a word why, and she keeps the conversation (and may transfer it again)."""
+    alice, bob, customer = await alice_takes(
+        server, new_page, "Can I change my size?", "Can I change my size?"
+    )
+    await alice.get_by_role("button", name="Transfer").click()
+    dialog = alice.get_by_role("dialog")
+    await dialog.locator(".transfer-agent", has_text="Bob").get_by_role("radio").check()
+    await dialog.get_by_role("button", name="Transfer").click()
+    pending = alice.locator(".transfer-banner.pending")
+    await expect(pending).to_contain_text("Waiting for Bob")
+    card = bob.locator(".offer-card", has_text="transfers")
+    await expect(card).to_contain_text("Alice transfers")
+    await alice.screenshot(path=screenshots / "console-transfer-pending.png")
+
+    await pending.get_by_role("button", name="Take back").click()
+    await expect(pending).to_have_count(0)
+    await expect(card).to_have_count(0)
+    await expect(bob.locator(".toast", has_text="Alice took the transfer back")).to_be_visible()
+    # Alice still has the conversation: the customer hears her, and she may transfer again.
+    await alice.get_by_label("Reply").fill("I'll sort it out myself.")
+    await alice.get_by_label("Reply").press("Enter")
+    await expect(panel(customer).locator(".msg.theirs").last).to_contain_text("sort it out")
+    await expect(panel(customer).locator(".title")).to_have_text("Alice")
+    await alice.get_by_role("button", name="Transfer").click()
+    await expect(
+        alice.get_by_role("dialog").locator(".transfer-agent", has_text="Bob")
+    ).to_be_visible()

@@ -4,6 +4,8 @@ nothing more of the session."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import time
 from pathlib import Path
@@ -270,3 +272,87 @@ async def test_an_answered_warm_transfer_stops_ringing_in_every_tab(tmp_path: Pa
         assert (await bob.call("session.accept", {"ticketId": ticket}))["ok"]
         assert await ended_in_the_other_tab() == "accepted"
         assert await no_pending_transfer(server, ticket)
+
+
+async def test_a_warm_transfer_is_taken_back_before_it_is_accepted(tmp_path: Path) -> None:
+    """Alice takes her warm transfer back: Bob's offer stops in every tab (``cancelled``), his
+    accept then takes nothing, Alice keeps the session and may hand it to someone else. Only the
+    session's agents (or a supervisor) may, only a warm transfer, only while it is pending."""
+    async with running_server(tmp_path, wrap_up_seconds=0) as server:
+        alice, bob = await server.agent("alice"), await server.agent("bob")
+        bob_other_tab = await server.agent("bob")
+        ticket, customer = await open_session(server, alice)
+        bob_id = server.agents["bob"].id
+
+        async def cancel(by: Client) -> dict[str, object]:
+            ack: dict[str, object] = await by.call("transfer.cancel", {"ticketId": ticket})
+            return ack
+
+        nothing = await cancel(alice)
+        assert nothing["error"] == {
+            "code": "invalid_state",
+            "message": "no transfer of this session is pending",
+        }
+        warm = {"ticketId": ticket, "to": {"agentId": bob_id}, "mode": "warm", "note": "VIP"}
+        assert (await alice.call("session.transfer", warm))["ok"]
+        for tab in (bob, bob_other_tab):
+            await tab.wait_for("session.offered", lambda o: o["ticketId"] == ticket)
+            tab.events["session.offer.ended"].clear()
+        assert (await cancel(bob))["error"]["code"] == "forbidden"  # type: ignore[index]
+
+        assert (await cancel(alice))["ok"]
+        for tab in (bob, bob_other_tab):
+            ended = await tab.wait_for("session.offer.ended", lambda e: e["ticketId"] == ticket)
+            assert ended["reason"] == "cancelled"
+        assert await no_pending_transfer(server, ticket)
+        late = await bob.call("session.accept", {"ticketId": ticket})
+        assert late["error"]["code"] == "already_taken", late
+        stored = await server.app[keys.store].ticket(ticket)
+        assert stored is not None and [a["name"] for a in stored.agents] == ["Alice"]
+        types = await timeline_types(server, ticket)
+        assert types[-2:] == ["transfer.requested", "transfer.cancelled"]
+        entry = (await server.app[keys.store].timeline(ticket))[-1]
+        assert entry.data == {
+            "by": {"id": server.agents["alice"].id, "name": "Alice"},
+            "agent": {"id": bob_id, "name": "Bob"},
+        }
+        assert "transfer.cancelled" not in json.dumps(customer.events)  # agents' business
+        assert (await cancel(alice))["error"]["code"] == "invalid_state"  # type: ignore[index]
+
+        # The session is Alice's as before: she may transfer it again, and Bob take it.
+        assert (await alice.call("session.transfer", warm))["ok"]
+        assert (await bob.call("session.accept", {"ticketId": ticket}))["ok"]
+        await alice.wait_for("session.transferred", lambda e: e.get("left"))
+        # A cold transfer has left its sender: not taken back.
+        cold = {"ticketId": ticket, "to": {"queue": True}, "mode": "cold"}
+        assert (await bob.call("session.transfer", cold))["ok"]
+        assert (await cancel(bob))["error"]["code"] in ("forbidden", "invalid_state")  # type: ignore[index]
+
+
+def offer_of(ticket: str, offer: dict[str, object]) -> bool:
+    return offer["ticketId"] == ticket
+
+
+async def test_an_accept_and_a_take_back_at_once_have_one_outcome(tmp_path: Path) -> None:
+    """Bob accepts while Alice takes the transfer back, many times over: either Bob has the
+    session (and Alice's take-back is refused) or Alice keeps it (and Bob's accept is), never
+    both, and nothing is left pending."""
+    async with running_server(tmp_path, wrap_up_seconds=0, agent_capacity=100) as server:
+        alice, bob = await server.agent("alice"), await server.agent("bob")
+        bob_id = server.agents["bob"].id
+        for _ in range(10):
+            ticket, _customer = await open_session(server, alice)
+            warm = {"ticketId": ticket, "to": {"agentId": bob_id}, "mode": "warm"}
+            assert (await alice.call("session.transfer", warm))["ok"]
+            await bob.wait_for("session.offered", functools.partial(offer_of, ticket))
+            accepted, cancelled = await asyncio.gather(
+                bob.call("session.accept", {"ticketId": ticket}),
+                alice.call("transfer.cancel", {"ticketId": ticket}),
+            )
+            assert bool(accepted.get("ok")) != bool(cancelled.get("ok")), (accepted, cancelled)
+            stored = await server.app[keys.store].ticket(ticket)
+            assert stored is not None
+            holders = [a["name"] for a in stored.agents]
+            assert holders == (["Bob"] if accepted.get("ok") else ["Alice"])
+            assert await no_pending_transfer(server, ticket)
+            await (bob if accepted.get("ok") else alice).call("session.end", {"ticketId": ticket})

@@ -173,6 +173,9 @@ export function offersPanel({ meId, onAccepted, toast }) {
       if (held && held.offer.transfer && reason === "ended") {
         const who = customerName(held.offer.entry.customer);
         toast(`The conversation with ${who} ended before you accepted the transfer.`, "info");
+      } else if (held && held.offer.transfer && reason === "cancelled") {
+        const from = held.offer.transfer.from.name || "Your colleague";
+        toast(`${from} took the transfer back.`, "info");
       }
       stop(ticketId);
     }),

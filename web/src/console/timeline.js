@@ -108,6 +108,8 @@ export function describeEntry(entry, names = new Map()) {
     }
     case "transfer.declined":
       return `${agentName(d.agent)} declined the transfer`;
+    case "transfer.cancelled":
+      return `${agentName(d.by)} took back the transfer to ${agentName(d.agent)}`;
     case "attachment.added":
       return `${ATTACHMENTS[d.kind] || `${capitalize(d.kind || "file")} attached`}${d.size ? ` (${bytes(d.size)})` : ""}`;
     case "cobrowse.requested":

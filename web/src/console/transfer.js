@@ -1,7 +1,8 @@
 // Handing a session over: the Transfer dialog (to a colleague, with their status and load, or
 // back to the queue; warm or cold; an agent-only note), and the line the session view shows
-// about a transfer (waiting for the colleague to accept, or "handed to you" with the note).
-// The server decides (`session.transfer`); this only asks and shows.
+// about a transfer (waiting for the colleague to accept, with "Take back", or "handed to you"
+// with the note). The server decides (`session.transfer`, `transfer.cancel`); this only asks
+// and shows.
 
 import { h, fill } from "../shared/dom.js";
 import * as auth from "./auth.js";
@@ -149,7 +150,9 @@ export async function openTransferDialog(s, { toast }) {
 export function transferState(s) {
   const me = auth.session().agent.id;
   const entries = [...s.timeline.values()]
-    .filter((e) => ["transfer.requested", "transfer.declined", "session.transferred"].includes(e.type))
+    .filter((e) =>
+      ["transfer.requested", "transfer.declined", "transfer.cancelled", "session.transferred"].includes(e.type),
+    )
     .sort((a, b) => a.id - b.id);
   const last = entries[entries.length - 1];
   const state = {};
@@ -163,7 +166,7 @@ export function transferState(s) {
 }
 
 /** The line above the transcript about a transfer (or nothing). */
-export function transferBanner(s) {
+export function transferBanner(s, { toast } = {}) {
   if (s.handedOver) {
     // A cold transfer's `left` names nobody: the dialog's choice is on the timeline.
     const asked = [...s.timeline.values()].filter((e) => e.type === "transfer.requested").sort((a, b) => a.id - b.id).pop();
@@ -177,7 +180,17 @@ export function transferBanner(s) {
   }
   const state = transferState(s);
   if (state.pending) {
-    return h("div", { class: "transfer-banner pending", role: "status" }, `Waiting for ${state.pending.to.name} to accept the transfer…`);
+    const takeBack = async (event) => {
+      event.currentTarget.disabled = true;
+      const ack = await live.request("transfer.cancel", { ticketId: s.id });
+      if (!ack.ok && toast) toast(`Couldn't take the transfer back: ${ack.error.message}`, "error");
+    };
+    return h(
+      "div",
+      { class: "transfer-banner pending", role: "status" },
+      h("span", null, `Waiting for ${state.pending.to.name} to accept the transfer…`),
+      h("button", { type: "button", class: "btn small ghost", onClick: takeBack }, "Take back"),
+    );
   }
   if (state.handedToMe) {
     const { from, note } = state.handedToMe;

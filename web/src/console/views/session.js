@@ -180,7 +180,7 @@ export function sessionView(root, ticketId, { navigate, toast }) {
     closeBtn.hidden = !over;
     composer.hidden = over;
     extras.el.hidden = over;
-    fill(transferLine, s.ended ? null : transferBanner(s));
+    fill(transferLine, s.ended ? null : transferBanner(s, { toast }));
     endedBar.hidden = !s.ended;
     if (s.ended) {
       const by = s.ended.by === "customer" ? "the customer" : s.ended.by === "agent" ? "an agent" : "";
