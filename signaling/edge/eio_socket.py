@@ -153,7 +153,14 @@ class DirectSocket(AsyncSocket):  # type: ignore[misc]
         self._ping_timer = None
         if not self.closing and not self.closed:
             self.last_ping = time.time()
-            self.server.start_background_task(self.send, packet.Packet(packet.PING))
+            self.server.start_background_task(self._ping)
+
+    async def _ping(self) -> None:
+        # The socket may close between the timer and this task (its client leaving just then):
+        # the ping then goes nowhere, which is no error (it was logged as a task's unretrieved
+        # exception, one per socket closing at that moment).
+        with contextlib.suppress(exceptions.SocketIsClosedError):
+            await self.send(packet.Packet(packet.PING))
 
     def _keeping_up(self) -> bool:
         transport = self._transport

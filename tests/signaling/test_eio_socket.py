@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -423,3 +424,27 @@ async def test_an_event_handled_in_the_reader_is_decoded_as_socketio_would() -> 
             finally:
                 await ws.close()
         assert seen == [[{"i": "café"}, [1]], [{"i": 2}], [], [4]]
+
+
+async def test_a_ping_due_as_the_socket_closes_goes_nowhere_quietly() -> None:
+    """A ping's timer fires and the socket closes before the ping's task runs (its client left
+    just then): the ping is dropped, and nothing is left for asyncio to report as an exception
+    never retrieved (a bench saw one per socket closing at that moment, logged as errors)."""
+    async with serving(ping_interval=30, ping_timeout=30) as (sio, url):
+        loop = asyncio.get_running_loop()
+        unretrieved: list[dict[str, Any]] = []
+        loop.set_exception_handler(lambda _loop, context: unretrieved.append(context))
+        try:
+            async with aiohttp.ClientSession() as http:
+                ws = await raw_connect(http, url)
+                (sock,) = sio.eio.sockets.values()
+                assert isinstance(sock, DirectSocket)
+                sock._ping_due()  # the timer fires: the ping's task is started...
+                sock.closed = True  # ...and the socket is closed before it runs
+                await asyncio.sleep(0.05)
+                await ws.close()
+            gc.collect()  # a task's unretrieved exception is reported when it is collected
+            await asyncio.sleep(0)
+        finally:
+            loop.set_exception_handler(None)
+        assert unretrieved == []
