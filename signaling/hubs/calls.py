@@ -139,6 +139,7 @@ class CallHub:
         home.serve("calls.clip_start", self._clip_start_here)
         home.serve("calls.clip_stop", self._clip_stop_here)
         home.serve("calls.present", self._present_here)
+        home.serve("calls.arm_invite", self._arm_invite_here)
         home.on_close.append(self.on_ticket_closed)
         home.on_lost.append(self.on_ticket_closed)
         home.on_hand_over.append(self.hand_over)
@@ -410,10 +411,29 @@ class CallHub:
             ticket, "call.invited", {k: v for k, v in info.wire().items() if k != "expiresAt"}
         )
         await self.desk.tell(ticket, CallInvited(ticket_id=ticket.id, invite=info))
-        task = asyncio.ensure_future(self._expire(ticket.id, info.id, expires - now))
+        # Its expiry is timed on the session's home node, which another node takes over if it
+        # dies (``_taken`` arms it again there); the node taking the request may be any.
+        arm = {"inviteId": info.id, "expires": expires}
+        try:
+            await self.home.run("calls.arm_invite", caller, ticket, arm)
+        except DeskError:
+            log.warning("home of %s out of reach: invitation %s timed here", ticket.id, info.id)
+            self._arm_invite(ticket.id, info.id, expires)
+        return info
+
+    async def _arm_invite_here(
+        self, caller: Caller, ticket: TicketRecord, lease: Lease, args: dict[str, Any]
+    ) -> dict[str, Any]:
+        self._arm_invite(ticket.id, str(args["inviteId"]), float(args["expires"]))
+        return {}
+
+    def _arm_invite(self, ticket_id: str, invite_id: str, expires: float) -> None:
+        """End the invitation unanswered at ``expires`` (at once if that is past). Armed twice
+        is harmless: one end wins (``_end_invite``), the other finds it gone."""
+        after = max(0.0, expires - time.time())
+        task = asyncio.ensure_future(self._expire(ticket_id, invite_id, after))
         self._expiries.add(task)
         task.add_done_callback(self._expiries.discard)
-        return info
 
     async def answer_invite(
         self, caller: Caller, ticket_id: str | None, invite_id: str, accept: bool
@@ -475,8 +495,8 @@ class CallHub:
         return True
 
     async def _expire(self, ticket_id: str, invite_id: str, after: float) -> None:
-        """Ends the invitation unanswered at its expiry (on the node that made it; if that
-        node is gone, clients stop ringing at ``expiresAt`` and the server treats it as over)."""
+        """Ends the invitation unanswered at its expiry (on the session's home node; clients
+        stop ringing at ``expiresAt`` anyway, and the server treats it as over then)."""
         await asyncio.sleep(after)
         try:
             ticket = await self.desk.store.ticket(ticket_id)
@@ -708,9 +728,16 @@ class CallHub:
             await held[1].close()
 
     async def _taken(self, ticket: TicketRecord, lease: Lease) -> None:
-        """This node became the home of a session whose earlier home is gone: if a call was
-        going, its peer connections ended with that node, so everyone in it offers again."""
-        if ticket.status != "active" or not await self._call_going(ticket.id):
+        """This node became the home of a session whose earlier home is gone: an invitation
+        ringing is timed here now; if a call was going, its peer connections ended with that
+        node, so everyone in it offers again."""
+        if ticket.status != "active":
+            return
+        key = _invite_key(ticket.id)
+        held = (await self.desk.live.routing_of([key])).get(key)
+        if held and held.get("invite", {}).get("id"):
+            self._arm_invite(ticket.id, str(held["invite"]["id"]), float(held.get("expires", 0)))
+        if not await self._call_going(ticket.id):
             return
         await self.desk.timeline(ticket, "call.moved", {"epoch": lease.epoch}, lease.epoch)
         # Numbered: a client reconnecting at this moment gets it on resume.

@@ -31,11 +31,12 @@ LEASE_MS = 3000
 BOUND = 60.0
 """The only timing asserted: a fault is over within this (the real figures are printed)."""
 RECORDER = "rrweb@2.0.0-alpha.20"
+INVITE_SECONDS = 4
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    args = ("--home-lease-ms", str(LEASE_MS))
+    args = ("--home-lease-ms", str(LEASE_MS), "--call-invite-seconds", str(INVITE_SECONDS))
     with running_cluster(tmp_path_factory.mktemp("home-faults"), node_args=args) as running:
         yield running
 
@@ -371,3 +372,21 @@ async def drain_round(cluster: Cluster, parties: Parties, total: Tally) -> None:
     assert_nothing_lost(total)
     refused = [r for p in everyone for r in p.refused]
     assert refused == [], refused
+
+
+async def test_an_invitation_ends_on_time_though_the_node_it_was_made_on_dies(
+    cluster: Cluster,
+) -> None:
+    """Alice, on node 1, invites the customer to a call; node 1 is killed before anyone
+    answers. The invitation still ends, expired, at its time: it is timed on the session's home
+    (node 0), where the customer hears it end and the timeline says so."""
+    customer, alice, ticket_id = await open_session(cluster, customer_node=0, agent_node=1)
+    await make_home(cluster, 0, ticket_id)
+    ack = await alice.call("call.invite", {"ticketId": ticket_id, "ask": "voice"})
+    assert ack["ok"], ack
+    await customer.wait_for("call.invite")
+    cluster.kill(1)
+    ended = await customer.wait_for("call.invite.ended", timeout=BOUND)
+    assert ended["inviteId"] == ack["invite"]["id"] and ended["reason"] == "expired", ended
+    timeline, _ = await rows_of(cluster, ticket_id)
+    assert [row["type"] for row in timeline].count("call.invite.ended") == 1
