@@ -390,6 +390,28 @@ async def test_a_var_shorthand_with_an_overridden_longhand_keeps_its_other_longh
     mine = await s.customer.locator("#lossy").evaluate(box)
     assert mine == [65, "5px", "20px", "5px", "30px", "rgb(217, 51, 26)"]
     await until(lambda: mirrored.evaluate(box), lambda theirs: theirs == mine)
+    # A second such <style> within a second of the first: the page's sources were scanned
+    # just now, and its own text is still found.
+    await s.customer.evaluate(
+        """async () => {
+            const style = document.createElement('style');
+            style.textContent = `#lossy2 { border: dashed var(--edge) rgb(26, 51, 217);
+              border-bottom-width: 12px; height: 10px; box-sizing: content-box; }`;
+            const box = document.createElement('div');
+            box.id = 'lossy2';
+            const first = document.createElement('style');
+            first.textContent = `#lossy3 { margin: var(--edge) 0; margin-left: 2px; }`;
+            document.head.append(first);
+            await new Promise((resolve) => setTimeout(resolve, 200));
+            document.head.append(style);
+            document.querySelector('main').prepend(box);
+        }"""
+    )
+    second = "(el) => { const c = getComputedStyle(el); return [el.offsetHeight, c.borderTopWidth, c.borderBottomWidth, c.borderTopColor]; }"
+    mine = await s.customer.locator("#lossy2").evaluate(second)
+    assert mine == [27, "5px", "12px", "rgb(26, 51, 217)"]
+    mirrored = mirror_frame(s.agent).locator("#lossy2")
+    await until(lambda: mirrored.evaluate(second), lambda theirs: theirs == mine)
 
 
 async def test_late_joiner_lands_at_the_customers_scroll(

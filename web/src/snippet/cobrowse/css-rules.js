@@ -33,6 +33,17 @@ export function ruleText(rule) {
   const text = rule.cssText;
   if (!text.includes(": ;") || !LOSSY.test(text)) return text;
   let source = sourceOf.get(text);
+  const owner = rule.parentStyleSheet && rule.parentStyleSheet.ownerNode;
+  if (source === undefined && owner && owner.localName === "style") {
+    // Its own <style> first: one text, so never held back by the rescan's throttle (a rule
+    // added within a second of the last scan went lossy, and stayed so in the agent's view).
+    try {
+      learn(owner.textContent || "");
+    } catch {
+      // a page we cannot read: Chromium's text
+    }
+    source = sourceOf.get(text);
+  }
   if (source === undefined && performance.now() - scannedAt > RESCAN_MS) {
     scannedAt = performance.now();
     try {
@@ -62,21 +73,24 @@ function sources() {
 }
 
 function scan() {
-  for (const css of sources()) {
-    if (scanned.has(css) || !css.includes("var(")) continue;
-    scanned.add(css);
-    for (const source of splitRules(css)) {
-      if (!source.includes("var(")) continue; // no pending substitution, nothing lost
-      scratch = scratch || new CSSStyleSheet();
-      try {
-        scratch.replaceSync(source);
-      } catch {
-        continue;
-      }
-      if (scratch.cssRules.length !== 1) continue;
-      const parsed = scratch.cssRules[0].cssText;
-      if (LOSSY.test(parsed)) sourceOf.set(parsed, source);
+  for (const css of sources()) learn(css);
+}
+
+/** The lossy rules of one CSS source, each mapped to its own text. */
+function learn(css) {
+  if (scanned.has(css) || !css.includes("var(")) return;
+  scanned.add(css);
+  for (const source of splitRules(css)) {
+    if (!source.includes("var(")) continue; // no pending substitution, nothing lost
+    scratch = scratch || new CSSStyleSheet();
+    try {
+      scratch.replaceSync(source);
+    } catch {
+      continue;
     }
+    if (scratch.cssRules.length !== 1) continue;
+    const parsed = scratch.cssRules[0].cssText;
+    if (LOSSY.test(parsed)) sourceOf.set(parsed, source);
   }
   if (scratch) scratch.replaceSync("");
 }
