@@ -390,3 +390,21 @@ async def test_an_invitation_ends_on_time_though_the_node_it_was_made_on_dies(
     assert ended["inviteId"] == ack["invite"]["id"] and ended["reason"] == "expired", ended
     timeline, _ = await rows_of(cluster, ticket_id)
     assert [row["type"] for row in timeline].count("call.invite.ended") == 1
+
+
+async def test_an_invitation_ends_on_time_though_the_session_home_dies(cluster: Cluster) -> None:
+    """The invitation is timed on the session's home (node 1, where Alice is), and node 1 is
+    killed before anyone answers: the node that takes the session over times it again, and
+    the customer (on node 0) hears it end, expired, once."""
+    customer, alice, ticket_id = await open_session(cluster, customer_node=0, agent_node=1)
+    await make_home(cluster, 1, ticket_id)
+    ack = await alice.call("call.invite", {"ticketId": ticket_id, "ask": "voice"})
+    assert ack["ok"], ack
+    await customer.wait_for("call.invite")
+    dead = node_name(cluster, 1)
+    cluster.kill(1)
+    await lease_moved(cluster, ticket_id, dead)
+    ended = await customer.wait_for("call.invite.ended", timeout=BOUND)
+    assert ended["inviteId"] == ack["invite"]["id"] and ended["reason"] == "expired", ended
+    timeline, _ = await rows_of(cluster, ticket_id)
+    assert [row["type"] for row in timeline].count("call.invite.ended") == 1

@@ -21,7 +21,7 @@ const STALE_AFTER_MS = 25_000; // the customer's page sends a heartbeat every 10
 // The view keeps every event it applied. The server does not relay the snapshots it asks for
 // (checkpoints: the view has the page already), so on one long page no new page would ever
 // start it over: after this many events it joins again, from the server's latest page.
-const REJOIN_AFTER_EVENTS = 40_000;
+const REJOIN_AFTER_EVENTS = 20_000;
 const HIDDEN_TEXT = "The customer switched to another tab or window";
 
 /**
