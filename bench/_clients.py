@@ -940,30 +940,51 @@ def worker_main(conn: Connection, index: int) -> None:
 
 
 async def _serve(conn: Connection, index: int) -> None:
-    loop = asyncio.get_running_loop()
     worker = Worker(index)
+
+    def settle() -> None:
+        # The worker holds thousands of clients for the whole run: a full collection walked
+        # them all, a pause of up to a second inside a timed phase (read as server latency).
+        # After each step what is alive is frozen out of its sight (while the parent waits
+        # for the machine to be quiet before the next phase, so no phase is billed for it).
+        gc.collect()
+        gc.freeze()
+
     try:
-        while True:
-            try:
-                cmd = await loop.run_in_executor(None, conn.recv)
-            except EOFError:
-                return
-            if cmd.get("op") == "exit":
-                return
-            try:
-                reply = await asyncio.wait_for(worker.run(cmd), float(cmd.get("timeout", 60)) + 10)
-            except Exception as exc:
-                reply = {"error": f"{cmd.get('op')}: {type(exc).__name__}: {exc}"[:300]}
-            conn.send(reply)
-            # The worker holds thousands of clients for the whole run: a full collection walked
-            # them all, a pause of up to a second inside a timed phase (read as server latency).
-            # After each step what is alive is frozen out of its sight (while the parent waits
-            # for the machine to be quiet before the next phase, so no phase is billed for it).
-            gc.collect()
-            gc.freeze()
+        await serve_commands(conn, worker.run, margin=10, after_reply=settle)
     finally:
         with contextlib.suppress(Exception):
             await worker.teardown({}, time.perf_counter() + 10)
+
+
+async def serve_commands(
+    conn: Connection,
+    run: Callable[[dict[str, Any]], Awaitable[Reply]],
+    *,
+    margin: float = 0.0,
+    before_reply: Callable[[], None] | None = None,
+    after_reply: Callable[[], None] | None = None,
+) -> None:
+    """A worker's loop: each command from the pipe run (within its ``timeout`` plus
+    ``margin``), one reply each (``{"error"}`` if it failed), until ``exit`` or the pipe
+    closes. ``before_reply`` / ``after_reply`` run around each reply."""
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            cmd = await loop.run_in_executor(None, conn.recv)
+        except EOFError:
+            return
+        if cmd.get("op") == "exit":
+            return
+        try:
+            reply = await asyncio.wait_for(run(cmd), float(cmd.get("timeout", 60)) + margin)
+        except Exception as exc:
+            reply = {"error": f"{cmd.get('op')}: {type(exc).__name__}: {exc}"[:300]}
+        if before_reply is not None:
+            before_reply()
+        conn.send(reply)
+        if after_reply is not None:
+            after_reply()
 
 
 # --------------------------------------------------------------------------- the parent's side

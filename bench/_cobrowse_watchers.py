@@ -33,6 +33,7 @@ from typing import Any
 
 import aiohttp
 
+from bench._clients import serve_commands
 from bench._common import die_with_parent
 from tests.security.raw import raw_socket
 
@@ -151,23 +152,10 @@ def watcher_main(conn: Connection, index: int) -> None:
 
 
 async def _serve(conn: Connection) -> None:
-    loop = asyncio.get_running_loop()
     watchers = Watchers()
     try:
-        while True:
-            try:
-                cmd = await loop.run_in_executor(None, conn.recv)
-            except EOFError:
-                return
-            if cmd.get("op") == "exit":
-                return
-            try:
-                reply = await asyncio.wait_for(watchers.run(cmd), float(cmd.get("timeout", 60)))
-            except Exception as exc:
-                reply = {"error": f"{cmd.get('op')}: {type(exc).__name__}: {exc}"[:300]}
-            # Collected before answering, not after: the stream starts on the answer to
-            # ``start``, and a collection then held up the first batch's reading by 40 ms.
-            gc.collect()
-            conn.send(reply)
+        # Collected before answering, not after: the stream starts on the answer to ``start``,
+        # and a collection then held up the first batch's reading by 40 ms.
+        await serve_commands(conn, watchers.run, before_reply=gc.collect)
     finally:
         await watchers.close()

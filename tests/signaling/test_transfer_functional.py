@@ -323,10 +323,16 @@ async def test_a_warm_transfer_is_taken_back_before_it_is_accepted(tmp_path: Pat
         assert (await alice.call("session.transfer", warm))["ok"]
         assert (await bob.call("session.accept", {"ticketId": ticket}))["ok"]
         await alice.wait_for("session.transferred", lambda e: e.get("left"))
-        # A cold transfer has left its sender: not taken back.
+        # A cold transfer has left its sender (no longer in the session), and even a
+        # supervisor does not take it back: the session waits in the queue.
         cold = {"ticketId": ticket, "to": {"queue": True}, "mode": "cold"}
         assert (await bob.call("session.transfer", cold))["ok"]
-        assert (await cancel(bob))["error"]["code"] in ("forbidden", "invalid_state")  # type: ignore[index]
+        assert (await cancel(bob))["error"]["code"] == "forbidden"  # type: ignore[index]
+        refused = await cancel(await server.agent("sam"))
+        assert refused["error"] == {
+            "code": "invalid_state",
+            "message": "a cold transfer is not taken back",
+        }
 
 
 def offer_of(ticket: str, offer: dict[str, object]) -> bool:
