@@ -62,6 +62,7 @@ import math
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -134,6 +135,8 @@ class Config:
     protocol: int
     keep: bool
     profile_server: Path | None
+    spy: Path | None
+    """py-spy samples each server over each phase into this folder (``--spy``)."""
     push_customers: int
     push_agents: int
     capacity: int
@@ -151,7 +154,7 @@ FULL = {
     "open_seconds": 30.0,
     "drain": 15.0,
     "levels": "10,500,5000",
-    "accepts": 20,
+    "accepts": 200,
     "waiting_agents": 10,
     "push_customers": 1000,
     "push_agents": 100,
@@ -334,13 +337,40 @@ class Measured:
 class Bench:
     """One server and the pool driving it, phase by phase."""
 
-    def __init__(self, server: Any, base: str, pool: Pool, spec: ServerSpec, scale: float) -> None:
+    def __init__(
+        self,
+        server: Any,
+        base: str,
+        pool: Pool,
+        spec: ServerSpec,
+        scale: float,
+        spy: Path | None = None,
+    ) -> None:
         self.server = server
         self.base = base
         self.pool = pool
         self.spec = spec
         self.scale = scale
         self.quiet_window = QUIET_WINDOW
+        self.spy = spy
+        self.phases = 0
+
+    def start_spy(self, phase: str) -> subprocess.Popen[bytes] | None:
+        """py-spy on the server over one phase (``--spy``): folded stacks, one file per
+        phase. Sampling takes CPU from the shared cores, so a spied run's figures are not
+        comparable with an unspied one's."""
+        if self.spy is None:
+            return None
+        self.spy.mkdir(parents=True, exist_ok=True)
+        label = self.spec.label.replace(" ", "_").replace("+", "_")
+        out = self.spy / f"{label}-{phase}.txt"
+        spy = subprocess.Popen(
+            [str(Path(sys.executable).parent / "py-spy"), "record", "-p", str(self.server.pid),
+             "-r", "1000", "-f", "raw", "-o", str(out), "--threads"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        time.sleep(0.3)  # py-spy attaches before the phase starts
+        return spy
 
     def quiesce(self, limit: float = QUIET_LIMIT) -> str:
         """Wait (at most ``limit`` s) until the server and clients are idle: the previous
@@ -367,6 +397,8 @@ class Bench:
         cpu0 = sum(proc_cpu_precise(p) for p in [server_pid, *extra])
         delay0 = run_delay(server_pid)
         client0 = sum(proc_cpu_precise(p) for p in clients)
+        self.phases += 1
+        spy = self.start_spy(f"{self.phases:02d}-{cmds[0]['op'] if cmds else 'none'}")
         machine0, parent0 = machine_busy_seconds(), time.process_time()
         t0 = time.perf_counter()
         replies = self.pool.call(cmds, timeout * self.scale)
@@ -375,6 +407,10 @@ class Bench:
             replies += self.pool.call(then, 30 * self.scale)
         if settle:
             self.quiesce()
+        if spy is not None:
+            # py-spy writes what it sampled when interrupted.
+            spy.send_signal(signal.SIGINT)
+            spy.wait(30)
         server_cpu = sum(proc_cpu_precise(p) for p in [server_pid, *extra]) - cpu0
         server_waited = run_delay(server_pid) - delay0
         client_cpu = sum(proc_cpu_precise(p) for p in clients) - client0
@@ -925,7 +961,7 @@ def run_group(
                 tokens.append(login(base, j))
         elif spec.kind == "minimal":
             tokens = [f"bench-agent-{j}" for j in range(need)]
-        bench = Bench(server, base, pool_box[0], spec, cfg.timeout_scale)
+        bench = Bench(server, base, pool_box[0], spec, cfg.timeout_scale, cfg.spy)
         if cfg.quick:
             bench.quiet_window = QUIET_WINDOW / 3
         if name == "sessions":
@@ -1096,6 +1132,13 @@ def parse_args(argv: Sequence[str] | None) -> Config:
     )
     parser.add_argument("--keep", action="store_true", help="keep the work dir (server logs)")
     parser.add_argument("--profile-server", type=Path, default=None, metavar="PATH")
+    parser.add_argument(
+        "--spy",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="py-spy (next to this Python) samples each server over each phase into DIR",
+    )
     args = parser.parse_args(argv)
     base = QUICK if args.quick else FULL
     pick = {k: getattr(args, k) if getattr(args, k) is not None else v for k, v in base.items()}
@@ -1121,6 +1164,7 @@ def parse_args(argv: Sequence[str] | None) -> Config:
         protocol=args.protocol,
         keep=args.keep,
         profile_server=args.profile_server,
+        spy=args.spy,
         push_customers=int(pick["push_customers"]),
         push_agents=int(pick["push_agents"]),
         capacity=max(1, args.capacity),
