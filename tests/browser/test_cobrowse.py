@@ -402,6 +402,42 @@ async def kept(view: FrameLocator) -> bool:
     return bool(await view.locator("html").evaluate("(el) => el.__kept === true"))
 
 
+async def test_a_single_page_apps_navigation_reaches_the_view_header_and_page_history(
+    new_page: NewPage, server: Server
+) -> None:
+    """A single-page app changes its address with ``history.pushState`` (no event, no load) and
+    goes back with ``popstate``: the agent's co-browse header follows each address, and each
+    is a page of the ticket's history, as a page load is."""
+    agent = await sign_in(new_page, server)
+    customer = await new_page()
+    await start_session(agent, customer, server, PRODUCT, "Single-page app?")
+    await share(agent, customer)
+    header = agent.locator(".cb-url")
+    await expect(header).to_contain_text("trail-runner-2")
+    pages = agent.locator(".details .pages .page-visit")
+    await expect(pages).to_have_count(1)
+
+    await customer.evaluate(
+        "history.pushState({}, '', '/demo/checkout.html?step=shipping');document.title = 'Shipping'"
+    )
+    await expect(header).to_contain_text("/demo/checkout.html?step=shipping")
+    await expect(pages).to_have_count(2)
+    await expect(pages.nth(1).locator("a")).to_have_attribute(
+        "href", re.compile(r"checkout\.html\?step=shipping$")
+    )
+
+    await customer.evaluate("history.back()")  # popstate
+    await expect(header).to_contain_text("trail-runner-2")
+    await expect(header).not_to_contain_text("checkout")
+    await expect(pages).to_have_count(3)
+
+    await customer.evaluate("location.hash = 'reviews'")  # hashchange
+    await expect(header).to_have_attribute("title", await customer.evaluate("location.href"))
+    await expect(header).to_contain_text("#reviews")
+    # The page itself did not load again: the stream went on from the same snapshot.
+    assert await customer.evaluate("performance.getEntriesByType('navigation').length") == 1
+
+
 async def test_a_checkpoint_keeps_the_agents_view_and_serves_the_joiner(
     new_page: NewPage, server: Server
 ) -> None:

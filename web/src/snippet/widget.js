@@ -8,6 +8,7 @@ import { io } from "socket.io-client";
 import { h, icon, ICONS } from "../shared/dom.js";
 import { SeqGate, gated } from "../shared/seq.js";
 import { contextPacket, contextPatch, askGeo } from "./context.js";
+import { watchLocation } from "./location.js";
 import { attachCobrowse } from "./cobrowse/bridge.js";
 import { attachCall } from "./call/bridge.js";
 import { adoptCss } from "./css.js";
@@ -75,6 +76,10 @@ class Widget {
     this.typingTimer = 0;
     this.theirTypingTimer = 0;
     this.contextTimer = 0;
+    this.contextDirty = false; // a change not yet taken by the server (sent again on resume)
+    // A single-page app changes its address without a page load: each change is a page of the
+    // ticket's history, as a load is.
+    watchLocation(() => this.contextChanged());
     // Session events in order and once; a hole in their numbers asks for a resume.
     this.gate = new SeqGate(() => this.resume());
     this.build();
@@ -101,6 +106,7 @@ class Widget {
 
   contextChanged() {
     if (!this.ticket || this.ticket.status === "closed") return;
+    this.contextDirty = true;
     clearTimeout(this.contextTimer);
     this.contextTimer = setTimeout(() => this.sendContext(), 300);
   }
@@ -631,7 +637,8 @@ class Widget {
     } else {
       this.apply(ack);
     }
-    if (!this.resumedOnce && this.ticket.status !== "closed") this.sendContext(); // a new page
+    // A new page, or a change made while the socket was away.
+    if ((!this.resumedOnce || this.contextDirty) && this.ticket.status !== "closed") this.sendContext();
     this.resumedOnce = true;
     this.flush();
   }
@@ -732,8 +739,10 @@ class Widget {
     });
   }
 
-  sendContext() {
-    this.request("context.update", { context: contextPatch(this.host.state.app) });
+  async sendContext() {
+    this.contextDirty = false;
+    const ack = await this.request("context.update", { context: contextPatch(this.host.state.app) });
+    if (!ack.ok && ["offline", "timeout"].includes(ack.error.code)) this.contextDirty = true;
   }
 
   // ------------------------------------------------------------------ chat

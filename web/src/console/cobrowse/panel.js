@@ -198,7 +198,10 @@ export function mountCobrowse({ ticketId, actions, layout, toast, ended }) {
     state.lastEventAt = Date.now();
     for (const e of events) {
       if (e.type === 4 && e.data && e.data.href) state.href = e.data.href;
-      if (e.type === 5 && e.data && e.data.tag === "tandem" && e.data.payload) state.hidden = !!e.data.payload.hidden;
+      if (e.type === 5 && e.data && e.data.tag === "tandem-location" && e.data.payload) {
+        // A single-page app's navigation (the snippet's ../snippet/location.js).
+        if (typeof e.data.payload.href === "string") state.href = e.data.payload.href;
+      } else if (e.type === 5 && e.data && e.data.tag === "tandem" && e.data.payload) state.hidden = !!e.data.payload.hidden;
       else if (e.type === 5 && e.data && e.data.tag === "tandem-streams" && e.data.payload) streams.announced(e.data.payload.ids);
       else if (e.type === 3 && e.data && (e.data.source === 1 || e.data.source === 2)) state.hidden = false;
     }

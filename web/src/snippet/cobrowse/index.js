@@ -19,6 +19,7 @@ import { perform } from "./control.js";
 import { Pixels, videoPoster } from "./pixels.js";
 import { ElementStreams } from "./streams.js";
 import { Privacy } from "./privacy.js";
+import { watchLocation } from "../location.js";
 import css from "./cobrowse.shadow.css";
 
 const RECORDER = `rrweb@${__RRWEB_VERSION__}`;
@@ -111,6 +112,7 @@ class Cobrowse {
     });
     for (const name of ["rtc.offer", "media.tracks"]) socket.on(name, (ev) => this.streams.on(name, ev));
     this.stopRecording = null;
+    this.stopLocation = null;
     this.accepted = false;
     this.sharing = false;
     this.control = "none";
@@ -241,6 +243,16 @@ class Cobrowse {
         this.lastSnapshotAt = Date.now();
         this.pixels.start(); // canvases and videos as pictures (rrweb's recordCanvas stays off)
         this.streams.start();
+        // rrweb tells the page's address only in the Meta of a snapshot: a single-page app's
+        // navigation changes the page by mutations, and the agent's header would keep the old
+        // address (the checkpoints the server asks for are not relayed to the agents).
+        this.stopLocation = watchLocation((href) => {
+          try {
+            record.addCustomEvent("tandem-location", { href });
+          } catch {
+            // not recording
+          }
+        });
       } else {
         this.snapshot(true);
       }
@@ -308,6 +320,8 @@ class Cobrowse {
     this.remember(false);
     if (this.stopRecording) this.stopRecording();
     this.stopRecording = null;
+    if (this.stopLocation) this.stopLocation();
+    this.stopLocation = null;
     this.pixels.stop();
     this.streams.stop();
     this.accepted = false;
