@@ -438,6 +438,34 @@ async def test_a_single_page_apps_navigation_reaches_the_view_header_and_page_hi
     assert await customer.evaluate("performance.getEntriesByType('navigation').length") == 1
 
 
+async def test_an_address_changed_while_the_socket_was_away_reaches_the_history(
+    new_page: NewPage, server: Server
+) -> None:
+    """The customer's tab goes offline (its socket drops); meanwhile the single-page app goes to
+    another address: once the socket is back, that page is in the ticket's history."""
+    agent = await sign_in(new_page, server)
+    customer = await new_page()
+    await start_session(agent, customer, server, PRODUCT, "Away and back?")
+    pages = agent.locator(".details .pages .page-visit")
+    await expect(pages).to_have_count(1)
+    reconnecting = customer.locator("#tandem-panel .notice", has_text="Reconnecting…")
+    # Away and back once first: the page as it loaded is sent on the first resume anyway.
+    await customer.context.set_offline(True)
+    await expect(reconnecting).to_be_visible()
+    await customer.context.set_offline(False)
+    await expect(reconnecting).to_be_hidden(timeout=20_000)
+    await customer.context.set_offline(True)  # the socket drops, and cannot come back
+    await expect(reconnecting).to_be_visible()
+    await customer.evaluate("history.pushState({}, '', '/demo/checkout.html?step=away')")
+    await customer.wait_for_timeout(1500)  # seen (within a second), sent 300 ms later: offline
+    await expect(pages).to_have_count(1)
+    await customer.context.set_offline(False)
+    await expect(pages).to_have_count(2, timeout=20_000)
+    await expect(pages.nth(1).locator("a")).to_have_attribute(
+        "href", re.compile(r"checkout\.html\?step=away$")
+    )
+
+
 async def test_a_checkpoint_keeps_the_agents_view_and_serves_the_joiner(
     new_page: NewPage, server: Server
 ) -> None:
