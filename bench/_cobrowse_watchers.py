@@ -59,8 +59,12 @@ class Watchers:
             self.latencies, self.bytes_down = [], 0
             self.counts = [0] * len(self.counts)
             self._cpu0 = time.process_time()
+            # No collection while the stream is read (``collect`` turns the collector on
+            # again): a pause here was counted as the server's latency, for either server.
+            gc.disable()
             return {}
         if op == "collect":
+            gc.enable()
             return await self.collect(cmd)
         if op == "close":
             await self.close()
